@@ -1,0 +1,75 @@
+"""The one small interface every agent profile implements.
+
+A profile knows three things about an agent CLI: how to launch it (argv + env), how to
+wire its own hooks to ``mullui hook`` without touching the user's config (files under
+``ctx.profile_dir``, outside the worktree), and how a raw hook event maps onto mullui's
+normalized events.
+
+Normalized events (plain dicts, appended to the agent's spool by ``mullui hook``):
+
+- ``{"kind": "state", "state": "working"|"blocked"|"done", "cause": "hook:Stop",
+  "question": str|None, "message": str|None}`` - a requested state change.
+- ``{"kind": "exit", "exit_code": int, "cause": "hook:SessionEnd"}`` - the agent process ended.
+- ``{"kind": "activity", "cause": "hook:PreToolUse"}`` - a sign of life (resets the stall clock).
+- ``{"kind": "meta", "session_id": str, "transcript_path": str}`` - facts for resuming / usage.
+- ``{"kind": "usage", "tokens_in": int, "tokens_out": int, "cost_usd": float}`` - totals so far.
+
+The reducer in ``model.py`` decides whether a requested change is legal now; a profile
+only reports what its agent said.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LaunchContext:
+    """Everything a profile may need to build an agent's command line."""
+
+    agent_id: str
+    name: str
+    task: str
+    worktree: Path
+    branch: str
+    repo: Path
+    profile_dir: Path  # private per-agent dir outside the worktree (settings, plugins)
+    hook_argv: tuple[str, ...]  # argv prefix that runs `mullui hook` (add EVENT, and args)
+    session_id: str  # a UUID mullui pins so a conversation can be resumed
+    env: dict[str, str] = field(default_factory=dict)  # MULLUI_AGENT_ID, _TOKEN, _HOME...
+    options: dict[str, Any] = field(default_factory=dict)  # profile config from TOML
+
+
+class Profile(ABC):
+    """How to launch and watch one kind of agent CLI."""
+
+    #: profile name as used with ``--agent``
+    name: str = ""
+    #: True when the CLI reports its own status through hooks; False means mullui falls
+    #: back to tmux silence (a heuristic, and the state's cause says so).
+    has_hooks: bool = False
+    #: True when the CLI can signal "blocked on a human"; documented per profile.
+    reports_blocked: bool = False
+
+    @abstractmethod
+    def command(self, ctx: LaunchContext) -> list[str]:
+        """The argv to run in the agent's tmux window (cwd = worktree). Task text is one
+        argv element, never passed through a shell (except the ``shell`` profile, whose
+        task *is* a shell command line by contract)."""
+
+    def prepare(self, ctx: LaunchContext) -> dict[str, str]:
+        """Write hook wiring under ``ctx.profile_dir``; return extra environment."""
+        return {}
+
+    def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:
+        """Map one raw hook call (``mullui hook EVENT``) to normalized events."""
+        return []
+
+    def resume_command(self, ctx: LaunchContext) -> list[str] | None:
+        """argv that resumes the pinned conversation after a crash, when supported."""
+        return None

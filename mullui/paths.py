@@ -1,0 +1,119 @@
+"""Where mullui keeps its files.
+
+One module knows every location.  ``MULLUI_HOME`` puts everything under one root
+(tests, benchmarks, several isolated instances); otherwise the XDG base directories.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    """All of mullui's locations for one instance."""
+
+    config_dir: Path
+    state_dir: Path
+    data_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def user_themes_dir(self) -> Path:
+        return self.config_dir / "themes"
+
+    @property
+    def agents_dir(self) -> Path:
+        """One ``<id>.json`` record per agent (a cache of its events, rebuildable)."""
+        return self.state_dir / "agents"
+
+    @property
+    def spool_dir(self) -> Path:
+        """One append-only ``<id>.jsonl`` event file per agent; watched by the supervisor."""
+        return self.state_dir / "spool"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Pane output (``pipe-pane``); deliberately apart from the spool so busy logs do
+        not wake the event watcher."""
+        return self.state_dir / "logs"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Per-agent hook tokens, mode 0600."""
+        return self.state_dir / "secrets"
+
+    @property
+    def profiles_dir(self) -> Path:
+        """Generated per-agent files (hook settings, plugins) kept outside the worktree."""
+        return self.state_dir / "profiles"
+
+    @property
+    def worktrees_dir(self) -> Path:
+        return self.data_dir / "worktrees"
+
+    @property
+    def supervisor_lock(self) -> Path:
+        return self.state_dir / "supervisor.lock"
+
+    @property
+    def notify_cursor(self) -> Path:
+        return self.state_dir / "notified.json"
+
+    @property
+    def ui_state(self) -> Path:
+        """Small UI preferences (chosen theme)."""
+        return self.state_dir / "ui.json"
+
+    def log_file(self, agent_id: str) -> Path:
+        return self.logs_dir / f"{agent_id}.log"
+
+    def spool_file(self, agent_id: str) -> Path:
+        return self.spool_dir / f"{agent_id}.jsonl"
+
+    def record_file(self, agent_id: str) -> Path:
+        return self.agents_dir / f"{agent_id}.json"
+
+    def secret_file(self, agent_id: str) -> Path:
+        return self.secrets_dir / agent_id
+
+    def profile_dir(self, agent_id: str) -> Path:
+        return self.profiles_dir / agent_id
+
+    def ensure(self) -> None:
+        """Create the directories (private: agents' tokens and prompts live here)."""
+        for d in (
+            self.config_dir,
+            self.agents_dir,
+            self.spool_dir,
+            self.logs_dir,
+            self.secrets_dir,
+            self.profiles_dir,
+            self.worktrees_dir,
+        ):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def get_paths(env: dict[str, str] | None = None) -> Paths:
+    """Locations for this process, from ``MULLUI_HOME`` or XDG."""
+    e = os.environ if env is None else env
+    home = e.get("MULLUI_HOME")
+    if home:
+        root = Path(home).expanduser().absolute()
+        return Paths(config_dir=root, state_dir=root / "state", data_dir=root / "data")
+    user = Path(e.get("HOME") or Path.home())
+    cfg = Path(e.get("XDG_CONFIG_HOME") or user / ".config")
+    st = Path(e.get("XDG_STATE_HOME") or user / ".local" / "state")
+    data = Path(e.get("XDG_DATA_HOME") or user / ".local" / "share")
+    return Paths(config_dir=cfg / "mullui", state_dir=st / "mullui", data_dir=data / "mullui")
+
+
+def tmux_socket(env: dict[str, str] | None = None) -> str:
+    """The tmux socket name (``tmux -L NAME``) this instance uses."""
+    e = os.environ if env is None else env
+    return e.get("MULLUI_TMUX_SOCKET") or "mullui"
