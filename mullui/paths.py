@@ -103,6 +103,12 @@ def get_paths(env: dict[str, str] | None = None) -> Paths:
     """Locations for this process, from ``MULLUI_HOME`` or XDG."""
     e = os.environ if env is None else env
     home = e.get("MULLUI_HOME")
+    state_override = e.get("MULLUI_STATE_DIR")
+    if state_override and not home:
+        # Set by mullui itself for hooks that run under another HOME (an agent with a
+        # fresh HOME, a tmux run-shell): only the state dir matters to them.
+        st = Path(state_override)
+        return Paths(config_dir=st.parent / "config", state_dir=st, data_dir=st.parent / "data")
     if home:
         root = Path(home).expanduser().absolute()
         return Paths(config_dir=root, state_dir=root / "state", data_dir=root / "data")

@@ -1,0 +1,364 @@
+"""Load and validate mullui's TOML config; every key has a default.
+
+``config.toml`` (config dir, or ``$MULLUI_HOME/config.toml``) is merged with the
+repository's ``.mullui.toml`` (the repository wins).  Errors name the file, the line and
+the key: ``config.toml line 3: [profiles.x] command must be a list of strings``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from mullui.errors import ConfigError
+
+BUILTIN_PROFILES = ("claude", "codex", "aider", "gemini", "opencode", "shell")
+
+# ---- the schema ----------------------------------------------------------------------
+# A checker returns None when the value is fine, else the phrase after "must be".
+Check = Callable[[Any], str | None]
+
+
+def _is(kind: type | tuple[type, ...], phrase: str) -> Check:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            return phrase
+        return None if isinstance(v, kind) else phrase
+
+    return check
+
+
+def _positive_int(v: Any) -> str | None:
+    return None if isinstance(v, int) and not isinstance(v, bool) and v > 0 else "a positive integer"
+
+
+def _nonneg_int(v: Any) -> str | None:
+    return None if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else "an integer >= 0"
+
+
+def _nonneg_number(v: Any) -> str | None:
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+    return None if ok else "a number >= 0"
+
+
+def _str_list(v: Any) -> str | None:
+    ok = isinstance(v, list) and all(isinstance(x, str) for x in v)
+    return None if ok else "a list of strings"
+
+
+def _nonempty_str_list(v: Any) -> str | None:
+    return _str_list(v) or (None if v else "a non-empty list of strings")
+
+
+def _str_table(v: Any) -> str | None:
+    ok = isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+    return None if ok else "a table of strings"
+
+
+def _quiet_hours(v: Any) -> str | None:
+    ok = isinstance(v, str) and re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", v)
+    return None if ok else 'a time range like "22:00-07:00"'
+
+
+def _notify_mode(v: Any) -> str | None:
+    return None if v in ("desktop", "terminal", "none") else 'one of "desktop", "terminal", "none"'
+
+
+_str = _is(str, "a string")
+_bool = _is(bool, "true or false")
+
+LIMITS: dict[str, Check] = {
+    "max_running": _positive_int,
+    "max_cost_usd": _nonneg_number,
+    "max_unreviewed": _nonneg_int,
+    "stall_after_s": _positive_int,
+    "silence_after_s": _positive_int,
+}
+PROFILE: dict[str, Check] = {
+    "command": _nonempty_str_list,
+    "args": _str_list,
+    "env": _str_table,
+    "model": _str,
+    "silence_after_s": _positive_int,
+    "resume": _str_list,
+}
+HOST: dict[str, Check] = {
+    "ssh": _str,
+    "repo": _str,
+    "max_running": _positive_int,
+    "env": _str_table,
+    "ssh_options": _str_list,
+    "mullui": _str_list,
+}
+NOTIFY: dict[str, Check] = {
+    "mode": _notify_mode,
+    "coalesce_ms": _nonneg_int,
+    "quiet_hours": _quiet_hours,
+    "escalate_after_s": _nonneg_int,
+    "attach_command": _str_list,
+    "states": _str_list,
+}
+PRICE: dict[str, Check] = {
+    "input": _nonneg_number,
+    "output": _nonneg_number,
+    "cache_read": _nonneg_number,
+    "cache_write": _nonneg_number,
+}
+STEP: dict[str, Check] = {"agent": _str, "task": _str, "name": _str}
+WATCH: dict[str, Check] = {"on_quit": _bool}
+COLLISIONS: dict[str, Check] = {"interval_s": _positive_int, "notify": _bool}
+TOP: dict[str, Check] = {"default_agent": _str, "theme": _str}
+SECTIONS = ("limits", "profiles", "hosts", "chains", "notify", "prices", "watch", "collisions")
+
+
+# ---- the result ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Limits:
+    max_running: int = 8
+    max_cost_usd: float = 10.0
+    max_unreviewed: int = 0  # 0 = no limit
+    stall_after_s: int = 1800
+    silence_after_s: int = 60
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    ssh: str
+    repo: str
+    max_running: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    ssh_options: tuple[str, ...] = ()
+    mullui: tuple[str, ...] = ("mullui",)
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    agent: str
+    task: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    default_agent: str = "claude"
+    theme: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hosts: dict[str, Host] = field(default_factory=dict)
+    chains: dict[str, tuple[ChainStep, ...]] = field(default_factory=dict)
+    notify: dict[str, Any] = field(default_factory=dict)
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    watch_on_quit: bool = True
+    collisions_interval_s: int = 5
+    collisions_notify: bool = True
+    sources: tuple[Path, ...] = ()
+
+    def profile_names(self) -> list[str]:
+        return sorted(set(BUILTIN_PROFILES) | set(self.profiles))
+
+
+# ---- locating keys for messages ---------------------------------------------------------
+def _line_of(text: str, table: tuple[str, ...], key: str | None) -> int | None:
+    """Best-effort line number of ``key`` inside ``[table]`` (or of the table header)."""
+    lines = text.splitlines()
+    header = ".".join(table)
+    current = ""
+    header_line = None
+    for i, raw in enumerate(lines, 1):
+        s = raw.strip()
+        m = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", s)
+        if m:
+            current = re.sub(r"\s*\.\s*", ".", m.group(1)).replace('"', "").replace("'", "")
+            if current == header and header_line is None:
+                header_line = i
+            continue
+        if key is None:
+            continue
+        km = re.match(r'^["\']?([A-Za-z0-9_\-. ]+?)["\']?\s*=', s)
+        if not km:
+            continue
+        full = km.group(1).strip()
+        if current == header and full == key:
+            return i
+        if current == "" and header and full == f"{header}.{key}":
+            return i
+        if current and header.startswith(current + ".") is False and current == "" and full == key:
+            return i
+    if header_line is not None:
+        return header_line
+    if key is not None and not table:
+        for i, raw in enumerate(lines, 1):
+            if re.match(rf"^\s*{re.escape(key)}\s*=", raw):
+                return i
+    return None
+
+
+class _Validator:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.text = text
+
+    def fail(self, table: tuple[str, ...], key: str | None, what: str) -> ConfigError:
+        line = _line_of(self.text, table, key)
+        where = f"{self.path.name} line {line}" if line else self.path.name
+        label = f"[{'.'.join(table)}] " if table else ""
+        return ConfigError(f"{where}: {label}{what} ({self.path})")
+
+    def table(self, data: Any, table: tuple[str, ...], schema: dict[str, Check]) -> None:
+        if not isinstance(data, dict):
+            raise self.fail(table[:-1], table[-1], f"{table[-1]} must be a table")
+        for k, v in data.items():
+            if k not in schema:
+                known = ", ".join(sorted(schema))
+                raise self.fail(table, k, f"unknown key {k!r} (known: {known})")
+            problem = schema[k](v)
+            if problem:
+                raise self.fail(table, k, f"{k} must be {problem}")
+
+    def validate(self, data: dict[str, Any]) -> None:
+        for k, v in data.items():
+            if k in TOP:
+                problem = TOP[k](v)
+                if problem:
+                    raise self.fail((), k, f"{k} must be {problem}")
+            elif k not in SECTIONS:
+                known = ", ".join([*TOP, *SECTIONS])
+                raise self.fail((), k, f"unknown key {k!r} (known: {known})")
+        simple = {"limits": LIMITS, "notify": NOTIFY, "watch": WATCH, "collisions": COLLISIONS}
+        for sec, schema in simple.items():
+            if sec in data:
+                self.table(data[sec], (sec,), schema)
+        for sec, schema in (("profiles", PROFILE), ("hosts", HOST), ("prices", PRICE)):
+            if sec not in data:
+                continue
+            if not isinstance(data[sec], dict):
+                raise self.fail((), sec, f"{sec} must be a table")
+            for name, body in data[sec].items():
+                self.table(body, (sec, name), schema)
+                if sec == "hosts":
+                    for req in ("ssh", "repo"):
+                        if req not in body:
+                            raise self.fail((sec, name), None, f"{req} is required")
+                if sec == "profiles" and name not in BUILTIN_PROFILES and "command" not in body:
+                    raise self.fail((sec, name), None, "command is required for a custom profile")
+        if "chains" in data:
+            if not isinstance(data["chains"], dict):
+                raise self.fail((), "chains", "chains must be a table")
+            for name, body in data["chains"].items():
+                t = ("chains", name)
+                if not isinstance(body, dict):
+                    raise self.fail(("chains",), name, f"{name} must be a table")
+                for k in body:
+                    if k != "steps":
+                        raise self.fail(t, k, f"unknown key {k!r} (known: steps)")
+                steps = body.get("steps")
+                if not isinstance(steps, list) or not steps:
+                    raise self.fail(t, "steps", "steps must be a non-empty list of tables")
+                for i, step in enumerate(steps, 1):
+                    if not isinstance(step, dict):
+                        raise self.fail(t, "steps", f"step {i} must be a table")
+                    for k, v in step.items():
+                        if k not in STEP:
+                            raise self.fail(t, "steps", f"step {i}: unknown key {k!r}")
+                        problem = STEP[k](v)
+                        if problem:
+                            raise self.fail(t, "steps", f"step {i}: {k} must be {problem}")
+                    if "task" not in step:
+                        raise self.fail(t, "steps", f"step {i}: task is required")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse and validate one config file; a missing file is empty."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read config: {e}") from e
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        short = re.sub(r"\s*\(at line.*\)", "", msg)
+        where = f"{path.name} line {m.group(1)}" if m else path.name
+        raise ConfigError(f"{where}: TOML syntax error: {short} ({path})") from None
+    _Validator(path, text).validate(data)
+    return data
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load(config_file: Path, repo: Path | None = None) -> Config:
+    """The effective config: ``config_file`` merged with ``repo/.mullui.toml``."""
+    data = read_toml(config_file)
+    sources = [config_file] if data else []
+    if repo is not None:
+        local = repo / ".mullui.toml"
+        extra = read_toml(local)
+        if extra:
+            sources.append(local)
+        data = _merge(data, extra)
+    return build(data, tuple(sources))
+
+
+def build(data: dict[str, Any], sources: tuple[Path, ...] = ()) -> Config:
+    lim = data.get("limits", {})
+    hosts = {
+        n: Host(
+            name=n,
+            ssh=h["ssh"],
+            repo=h["repo"],
+            max_running=h.get("max_running"),
+            env=dict(h.get("env", {})),
+            ssh_options=tuple(h.get("ssh_options", ())),
+            mullui=tuple(h.get("mullui", ("mullui",))),
+        )
+        for n, h in data.get("hosts", {}).items()
+    }
+    chains = {
+        n: tuple(ChainStep(s.get("agent", ""), s["task"], s.get("name")) for s in c["steps"])
+        for n, c in data.get("chains", {}).items()
+    }
+    watch = data.get("watch", {})
+    col = data.get("collisions", {})
+    return Config(
+        default_agent=data.get("default_agent", "claude"),
+        theme=data.get("theme"),
+        limits=Limits(
+            max_running=lim.get("max_running", 8),
+            max_cost_usd=float(lim.get("max_cost_usd", 10.0)),
+            max_unreviewed=lim.get("max_unreviewed", 0),
+            stall_after_s=lim.get("stall_after_s", 1800),
+            silence_after_s=lim.get("silence_after_s", 60),
+        ),
+        profiles={k: dict(v) for k, v in data.get("profiles", {}).items()},
+        hosts=hosts,
+        chains=chains,
+        notify=dict(data.get("notify", {})),
+        prices={k: {kk: float(vv) for kk, vv in v.items()} for k, v in data.get("prices", {}).items()},
+        watch_on_quit=watch.get("on_quit", True),
+        collisions_interval_s=col.get("interval_s", 5),
+        collisions_notify=col.get("notify", True),
+        sources=sources,
+    )
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """TOML text for ``data`` (tomli-w), for writing config the user can edit."""
+    return tomli_w.dumps(data)

@@ -1,0 +1,300 @@
+"""The agent record, its states, the transitions allowed, and the reducer.
+
+Everything that ever happens to an agent is an event in its append-only spool
+(``events.py``); the record is the fold of those events through :func:`apply_event`.
+That makes the record a cache: a torn record file is rebuilt by replaying the spool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from mullui.errors import IllegalTransition
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    STARTING = "starting"
+    WORKING = "working"
+    BLOCKED = "blocked"
+    DONE = "done"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    UNKNOWN = "unknown"
+
+
+Q, ST, W, B, D, F, X, U = (
+    State.QUEUED,
+    State.STARTING,
+    State.WORKING,
+    State.BLOCKED,
+    State.DONE,
+    State.FAILED,
+    State.STOPPED,
+    State.UNKNOWN,
+)
+
+#: States in which an agent (or its host) is expected to be alive.
+LIVE: frozenset[State] = frozenset({Q, ST, W, B, D})
+#: States that put an agent in the inbox.
+INBOX_STATES: frozenset[State] = frozenset({B, D, F})
+#: Inbox order: blocked before failed before done.
+INBOX_RANK: dict[State, int] = {B: 0, F: 1, D: 2}
+
+# The contract (SPEC): queued -> starting -> working <-> blocked; working <-> done;
+# any -> failed | stopped; any live state <-> unknown.  Three additions, each because
+# the alternative would be a lie: starting -> done/blocked (a command can finish or ask
+# before the runtime's own "working" lands), blocked -> done (a turn can end on a denied
+# permission, or the process exits 0 while asking), failed -> working (a stalled agent
+# that shows life again is working, not failed).
+ALLOWED: dict[State, frozenset[State]] = {
+    Q: frozenset({ST, F, X, U}),
+    ST: frozenset({W, B, D, F, X, U}),
+    W: frozenset({B, D, F, X, U}),
+    B: frozenset({W, D, F, X, U}),
+    D: frozenset({W, F, X, U}),
+    F: frozenset({W, X}),
+    X: frozenset({F}),
+    U: frozenset({Q, ST, W, B, D, F, X}),
+}
+
+
+def can_transition(old: State, new: State) -> bool:
+    """True when ``old -> new`` is a legal state change (same state is no change)."""
+    return new in ALLOWED[old]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(t: datetime | None) -> str | None:
+    """ISO 8601 UTC with a ``Z``, or None."""
+    if t is None:
+        return None
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(s: str | None) -> datetime | None:
+    if not s:
+        return None
+    try:
+        t = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One recorded state change: the ledger and the notifier are built on these."""
+
+    seq: int
+    state: State
+    cause: str
+    at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "state": self.state.value, "cause": self.cause, "at": iso(self.at)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Transition:
+        return cls(int(d["seq"]), State(d["state"]), str(d["cause"]), parse_iso(d["at"]) or utcnow())
+
+
+@dataclass(frozen=True)
+class Collision:
+    agent: str
+    files: tuple[str, ...]
+    conflict: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"agent": self.agent, "files": list(self.files), "conflict": self.conflict}
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One agent: its identity, where it runs, its state, and what it cost."""
+
+    id: str
+    name: str
+    profile: str
+    task: str
+    state: State = Q
+    cause: str = "created"
+    branch: str | None = None
+    worktree: str | None = None
+    tmux_target: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    state_since: datetime = field(default_factory=utcnow)
+    exit_code: int | None = None
+    snoozed_until: datetime | None = None
+    snooze_until_change: bool = False
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    collisions: tuple[Collision, ...] = ()
+    host: str | None = None
+    # -- beyond the SPEC's ls fields --
+    repo: str | None = None
+    base: str | None = None
+    tmux_session: str | None = None
+    question: str | None = None  # what a blocked agent asks (tool call, prompt)
+    last_message: str | None = None  # the agent's last words when it finished its turn
+    session_id: str | None = None  # the agent CLI's own conversation id (resume)
+    transcript_path: str | None = None
+    hooks: bool = False  # the profile reports status through hooks
+    after: str | None = None  # predecessor agent id (--after, chains)
+    chain: str | None = None  # chain run id
+    chain_name: str | None = None
+    chain_step: int | None = None
+    estimate_h: float | None = None
+    acked_seq: int | None = None
+    seq: int = 0  # number of state changes so far
+    history: tuple[Transition, ...] = ()
+    last_activity: datetime | None = None
+    merged_into: str | None = None
+    merged_sha: str | None = None
+    removed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # spawn options for queued agents
+
+    # ---- derived -------------------------------------------------------------------
+    def is_snoozed(self, now: datetime | None = None) -> bool:
+        if self.snooze_until_change:
+            return True
+        if self.snoozed_until is None:
+            return False
+        return (now or utcnow()) < self.snoozed_until
+
+    def is_acked(self) -> bool:
+        return self.acked_seq is not None and self.acked_seq == self.seq
+
+    def needs_human(self) -> bool:
+        """In the inbox (before snoozing): blocked, done or failed, not yet handled."""
+        if self.state not in INBOX_STATES or self.is_acked():
+            return False
+        return not (self.state is D and self.merged_into is not None)
+
+    def in_inbox(self, now: datetime | None = None) -> bool:
+        return self.needs_human() and not self.is_snoozed(now)
+
+    def why(self) -> str:
+        """One line saying why the agent needs the human (or what it is doing)."""
+        if self.state is B and self.question:
+            return self.question
+        if self.state is D and self.last_message:
+            return self.last_message
+        if self.state is F and self.exit_code is not None and self.cause.startswith("exit"):
+            return f"exit code {self.exit_code}"
+        return self.cause
+
+    def to_ls_json(self) -> dict[str, Any]:
+        """Exactly the fields SPEC lists for ``mullui ls --json``."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "profile": self.profile,
+            "state": self.state.value,
+            "cause": self.cause,
+            "task": self.task,
+            "branch": self.branch,
+            "worktree": self.worktree,
+            "tmux_target": self.tmux_target,
+            "created_at": iso(self.created_at),
+            "state_since": iso(self.state_since),
+            "exit_code": self.exit_code,
+            "snoozed_until": iso(self.snoozed_until)
+            if self.snoozed_until
+            else ("until-change" if self.snooze_until_change else None),
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
+            "collisions": [c.to_json() for c in self.collisions],
+            "host": self.host,
+        }
+
+    # ---- persistence ---------------------------------------------------------------
+    def to_record(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, datetime):
+                v = iso(v)
+            elif isinstance(v, State):
+                v = v.value
+            elif f.name == "history":
+                v = [t.to_json() for t in v]
+            elif f.name == "collisions":
+                v = [c.to_json() for c in v]
+            d[f.name] = v
+        return d
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> Agent:
+        kw: dict[str, Any] = {}
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        for k, v in d.items():
+            if k not in names:
+                continue
+            if k in ("created_at", "state_since", "snoozed_until", "last_activity"):
+                v = parse_iso(v)
+                if v is None and k in ("created_at", "state_since"):
+                    v = utcnow()
+            elif k == "state":
+                v = State(v)
+            elif k == "history":
+                v = tuple(Transition.from_json(t) for t in v)
+            elif k == "collisions":
+                v = tuple(
+                    Collision(str(c["agent"]), tuple(c["files"]), bool(c["conflict"])) for c in v
+                )
+            kw[k] = v
+        return cls(**kw)
+
+
+def transition(agent: Agent, new: State, cause: str, at: datetime, **changes: Any) -> Agent:
+    """Move ``agent`` to ``new``; raises :class:`IllegalTransition` when the model forbids it.
+
+    A move into the same state only updates the cause and details (no new history entry).
+    """
+    if new is agent.state:
+        return dataclasses.replace(agent, cause=cause, **changes)
+    if not can_transition(agent.state, new):
+        raise IllegalTransition(f"{agent.id}: {agent.state.value} -> {new.value} ({cause})")
+    seq = agent.seq + 1
+    snoozed_until = agent.snoozed_until
+    if new is F:  # a failure wakes a snoozed item early
+        snoozed_until = None
+    if snoozed_until is not None and snoozed_until <= at:
+        snoozed_until = None
+    out = dataclasses.replace(
+        agent,
+        state=new,
+        cause=cause,
+        state_since=at,
+        seq=seq,
+        history=(*agent.history, Transition(seq, new, cause, at)),
+        snooze_until_change=False,
+        snoozed_until=snoozed_until,
+        **changes,
+    )
+    return out
+
+
+def inbox(agents: Iterable[Agent], now: datetime | None = None) -> list[Agent]:
+    """The agents that need the human, snoozed ones left out: blocked, then failed, then
+    done; the oldest need first inside each group."""
+    items = [a for a in agents if a.in_inbox(now)]
+    return sorted(items, key=lambda a: (INBOX_RANK[a.state], a.state_since, a.id))
+
+
+def snoozed(agents: Iterable[Agent], now: datetime | None = None) -> list[Agent]:
+    """Inbox items hidden by a snooze, soonest wake first."""
+    far = datetime.max.replace(tzinfo=UTC)
+    items = [a for a in agents if a.needs_human() and a.is_snoozed(now)]
+    return sorted(items, key=lambda a: (a.snoozed_until or far, a.id))

@@ -1,0 +1,221 @@
+"""Fold one event into an agent record.
+
+Events are requests, not commands: a late hook (``PreToolUse`` after the user stopped the
+agent) or a duplicate (Claude's ``Notification`` arriving ~6 s after ``PermissionRequest``)
+must not move an agent into a state that would lie.  The reducer decides; the model
+enforces the transition table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+from mullui.model import (
+    Agent,
+    Collision,
+    State,
+    Transition,
+    can_transition,
+    parse_iso,
+    transition,
+    utcnow,
+)
+
+B, D, F, W, X, ST, Q, U = (
+    State.BLOCKED,
+    State.DONE,
+    State.FAILED,
+    State.WORKING,
+    State.STOPPED,
+    State.STARTING,
+    State.QUEUED,
+    State.UNKNOWN,
+)
+
+MAX_TEXT = 4000  # question / message kept in the record (the full text stays in the spool)
+
+# Fields an "update" event may set (runtime facts learned after creation).
+UPDATABLE = {
+    "branch",
+    "worktree",
+    "tmux_target",
+    "tmux_session",
+    "base",
+    "repo",
+    "session_id",
+    "transcript_path",
+    "host",
+    "extra",
+    "after",
+    "task",
+}
+
+
+def _clip(s: Any) -> str | None:
+    if s is None:
+        return None
+    s = str(s)
+    return s if len(s) <= MAX_TEXT else s[: MAX_TEXT - 1] + "…"
+
+
+def _move(a: Agent, new: State, cause: str, at: Any, **changes: Any) -> Agent:
+    """Transition when legal; otherwise keep the record (a stale or duplicate event)."""
+    if new is not a.state and not can_transition(a.state, new):
+        return a
+    return transition(a, new, cause, at, **changes)
+
+
+def create_agent(ev: dict[str, Any]) -> Agent:
+    rec = dict(ev.get("record") or {})
+    at = parse_iso(ev.get("at")) or utcnow()
+    rec.setdefault("created_at", ev.get("at"))
+    rec.setdefault("state_since", ev.get("at"))
+    a = Agent.from_record(rec)
+    return dataclasses.replace(
+        a, seq=1, history=(Transition(1, a.state, a.cause, at),), last_activity=at
+    )
+
+
+def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
+    """Return the record after ``ev``. ``a`` is None before the ``created`` event."""
+    kind = ev.get("kind")
+    if kind == "created":
+        return create_agent(ev) if a is None else a
+    if a is None:
+        return None
+    at = parse_iso(ev.get("at")) or utcnow()
+    cause = str(ev.get("cause") or kind)
+
+    if kind == "state":
+        try:
+            new = State(ev["state"])
+        except (KeyError, ValueError):
+            return a
+        if a.state is X and new is not F:
+            return a  # stopped by the user: late hooks don't revive it
+        if a.state is Q and new in (W, B, D):
+            return a  # hooks can't start a queued agent
+        changes: dict[str, Any] = {"last_activity": at}
+        if new is B:
+            changes["question"] = _clip(ev.get("question")) or a.question
+        elif new is D:
+            if ev.get("message") is not None:
+                changes["last_message"] = _clip(ev.get("message"))
+            changes["question"] = None
+        elif new is W:
+            changes["question"] = None
+            if a.state is D:
+                changes["exit_code"] = None
+        if "exit_code" in ev:
+            changes["exit_code"] = ev["exit_code"]
+        if new is B and a.state is B and changes.get("question") == a.question:
+            # The same question again (Claude's late Notification): keep the earlier,
+            # more precise cause.
+            return dataclasses.replace(a, last_activity=at)
+        return _move(a, new, cause, at, **changes)
+
+    if kind == "exit":
+        code = ev.get("exit_code")
+        code = int(code) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else None
+        if a.state in (X, Q):
+            return dataclasses.replace(a, exit_code=code)
+        if a.state is F:
+            return dataclasses.replace(a, exit_code=code if code is not None else a.exit_code)
+        if code == 0:
+            if a.state is D:
+                return dataclasses.replace(a, exit_code=0, cause=f"{a.cause}; exit:0")
+            return _move(a, D, cause if cause != "exit" else "exit:0", at, exit_code=0)
+        label = cause if cause != "exit" else (f"exit:{code}" if code is not None else "exit:?")
+        return _move(a, F, label, at, exit_code=code)
+
+    if kind == "activity":
+        if a.state is B and a.cause.startswith("silence"):
+            return _move(a, W, cause, at, last_activity=at, question=None)
+        if a.state is F and a.cause == "stalled":
+            return _move(a, W, cause, at, last_activity=at)
+        return dataclasses.replace(a, last_activity=at)
+
+    if kind == "silence":
+        # Heuristic (no hooks): quiet output may mean the agent waits for input.
+        if a.state is W and not a.hooks:
+            secs = ev.get("seconds")
+            return _move(a, B, f"silence:{secs}s" if secs else "silence", at,
+                         question=_clip(ev.get("question")) or "no output (waiting for input?)")
+        return a
+
+    if kind == "stall":
+        if a.state in (W, ST, B) and a.cause != "stalled":
+            return _move(a, F, "stalled", at)
+        return a
+
+    if kind == "stop":
+        return _move(a, X, cause if cause != "stop" else "stopped by user", at)
+
+    if kind == "fail":
+        return _move(a, F, cause, at)
+
+    if kind == "start":  # queued -> starting
+        return _move(a, ST, cause, at)
+
+    if kind == "unknown":
+        if a.state in (X, F, U):
+            return a
+        return _move(a, U, f"{cause} (was {a.state.value} since {a.state_since.isoformat()})", at)
+
+    if kind == "reachable":
+        if a.state is not U:
+            return a
+        prev = a.history[-2].state if len(a.history) > 1 else W
+        try:
+            back = State(ev["state"]) if ev.get("state") else prev
+        except ValueError:
+            back = prev
+        return _move(a, back, cause, at)
+
+    if kind == "meta":
+        ch = {k: ev[k] for k in ("session_id", "transcript_path") if ev.get(k)}
+        return dataclasses.replace(a, **ch) if ch else a
+
+    if kind == "usage":
+        return dataclasses.replace(
+            a,
+            tokens_in=ev.get("tokens_in", a.tokens_in),
+            tokens_out=ev.get("tokens_out", a.tokens_out),
+            cost_usd=ev.get("cost_usd", a.cost_usd),
+        )
+
+    if kind == "snooze":
+        until = parse_iso(ev.get("until"))
+        if ev.get("until_change"):
+            return dataclasses.replace(a, snooze_until_change=True, snoozed_until=None)
+        return dataclasses.replace(a, snoozed_until=until, snooze_until_change=False)
+
+    if kind == "wake":
+        return dataclasses.replace(a, snoozed_until=None, snooze_until_change=False)
+
+    if kind == "ack":
+        return dataclasses.replace(a, acked_seq=a.seq)
+
+    if kind == "merged":
+        return dataclasses.replace(
+            a, merged_into=ev.get("into"), merged_sha=ev.get("sha"), acked_seq=a.seq
+        )
+
+    if kind == "removed":
+        return dataclasses.replace(a, removed=True, tmux_target=None)
+
+    if kind == "collisions":
+        cols = tuple(
+            Collision(str(c["agent"]), tuple(c.get("files") or ()), bool(c.get("conflict")))
+            for c in ev.get("collisions") or ()
+        )
+        return dataclasses.replace(a, collisions=cols)
+
+    if kind == "update":
+        ch = {k: v for k, v in (ev.get("fields") or {}).items() if k in UPDATABLE}
+        return dataclasses.replace(a, **ch) if ch else a
+
+    print(f"mullui: ignoring unknown event kind {kind!r} for agent {a.id}", file=sys.stderr)
+    return a

@@ -1,0 +1,213 @@
+"""Agent records: atomic writes, tolerant reads, catch-up from the spool, rebuild.
+
+A record is ``agents/<id>.json``: the agent fields plus ``_offset`` (how far into the
+spool it has applied) and ``_eids`` (recent event ids, to drop a duplicated line).
+Bringing a record up to date takes the agent's lock, so two processes (the supervisor
+and a ``mullui ls``) never apply the same event twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mullui.errors import MulluiError, NotFound
+from mullui.events import Event, append_event, new_event, read_events
+from mullui.model import Agent
+from mullui.paths import Paths
+from mullui.reducer import apply_event
+
+RECENT_EIDS = 64
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` so a reader sees the old or the new file, never half.
+
+    temp file in the same directory + fsync + rename + fsync of the directory.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise MulluiError(f"cannot write {path}: {e.strerror or e} — free space or fix permissions") from e
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, json.dumps(obj, ensure_ascii=False, indent=1, default=str).encode())
+
+
+def read_json(path: Path) -> Any:
+    """Parsed JSON, or None when the file is missing; raises ValueError when corrupt."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return json.loads(raw)
+
+
+class Store:
+    """All agents of one mullui instance."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        paths.ensure()
+
+    # ---- ids ---------------------------------------------------------------------
+    def ids(self) -> list[str]:
+        """Every agent that has a spool or a record (a lost record is rebuilt)."""
+        found = {p.stem for p in self.paths.spool_dir.glob("*.jsonl")}
+        found |= {p.stem for p in self.paths.agents_dir.glob("*.json")}
+        return sorted(found)
+
+    # ---- writing -------------------------------------------------------------------
+    def create(self, agent: Agent) -> tuple[Agent, str]:
+        """Record a new agent; returns it and its hook token."""
+        token = secrets.token_hex(16)
+        secret = self.paths.secret_file(agent.id)
+        atomic_write(secret, token.encode(), mode=0o600)
+        rec = agent.to_record()
+        for k in ("history", "seq"):
+            rec.pop(k, None)
+        self.append(agent.id, new_event("created", record=rec))
+        return self.load(agent.id), token
+
+    def append(self, agent_id: str, ev: Event) -> Event:
+        return append_event(self.paths, agent_id, ev)
+
+    def emit(self, agent_id: str, kind: str, **data: Any) -> Agent:
+        """Append one event and return the record with it applied."""
+        self.append(agent_id, new_event(kind, **data))
+        return self.load(agent_id)
+
+    def token(self, agent_id: str) -> str | None:
+        try:
+            return self.paths.secret_file(agent_id).read_text().strip()
+        except OSError:
+            return None
+
+    # ---- reading -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self, agent_id: str) -> Iterator[None]:
+        lock = self.paths.agents_dir / f"{agent_id}.lock"
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read_record(self, agent_id: str) -> tuple[Agent | None, int, list[str], bool]:
+        """(agent, offset, recent eids, corrupt)."""
+        path = self.paths.record_file(agent_id)
+        try:
+            d = read_json(path)
+        except (ValueError, UnicodeDecodeError):
+            return None, 0, [], True
+        if d is None:
+            return None, 0, [], False
+        try:
+            a = Agent.from_record(d)
+            return a, int(d.get("_offset", 0)), list(d.get("_eids", [])), False
+        except (KeyError, ValueError, TypeError):
+            return None, 0, [], True
+
+    def load(self, agent_id: str) -> Agent:
+        """The agent's record brought up to date with its spool."""
+        a = self.get(agent_id)
+        if a is None:
+            raise NotFound(f"no agent {agent_id!r}: `mullui ls` lists them")
+        return a
+
+    def get(self, agent_id: str) -> Agent | None:
+        spool = self.paths.spool_file(agent_id)
+        a, offset, eids, corrupt = self._read_record(agent_id)
+        try:
+            size = spool.stat().st_size
+        except FileNotFoundError:
+            size = -1
+        if a is not None and not corrupt and size == offset:
+            return a  # fast path: nothing new, no lock
+        if size < 0 and a is not None:
+            return a
+        with self._locked(agent_id):
+            a, offset, eids, corrupt = self._read_record(agent_id)
+            if corrupt:
+                print(
+                    f"mullui: record {self.paths.record_file(agent_id)} was torn or corrupt; "
+                    "rebuilt from its event log",
+                    file=sys.stderr,
+                )
+                a, offset, eids = None, 0, []
+            if size < 0:
+                return a
+            events, new_offset = read_events(spool, offset)
+            if new_offset == offset and not corrupt:
+                return a
+            seen = set(eids)
+            for ev in events:
+                eid = ev.get("eid")
+                if eid in seen:
+                    continue
+                if isinstance(eid, str):
+                    eids.append(eid)
+                    seen.add(eid)
+                try:
+                    a = apply_event(a, ev)
+                except (KeyError, ValueError, TypeError) as e:
+                    print(f"mullui: {agent_id}: skipped a malformed event ({e})", file=sys.stderr)
+            if a is None:
+                return None
+            rec = a.to_record()
+            rec["_offset"] = new_offset
+            rec["_eids"] = eids[-RECENT_EIDS:]
+            atomic_write_json(self.paths.record_file(agent_id), rec)
+            return a
+
+    def all(self) -> list[Agent]:
+        out = []
+        for i in self.ids():
+            a = self.get(i)
+            if a is not None:
+                out.append(a)
+        return sorted(out, key=lambda a: (a.created_at, a.id))
+
+    def resolve(self, ref: str) -> Agent:
+        """An agent by id, unique id prefix, or name."""
+        ids = self.ids()
+        if ref in ids:
+            return self.load(ref)
+        agents = self.all()
+        by_name = [a for a in agents if a.name == ref]
+        if len(by_name) == 1:
+            return by_name[0]
+        pref = [a for a in agents if a.id.startswith(ref)] if ref else []
+        if len(pref) == 1:
+            return pref[0]
+        if len(by_name) > 1 or len(pref) > 1:
+            raise MulluiError(f"{ref!r} names several agents: use the id from `mullui ls`")
+        raise NotFound(f"no agent {ref!r}: `mullui ls` lists them")
