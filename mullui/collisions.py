@@ -1,0 +1,698 @@
+"""Collision radar: which agents' unmerged work touches the same files, and would it conflict.
+
+Agents in separate worktrees cannot corrupt each other's files, but their branches can
+still collide at merge time.  This module predicts that from git alone:
+
+* a *change set* per agent: the files changed since its fork from the base, committed,
+  uncommitted and untracked, plus a commit object that stands for the worktree's current
+  state (a "snapshot", built through a temporary index; the worktree, its index and all
+  refs are left untouched);
+* for every pair of agents whose change sets intersect, ``git merge-tree --write-tree``
+  between the two snapshots says overlap (clean) or conflict;
+* the same prediction against the moving base (``base_drift``) and for a sequence of
+  merges into a target (``merge_order``).
+
+Everything is pure git subprocesses; there are no timers and no threads left running.
+A ``CollisionCache`` makes repeated calls cheap: with nothing changed a recompute costs
+one ``git status`` per agent and one ref lookup per repository.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from mullui.errors import MulluiError
+
+GIT_TIMEOUT_S = 60.0
+# git is I/O + fork bound; a few at once hides the latency without thrashing 2-core CI.
+MAX_PARALLEL_GIT = 8
+# merge_order gives up searching (and says so) after this many predicted merges.
+MERGE_SEARCH_BUDGET = 400
+
+# Inherited from a git hook or an agent's shell, these would point our git at another
+# repository or index.
+_GIT_REDIRECTS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+)
+# Fixed identity and dates make snapshot and predicted-merge commits content-addressed:
+# the same tree on the same parent is the same commit id, so pair results stay cached
+# across recomputes.  It also works where the user has no user.email configured.
+_SYNTHETIC_COMMIT_ENV = {
+    "GIT_AUTHOR_NAME": "mullui",
+    "GIT_AUTHOR_EMAIL": "mullui@localhost",
+    "GIT_AUTHOR_DATE": "@0 +0000",
+    "GIT_COMMITTER_NAME": "mullui",
+    "GIT_COMMITTER_EMAIL": "mullui@localhost",
+    "GIT_COMMITTER_DATE": "@0 +0000",
+}
+
+
+@dataclass(frozen=True)
+class Work:
+    """One agent's unmerged work."""
+
+    agent_id: str
+    repo: Path  # the main repository
+    worktree: Path | None  # None once the worktree was removed: then the branch alone
+    branch: str
+    base: str  # the base ref name, e.g. "main"
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """What an agent changed since it forked from its base."""
+
+    agent_id: str
+    head: str | None  # the commit the worktree (or branch) is at; None: branch gone
+    snapshot: str | None  # commit standing for the current state (== head when clean)
+    base_commit: str
+    fork_point: str | None  # merge-base(base, snapshot)
+    files: tuple[str, ...]  # changed since the fork and still differing from the base
+    dirty: bool  # uncommitted or untracked work in the worktree
+
+    @property
+    def has_work(self) -> bool:
+        """False when there is nothing left to merge (e.g. the branch is in the base)."""
+        return bool(self.files)
+
+
+@dataclass(frozen=True)
+class Collision:
+    """Another agent whose change set shares files with this one."""
+
+    agent: str
+    files: tuple[str, ...]  # files both changed
+    conflict: bool  # merging both would conflict (False: same files, different hunks)
+    conflict_files: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        """The shape ``ls --json`` and ``collisions --json`` print."""
+        return {"agent": self.agent, "files": list(self.files), "conflict": self.conflict}
+
+
+@dataclass(frozen=True)
+class BaseDrift:
+    """The branch against its moving base."""
+
+    agent_id: str
+    base: str
+    base_commit: str
+    fork_point: str | None
+    behind: int  # commits on the base since the fork
+    files: tuple[str, ...]  # files the base changed since the fork that the agent changed too
+    conflict: bool  # merging into the base now would conflict
+    conflict_files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why no clean merge order exists: an agent against the target (other None) or a pair."""
+
+    agent: str
+    other: str | None
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """Predicted merges of several agents into one target."""
+
+    target: str
+    target_commit: str
+    order: tuple[str, ...] | None  # a sequence that merges cleanly; None when none found
+    mergeable: tuple[str, ...]  # the longest clean sequence found (== order when found)
+    noop: tuple[str, ...]  # agents with nothing to merge into the target (left out of order)
+    blockers: tuple[Blocker, ...]  # filled when order is None
+    exhausted: bool = False  # the search budget ran out before every order was tried
+
+
+@dataclass
+class CacheStats:
+    """Counters for tests and the benchmark."""
+
+    agent_hits: int = 0
+    agent_misses: int = 0
+    pair_hits: int = 0
+    pair_misses: int = 0  # == merge-tree runs
+    git_calls: int = 0
+
+
+@dataclass(frozen=True)
+class _MergeResult:
+    conflict: bool
+    tree: str
+    conflict_files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """The cheap look at an agent's state that decides whether its cache entry is valid."""
+
+    head: str | None
+    dirty: bool
+    key: tuple[str, ...]
+
+
+class CollisionCache:
+    """Change sets keyed by (HEAD, base, status + dirty files' stat); merges by commit pair.
+
+    Thread-safe; entries are computed outside the lock (a race computes twice, harmlessly).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changes: dict[str, tuple[tuple[str, ...], ChangeSet]] = {}
+        self._merges: dict[tuple[str, str, str], _MergeResult] = {}
+        self._drifts: dict[tuple[str, str, str], BaseDrift] = {}
+        self.stats = CacheStats()
+
+    def forget(self, agent_id: str) -> None:
+        """Drop an agent's entry (removed agents are also pruned by ``find_collisions``)."""
+        with self._lock:
+            self._changes.pop(agent_id, None)
+
+    def _count_git(self) -> None:
+        with self._lock:
+            self.stats.git_calls += 1
+
+    def _get_change(self, agent_id: str, key: tuple[str, ...]) -> ChangeSet | None:
+        with self._lock:
+            entry = self._changes.get(agent_id)
+            if entry is not None and entry[0] == key:
+                self.stats.agent_hits += 1
+                return entry[1]
+            self.stats.agent_misses += 1
+            return None
+
+    def _put_change(self, agent_id: str, key: tuple[str, ...], cs: ChangeSet) -> None:
+        with self._lock:
+            self._changes[agent_id] = (key, cs)
+
+    def _prune(self, live: Iterable[str]) -> None:
+        """Keep entries of live agents and merges among their current snapshots."""
+        with self._lock:
+            keep = set(live)
+            self._changes = {a: e for a, e in self._changes.items() if a in keep}
+            commits = {e[1].snapshot for e in self._changes.values()}
+            commits |= {e[1].base_commit for e in self._changes.values()}
+            self._merges = {
+                k: v for k, v in self._merges.items() if k[1] in commits and k[2] in commits
+            }
+            self._drifts = {k: v for k, v in self._drifts.items() if k[1] in commits}
+
+
+# --- git plumbing -------------------------------------------------------------------------
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_REDIRECTS}
+    env["LC_ALL"] = "C"
+    # A status or diff must never rewrite the user's index behind their back (git
+    # refreshes stat info opportunistically otherwise; seen with git 2.39).
+    env["GIT_OPTIONAL_LOCKS"] = "0"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _git(
+    cwd: Path,
+    args: Sequence[str],
+    cache: CollisionCache | None,
+    *,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+    ok: tuple[int, ...] = (0,),
+) -> subprocess.CompletedProcess[bytes]:
+    if cache is not None:
+        cache._count_git()
+    argv = ["git", *args]
+    try:
+        proc = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=env or _env(),
+            input=stdin,
+            capture_output=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        if not cwd.is_dir():
+            raise MulluiError(f"collision check: directory {cwd} does not exist") from exc
+        raise MulluiError("collision check needs git on PATH; install git 2.38 or newer") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise MulluiError(
+            f"collision check: `git {args[0]}` in {cwd} took over {GIT_TIMEOUT_S:.0f}s; "
+            "is the repository on a slow or locked filesystem?"
+        ) from exc
+    if proc.returncode not in ok:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        why = err[-1] if err else f"exit {proc.returncode}"
+        raise MulluiError(f"collision check: `git {' '.join(args[:2])}` in {cwd} failed: {why}")
+    return proc
+
+
+def _z_list(out: bytes) -> list[str]:
+    return [p.decode(errors="surrogateescape") for p in out.split(b"\0") if p]
+
+
+def _resolve(repo: Path, names: Sequence[str], cache: CollisionCache | None) -> dict[str, str]:
+    """Commit ids for rev names in one ``cat-file --batch-check`` (missing names are left out).
+
+    Names go through stdin, so a name starting with '-' can never become an option.
+    """
+    unique = list(dict.fromkeys(names))
+    if not unique:
+        return {}
+    if any("\n" in n for n in unique):
+        raise MulluiError(f"collision check: a ref name holds a newline: {unique!r}")
+    stdin = "".join(f"{n}^{{commit}}\n" for n in unique).encode()
+    out = _git(repo, ["cat-file", "--batch-check"], cache, stdin=stdin).stdout
+    found: dict[str, str] = {}
+    for name, line in zip(unique, out.decode(errors="replace").splitlines(), strict=False):
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "commit":
+            found[name] = parts[0]
+    return found
+
+
+def _branch_ref(branch: str) -> str:
+    return branch if branch.startswith("refs/") else f"refs/heads/{branch}"
+
+
+def _probe(
+    work: Work, base_commit: str, branch_commit: str | None, cache: CollisionCache | None
+) -> _Probe:
+    wt = work.worktree
+    if wt is None or not wt.is_dir():
+        return _Probe(branch_commit, False, ("branch", branch_commit or "-", base_commit))
+    out = _git(
+        wt,
+        ["status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all", "--no-renames"],
+        cache,
+    ).stdout
+    head: str | None = None
+    dirty: list[str] = []
+    entries = out.split(b"\0")
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if entry.startswith(b"# branch.oid "):
+            oid = entry[len(b"# branch.oid ") :].decode()
+            head = None if oid == "(initial)" else oid
+        elif entry[:2] in (b"1 ", b"u ", b"? "):
+            fields = {b"1 ": 9, b"u ": 11, b"? ": 2}[entry[:2]]
+            dirty.append(entry.split(b" ", fields - 1)[-1].decode(errors="surrogateescape"))
+        elif entry.startswith(b"2 "):
+            dirty.append(entry.split(b" ", 9)[-1].decode(errors="surrogateescape"))
+            i += 1  # a rename's original path follows as its own entry
+    # A file that is already modified stays " M" while the agent keeps editing it, so the
+    # status text alone would serve a stale snapshot: mix in each dirty file's stat.
+    digest = hashlib.sha1(out)
+    for rel in dirty:
+        try:
+            st = os.lstat(wt / rel)
+            digest.update(f"{rel}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_ino}\n".encode())
+        except OSError:
+            digest.update(f"{rel}\0gone\n".encode())
+    key = ("worktree", str(wt), head or "-", base_commit, digest.hexdigest())
+    return _Probe(head, bool(dirty), key)
+
+
+def _snapshot(worktree: Path, head: str, cache: CollisionCache | None) -> str:
+    """A commit (parent HEAD) holding the worktree's current files, tracked or untracked.
+
+    ``git add -A`` runs against a *copy* of the worktree's index: the copy keeps the stat
+    data, so only changed files are re-hashed, and the real index is never written.
+    """
+    index = (
+        _git(worktree, ["rev-parse", "--path-format=absolute", "--git-path", "index"], cache)
+        .stdout.decode()
+        .strip()
+    )
+    with tempfile.TemporaryDirectory(prefix="mullui-snap-") as tmp:
+        tmp_index = Path(tmp) / "index"
+        try:
+            shutil.copyfile(index, tmp_index)
+        except FileNotFoundError:
+            _git(worktree, ["read-tree", head], cache, env=_env({"GIT_INDEX_FILE": str(tmp_index)}))
+        env = _env({"GIT_INDEX_FILE": str(tmp_index)})
+        _git(worktree, ["add", "-A", "--", "."], cache, env=env)
+        tree = _git(worktree, ["write-tree"], cache, env=env).stdout.decode().strip()
+    commit = _git(
+        worktree,
+        ["commit-tree", tree, "-p", head, "-m", "mullui: snapshot of uncommitted work"],
+        cache,
+        env=_env(_SYNTHETIC_COMMIT_ENV),
+    )
+    return commit.stdout.decode().strip()
+
+
+def _merge_base(repo: Path, a: str, b: str, cache: CollisionCache | None) -> str | None:
+    out = _git(repo, ["merge-base", a, b], cache, ok=(0, 1)).stdout.decode().strip()
+    return out or None  # exit 1: no common ancestor
+
+
+def _diff_names(repo: Path, a: str, b: str, cache: CollisionCache | None) -> set[str]:
+    # Tree-to-tree: git skips identical subtrees, so this stays cheap on big repositories.
+    out = _git(
+        repo, ["diff", "--name-only", "-z", "--no-renames", "--no-ext-diff", a, b], cache
+    ).stdout
+    return set(_z_list(out))
+
+
+def _merge_tree(repo: Path, ours: str, theirs: str, cache: CollisionCache | None) -> _MergeResult:
+    key = (str(repo), ours, theirs)
+    if cache is not None:
+        with cache._lock:
+            hit = cache._merges.get(key)
+            if hit is not None:
+                cache.stats.pair_hits += 1
+                return hit
+            cache.stats.pair_misses += 1
+    # --write-tree needs git 2.38; exit 1 means conflicts, the tree then holds markers.
+    proc = _git(
+        repo,
+        ["merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", ours, theirs],
+        cache,
+        ok=(0, 1),
+    )
+    parts = proc.stdout.split(b"\0")
+    tree = parts[0].decode().strip()
+    names: list[str] = []
+    for p in parts[1:]:
+        if not p:
+            break
+        names.append(p.decode(errors="surrogateescape"))
+    result = _MergeResult(proc.returncode == 1, tree, tuple(sorted(set(names))))
+    if cache is not None:
+        with cache._lock:
+            cache._merges[key] = result
+    return result
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _parallel(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    if len(items) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_GIT, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+# --- change sets --------------------------------------------------------------------------
+
+
+def _compute_change_set(
+    work: Work, probe: _Probe, base_commit: str, cache: CollisionCache | None
+) -> ChangeSet:
+    if probe.head is None:
+        return ChangeSet(work.agent_id, None, None, base_commit, None, (), probe.dirty)
+    snap = probe.head
+    if probe.dirty:
+        assert work.worktree is not None
+        snap = _snapshot(work.worktree, probe.head, cache)
+    fork = _merge_base(work.repo, base_commit, snap, cache)
+    files: set[str] = set()
+    if fork is not None and fork != snap:
+        files = _diff_names(work.repo, fork, snap, cache)
+        if files and fork != base_commit:
+            # The base moved on: a file already identical in the base (merged by squash or
+            # cherry-pick, or the same fix landed twice) is nothing left to merge.
+            files &= _diff_names(work.repo, base_commit, snap, cache)
+    return ChangeSet(
+        work.agent_id, probe.head, snap, base_commit, fork, tuple(sorted(files)), probe.dirty
+    )
+
+
+def _change_sets(works: Sequence[Work], cache: CollisionCache) -> dict[str, ChangeSet]:
+    ids = [w.agent_id for w in works]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate agent ids in {ids!r}")
+    by_repo: dict[Path, list[Work]] = {}
+    for w in works:
+        by_repo.setdefault(w.repo, []).append(w)
+    commits: dict[tuple[Path, str], str] = {}
+    for repo, ws in by_repo.items():
+        names = [w.base for w in ws] + [_branch_ref(w.branch) for w in ws]
+        for name, sha in _resolve(repo, names, cache).items():
+            commits[(repo, name)] = sha
+        for w in ws:
+            if (repo, w.base) not in commits:
+                raise MulluiError(
+                    f"collision check: base '{w.base}' of agent {w.agent_id} is not a commit "
+                    f"in {repo}; was it deleted or renamed?"
+                )
+
+    def one(w: Work) -> ChangeSet:
+        base_commit = commits[(w.repo, w.base)]
+        probe = _probe(w, base_commit, commits.get((w.repo, _branch_ref(w.branch))), cache)
+        hit = cache._get_change(w.agent_id, probe.key)
+        if hit is not None:
+            return hit
+        cs = _compute_change_set(w, probe, base_commit, cache)
+        cache._put_change(w.agent_id, probe.key, cs)
+        return cs
+
+    return dict(zip(ids, _parallel(one, list(works)), strict=True))
+
+
+def change_set(work: Work, cache: CollisionCache | None = None) -> ChangeSet:
+    """Files the agent changed since its fork from the base (committed, uncommitted,
+    untracked), and the snapshot commit that stands for its current state."""
+    return _change_sets([work], cache or CollisionCache())[work.agent_id]
+
+
+# --- collisions ---------------------------------------------------------------------------
+
+
+def find_collisions(
+    works: Sequence[Work], cache: CollisionCache | None = None
+) -> dict[str, list[Collision]]:
+    """Every agent's collisions with the others (symmetric; no collision maps to []).
+
+    Pass *all* live agents: entries of agents left out are dropped from ``cache``.
+    merge-tree runs only for pairs whose change sets intersect.
+    """
+    cache = cache if cache is not None else CollisionCache()
+    sets = _change_sets(works, cache)
+    result: dict[str, list[Collision]] = {w.agent_id: [] for w in works}
+    repo_of = {w.agent_id: w.repo for w in works}
+    touching: dict[tuple[Path, str], list[str]] = {}
+    for w in works:
+        for f in sets[w.agent_id].files:
+            touching.setdefault((w.repo, f), []).append(w.agent_id)
+    shared: dict[tuple[str, str], list[str]] = {}
+    for (_, f), agents in touching.items():
+        for i, a in enumerate(agents):
+            for b in agents[i + 1 :]:
+                shared.setdefault((a, b) if a < b else (b, a), []).append(f)
+
+    def predict(pair: tuple[str, str]) -> _MergeResult:
+        a, b = pair
+        snap_a, snap_b = sets[a].snapshot, sets[b].snapshot
+        assert snap_a is not None and snap_b is not None
+        # Order the pair by commit id so (a, b) and (b, a) share one cache entry.
+        ours, theirs = sorted((snap_a, snap_b))
+        return _merge_tree(repo_of[a], ours, theirs, cache)
+
+    pairs = sorted(shared)
+    for (a, b), merged in zip(pairs, _parallel(predict, pairs), strict=True):
+        files = tuple(sorted(shared[(a, b)]))
+        result[a].append(Collision(b, files, merged.conflict, merged.conflict_files))
+        result[b].append(Collision(a, files, merged.conflict, merged.conflict_files))
+    for lst in result.values():
+        lst.sort(key=lambda c: c.agent)
+    cache._prune(result)
+    return result
+
+
+def base_drift(work: Work, cache: CollisionCache | None = None) -> BaseDrift:
+    """How far the base moved since the agent forked, which of the agent's files it changed
+    too, and whether merging into the base now would conflict."""
+    cache = cache if cache is not None else CollisionCache()
+    cs = _change_sets([work], cache)[work.agent_id]
+    if cs.fork_point is None or cs.snapshot is None or cs.fork_point == cs.base_commit:
+        return BaseDrift(work.agent_id, work.base, cs.base_commit, cs.fork_point, 0, (), False)
+    key = (work.agent_id, cs.snapshot, cs.base_commit)
+    with cache._lock:
+        hit = cache._drifts.get(key)
+    if hit is not None:
+        return hit
+    behind = int(
+        _git(work.repo, ["rev-list", "--count", f"{cs.fork_point}..{cs.base_commit}"], cache)
+        .stdout.decode()
+        .strip()
+        or 0
+    )
+    overlap = _diff_names(work.repo, cs.fork_point, cs.base_commit, cache) & set(cs.files)
+    merged = _MergeResult(False, "", ())
+    if overlap:
+        merged = _merge_tree(work.repo, cs.base_commit, cs.snapshot, cache)
+    drift = BaseDrift(
+        work.agent_id,
+        work.base,
+        cs.base_commit,
+        cs.fork_point,
+        behind,
+        tuple(sorted(overlap)),
+        merged.conflict,
+        merged.conflict_files,
+    )
+    with cache._lock:
+        cache._drifts[key] = drift
+    return drift
+
+
+# --- merge order --------------------------------------------------------------------------
+
+
+@dataclass
+class _Search:
+    repo: Path
+    cache: CollisionCache
+    snaps: dict[str, str]
+    budget: int = MERGE_SEARCH_BUDGET
+    dead: set[tuple[str, frozenset[str]]] = field(default_factory=set)
+    best: tuple[str, ...] = ()
+    exhausted: bool = False
+    commits: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def step(self, state: str, agent: str) -> tuple[_MergeResult, str]:
+        """Predict merging ``agent`` into ``state``; return the result and the new state."""
+        self.budget -= 1
+        merged = _merge_tree(self.repo, state, self.snaps[agent], self.cache)
+        if merged.conflict:
+            return merged, state
+        key = (state, self.snaps[agent])
+        if key not in self.commits:
+            # An unreferenced merge commit so the next prediction sees the right merge base.
+            self.commits[key] = (
+                _git(
+                    self.repo,
+                    [
+                        "commit-tree",
+                        merged.tree,
+                        "-p",
+                        state,
+                        "-p",
+                        self.snaps[agent],
+                        "-m",
+                        "mullui: predicted merge",
+                    ],
+                    self.cache,
+                    env=_env(_SYNTHETIC_COMMIT_ENV),
+                )
+                .stdout.decode()
+                .strip()
+            )
+        return merged, self.commits[key]
+
+    def run(
+        self, state: str, tree: str, remaining: tuple[str, ...], done: tuple[str, ...]
+    ) -> tuple[str, ...] | None:
+        if len(done) > len(self.best):
+            self.best = done
+        if not remaining:
+            return done
+        dead_key = (tree, frozenset(remaining))
+        if dead_key in self.dead:
+            return None
+        for agent in remaining:
+            if self.budget <= 0:
+                self.exhausted = True
+                return None
+            merged, new_state = self.step(state, agent)
+            if merged.conflict:
+                continue
+            rest = tuple(a for a in remaining if a != agent)
+            found = self.run(new_state, merged.tree, rest, (*done, agent))
+            if found is not None:
+                return found
+        if not self.exhausted:
+            self.dead.add(dead_key)
+        return None
+
+
+def merge_order(
+    works: Sequence[Work], target: str, cache: CollisionCache | None = None
+) -> MergePlan:
+    """Predict merging every agent into ``target``: a clean order when one exists (the
+    given order is tried first), else None and the agents or pairs that block."""
+    cache = cache if cache is not None else CollisionCache()
+    repos = {w.repo for w in works}
+    if len(repos) > 1:
+        raise ValueError(f"merge_order needs agents of one repository, got {sorted(repos)}")
+    if not works:
+        raise ValueError("merge_order needs at least one agent")
+    repo = next(iter(repos))
+    target_commit = _resolve(repo, [target], cache).get(target)
+    if target_commit is None:
+        raise MulluiError(f"merge target '{target}' is not a commit in {repo}")
+    sets = _change_sets(works, cache)
+    snaps = {a: cs.snapshot for a, cs in sets.items() if cs.snapshot is not None}
+    search = _Search(repo, cache, snaps)
+    target_tree = (
+        _git(repo, ["rev-parse", f"{target_commit}^{{tree}}"], cache).stdout.decode().strip()
+    )
+    noop: list[str] = []
+    candidates: list[str] = []
+    for w in works:
+        if w.agent_id not in snaps:
+            noop.append(w.agent_id)
+            continue
+        alone = _merge_tree(repo, target_commit, snaps[w.agent_id], cache)
+        (noop if not alone.conflict and alone.tree == target_tree else candidates).append(
+            w.agent_id
+        )
+    order = search.run(target_commit, target_tree, tuple(candidates), ())
+    blockers: list[Blocker] = []
+    if order is None:
+        clean_alone: list[str] = []
+        for a in candidates:
+            alone = _merge_tree(repo, target_commit, snaps[a], cache)
+            if alone.conflict:
+                blockers.append(Blocker(a, None, alone.conflict_files))
+            else:
+                clean_alone.append(a)
+        for i, a in enumerate(clean_alone):
+            for b in clean_alone[i + 1 :]:
+                if not set(sets[a].files) & set(sets[b].files):
+                    continue
+                _, after_a = search.step(target_commit, a)
+                _, after_b = search.step(target_commit, b)
+                ab = _merge_tree(repo, after_a, snaps[b], cache)
+                ba = _merge_tree(repo, after_b, snaps[a], cache)
+                if ab.conflict and ba.conflict:
+                    files = tuple(sorted(set(ab.conflict_files) | set(ba.conflict_files)))
+                    blockers.append(Blocker(a, b, files))
+    return MergePlan(
+        target=target,
+        target_commit=target_commit,
+        order=order,
+        mergeable=order if order is not None else search.best,
+        noop=tuple(noop),
+        blockers=tuple(blockers),
+        exhausted=search.exhausted,
+    )
