@@ -1,0 +1,405 @@
+"""The command line: argparse in, one line + an exit code out.
+
+0 ok; 1 refused or failed (stderr says why and what to do); 2 bad usage.  Errors are
+raised deep as :class:`MulluiError` and printed here, once.  Imports are lazy so the
+commands agents' hooks call (``mullui hook``) start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mullui.errors import MulluiError, UsageError
+
+DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30m``, ``2h``, ``1d``, ``1h30m``, ``45s`` -> timedelta (UsageError otherwise)."""
+    m = DURATION.match(text.strip())
+    if not text.strip() or not m or not any(m.groups()):
+        raise UsageError(f"bad duration {text!r}: use e.g. 30m, 2h, 1d")
+    d, h, mi, s = (int(x or 0) for x in m.groups())
+    td = timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    if td.total_seconds() <= 0:
+        raise UsageError(f"bad duration {text!r}: must be longer than zero")
+    return td
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"mullui: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="mullui",
+        description="A terminal inbox for many AI coding agents working in parallel. "
+        "With no command: the full-screen TUI for the current repository.",
+    )
+    from mullui import __version__
+
+    p.add_argument("--version", action="version", version=f"mullui {__version__}")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("spawn", help="start an agent (or queue it); prints its id")
+    s.add_argument("task", nargs="?", help="the prompt (or, with --agent shell, a command line)")
+    s.add_argument("--agent", metavar="P", help="profile: claude, codex, aider, gemini, opencode, shell, or custom")
+    s.add_argument("--name", metavar="N")
+    s.add_argument("--base", metavar="REF", help="branch/ref to start from (default: current branch)")
+    s.add_argument("--after", metavar="ID", help="queue until agent ID is done")
+    s.add_argument("--chain", metavar="C", help="run the steps of [chains.C]")
+    s.add_argument("--host", metavar="H", help="run on [hosts.H] over SSH")
+    s.add_argument("--from", dest="from_file", metavar="FILE", help="spawn a backlog from a tasks TOML file")
+    s.add_argument("--no-attach", action="store_true", help="do not switch to the agent's pane")
+    s.add_argument("--attach", action="store_true", help="switch to the agent's pane after spawning")
+
+    s = sub.add_parser("ls", help="all agents")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("inbox", help="agents that need you (snoozed ones left out)")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("send", help="type TEXT + Enter into the agent's pane")
+    s.add_argument("id")
+    s.add_argument("text")
+    s = sub.add_parser("attach", help="switch to / attach to the agent's tmux pane")
+    s.add_argument("id")
+    s = sub.add_parser("snooze", help="hide an inbox item for a while, or until it changes")
+    s.add_argument("id")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--for", dest="duration", metavar="30m|2h|1d")
+    g.add_argument("--until-change", action="store_true")
+    s = sub.add_parser("wake", help="end a snooze")
+    s.add_argument("id")
+    s = sub.add_parser("ack", help="mark an inbox item handled")
+    s.add_argument("id")
+    s = sub.add_parser("merge", help="merge the agent's branch into its base (or REF)")
+    s.add_argument("id")
+    s.add_argument("--into", metavar="REF")
+    s = sub.add_parser("collisions", help="agents whose changes touch the same files")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("report", help="the cost-to-deliver ledger")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true")
+    g.add_argument("--csv", action="store_true")
+    s = sub.add_parser("logs", help="the agent's output log")
+    s.add_argument("id")
+    s.add_argument("-f", "--follow", action="store_true")
+    s = sub.add_parser("stop", help="stop the agent (worktree and branch stay)")
+    s.add_argument("id")
+    s = sub.add_parser("rm", help="remove the agent's worktree and window (never loses work)")
+    s.add_argument("id")
+    s.add_argument("--force", action="store_true",
+                   help="commit uncommitted work to the agent's branch first, then remove")
+    s = sub.add_parser("hook", help="ingest one agent event (JSON on stdin); agents' hooks call it")
+    s.add_argument("event")
+    s.add_argument("args", nargs="*", help="payload as argv (Codex passes JSON last)")
+    s.add_argument("--agent", help=argparse.SUPPRESS)
+    s.add_argument("--token", help=argparse.SUPPRESS)
+    s.add_argument("--status", help=argparse.SUPPRESS)
+    s.add_argument("--seconds", help=argparse.SUPPRESS)
+    s.add_argument("--state-dir", help=argparse.SUPPRESS)
+    s = sub.add_parser("hosts", help="configured remote hosts, reachable or not")
+    s.add_argument("action", nargs="?", choices=["check"])
+    s.add_argument("name", nargs="?")
+    s = sub.add_parser("watch", help="headless supervisor: notifications with no TUI open")
+    s.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
+    s = sub.add_parser("demo", help="a sandbox repo with scripted demo agents (no API key)")
+    s.add_argument("--no-tui", action="store_true", help="set up and start the demo agents only")
+    s = sub.add_parser("events", help="stream applied state changes as JSON lines (used over SSH)")
+    s.add_argument("--follow", action="store_true")
+    s.add_argument("--since", default="", metavar="CURSOR")
+    return p
+
+
+# ---- output helpers --------------------------------------------------------------------
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def _age(t: datetime | None, now: datetime) -> str:
+    if t is None:
+        return "-"
+    s = int((now - t).total_seconds())
+    if s < 60:
+        return f"{max(s, 0)}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _one_line(s: str, n: int = 60) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+# ---- commands --------------------------------------------------------------------------
+def _ws() -> Any:
+    from mullui.workspace import Workspace
+
+    return Workspace()
+
+
+def cmd_ls(a: argparse.Namespace) -> int:
+    ws = _ws()
+    agents = ws.agents()
+    if a.json:
+        _print_json([x.to_ls_json() for x in agents])
+        return 0
+    if not agents:
+        print("no agents yet: `mullui spawn TASK` starts one, `mullui demo` shows a sandbox")
+        return 0
+    now = datetime.now(UTC)
+    rows = [
+        [x.id, _one_line(x.name, 24), x.profile, x.state.value, _age(x.state_since, now),
+         _one_line(x.why(), 50), x.host or ""]
+        for x in agents
+    ]
+    print(_table(rows, ["ID", "NAME", "PROFILE", "STATE", "FOR", "WHY", "HOST"]))
+    return 0
+
+
+def cmd_inbox(a: argparse.Namespace) -> int:
+    from mullui.model import inbox
+
+    ws = _ws()
+    items = inbox(ws.agents())
+    if a.json:
+        out = []
+        for x in items:
+            d = x.to_ls_json()
+            d["why"] = x.why()
+            out.append(d)
+        _print_json(out)
+        return 0
+    if not items:
+        print("inbox is empty: nothing needs you")
+        return 0
+    now = datetime.now(UTC)
+    rows = [[x.id, _one_line(x.name, 24), x.state.value, _age(x.state_since, now), _one_line(x.why(), 60)]
+            for x in items]
+    print(_table(rows, ["ID", "NAME", "STATE", "WAITING", "WHY"]))
+    return 0
+
+
+def cmd_spawn(a: argparse.Namespace) -> int:
+    ws = _ws()
+    if a.from_file:
+        from mullui import queue
+
+        agents = queue.spawn_backlog(ws, a.from_file)
+        for x in agents:
+            print(x.id)
+        return 0
+    if a.task is None:
+        raise UsageError("spawn needs a TASK (or --from FILE)")
+    agent = ws.spawn(
+        a.task, agent=a.agent, name=a.name, base=a.base, after=a.after, chain=a.chain, host=a.host
+    )
+    print(agent.id)
+    sys.stdout.flush()
+    if a.attach and not a.no_attach and agent.tmux_target:
+        argv = ws.attach_argv(agent.id)
+        if argv:
+            import subprocess
+
+            subprocess.call(argv)
+    return 0
+
+
+def cmd_send(a: argparse.Namespace) -> int:
+    _ws().send(a.id, a.text)
+    return 0
+
+
+def cmd_attach(a: argparse.Namespace) -> int:
+    argv = _ws().attach_argv(a.id)
+    if argv:
+        import subprocess
+
+        return subprocess.call(argv)
+    return 0
+
+
+def cmd_snooze(a: argparse.Namespace) -> int:
+    ws = _ws()
+    if a.until_change:
+        x = ws.snooze(a.id, until_change=True)
+        print(f"{x.name} snoozed until it changes state")
+    else:
+        td = parse_duration(a.duration)
+        x = ws.snooze(a.id, until=datetime.now(UTC) + td)
+        print(f"{x.name} snoozed until {x.snoozed_until.astimezone().strftime('%Y-%m-%d %H:%M')}")
+    return 0
+
+
+def cmd_wake(a: argparse.Namespace) -> int:
+    x = _ws().wake(a.id)
+    print(f"{x.name} is awake")
+    return 0
+
+
+def cmd_ack(a: argparse.Namespace) -> int:
+    x = _ws().ack(a.id)
+    print(f"{x.name} handled: out of the inbox until it changes state")
+    return 0
+
+
+def cmd_merge(a: argparse.Namespace) -> int:
+    print(_ws().merge(a.id, into=a.into))
+    return 0
+
+
+def cmd_collisions(a: argparse.Namespace) -> int:
+    from mullui import radar
+
+    ws = _ws()
+    rows = radar.collisions_report(ws)
+    if a.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no collisions: no two agents touch the same files")
+        return 0
+    for r in rows:
+        kind = "CONFLICT" if r["conflict"] else "overlap"
+        print(f"{kind:8}  {r['a_name']} <-> {r['b_name']}: {', '.join(r['files'])}")
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from mullui import report
+
+    ws = _ws()
+    led = report.ledger(ws)
+    if a.json:
+        _print_json(led)
+    elif a.csv:
+        sys.stdout.write(report.to_csv(led))
+    else:
+        print(report.to_text(led))
+    return 0
+
+
+def cmd_logs(a: argparse.Namespace) -> int:
+    from mullui import logs
+
+    return logs.show(_ws(), a.id, follow=a.follow)
+
+
+def cmd_stop(a: argparse.Namespace) -> int:
+    x = _ws().stop(a.id)
+    print(f"{x.name} stopped; its worktree and branch stay ({x.branch})")
+    return 0
+
+
+def cmd_rm(a: argparse.Namespace) -> int:
+    x, saved = _ws().rm(a.id, force=a.force)
+    if saved:
+        print(f"saved uncommitted work of {x.name} as {saved[:10]} on {x.branch}")
+    print(f"removed {x.name}'s worktree; branch {x.branch} stays")
+    return 0
+
+
+def cmd_hook(a: argparse.Namespace) -> int:
+    from mullui import hook
+
+    hook.ingest(a.event, a.args, agent=a.agent, token=a.token, status=a.status,
+                seconds=a.seconds, state_dir=a.state_dir)
+    return 0
+
+
+def cmd_hosts(a: argparse.Namespace) -> int:
+    from mullui.remote import cli as remote_cli
+
+    return remote_cli.hosts(_ws(), a.action, a.name)
+
+
+def cmd_watch(a: argparse.Namespace) -> int:
+    from mullui import supervisor
+
+    return supervisor.watch_main(_ws(), once=a.once)
+
+
+def cmd_events(a: argparse.Namespace) -> int:
+    from mullui import supervisor
+
+    return supervisor.events_main(_ws(), follow=a.follow, since=a.since)
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from mullui.demo import run_demo
+
+    return run_demo(tui=not a.no_tui)
+
+
+def cmd_tui(a: argparse.Namespace) -> int:
+    from mullui.tui.app import run as run_tui
+
+    return run_tui()
+
+
+COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
+    None: cmd_tui,
+    "ls": cmd_ls,
+    "inbox": cmd_inbox,
+    "spawn": cmd_spawn,
+    "send": cmd_send,
+    "attach": cmd_attach,
+    "snooze": cmd_snooze,
+    "wake": cmd_wake,
+    "ack": cmd_ack,
+    "merge": cmd_merge,
+    "collisions": cmd_collisions,
+    "report": cmd_report,
+    "logs": cmd_logs,
+    "stop": cmd_stop,
+    "rm": cmd_rm,
+    "hook": cmd_hook,
+    "hosts": cmd_hosts,
+    "watch": cmd_watch,
+    "events": cmd_events,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except MulluiError as e:
+        print(f"mullui: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("mullui."):
+            print(f"mullui: {args.cmd or 'tui'} is not available in this build yet ({e.name})",
+                  file=sys.stderr)
+            return 1
+        raise
+    except OSError as e:
+        # Disk full, permissions, a vanished directory: say what and where, no traceback.
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"mullui: {e.strerror or e}{where}", file=sys.stderr)
+        return 1

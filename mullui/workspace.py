@@ -1,0 +1,514 @@
+"""One mullui instance: its files, its config, its tmux server, and the operations the
+CLI, the TUI and ``mullui watch`` share (spawn, send, stop, rm, snooze, ...).
+
+Every change to an agent is an event appended to its spool; this module never edits a
+record directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import secrets
+import shutil
+import sys
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mullui import config as config_mod
+from mullui.agents import get_profile
+from mullui.agents.base import LaunchContext
+from mullui.errors import MulluiError, NotFound
+from mullui.model import Agent, State, utcnow
+from mullui.paths import Paths, get_paths, tmux_socket
+from mullui.store import Store
+
+if TYPE_CHECKING:
+    from mullui.runtime.tmux import Tmux
+
+LIVE_LOCAL = (State.STARTING, State.WORKING, State.BLOCKED)
+
+
+def slugify(text: str, limit: int = 24) -> str:
+    """A branch- and tmux-safe slug from free text (``Fix the login bug`` -> ``fix-the-login-bug``)."""
+    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    s = s[:limit].rstrip("-")
+    return s or "agent"
+
+
+def session_name(repo: Path) -> str:
+    """One tmux session per repository (tmux forbids ``.`` and ``:`` in names)."""
+    import hashlib
+
+    h = hashlib.sha1(str(repo).encode()).hexdigest()[:6]
+    return f"mullui-{slugify(repo.name, 20)}-{h}"
+
+
+def hook_argv() -> tuple[str, ...]:
+    """How an agent's hooks call back into mullui (absolute interpreter: no PATH games)."""
+    return (sys.executable, "-m", "mullui", "hook")
+
+
+class Workspace:
+    """Operations on the agents of one mullui instance."""
+
+    def __init__(self, paths: Paths | None = None, cwd: Path | None = None) -> None:
+        self.paths = paths or get_paths()
+        self.store = Store(self.paths)
+        self.cwd = (cwd or Path.cwd()).absolute()
+        self.socket = tmux_socket()
+        self._repo: Path | None = None
+        self._config: config_mod.Config | None = None
+        self._tmux: Tmux | None = None
+
+    # ---- context -------------------------------------------------------------------
+    def repo(self) -> Path:
+        """The main repository of the current directory (error outside one)."""
+        if self._repo is None:
+            from mullui.runtime import worktrees
+
+            self._repo = worktrees.repo_root(self.cwd)
+        return self._repo
+
+    def repo_or_none(self) -> Path | None:
+        try:
+            return self.repo()
+        except MulluiError:
+            return None
+
+    @property
+    def config(self) -> config_mod.Config:
+        if self._config is None:
+            self._config = config_mod.load(self.paths.config_file, self.repo_or_none())
+        return self._config
+
+    @property
+    def tmux(self) -> Tmux:
+        if self._tmux is None:
+            from mullui.runtime.tmux import Tmux
+
+            self._tmux = Tmux(self.socket)
+        return self._tmux
+
+    def profile_names(self) -> list[str]:
+        return self.config.profile_names()
+
+    def current_branch(self) -> str | None:
+        from mullui.runtime import worktrees
+
+        repo = self.repo_or_none()
+        if repo is None:
+            return None
+        try:
+            return worktrees.current_branch(repo)
+        except MulluiError:
+            return None
+
+    def get(self, ref: str) -> Agent:
+        return self.store.resolve(ref)
+
+    def log_path(self, ref: str) -> Path:
+        return self.paths.log_file(self.get(ref).id)
+
+    # ---- listing -------------------------------------------------------------------
+    def agents(self, *, reconcile: bool = True) -> list[Agent]:
+        """Every agent, caught up with its events and (optionally) checked against tmux."""
+        agents = self.store.all()
+        if reconcile:
+            agents = self.reconcile(agents)
+        return agents
+
+    def reconcile(self, agents: list[Agent]) -> list[Agent]:
+        """Compare live agents with tmux (one ``list-panes -a``) and the stall clock.
+
+        A vanished window or a dead tmux server shows as ``failed`` with its cause, a dead
+        pane whose hook was missed gets its exit applied, and an agent with no sign of life
+        past the stall limit is ``failed: stalled`` - never ``working`` forever.
+        """
+        live = [a for a in agents if a.host is None and a.state in LIVE_LOCAL and a.tmux_target]
+        if not live:
+            return agents
+        try:
+            panes = self.tmux.panes()
+        except MulluiError:
+            panes = None
+        changed: dict[str, Agent] = {}
+        now = utcnow()
+        for a in live:
+            if panes is None:
+                changed[a.id] = self.store.emit(
+                    a.id, "fail", cause=f"tmux:server-gone (no tmux server on socket {self.socket})"
+                )
+                continue
+            pane = panes.get(a.id)
+            if pane is None:
+                changed[a.id] = self.store.emit(a.id, "fail", cause="tmux:window-gone")
+                continue
+            if pane.dead:
+                code = pane.dead_status
+                changed[a.id] = self.store.emit(
+                    a.id, "exit", exit_code=code, cause=f"exit:{code} (pane-died seen late)"
+                )
+                continue
+            stall = self.stall_deadline(a)
+            if stall is not None and stall <= now:
+                changed[a.id] = self.store.emit(a.id, "stall", cause="stalled")
+        return [changed.get(a.id, a) for a in agents]
+
+    def last_sign_of_life(self, a: Agent) -> datetime:
+        """Newest of: the last hook/activity event, and the last pane output (log mtime)."""
+        t = a.last_activity or a.state_since
+        try:
+            m = self.paths.log_file(a.id).stat().st_mtime
+            out = datetime.fromtimestamp(m, tz=t.tzinfo)
+            if out > t:
+                t = out
+        except OSError:
+            pass
+        return t
+
+    def stall_deadline(self, a: Agent) -> datetime | None:
+        if a.state not in (State.WORKING, State.STARTING):
+            return None
+        return self.last_sign_of_life(a) + timedelta(seconds=self.config.limits.stall_after_s)
+
+    # ---- spawning ------------------------------------------------------------------
+    def spawn(
+        self,
+        task: str,
+        *,
+        agent: str | None = None,
+        name: str | None = None,
+        base: str | None = None,
+        after: str | None = None,
+        chain: str | None = None,
+        host: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Agent:
+        """Create an agent and start it now, or queue it (``--after``, limits)."""
+        if chain:
+            from mullui import queue
+
+            return queue.spawn_chain(self, chain, task, name=name, base=base, host=host)
+        if host:
+            from mullui.remote import dispatch
+
+            return dispatch.spawn(self, host, task, agent=agent, name=name, base=base, after=after)
+        cfg = self.config
+        repo = self.repo()
+        profile_name = agent or cfg.default_agent
+        profile = get_profile(profile_name, cfg.profiles)
+        if "\x00" in task:
+            raise MulluiError("the task contains a NUL byte, which no program can receive")
+        name = self._unique_name(name, task)
+        prev: Agent | None = None
+        if after:
+            prev = self.get(after)
+        if base is None and prev is None:
+            from mullui.runtime import worktrees
+
+            base = worktrees.current_branch(repo)
+        if base is not None:
+            from mullui.runtime import worktrees
+
+            worktrees.resolve_ref(repo, base)
+        agent_id = secrets.token_hex(4)
+        while self.paths.spool_file(agent_id).exists():
+            agent_id = secrets.token_hex(4)
+        record = Agent(
+            id=agent_id,
+            name=name,
+            profile=profile_name,
+            task=task,
+            state=State.QUEUED,
+            cause="spawn",
+            repo=str(repo),
+            base=base,
+            after=prev.id if prev else None,
+            hooks=profile.has_hooks,
+            extra=dict(extra or {}),
+        )
+        for k in ("chain", "chain_name", "chain_step", "estimate_h"):
+            if extra and k in extra:
+                record = dataclasses.replace(record, **{k: extra[k]})
+        a, _token = self.store.create(record)
+        from mullui import queue
+
+        reason = queue.wait_reason(self, a)
+        if reason is not None:
+            a = self.store.emit(a.id, "state", state="queued", cause=reason)
+            self.ensure_supervisor()
+            return a
+        try:
+            return self.start(a.id)
+        except MulluiError:
+            self._forget(a.id)
+            raise
+
+    def _unique_name(self, name: str | None, task: str) -> str:
+        taken = {a.name for a in self.store.all() if not a.removed}
+        if name is not None:
+            if not name.strip() or any(c in name for c in "\x00\n\r"):
+                raise MulluiError("the agent name must be one non-empty line")
+            if name in taken:
+                raise MulluiError(
+                    f"name {name!r} is taken by another agent: pick another --name "
+                    "or `mullui rm` the old one"
+                )
+            return name
+        base = slugify(task)
+        candidate, n = base, 2
+        while candidate in taken:
+            candidate = f"{base}-{n}"
+            n += 1
+        return candidate
+
+    def _forget(self, agent_id: str) -> None:
+        """Remove every file of an agent whose spawn failed before it ever ran."""
+        p = self.paths
+        for f in (p.spool_file(agent_id), p.record_file(agent_id), p.secret_file(agent_id),
+                  p.agents_dir / f"{agent_id}.lock", p.log_file(agent_id)):
+            with contextlib.suppress(OSError):
+                f.unlink()
+        shutil.rmtree(p.profile_dir(agent_id), ignore_errors=True)
+
+    def start(self, agent_id: str) -> Agent:
+        """Launch a queued agent: worktree, hooks, tmux window. Nothing half-made on error."""
+        from mullui.runtime import worktrees
+
+        a = self.store.load(agent_id)
+        if a.state is not State.QUEUED:
+            raise MulluiError(f"agent {a.name} is {a.state.value}, not queued")
+        repo = Path(a.repo) if a.repo else self.repo()
+        cfg = self.config
+        profile = get_profile(a.profile, cfg.profiles)
+        self.tmux.check()
+        base = a.base
+        if base is None and a.after:
+            base = self.store.load(a.after).branch
+        if base is None:
+            base = worktrees.current_branch(repo)
+        a = self.store.emit(a.id, "start", cause="spawn")
+        wt = None
+        try:
+            wt = worktrees.create(repo, self.paths.worktrees_dir, slugify(a.name), a.id, base)
+            self.store.emit(
+                a.id, "update", fields={"branch": wt.branch, "worktree": str(wt.path), "base": base}
+            )
+            worktrees.lock(repo, wt.path, f"mullui agent {a.name} ({a.id}) is running")
+            token = self.store.token(a.id) or ""
+            env = {
+                "MULLUI_AGENT_ID": a.id,
+                "MULLUI_AGENT_TOKEN": token,
+                "MULLUI_STATE_DIR": str(self.paths.state_dir),
+                "MULLUI_EVENTS": str(self.paths.spool_file(a.id)),
+            }
+            options = dict(cfg.profiles.get(a.profile, {}))
+            env.update(options.get("env", {}))
+            pdir = self.paths.profile_dir(a.id)
+            pdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            session_id = a.session_id or str(uuid.uuid4())
+            ctx = LaunchContext(
+                agent_id=a.id,
+                name=a.name,
+                task=a.task,
+                worktree=wt.path,
+                branch=wt.branch,
+                repo=repo,
+                profile_dir=pdir,
+                hook_argv=hook_argv(),
+                session_id=session_id,
+                env=dict(env),
+                options=options,
+            )
+            env.update(profile.prepare(ctx))
+            argv = profile.command(ctx)
+            if profile.has_hooks:
+                self.store.emit(a.id, "meta", session_id=session_id)
+            session = session_name(repo)
+            self.tmux.ensure_session(session, repo)
+            on_exit = [*hook_argv(), "pane-died", "--agent", a.id, "--token", token,
+                       "--state-dir", str(self.paths.state_dir)]
+            silence = None if profile.has_hooks else int(
+                options.get("silence_after_s", cfg.limits.silence_after_s))
+            on_silence = [*hook_argv(), "silence", "--agent", a.id, "--token", token,
+                          "--state-dir", str(self.paths.state_dir), "--seconds", str(silence)]
+            # "working" goes into the spool *before* the window exists: a command that
+            # exits at once must not have its exit overtaken by a late "working".
+            self.store.emit(a.id, "state", state="working", cause="spawned")
+            target = self.tmux.launch(
+                session=session,
+                window_name=a.name,
+                agent_id=a.id,
+                cwd=wt.path,
+                argv=argv,
+                env=env,
+                log_path=self.paths.log_file(a.id),
+                on_exit=on_exit,
+                silence_seconds=silence,
+                on_silence=on_silence if silence else None,
+            )
+            return self.store.emit(
+                a.id, "update", fields={"tmux_target": target, "tmux_session": session}
+            )
+        except MulluiError as e:
+            if wt is not None:
+                with contextlib.suppress(MulluiError):
+                    worktrees.discard(repo, wt.path, wt.branch)
+            self.store.emit(a.id, "fail", cause=f"spawn failed: {e}")
+            raise
+        except Exception as e:  # an unexpected runtime error must not leave a live record
+            if wt is not None:
+                with contextlib.suppress(MulluiError):
+                    worktrees.discard(repo, wt.path, wt.branch)
+            self.store.emit(a.id, "fail", cause=f"spawn failed: {type(e).__name__}: {e}")
+            raise
+
+    # ---- acting on agents ----------------------------------------------------------
+    def _local(self, a: Agent, what: str) -> None:
+        if a.host is not None:
+            raise MulluiError(f"{what} for agents on host {a.host!r} is not supported yet")
+
+    def send(self, ref: str, text: str) -> Agent:
+        a = self.get(ref)
+        if a.host:
+            from mullui.remote import dispatch
+
+            dispatch.send(self, a, text)
+            return a
+        if not a.tmux_target or a.state in (State.QUEUED, State.STOPPED) or a.removed:
+            raise MulluiError(f"agent {a.name} has no running pane ({a.state.value}): nothing to send to")
+        if a.exit_code is not None:
+            raise MulluiError(f"agent {a.name} has exited (exit {a.exit_code}): nothing to send to")
+        self.tmux.send(a.tmux_target, text)
+        return a
+
+    def attach_argv(self, ref: str) -> list[str] | None:
+        """Switch to the agent's pane. Inside tmux on our server: switch-client and return
+        None; otherwise the argv to run in the foreground (returns when the user detaches)."""
+        a = self.get(ref)
+        if a.host:
+            from mullui.remote import dispatch
+
+            return dispatch.attach_argv(self, a)
+        if not a.tmux_target or a.removed:
+            raise MulluiError(f"agent {a.name} has no tmux window ({a.state.value})")
+        return self.tmux.attach_argv(a.tmux_target)
+
+    def stop(self, ref: str) -> Agent:
+        a = self.get(ref)
+        if a.host:
+            from mullui.remote import dispatch
+
+            return dispatch.stop(self, a)
+        if a.state in (State.STOPPED,):
+            return a
+        a = self.store.emit(a.id, "stop", cause="stopped by user")
+        if a.tmux_target:
+            with contextlib.suppress(MulluiError):
+                self.tmux.stop(a.tmux_target)
+        self._unlock(a)
+        return a
+
+    def _unlock(self, a: Agent) -> None:
+        if a.repo and a.worktree and Path(a.worktree).exists():
+            from mullui.runtime import worktrees
+
+            with contextlib.suppress(MulluiError):
+                worktrees.unlock(Path(a.repo), Path(a.worktree))
+
+    def rm(self, ref: str, *, force: bool = False) -> tuple[Agent, str | None]:
+        """Remove the worktree (and window); refuses to lose work (see SPEC)."""
+        from mullui.runtime import worktrees
+
+        a = self.get(ref)
+        if a.host:
+            from mullui.remote import dispatch
+
+            return dispatch.rm(self, a, force=force)
+        saved = None
+        if a.worktree and a.repo and a.branch:
+            if a.state in LIVE_LOCAL and not force:
+                raise MulluiError(
+                    f"agent {a.name} is {a.state.value}: `mullui stop {a.name}` first, or rm --force"
+                )
+            saved = worktrees.remove(
+                Path(a.repo), Path(a.worktree), a.branch, force=force, agent_name=a.name
+            )
+        if a.state in LIVE_LOCAL or a.state is State.QUEUED:
+            self.store.emit(a.id, "stop", cause="removed")
+        if a.tmux_target:
+            with contextlib.suppress(MulluiError):
+                self.tmux.kill(a.tmux_target)
+        a = self.store.emit(a.id, "removed", saved=saved)
+        return a, saved
+
+    def snooze(
+        self,
+        ref: str,
+        *,
+        minutes: float | None = None,
+        until: datetime | None = None,
+        until_change: bool = False,
+    ) -> Agent:
+        a = self.get(ref)
+        if until_change:
+            return self.store.emit(a.id, "snooze", until_change=True)
+        if until is None:
+            if minutes is None:
+                raise MulluiError("snooze needs --for DURATION or --until-change")
+            until = utcnow() + timedelta(minutes=minutes)
+        from mullui.model import iso
+
+        return self.store.emit(a.id, "snooze", until=iso(until))
+
+    def wake(self, ref: str) -> Agent:
+        a = self.get(ref)
+        return self.store.emit(a.id, "wake")
+
+    def ack(self, ref: str) -> Agent:
+        a = self.get(ref)
+        return self.store.emit(a.id, "ack")
+
+    def diff(self, ref: str, *, color: bool = True) -> str:
+        from mullui.runtime import worktrees
+
+        a = self.get(ref)
+        if a.host:
+            from mullui.remote import dispatch
+
+            return dispatch.diff(self, a, color=color)
+        if not a.repo or not a.base:
+            raise MulluiError(f"agent {a.name} has no worktree yet ({a.state.value})")
+        if a.worktree and Path(a.worktree).exists():
+            return worktrees.diff(Path(a.repo), a.base, Path(a.worktree), color=color)
+        if a.branch:
+            return worktrees.branch_diff(Path(a.repo), a.base, a.branch, color=color)
+        raise MulluiError(f"agent {a.name} has no worktree or branch to diff")
+
+    def merge(self, ref: str, into: str | None = None) -> str:
+        from mullui import review
+
+        return review.merge(self, self.get(ref), into=into)
+
+    # ---- the supervisor ------------------------------------------------------------
+    def ensure_supervisor(self) -> None:
+        """Make sure some supervisor (TUI or ``mullui watch``) is running to start queued
+        agents and notify; starts ``mullui watch`` in a hidden tmux window when none is."""
+        from mullui import supervisor
+
+        supervisor.ensure_running(self)
+
+
+def remove_agent_files(paths: Paths, agent_id: str) -> None:
+    """Used by tests/benchmarks that make throw-away agents."""
+    for f in (paths.spool_file(agent_id), paths.record_file(agent_id)):
+        with contextlib.suppress(OSError):
+            os.unlink(f)
+
+
+__all__ = ["Workspace", "slugify", "session_name", "hook_argv", "NotFound"]
