@@ -1,0 +1,315 @@
+"""Tokens and cost of an agent, read from its CLI's own transcript; the price table.
+
+Claude Code writes one JSONL transcript per session
+(``~/.claude/projects/<cwd-slug>/<session_id>.jsonl``; the ``transcript_path`` of every hook
+payload) and its subagents' transcripts under ``<session_id>/subagents/**/agent-*.jsonl``.
+Each ``"type": "assistant"`` line carries ``message.usage`` of the API response it came
+from.  One response may be split over several lines (one per content block: thinking,
+text, tool_use), each repeating the same ``message.id`` / ``requestId`` and usage, so lines
+are **deduplicated per request**; per field the largest value seen wins (a streamed
+response's usage only grows).
+
+What ``Usage`` counts:
+
+- ``tokens_in``: every prompt token the model read = uncached input + cache reads + cache
+  writes.  That is the volume a ledger compares across agents; ``cache_read`` and
+  ``cache_write`` are kept separately, so the uncached part is
+  ``tokens_in - cache_read - cache_write``.
+- ``tokens_out``: output tokens (thinking included, as the API bills them).
+- ``cost_usd``: priced per model with :data:`DEFAULT_PRICES` or ``[prices."model"]`` from
+  config.  A model the table does not know costs 0 and is listed in ``unpriced``.
+
+Requests the CLI makes for its own bookkeeping (session titles on the small model) do not
+appear in the transcript and are not counted.
+
+Reading tolerates a torn last line (the CLI may be mid-write) and corrupt lines: they are
+skipped, never fatal - usage is a report, not a source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mullui.errors import ConfigError
+
+MILLION = 1_000_000
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float  # 5-minute cache write (1.25 x input on Anthropic's price list)
+
+    @property
+    def cache_write_1h(self) -> float:
+        # Anthropic bills 1-hour cache writes at 2 x the input price; the config schema has
+        # no key for it, so it follows ``input``.
+        return self.input * 2
+
+
+# Anthropic list prices (USD / MTok), checked against the public price page as of the
+# Claude 4.x models.  Keys are model-id prefixes; the longest matching prefix wins, then
+# the family fallbacks below.  Long-context (>200k) surcharges are not modelled.
+DEFAULT_PRICES: dict[str, Price] = {
+    "claude-opus-4-5": Price(5.0, 25.0, 0.50, 6.25),
+    "claude-opus-4-6": Price(5.0, 25.0, 0.50, 6.25),
+    "claude-opus-4-1": Price(15.0, 75.0, 1.50, 18.75),
+    "claude-opus-4-0": Price(15.0, 75.0, 1.50, 18.75),
+    "claude-opus-4-2": Price(15.0, 75.0, 1.50, 18.75),  # claude-opus-4-20250514
+    "claude-3-opus": Price(15.0, 75.0, 1.50, 18.75),
+    "claude-sonnet-4": Price(3.0, 15.0, 0.30, 3.75),
+    "claude-3-7-sonnet": Price(3.0, 15.0, 0.30, 3.75),
+    "claude-3-5-sonnet": Price(3.0, 15.0, 0.30, 3.75),
+    "claude-haiku-4": Price(1.0, 5.0, 0.10, 1.25),
+    "claude-3-5-haiku": Price(0.80, 4.0, 0.08, 1.0),
+    "claude-3-haiku": Price(0.25, 1.25, 0.03, 0.30),
+}
+
+# A model id newer than the table (e.g. "claude-opus-4-8") is priced like the newest
+# model of its family rather than as free: an estimate beats a silent zero in a budget.
+FAMILY_PRICES: dict[str, Price] = {
+    "opus": DEFAULT_PRICES["claude-opus-4-5"],
+    "sonnet": DEFAULT_PRICES["claude-sonnet-4"],
+    "haiku": DEFAULT_PRICES["claude-haiku-4"],
+}
+
+PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
+
+
+def prices_from_config(table: Mapping[str, Mapping[str, float]]) -> dict[str, Price]:
+    """``[prices."model-name"]`` tables from config -> prices.  A missing key takes the
+    default price of that model (or its family), so ``output = 20`` alone is enough."""
+    out: dict[str, Price] = {}
+    for model, keys in table.items():
+        base = price_for(model, {}) or Price(0.0, 0.0, 0.0, 0.0)
+        values = {k: getattr(base, k) for k in PRICE_KEYS}
+        for k, v in keys.items():
+            if k not in PRICE_KEYS:
+                raise ConfigError(
+                    f'[prices."{model}"] unknown key {k!r}; use one of {", ".join(PRICE_KEYS)}'
+                )
+            values[k] = float(v)
+        out[model] = Price(**values)
+    return out
+
+
+def price_for(model: str, overrides: Mapping[str, Price] | None = None) -> Price | None:
+    """The price of ``model``: an exact or longest-prefix override, else the default table,
+    else its family (opus/sonnet/haiku); None when nothing fits."""
+    name = model.split("[", 1)[0]  # "claude-opus-4-8[1m]" -> the 1M-context variant id
+    for table in (overrides or {}, DEFAULT_PRICES):
+        if name in table:
+            return table[name]
+        best = max((k for k in table if name.startswith(k)), key=len, default=None)
+        if best is not None:
+            return table[best]
+    for family, price in FAMILY_PRICES.items():
+        if family in name:
+            return price
+    return None
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    tokens_in: int = 0  # uncached input + cache_read + cache_write
+    tokens_out: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    cost_usd: float = 0.0
+    requests: int = 0
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Totals over a transcript; see the module docstring for what each field counts."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    cost_usd: float = 0.0
+    by_model: Mapping[str, ModelUsage] = field(default_factory=dict)
+    unpriced: tuple[str, ...] = ()
+
+    @property
+    def requests(self) -> int:
+        return sum(m.requests for m in self.by_model.values())
+
+    def as_event(self) -> dict[str, Any]:
+        """The normalized ``usage`` event (totals so far)."""
+        return {
+            "kind": "usage",
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": round(self.cost_usd, 6),
+            "cache_read": self.cache_read,
+            "cache_write": self.cache_write,
+            "by_model": {
+                m: {
+                    "tokens_in": u.tokens_in,
+                    "tokens_out": u.tokens_out,
+                    "cost_usd": round(u.cost_usd, 6),
+                }
+                for m, u in self.by_model.items()
+            },
+        }
+
+
+@dataclass
+class _Request:
+    model: str
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+
+    @property
+    def cache_write(self) -> int:
+        return self.cache_write_5m + self.cache_write_1h
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+
+def _merge(into: _Request, usage: Mapping[str, Any]) -> None:
+    """Fold one line's usage into its request (max per field: repeats and growth)."""
+    into.input = max(into.input, _int(usage.get("input_tokens")))
+    into.output = max(into.output, _int(usage.get("output_tokens")))
+    into.cache_read = max(into.cache_read, _int(usage.get("cache_read_input_tokens")))
+    total_write = _int(usage.get("cache_creation_input_tokens"))
+    split = usage.get("cache_creation")
+    one_hour = _int(split.get("ephemeral_1h_input_tokens")) if isinstance(split, dict) else 0
+    one_hour = min(one_hour, total_write)
+    into.cache_write_1h = max(into.cache_write_1h, one_hour)
+    into.cache_write_5m = max(into.cache_write_5m, total_write - one_hour)
+
+
+class ClaudeTranscript:
+    """Usage of one Claude Code transcript file, read incrementally.
+
+    ``update()`` reads only what was appended since the last call, and only up to the last
+    complete line: a torn tail (the CLI mid-write) is read next time, whole.  A long-lived
+    reader (the supervisor) therefore costs O(new bytes) per Stop; a one-shot ``mullui
+    hook`` process just reads the file once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._requests: dict[str, _Request] = {}
+
+    def update(self) -> None:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return
+        self._offset += end + 1
+        self.feed(chunk[: end + 1].decode("utf-8", "replace").splitlines())
+
+    def feed(self, lines: Iterable[str]) -> None:
+        """Fold transcript lines in (complete lines; bad ones are skipped)."""
+        for n, line in enumerate(lines):
+            # Cheap filter first: most lines (tool results, file snapshots) carry no usage,
+            # and transcripts reach megabytes; json-decode only the candidates.
+            if '"usage"' not in line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict) or rec.get("type") != "assistant":
+                continue
+            msg = rec.get("message")
+            if not isinstance(msg, dict):
+                continue
+            usage = msg.get("usage")
+            model = msg.get("model")
+            if not isinstance(usage, dict) or not isinstance(model, str):
+                continue
+            if model == "<synthetic>":
+                continue  # the CLI's own placeholder messages (errors, interrupts): no API call
+            key = msg.get("id") or rec.get("requestId") or rec.get("uuid") or f"{self._offset}:{n}"
+            req = self._requests.get(str(key))
+            if req is None:
+                req = self._requests[str(key)] = _Request(model=model)
+            _merge(req, usage)
+
+    def absorb(self, other: ClaudeTranscript) -> None:
+        """Add another file's requests (a subagent's), each request counted once."""
+        for key, req in other._requests.items():
+            self._requests.setdefault(key, req)
+
+    def usage(self, prices: Mapping[str, Price] | None = None) -> Usage:
+        return _total(self._requests.values(), prices)
+
+
+def _total(requests: Iterable[_Request], prices: Mapping[str, Price] | None) -> Usage:
+    acc: dict[str, ModelUsage] = {}
+    unpriced: set[str] = set()
+    for r in requests:
+        price = price_for(r.model, prices)
+        if price is None:
+            unpriced.add(r.model)
+            cost = 0.0
+        else:
+            cost = (
+                r.input * price.input
+                + r.output * price.output
+                + r.cache_read * price.cache_read
+                + r.cache_write_5m * price.cache_write
+                + r.cache_write_1h * price.cache_write_1h
+            ) / MILLION
+        m = acc.get(r.model, ModelUsage())
+        acc[r.model] = ModelUsage(
+            tokens_in=m.tokens_in + r.input + r.cache_read + r.cache_write,
+            tokens_out=m.tokens_out + r.output,
+            cache_read=m.cache_read + r.cache_read,
+            cache_write=m.cache_write + r.cache_write,
+            cost_usd=m.cost_usd + cost,
+            requests=m.requests + 1,
+        )
+    return Usage(
+        tokens_in=sum(m.tokens_in for m in acc.values()),
+        tokens_out=sum(m.tokens_out for m in acc.values()),
+        cache_read=sum(m.cache_read for m in acc.values()),
+        cache_write=sum(m.cache_write for m in acc.values()),
+        cost_usd=sum(m.cost_usd for m in acc.values()),
+        by_model=dict(sorted(acc.items())),
+        unpriced=tuple(sorted(unpriced)),
+    )
+
+
+def subagent_transcripts(transcript_path: Path) -> list[Path]:
+    """Transcripts of the session's subagents (Claude Code 2.1.x keeps them apart, under
+    ``<dir>/<session_id>/subagents/``, nested for workflows)."""
+    sub = transcript_path.with_suffix("") / "subagents"
+    return sorted(sub.rglob("*.jsonl")) if sub.is_dir() else []
+
+
+def claude_session_usage(transcript_path: Path, prices: Mapping[str, Price] | None = None) -> Usage:
+    """Usage of a Claude Code session: its transcript plus its subagents' transcripts.
+
+    Requests are deduplicated across files too (a subagent's lines never share an id
+    with the main thread's, but a resumed session may copy earlier lines)."""
+    reader = ClaudeTranscript(transcript_path)
+    reader.update()
+    for extra in subagent_transcripts(transcript_path):
+        sub = ClaudeTranscript(extra)
+        sub.update()
+        reader.absorb(sub)
+    return reader.usage(prices)
