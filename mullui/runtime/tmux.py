@@ -1,0 +1,472 @@
+"""tmux: one window per agent on mullui's private server (``tmux -L SOCKET``).
+
+Facts in, facts out: this module knows tmux, not agents' records.  The lead stores the
+target :meth:`Tmux.launch` returns (a pane id, ``%N``) and maps agents back to panes with
+:meth:`Tmux.panes`, which reads the ``@mullui_agent`` window option — pane ids restart at
+``%0`` when the server restarts, so a stored target is only trusted when ``panes()`` agrees.
+
+Why raw ``tmux`` argv rather than libtmux's object model: every call here needs a timeout
+(a wedged server must not hang ``mullui``), several commands are batched into one client
+round trip with ``;`` separators, and libtmux's objects re-query the server on attribute
+access.  libtmux's pytest plugin still provides the test servers.
+
+tmux quirks this module works around (seen on tmux 3.3a):
+
+- A client argv element that *ends* with ``;`` ends the command (``cmd_parse_from_arguments``),
+  so user text like ``"fix it;"`` would split the command.  :func:`_arg` escapes it.
+- Window names, ``-c`` directories, ``run-shell`` and ``pipe-pane`` commands are expanded
+  as formats: a literal ``#`` must be written ``##``.
+- One client command is limited to about 16 KB (``command too long``).
+- ``alert-silence`` fires once per window until its alert flag is cleared; with the flag
+  cleared it fires again every N seconds of continued silence.  See :meth:`Tmux.launch`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mullui.errors import MulluiError
+
+MIN_VERSION = (3, 2)
+# tmux's MAX_IMSGSIZE is 16384 bytes for the whole packed argv; keep a margin.
+_MAX_COMMAND_BYTES = 16000
+_SEP = "\x1f"  # field separator for -F formats; never in ids, options we set, or names
+
+# Command separator for batched client calls.  A real ";" argument would be user text
+# (escaped by _arg); NUL cannot occur in argv, so this sentinel cannot collide.
+_NEXT = "\0;"
+
+_NO_SERVER = re.compile(r"no server running|error connecting to|server exited unexpectedly")
+
+
+@dataclass(frozen=True)
+class PaneInfo:
+    """One agent's pane as tmux sees it right now."""
+
+    agent_id: str
+    target: str  # pane id, ``%N`` — what launch() returned
+    pane_id: str
+    window_id: str
+    session: str
+    dead: bool
+    dead_status: int | None  # exit status once dead (None while alive or if killed)
+    dead_signal: int | None  # the signal that killed it, when one did
+    pid: int | None
+
+
+def _arg(s: str) -> str:
+    """Protect one argv element from tmux's client-side ``;`` command splitting.
+
+    tmux strips a trailing ``;`` (ending the command) unless it follows a backslash, in
+    which case the backslash becomes the ``;``.  So ``s[:-1] + "\\;"`` arrives as ``s``.
+    """
+    if s.endswith(";"):
+        return s[:-1] + "\\;"
+    return s
+
+
+def _fmt_literal(s: str) -> str:
+    """Text that tmux expands as a format but must arrive unchanged."""
+    return s.replace("#", "##")
+
+
+def _tmux_quote(s: str) -> str:
+    """Quote ``s`` as one word for tmux's command parser (hook bodies).
+
+    Inside single quotes tmux's parser takes everything literally (no ``$``/``~``
+    expansion); a quote is closed, escaped and reopened as in sh.
+    """
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def _run_shell(argv: Sequence[str], suffix: str = "") -> str:
+    """A ``run-shell -b`` command (tmux command syntax) that runs ``argv`` + ``suffix``.
+
+    ``argv`` passes three layers: sh (``shlex.join``), tmux formats (``#`` doubled) and
+    tmux's parser (:func:`_tmux_quote`).  ``suffix`` is raw format text, e.g.
+    ``#{pane_dead_status}``.  ``-b``: a hook without it blocks tmux's command queue — the
+    whole server — until the command ends.
+    """
+    return "run-shell -b " + _tmux_quote(_fmt_literal(shlex.join(argv)) + suffix)
+
+
+class Tmux:
+    """mullui's tmux server, addressed by socket name (``tmux -L NAME``)."""
+
+    def __init__(
+        self,
+        socket_name: str,
+        *,
+        config_file: Path | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        """``config_file`` is read when this call starts the server (``-f``); None keeps
+        the user's ``~/.tmux.conf`` so attaching feels like their tmux. Tests pass
+        ``/dev/null``."""
+        self.socket_name = socket_name
+        self.config_file = config_file
+        self.timeout = timeout
+        self._bin = shutil.which("tmux")
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _base(self) -> list[str]:
+        if self._bin is None:
+            raise MulluiError("tmux not found: install tmux >= 3.2 (apt-get install tmux)")
+        base = [self._bin, "-L", self.socket_name]
+        if self.config_file is not None:
+            base += ["-f", str(self.config_file)]
+        return base
+
+    def _exec(
+        self, args: Sequence[str], *, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        # Every element is escaped here, once; only _NEXT separates commands.
+        argv = self._base() + [";" if a == _NEXT else _arg(a) for a in args]
+        size = sum(len(a.encode()) + 1 for a in argv)
+        if size > _MAX_COMMAND_BYTES:
+            raise MulluiError(
+                f"command too long for tmux ({size} bytes, limit about 16 KB): "
+                "put long task text in a file and refer to it"
+            )
+        try:
+            return subprocess.run(
+                argv,
+                input=stdin if stdin is not None else "",
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                # The client would otherwise inherit a pane's TMUX and talk about nesting.
+                env=_client_env(),
+            )
+        except subprocess.TimeoutExpired as e:
+            raise MulluiError(
+                f"tmux did not answer within {self.timeout:.0f}s (socket {self.socket_name}):"
+                f" `tmux -L {self.socket_name} kill-server` restarts it (agents in it end)"
+            ) from e
+
+    def _cmd(self, *args: str, stdin: str | None = None) -> str:
+        """Run one tmux client command (``;``-separated sequences allowed); stdout."""
+        r = self._exec(args, stdin=stdin)
+        if r.returncode != 0:
+            err = " ".join(r.stderr.split()) or f"exit status {r.returncode}"
+            if _NO_SERVER.search(err):
+                raise _NoServer(err)
+            raise MulluiError(f"tmux {args[0]}: {err}")
+        return r.stdout
+
+    # -- server -----------------------------------------------------------------------
+
+    def check(self) -> None:
+        """MulluiError unless tmux >= 3.2 is installed."""
+        base = self._base()
+        r = subprocess.run(
+            [base[0], "-V"], capture_output=True, text=True, timeout=self.timeout, check=False
+        )
+        version = r.stdout.strip()
+        m = re.search(r"(\d+)\.(\d+)", version)
+        # "tmux master" / "tmux next-3.5": development builds are newer than any release.
+        if m is None:
+            if "master" in version or "next" in version:
+                return
+            raise MulluiError(f"cannot read the tmux version from {version!r}: need >= 3.2")
+        if (int(m.group(1)), int(m.group(2))) < MIN_VERSION:
+            raise MulluiError(f"{version} is too old: install tmux >= 3.2")
+
+    def server_alive(self) -> bool:
+        """True when mullui's tmux server is running."""
+        try:
+            self._cmd("list-sessions", "-F", "#{session_id}")
+        except _NoServer:
+            return False
+        return True
+
+    def kill_server(self) -> None:
+        """End the server and every agent window in it; no error when none runs."""
+        try:
+            self._cmd("kill-server")
+        except _NoServer:
+            pass
+
+    def ensure_session(self, name: str, cwd: Path) -> None:
+        """Create session ``name`` (detached, cwd ``cwd``) unless it exists.
+
+        Its first window is a plain shell in ``cwd`` named ``mullui``: the session lives
+        on when every agent window is gone, and attaching users land somewhere useful.
+        Concurrent callers race benignly: tmux refuses the second ``new-session``.
+        """
+        try:
+            self._cmd(
+                "new-session", "-d", "-s", name, "-n", "mullui",
+                "-c", _fmt_literal(str(cwd)),
+            )  # fmt: skip
+        except MulluiError as e:
+            if "duplicate session" not in e.message:
+                raise
+
+    # -- agents -----------------------------------------------------------------------
+
+    def launch(
+        self,
+        *,
+        session: str,
+        window_name: str,
+        agent_id: str,
+        cwd: Path,
+        argv: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        on_exit: list[str],
+        silence_seconds: int | None = None,
+        on_silence: list[str] | None = None,
+        on_activity: list[str] | None = None,
+    ) -> str:
+        """Start ``argv`` in a new window of ``session``; return its pane id (``%N``).
+
+        - ``argv`` is exec'd directly (never a shell); ``env`` is added with ``-e``.
+        - The command is gated: it waits on a tmux ``wait-for`` channel that is signalled
+          only after ``pipe-pane`` (log), ``remain-on-exit`` and the hooks are in place,
+          so no early output and no early exit is missed.  (tmux remembers a signal sent
+          before anyone waits, so the order cannot deadlock.)
+        - When the process ends, tmux's ``pane-died`` hook runs ``on_exit`` plus
+          ``--status N`` (exit status) or ``--signal N`` (killed by signal N).
+        - With ``silence_seconds``: after that long without output ``on_silence`` runs,
+          once per quiet spell; when output resumes ``on_activity`` runs (if given).
+        - ``log_path`` receives the pane's raw output (escape sequences included),
+          appended by a ``cat`` owned by the tmux server, so it outlives mullui.
+        """
+        if not argv:
+            raise ValueError("launch: empty argv")
+        for key in env:
+            if not key or "=" in key:
+                raise ValueError(f"launch: bad environment variable name {key!r}")
+        channel = f"mullui-gate-{agent_id}-{secrets.token_hex(4)}"
+        # $TMUX is "socket_path,server_pid,session"; tmux sets it in every pane.  The
+        # tmux path is absolute because env may replace PATH.
+        gate = (
+            f'{shlex.quote(self._bin or "tmux")} -S "${{TMUX%%,*}}" wait-for {channel}'
+            ' || exit 125; exec "$@"'
+        )
+        new_window = [
+            "new-window", "-d", "-P", "-F", f"#{{window_id}}{_SEP}#{{pane_id}}",
+            "-t", f"={session}:", "-n", _fmt_literal(window_name),
+            "-c", _fmt_literal(str(cwd)),
+        ]  # fmt: skip
+        for key, value in env.items():
+            new_window += ["-e", f"{key}={value}"]
+        # Two or more arguments after the flags: tmux >= 3.0 execvp()s them, no shell.
+        new_window += ["sh", "-c", gate, "sh", *argv]
+        out = self._cmd(*new_window).strip()
+        window_id, _, pane_id = out.partition(_SEP)
+        if not window_id.startswith("@") or not pane_id.startswith("%"):
+            raise MulluiError(f"tmux new-window printed {out!r}, expected window and pane ids")
+
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        status = "#{?pane_dead_signal,--signal #{pane_dead_signal},--status #{pane_dead_status}}"
+        setup: list[list[str]] = [
+            ["set-option", "-w", "-t", window_id, "remain-on-exit", "on"],
+            ["set-option", "-w", "-t", window_id, "allow-rename", "off"],
+            ["set-option", "-w", "-t", window_id, "automatic-rename", "off"],
+            ["set-option", "-w", "-t", window_id, "@mullui_agent", agent_id],
+            ["set-hook", "-w", "-t", window_id, "pane-died", _run_shell(on_exit, " " + status)],
+        ]
+        if silence_seconds:
+            # tmux re-fires alert-silence every N s once the alert flag is cleared, and
+            # never again while it is set (the session is detached).  So a small state
+            # machine: on silence, report, stop watching silence and watch activity; on
+            # activity, the reverse.  `kill-session -C` clears the flags.
+            silent = [
+                "set-option -w monitor-silence 0",
+                "set-option -w monitor-activity on",
+                "kill-session -C",
+            ]
+            active = [
+                "set-option -w monitor-activity off",
+                f"set-option -w monitor-silence {int(silence_seconds)}",
+                "kill-session -C",
+            ]
+            if on_silence:
+                silent.insert(0, _run_shell(on_silence))
+            if on_activity:
+                active.insert(0, _run_shell(on_activity))
+            setup += [
+                ["set-option", "-w", "-t", window_id, "monitor-silence", str(silence_seconds)],
+                ["set-option", "-w", "-t", window_id, "visual-silence", "off"],
+                ["set-option", "-w", "-t", window_id, "visual-activity", "off"],
+                ["set-hook", "-w", "-t", window_id, "alert-silence", " ; ".join(silent)],
+                ["set-hook", "-w", "-t", window_id, "alert-activity", " ; ".join(active)],
+            ]
+        setup += [
+            [
+                "pipe-pane", "-o", "-t", pane_id,
+                _fmt_literal(f"exec cat >> {shlex.quote(str(log_path))}"),
+            ],
+            ["wait-for", "-S", channel],
+        ]  # fmt: skip
+        try:
+            self._cmd(*_sequence(setup))
+        except MulluiError:
+            # Nothing half-made: the gated command has not started yet.
+            self.kill(pane_id)
+            raise
+        return pane_id
+
+    def send(self, target: str, text: str) -> None:
+        """Type ``text`` into the pane, then Enter.
+
+        One line goes as literal keys (``send-keys -l``).  Multi-line or long text is
+        pasted through a tmux buffer loaded from stdin (no argv size limit) with
+        ``paste-buffer -p``: bracketed paste when the program asked for it, so agent
+        TUIs take newlines as text rather than as Enter.  Like a terminal's paste, LF
+        is delivered as CR (a cooked tty turns it back into LF).
+        """
+        if "\n" not in text and len(text.encode()) < 4000:
+            self._cmd(
+                "send-keys", "-t", target, "-l", "--", text, _NEXT,
+                "send-keys", "-t", target, "Enter",
+            )  # fmt: skip
+            return
+        buf = f"mullui-send-{secrets.token_hex(4)}"
+        self._cmd(
+            "load-buffer", "-b", buf, "-", _NEXT,
+            "paste-buffer", "-d", "-p", "-b", buf, "-t", target, _NEXT,
+            "send-keys", "-t", target, "Enter",
+            stdin=text,
+        )  # fmt: skip
+
+    def attach(self, target: str) -> None:
+        """Show the agent's pane to the user; returns when they come back.
+
+        Inside a tmux client of this same server: ``switch-client`` (returns at once).
+        Otherwise ``tmux attach`` runs in the foreground until the user detaches.
+        """
+        inside = os.environ.get("TMUX", "")
+        if inside and inside.split(",")[0] == self._socket_path():
+            self._cmd("switch-client", "-t", target)
+            return
+        # attach-session -t PANE selects that pane's window and pane first.  $TMUX is
+        # dropped so tmux does not refuse to nest inside the user's own tmux.
+        subprocess.run(
+            [*self._base(), "attach-session", "-t", target], env=_client_env(), check=False
+        )
+
+    def _socket_path(self) -> str:
+        """The server's socket path (what ``$TMUX`` starts with inside its panes)."""
+        try:
+            return self._cmd("display-message", "-p", "#{socket_path}").strip()
+        except _NoServer:
+            return ""
+
+    def stop(self, target: str, grace: float = 3.0) -> bool:
+        """Ask the agent to stop (C-c, twice: Claude Code wants two), then kill its window.
+
+        Returns True when the process ended by itself within ``grace`` seconds — its
+        ``pane-died`` hook then reported the exit.  Otherwise the window is killed and
+        no hook runs (tmux only fires ``pane-died`` for a process that exits), so the
+        caller records the stop itself.  Either way the window is gone afterwards;
+        the log file stays.
+        """
+        exited = False
+        try:
+            self._cmd("send-keys", "-t", target, "C-c")
+            deadline = time.monotonic() + grace
+            second = time.monotonic() + min(0.5, grace / 2)
+            sent_second = False
+            while time.monotonic() < deadline:
+                if self._pane_dead(target):
+                    exited = True
+                    break
+                if not sent_second and time.monotonic() >= second:
+                    self._cmd("send-keys", "-t", target, "C-c")
+                    sent_second = True
+                time.sleep(0.05)
+        except (MulluiError, _NoServer):
+            pass  # the window is already gone, or the server is
+        self.kill(target)
+        return exited
+
+    def kill(self, target: str) -> None:
+        """Kill the agent's window at once (SIGHUP to its process); no error if gone."""
+        try:
+            self._cmd("kill-window", "-t", target)
+        except _NoServer:
+            pass
+        except MulluiError as e:
+            if "can't find" not in e.message:
+                raise
+
+    def _pane_dead(self, target: str) -> bool:
+        return self._cmd("display-message", "-p", "-t", target, "#{pane_dead}").strip() == "1"
+
+    def panes(self) -> dict[str, PaneInfo] | None:
+        """Every agent pane on the server, by agent id, in one ``list-panes -a`` call.
+
+        None when no server is running (not an error: nothing runs).  Windows without
+        ``@mullui_agent`` (the placeholder, the user's own) are left out.
+        """
+        fields = [
+            "#{@mullui_agent}", "#{pane_id}", "#{window_id}", "#{pane_dead}",
+            "#{pane_dead_status}", "#{pane_dead_signal}", "#{pane_pid}", "#{session_name}",
+        ]  # fmt: skip
+        try:
+            out = self._cmd("list-panes", "-a", "-F", _SEP.join(fields))
+        except _NoServer:
+            return None
+        result: dict[str, PaneInfo] = {}
+        for line in out.splitlines():
+            parts = line.split(_SEP, len(fields) - 1)
+            if len(parts) != len(fields) or not parts[0]:
+                continue
+            agent, pane, window, dead, status, signal, pid, session = parts
+            result[agent] = PaneInfo(
+                agent_id=agent,
+                target=pane,
+                pane_id=pane,
+                window_id=window,
+                session=session,
+                dead=dead == "1",
+                dead_status=_int(status) if dead == "1" else None,
+                dead_signal=_int(signal) if dead == "1" else None,
+                pid=_int(pid),
+            )
+        return result
+
+    def capture(self, target: str, lines: int = 50) -> str:
+        """The last ``lines`` lines of the pane's screen and history, wrapped lines joined."""
+        return self._cmd("capture-pane", "-p", "-J", "-t", target, "-S", str(-int(lines)))
+
+
+class _NoServer(MulluiError):
+    """No tmux server is listening on the socket."""
+
+
+def _int(s: str) -> int | None:
+    try:
+        return int(s)
+    except ValueError:
+        return None
+
+
+def _sequence(commands: list[list[str]]) -> list[str]:
+    out: list[str] = []
+    for i, c in enumerate(commands):
+        if i:
+            out.append(_NEXT)
+        out += c
+    return out
+
+
+def _client_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("TMUX", None)
+    env.pop("TMUX_PANE", None)
+    return env
