@@ -1,0 +1,297 @@
+"""``claude``: Claude Code, watched through its own hooks.
+
+Wiring: ``prepare`` writes one settings file under the agent's private profile dir and the
+agent runs ``claude --settings FILE``.  Settings passed that way are *added* to the user's
+(``~/.claude/settings.json`` and the project's stay untouched and keep working).  Every
+hook runs ``mullui hook EVENT`` with the JSON payload on stdin; the agent id and token reach
+it through ``MULLUI_AGENT_ID`` / ``MULLUI_AGENT_TOKEN`` in the window's environment.
+
+Hooks only *report*: they print nothing and exit 0, so Claude Code never reads a decision
+from them (a ``PermissionRequest`` hook that printed a decision would answer the dialog
+for the human).
+
+Signals (Claude Code 2.1.197, see docs/agents.md for the payloads and timings):
+
+==================  ==========================================================
+PermissionRequest   blocked: the permission dialog just opened (~0.1 s after
+                    the model's tool_use; the ``Notification`` about the same
+                    dialog comes ~6 s later)
+PreToolUse          working (blocked for AskUserQuestion / ExitPlanMode: the
+                    tool *is* a question to the human)
+PostToolUse(...)    working (e.g. the human granted the permission)
+UserPromptSubmit    working
+Stop                done, with ``last_assistant_message`` - unless background
+                    tasks are still in flight (then just a sign of life)
+StopFailure         blocked: the turn ended on an API error the human must fix
+Notification        blocked for ``permission_prompt`` (late duplicate),
+                    ``idle_prompt``, ``elicitation_dialog``
+SessionEnd          exit 0 when the user quit (``prompt_input_exit``,
+                    ``logout``); ``clear``/``resume`` keep the process alive
+==================  ==========================================================
+
+Every payload's ``session_id`` / ``transcript_path`` also go out as a ``meta`` event, and
+Stop / StopFailure / SubagentStop / SessionEnd add a ``usage`` event read from the
+transcript (:mod:`mullui.usage`).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mullui.agents.base import Event, LaunchContext, Profile
+from mullui.usage import Price, claude_session_usage
+
+SETTINGS_FILE = "claude-settings.json"
+
+#: Hook events mullui registers.  Claude Code validates hook names in settings; every one
+#: of these exists in 2.1.x (PermissionRequest, StopFailure arrived during 2.0/2.1).
+HOOK_EVENTS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PermissionRequest",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "Notification",
+    "Stop",
+    "StopFailure",
+    "SubagentStop",
+    "SessionEnd",
+)
+
+#: Seconds Claude Code lets one hook run.  Also raises the budget of SessionEnd hooks,
+#: which 2.1.197 otherwise kills after 1.5 s (``CLAUDE_CODE_SESSIONEND_HOOKS_TIMEOUT_MS``)
+#: - too short to read a long transcript on a loaded machine.
+HOOK_TIMEOUT_S = 10
+
+#: Tools whose call is itself a question to the human: the CLI shows a choice and waits.
+QUESTION_TOOLS = ("AskUserQuestion", "ExitPlanMode")
+
+#: SessionEnd reasons that mean the process is going away because the user quit.
+QUIT_REASONS = ("prompt_input_exit", "logout")
+
+#: Notification types that mean "waiting on the human".
+BLOCKING_NOTIFICATIONS = ("permission_prompt", "idle_prompt", "elicitation_dialog")
+
+USAGE_EVENTS = ("Stop", "StopFailure", "SubagentStop", "SessionEnd")
+
+MAX_SUMMARY = 300
+
+
+def _clip(text: str, limit: int = MAX_SUMMARY) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _rel(path: str, cwd: str | None) -> str:
+    if cwd and path.startswith(cwd.rstrip("/") + "/"):
+        return path[len(cwd.rstrip("/")) + 1 :]
+    return path
+
+
+def summarize_tool(tool: str, tool_input: Any, cwd: str | None = None) -> str:
+    """``"<tool>: <what it wants>"`` - one line the human can decide on."""
+    inp = tool_input if isinstance(tool_input, dict) else {}
+
+    def s(key: str) -> str:
+        v = inp.get(key)
+        return v if isinstance(v, str) else ""
+
+    detail = ""
+    if tool == "Bash":
+        detail = s("command")
+    elif tool in ("Edit", "MultiEdit", "Write", "Read", "NotebookEdit"):
+        detail = _rel(s("file_path") or s("notebook_path"), cwd)
+    elif tool == "WebFetch":
+        detail = s("url")
+    elif tool == "WebSearch":
+        detail = s("query")
+    elif tool in ("Glob", "Grep"):
+        detail = s("pattern")
+    elif tool in ("Task", "Agent"):
+        detail = s("description") or s("prompt")
+    elif tool == "AskUserQuestion":
+        qs = inp.get("questions")
+        if isinstance(qs, list) and qs and isinstance(qs[0], dict):
+            detail = str(qs[0].get("question") or "")
+    elif tool == "ExitPlanMode":
+        plan = s("plan").strip()
+        detail = "approve the plan" + (f": {plan.splitlines()[0]}" if plan else "")
+    if not detail and inp:
+        detail = json.dumps(inp, ensure_ascii=False, sort_keys=True)
+    return _clip(f"{tool}: {detail}" if detail else tool)
+
+
+def _state(state: str, event: str, **extra: Any) -> Event:
+    ev: Event = {"kind": "state", "state": state, "cause": f"hook:{event}"}
+    ev.update(extra)
+    return ev
+
+
+class ClaudeProfile(Profile):
+    name = "claude"
+    has_hooks = True
+    reports_blocked = True
+
+    def __init__(self, prices: Mapping[str, Price] | None = None, binary: str = "claude") -> None:
+        #: config price overrides (``usage.prices_from_config``) for the usage events
+        self.prices = dict(prices or {})
+        self.binary = binary
+
+    # ---- launching -----------------------------------------------------------------
+    def settings_path(self, ctx: LaunchContext) -> Path:
+        return ctx.profile_dir / SETTINGS_FILE
+
+    def settings(self, ctx: LaunchContext) -> dict[str, Any]:
+        """The ``--settings`` document: one command hook per event, nothing else."""
+        hooks: dict[str, Any] = {}
+        for event in HOOK_EVENTS:
+            # A shell runs this string (Claude Code's command hooks); shlex.join keeps
+            # every argv element one word whatever the interpreter's path holds.  The
+            # exec form (``args``) exists in 2.1.197 but older versions would ignore it and
+            # run ``command`` alone.
+            command = shlex.join([*ctx.hook_argv, event])
+            hooks[event] = [
+                {"hooks": [{"type": "command", "command": command, "timeout": HOOK_TIMEOUT_S}]}
+            ]
+        return {"hooks": hooks}
+
+    def prepare(self, ctx: LaunchContext) -> dict[str, str]:
+        ctx.profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.settings_path(ctx)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.settings(ctx), indent=2) + "\n")
+        tmp.replace(path)
+        return {}
+
+    def _options(self, ctx: LaunchContext) -> list[str]:
+        argv: list[str] = []
+        model = ctx.options.get("model")
+        if isinstance(model, str) and model:
+            argv += ["--model", model]
+        extra = ctx.options.get("args")
+        if isinstance(extra, list):
+            argv += [str(a) for a in extra]
+        return argv
+
+    def command(self, ctx: LaunchContext) -> list[str]:
+        # "--" ends the options: a task that starts with "-" stays the prompt.
+        return [
+            self.binary,
+            "--settings",
+            str(self.settings_path(ctx)),
+            "--session-id",
+            ctx.session_id,
+            *self._options(ctx),
+            "--",
+            ctx.task,
+        ]
+
+    def resume_command(self, ctx: LaunchContext) -> list[str] | None:
+        return [
+            self.binary,
+            "--resume",
+            ctx.session_id,
+            "--settings",
+            str(self.settings_path(ctx)),
+            *self._options(ctx),
+        ]
+
+    # ---- watching ------------------------------------------------------------------
+    def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:
+        out: list[Event] = []
+        meta = {
+            k: payload[k]
+            for k in ("session_id", "transcript_path")
+            if isinstance(payload.get(k), str) and payload[k]
+        }
+        if meta:
+            out.append({"kind": "meta", **meta})
+        out.extend(self._state_events(event, payload))
+        if event in USAGE_EVENTS and isinstance(payload.get("transcript_path"), str):
+            usage = claude_session_usage(Path(payload["transcript_path"]), self.prices)
+            if usage.requests:
+                out.append(usage.as_event())
+        if not any(e["kind"] in ("state", "exit") for e in out):
+            out.append({"kind": "activity", "cause": f"hook:{event}"})
+        return out
+
+    def _state_events(self, event: str, p: dict[str, Any]) -> list[Event]:
+        cwd = p.get("cwd") if isinstance(p.get("cwd"), str) else None
+        tool = str(p.get("tool_name") or "")
+        in_subagent = bool(p.get("agent_id"))
+
+        if event == "PermissionRequest":
+            # Also from a subagent: the dialog blocks the whole session.
+            return [
+                _state("blocked", event, question=summarize_tool(tool, p.get("tool_input"), cwd))
+            ]
+
+        if event == "PreToolUse":
+            if tool in QUESTION_TOOLS:
+                q = summarize_tool(tool, p.get("tool_input"), cwd)
+                return [_state("blocked", event, question=q)]
+            return [_state("working", event)]
+
+        if event in ("PostToolUse", "PostToolUseFailure", "UserPromptSubmit"):
+            return [_state("working", event)]
+
+        if event == "Notification":
+            kind = str(p.get("notification_type") or "")
+            if kind not in BLOCKING_NOTIFICATIONS:
+                return []
+            cause = f"hook:Notification:{kind}"
+            if kind == "permission_prompt":
+                # The late twin of PermissionRequest (~6 s after the dialog opened): no
+                # question of its own, so the reducer keeps the precise one it has.
+                return [{"kind": "state", "state": "blocked", "cause": cause, "question": None}]
+            message = p.get("message")
+            said = _clip(message) if isinstance(message, str) and message else None
+            return [{"kind": "state", "state": "blocked", "cause": cause, "question": said}]
+
+        if event == "Stop":
+            if in_subagent:
+                return []
+            running = _in_flight(p.get("background_tasks"))
+            if running:
+                # "Paused waiting for background work to wake it": not the human's turn.
+                return [{"kind": "activity", "cause": f"hook:Stop:background:{running}"}]
+            msg = p.get("last_assistant_message")
+            return [_state("done", event, message=msg if isinstance(msg, str) else None)]
+
+        if event == "StopFailure":
+            error = str(p.get("error") or "unknown")
+            details = p.get("error_details")
+            q = f"API error: {error}" + (f" ({details})" if isinstance(details, str) else "")
+            return [
+                {
+                    "kind": "state",
+                    "state": "blocked",
+                    "cause": f"hook:StopFailure:{error}",
+                    "question": _clip(q),
+                }
+            ]
+
+        if event == "SessionEnd":
+            reason = str(p.get("reason") or "other")
+            if reason in QUIT_REASONS:
+                return [{"kind": "exit", "exit_code": 0, "cause": f"hook:SessionEnd:{reason}"}]
+            # clear/resume: same process, new session (SessionStart follows).  "other"
+            # covers signals too: leave the exit code to tmux's pane-died.
+            return []
+
+        return []
+
+
+def _in_flight(tasks: Any) -> int:
+    """How many background tasks a Stop payload says are still running or pending."""
+    if not isinstance(tasks, list):
+        return 0
+    done = ("completed", "failed", "killed", "stopped", "cancelled", "canceled", "error")
+    return sum(
+        1 for t in tasks if isinstance(t, dict) and str(t.get("status", "")).lower() not in done
+    )
