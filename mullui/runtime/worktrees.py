@@ -1,0 +1,444 @@
+"""Git worktrees: one per agent, on its own branch, created serialized, removed safely.
+
+Plain git through argv lists with an explicit ``cwd`` and timeouts; no knowledge of
+mullui's records.  Paths in, facts out, :class:`MulluiError` with git's reason when git
+refuses.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mullui.errors import MulluiError
+
+# Quick queries answer in milliseconds; a checkout of a big repository does not.
+QUICK = 60.0
+CHECKOUT = 1800.0
+LOCK_WAIT = 300.0
+
+# Variables that point git at another repository.  Inherited from a git hook (an agent's
+# hook calling mullui), they would make every command here act on the wrong repository.
+_REPO_ENV = (
+    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX",
+)  # fmt: skip
+_NO_SPACE = re.compile(r"No space left on device|ENOSPC|disk quota exceeded", re.I)
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """An agent's checkout: where, on which branch, started from which base."""
+
+    path: Path
+    branch: str
+    base: str  # the ref as given (``main``, ``HEAD~2``, a sha)
+    base_sha: str
+
+
+@dataclass(frozen=True)
+class Safety:
+    """What removing a worktree could lose."""
+
+    uncommitted: list[str]  # paths with changes, untracked files included
+    unique_commits: list[str]  # shas on the branch that no other branch holds
+
+    @property
+    def safe(self) -> bool:
+        return not self.uncommitted and not self.unique_commits
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _REPO_ENV}
+    # Messages are matched (disk full, "already locked"); prompts would hang a timeout.
+    env.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"})
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _git(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    timeout: float = QUICK,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    try:
+        r = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            input=stdin if stdin is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_env(env),
+        )
+    except FileNotFoundError as e:
+        if not cwd.is_dir():
+            raise MulluiError(f"directory not found: {cwd}") from e
+        raise MulluiError("git not found: install git >= 2.25") from e
+    except subprocess.TimeoutExpired as e:
+        raise MulluiError(f"git {args[0]} took longer than {timeout:.0f}s in {cwd}") from e
+    if check and r.returncode != 0:
+        raise MulluiError(f"git {args[0]} failed in {cwd}: {_reason(r.stderr)}")
+    return r
+
+
+def _reason(stderr: str) -> str:
+    """git's complaint in one line: its fatal/error lines, else its last line."""
+    lines = [ln.strip() for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
+    picked = [ln for ln in lines if ln.startswith(("fatal:", "error:"))] or lines[-1:]
+    return " ".join(picked) or "no message"
+
+
+def repo_root(cwd: Path) -> Path:
+    """The main working tree of the repository containing ``cwd`` (also from inside a
+    linked worktree, where ``--show-toplevel`` would name the linked one)."""
+    r = _git(["worktree", "list", "--porcelain"], cwd, check=False)
+    if r.returncode != 0:
+        raise MulluiError(f"not a git repository: {cwd} — run mullui inside a repository")
+    # The first entry is always the main worktree.
+    first = r.stdout.split("\n\n", 1)[0].splitlines()
+    if "bare" in first:
+        raise MulluiError(f"{cwd} is in a bare repository: run mullui in a checkout")
+    for line in first:
+        if line.startswith("worktree "):
+            return Path(line[len("worktree ") :])
+    raise MulluiError(f"not a git repository: {cwd} — run mullui inside a repository")
+
+
+def current_branch(repo: Path) -> str:
+    """The branch checked out in ``repo``."""
+    r = _git(["symbolic-ref", "--quiet", "--short", "HEAD"], repo, check=False)
+    if r.returncode != 0:
+        raise MulluiError(f"detached HEAD in {repo}: check out a branch or pass --base REF")
+    return r.stdout.strip()
+
+
+def resolve_ref(repo: Path, ref: str) -> str:
+    """The commit sha ``ref`` names."""
+    if not ref or ref.startswith("-"):
+        raise MulluiError(f"base ref {ref!r} not found in {repo}")
+    r = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], repo, check=False)
+    if r.returncode != 0:
+        raise MulluiError(f"base ref {ref!r} not found in {repo}")
+    return r.stdout.strip()
+
+
+def _common_dir(repo: Path) -> Path:
+    out = _git(["rev-parse", "--path-format=absolute", "--git-common-dir"], repo).stdout
+    return Path(out.strip())
+
+
+def worktree_path(repo: Path, worktrees_dir: Path, slug: str, short_id: str) -> Path:
+    """Where ``create`` puts an agent's worktree.  The repository's path is hashed into
+    the parent so two clones named alike do not collide."""
+    digest = hashlib.sha1(str(repo.resolve()).encode()).hexdigest()[:8]
+    return worktrees_dir / f"{repo.name}-{digest}" / f"{slug}-{short_id}"
+
+
+@contextmanager
+def _repo_lock(repo: Path) -> Iterator[None]:
+    """Serialize worktree creation per repository (across processes).
+
+    Parallel ``git worktree add`` in one repository race on ``.git/config.lock`` and
+    ``.git/worktrees/`` (seen with git 2.39: "could not lock config file").  The lock
+    lives in the common git dir, shared by every worktree of the repository.
+    """
+    lock_path = _common_dir(repo) / "mullui-worktree.lock"
+    with open(lock_path, "a") as fh:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise MulluiError(
+                        f"another mullui has been creating a worktree in {repo} for "
+                        f"{LOCK_WAIT:.0f}s (lock {lock_path}): try again"
+                    ) from None
+                time.sleep(0.01)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _branch_exists(repo: Path, branch: str) -> bool:
+    r = _git(["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], repo, check=False)
+    return r.returncode == 0
+
+
+def create(
+    repo: Path,
+    worktrees_dir: Path,
+    slug: str,
+    short_id: str,
+    base: str,
+    progress: Callable[[str], None] | None = None,
+) -> Worktree:
+    """Create branch ``mullui/<slug>-<short_id>`` at ``base`` and check it out in a new
+    worktree under ``worktrees_dir``.
+
+    ``progress`` receives one line per step and git's checkout progress
+    ("Updating files:  40% (1200/3000)").  On failure nothing is left behind: no
+    directory, no branch, no registered worktree.
+    """
+    branch = f"mullui/{slug}-{short_id}"
+    path = worktree_path(repo, worktrees_dir, slug, short_id)
+    r = _git(["check-ref-format", "--branch", branch], repo, check=False)
+    if r.returncode != 0:
+        raise MulluiError(f"{branch!r} is not a valid branch name: pick another --name")
+    base_sha = resolve_ref(repo, base)
+    if path.exists():
+        raise MulluiError(f"worktree path already exists: {path} — remove it or pick a name")
+    say = progress or (lambda _line: None)
+    made_branch = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _repo_lock(repo):
+            if _branch_exists(repo, branch):
+                raise MulluiError(f"branch {branch} already exists in {repo}: pick another name")
+            say(f"creating branch {branch} at {base_sha[:12]} ({base})")
+            # --no-checkout: the registration is what races; the checkout (the slow part
+            # in a big repository) runs outside the lock, in parallel.  --no-track: the
+            # branch must not follow the base (and skips a config write).
+            r = _git(
+                ["worktree", "add", "--no-checkout", "--no-track", "-b", branch,
+                 str(path), base_sha],
+                repo, check=False,
+            )  # fmt: skip
+            made_branch = _branch_exists(repo, branch)
+            if r.returncode != 0:
+                raise _failure("git worktree add", r.stderr, path)
+        say(f"checking out {path}")
+        _checkout(path, say)
+    except BaseException:
+        _undo(repo, path, branch if made_branch else None)
+        raise
+    return Worktree(path=path, branch=branch, base=base, base_sha=base_sha)
+
+
+def _checkout(path: Path, say: Callable[[str], None]) -> None:
+    """Fill the new worktree, streaming git's progress (``--progress`` forces it without
+    a terminal; lines end in ``\\r``)."""
+    proc = subprocess.Popen(
+        ["git", "checkout", "--progress", "--force"],
+        cwd=path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    assert proc.stderr is not None
+    tail: list[str] = []
+    buf = b""
+    # A timer, not a check between reads: a stuck git prints nothing to wake us.
+    timer = threading.Timer(CHECKOUT, proc.kill)
+    timer.start()
+    try:
+        while chunk := os.read(proc.stderr.fileno(), 4096):
+            buf += chunk
+            *lines, buf = re.split(rb"[\r\n]", buf)
+            for raw in lines:
+                line = raw.decode(errors="replace").strip()
+                if line:
+                    say(line)
+                    tail = [*tail[-5:], line]
+        rc = proc.wait(timeout=QUICK)
+    finally:
+        timer.cancel()
+        proc.stderr.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if rc < 0:
+        raise MulluiError(f"checkout of {path} took longer than {CHECKOUT:.0f}s")
+    if rc != 0:
+        raise _failure("git checkout", "\n".join([*tail, buf.decode(errors="replace")]), path)
+
+
+def _failure(what: str, stderr: str, path: Path) -> MulluiError:
+    if _NO_SPACE.search(stderr):
+        return MulluiError(f"no space left on device for the worktree {path}: free disk space")
+    return MulluiError(f"{what} failed: {_reason(stderr)}")
+
+
+def _undo(repo: Path, path: Path, branch: str | None) -> None:
+    """Remove what a failed ``create`` made; best effort, the original error wins."""
+    _git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
+    shutil.rmtree(path, ignore_errors=True)
+    _git(["worktree", "prune"], repo, check=False)
+    if branch is not None:
+        _git(["branch", "-D", branch], repo, check=False)
+    try:
+        path.parent.rmdir()  # only when empty: the per-repository folder
+    except OSError:
+        pass
+
+
+def lock(repo: Path, path: Path, reason: str) -> None:
+    """Protect the worktree from ``git worktree prune``/``remove``; idempotent."""
+    r = _git(["worktree", "lock", "--reason", reason, str(path)], repo, check=False)
+    if r.returncode != 0 and "already locked" not in r.stderr:
+        raise MulluiError(f"git worktree lock failed: {_reason(r.stderr)}")
+
+
+def unlock(repo: Path, path: Path) -> None:
+    """Undo :func:`lock`; idempotent (also for a worktree git no longer knows)."""
+    r = _git(["worktree", "unlock", str(path)], repo, check=False)
+    if r.returncode != 0 and not re.search(r"not locked|not a working tree", r.stderr):
+        raise MulluiError(f"git worktree unlock failed: {_reason(r.stderr)}")
+
+
+def _uncommitted(worktree: Path) -> list[str]:
+    out = _git(
+        ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"],
+        worktree,
+    ).stdout
+    paths: list[str] = []
+    entries = iter(out.split("\0"))
+    for entry in entries:
+        if not entry:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC":  # a rename/copy is followed by its source path
+            next(entries, None)
+    return paths
+
+
+def _unique_commits(repo: Path, branch: str) -> list[str]:
+    if not _branch_exists(repo, branch):
+        return []
+    # --exclude applies to the next --branches only; remote-tracking branches count as
+    # "another branch" (pushed work is safe).
+    out = _git(
+        ["rev-list", f"refs/heads/{branch}", "--not",
+         f"--exclude=refs/heads/{branch}", "--branches", "--remotes"],
+        repo,
+    ).stdout  # fmt: skip
+    return out.split()
+
+
+def safety(repo: Path, worktree: Path, branch: str) -> Safety:
+    """What ``remove`` would lose: uncommitted paths (untracked included, ignored
+    files not) and commits on ``branch`` that no other branch holds."""
+    uncommitted = _uncommitted(worktree) if worktree.is_dir() else []
+    return Safety(uncommitted=uncommitted, unique_commits=_unique_commits(repo, branch))
+
+
+def _has_identity(worktree: Path) -> bool:
+    for var in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"):
+        if _git(["var", var], worktree, check=False).returncode != 0:
+            return False
+    return True
+
+
+def remove(repo: Path, worktree: Path, branch: str, *, force: bool, agent_name: str) -> str | None:
+    """Remove the agent's worktree; the branch always stays.
+
+    Refuses while the worktree holds uncommitted changes or the branch holds commits no
+    other branch has.  With ``force``, uncommitted work (untracked files included,
+    ignored ones not) is first committed to the branch.  Returns that commit's sha, or
+    None when nothing needed saving.  Stop the agent first: files it writes after the
+    check are not saved.
+    """
+    if not worktree.is_dir():
+        # Deleted by hand: only git's registration is left (prune skips locked ones).
+        unlock(repo, worktree)
+        _git(["worktree", "prune"], repo)
+        return None
+    s = safety(repo, worktree, branch)
+    if not force and not s.safe:
+        problems = []
+        if s.uncommitted:
+            shown = ", ".join(s.uncommitted[:5])
+            more = f" and {len(s.uncommitted) - 5} more" if len(s.uncommitted) > 5 else ""
+            problems.append(f"uncommitted changes in {shown}{more}")
+        if s.unique_commits:
+            n = len(s.unique_commits)
+            problems.append(f"{n} commit{'s' if n != 1 else ''} on no other branch")
+        raise MulluiError(
+            f"{agent_name} has {' and '.join(problems)}: "
+            f"--force commits uncommitted work to {branch} first; the branch is kept"
+        )
+    saved: str | None = None
+    if s.uncommitted:
+        on = _git(["symbolic-ref", "--quiet", "HEAD"], worktree, check=False).stdout.strip()
+        if on != f"refs/heads/{branch}":
+            raise MulluiError(
+                f"{worktree} is not on {branch} (HEAD: {on or 'detached'}): "
+                "commit or discard its changes by hand, then rm again"
+            )
+        _git(["add", "--all"], worktree)
+        ident = [] if _has_identity(worktree) else [
+            "-c", "user.name=mullui", "-c", "user.email=mullui@localhost",
+        ]  # fmt: skip
+        # --no-verify and no signing: saving work must not hang on a hook or a passphrase.
+        _git(
+            [*ident, "-c", "commit.gpgsign=false", "commit", "--no-verify", "--quiet",
+             "-m", f"mullui: save uncommitted work of {agent_name} before removal"],
+            worktree,
+        )  # fmt: skip
+        saved = _git(["rev-parse", "HEAD"], worktree).stdout.strip()
+    unlock(repo, worktree)
+    r = _git(["worktree", "remove", "--force", str(worktree)], repo, check=False)
+    if r.returncode != 0:
+        raise MulluiError(f"git worktree remove failed: {_reason(r.stderr)}")
+    _git(["worktree", "prune"], repo)
+    return saved
+
+
+def diff(repo: Path, base: str, worktree: Path, color: bool = True) -> str:
+    """The agent's changes since it forked from ``base``: commits, uncommitted edits and
+    untracked files, as one patch.
+
+    Untracked files are marked intent-to-add in a *copy* of the worktree's index
+    (``GIT_INDEX_FILE``), so the worktree and its real index stay untouched.
+    """
+    r = _git(["merge-base", base, "HEAD"], worktree, check=False)
+    since = r.stdout.strip() if r.returncode == 0 else resolve_ref(repo, base)
+    index = Path(_git(["rev-parse", "--path-format=absolute", "--git-path", "index"],
+                      worktree).stdout.strip())  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="mullui-diff-") as tmp:
+        tmp_index = Path(tmp) / "index"
+        try:
+            shutil.copyfile(index, tmp_index)
+        except FileNotFoundError:
+            pass  # a fresh worktree may have no index yet; git starts an empty one
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise MulluiError("no space left on device for a temporary index") from e
+            raise
+        env = {"GIT_INDEX_FILE": str(tmp_index)}
+        untracked = _git(["ls-files", "--others", "--exclude-standard", "-z"], worktree,
+                         env=env).stdout  # fmt: skip
+        if untracked:
+            _git(
+                ["add", "--intent-to-add", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                worktree,
+                env={**env, "GIT_LITERAL_PATHSPECS": "1"},
+                stdin=untracked,
+            )
+        out = _git(
+            ["diff", "--no-ext-diff", f"--color={'always' if color else 'never'}", since],
+            worktree,
+            env=env,
+        ).stdout
+    return out
