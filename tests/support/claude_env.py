@@ -9,6 +9,11 @@ this folder", "use this API key?").  Pre-answering them in ``~/.claude.json`` is
   ``ANTHROPIC_API_KEY``;
 - ``projects[<repo>].hasTrustDialogAccepted: true`` skips the trust dialog (a git
   worktree inherits its main repository's answer, so the main repo path is enough).
+
+Do not add the legacy ``autoUpdates: false``: 2.1.197 "migrates" it by rewriting the
+user's ``~/.claude/settings.json`` (adds ``env.DISABLE_AUTOUPDATER``), which would break
+the promise that the user's settings stay untouched.  ``DISABLE_AUTOUPDATER=1`` in the
+environment does the same job without a write.
 """
 
 from __future__ import annotations
@@ -49,7 +54,6 @@ def make_claude_home(
         "theme": "dark",
         "numStartups": 1,
         "bypassPermissionsModeAccepted": False,
-        "autoUpdates": False,
         "customApiKeyResponses": {"approved": [api_key[-20:]], "rejected": []},
         "projects": {
             str(r.resolve()): {

@@ -1,0 +1,323 @@
+"""The real Claude Code CLI, in real tmux, against the scripted API stub.
+
+What this proves: the hooks mullui's ``claude`` profile registers fire at the right moments
+with the payloads ``ClaudeProfile.translate`` expects, the permission dialog is reported
+as *blocked* within a fraction of a second, tokens read from the transcript equal what the
+"API" reported, and the user's own Claude settings are never touched.
+
+The hook command is a tiny recorder for now (argv + stdin + env + time to a JSONL file);
+the normalized events are produced by feeding the recorded calls through ``translate``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from libtmux import Session
+
+from mullui.agents.base import LaunchContext
+from mullui.agents.claude import ClaudeProfile
+from mullui.usage import claude_session_usage
+from tests.support.anthropic_stub import AnthropicStub, StubUsage, Turn
+from tests.support.claude_env import make_claude_home
+
+CLAUDE = shutil.which("claude")
+
+pytestmark = [
+    pytest.mark.skipif(
+        CLAUDE is None,
+        reason=(
+            "CLAUDE CODE CLI NOT INSTALLED - the real-CLI hook tests did NOT run. "
+            "Install it with `npm install -g @anthropic-ai/claude-code` (CI does)."
+        ),
+    ),
+    pytest.mark.timeout(120),
+]
+
+RECORDER = """\
+import json, os, sys, time
+data = sys.stdin.read()
+rec = {
+    "mono": time.monotonic(),
+    "argv": sys.argv[2:],
+    "stdin": data,
+    "agent_id": os.environ.get("MULLUI_AGENT_ID"),
+    "token": os.environ.get("MULLUI_AGENT_TOKEN"),
+}
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps(rec) + "\\n")
+"""
+
+
+@dataclass
+class Hooks:
+    """The recorder's output file, read as the hook calls arrive."""
+
+    path: Path
+
+    def calls(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            rec = json.loads(line)
+            rec["event"] = rec["argv"][-1]
+            rec["payload"] = json.loads(rec["stdin"]) if rec["stdin"].strip() else {}
+            out.append(rec)
+        return out
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [c for c in self.calls() if c["event"] == event]
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Rig:
+    stub: AnthropicStub
+    repo: Path
+    home: Path
+    user_settings: Path
+    hooks: Hooks
+    ctx: LaunchContext
+    profile: ClaudeProfile
+    session: Session
+    env: dict[str, str]
+    pane_id: str = ""
+    launched_at: float = 0.0
+
+    def launch(self, argv: list[str]) -> None:
+        assignments = [f"{k}={v}" for k, v in self.env.items()]
+        self.launched_at = time.monotonic()
+        # `env -i`: the window gets exactly our environment, not the tmux server's (which
+        # holds the real HOME and whatever the CI runner exports).  tmux execs a
+        # multi-word command directly (tmux >= 3.0), so no shell sees the task text.
+        res = self.session.server.cmd(
+            "new-window", "-t", str(self.session.session_id), "-P", "-F", "#{pane_id}",
+            "-c", str(self.repo), "env", "-i", *assignments, *argv,
+        )  # fmt: skip
+        assert not res.stderr, res.stderr
+        self.pane_id = res.stdout[0].strip()
+        self.session.server.cmd("resize-window", "-t", self.pane_id, "-x", "160", "-y", "50")
+
+    def screen(self) -> str:
+        res = self.session.server.cmd("capture-pane", "-p", "-t", self.pane_id)
+        return "\n".join(res.stdout)
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        flags = ["-l"] if literal else []
+        self.session.server.cmd("send-keys", "-t", self.pane_id, *flags, *keys)
+
+    def pane_alive(self) -> bool:
+        res = self.session.server.cmd("list-panes", "-a", "-F", "#{pane_id} #{pane_dead}")
+        return any(
+            line.split()[0] == self.pane_id and line.split()[1] == "0" for line in res.stdout
+        )
+
+
+@pytest.fixture
+def rig(tmp_path: Path, session: Session) -> Iterator[Rig]:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=repo, check=True, timeout=30)
+    (repo / "README.md").write_text("demo\n")
+    subprocess.run([*git, "add", "."], cwd=repo, check=True, timeout=30)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True, timeout=30)
+
+    recorder = tmp_path / "recorder.py"
+    recorder.write_text(RECORDER)
+    hooks = Hooks(tmp_path / "hooks.jsonl")
+
+    with AnthropicStub() as stub:
+        claude_home = make_claude_home(
+            tmp_path / "home",
+            [repo],
+            base_url=stub.url,
+            extra_env={"MULLUI_AGENT_ID": "a1", "MULLUI_AGENT_TOKEN": "tok-secret"},
+        )
+        ctx = LaunchContext(
+            agent_id="a1",
+            name="claude-test",
+            task="Create created.txt please",
+            worktree=repo,
+            branch="main",
+            repo=repo,
+            profile_dir=tmp_path / "state" / "profiles" / "a1",
+            hook_argv=(sys.executable, str(recorder), str(hooks.path)),
+            session_id=str(uuid.uuid4()),
+        )
+        profile = ClaudeProfile()
+        env = dict(claude_home.env)
+        env.update(profile.prepare(ctx))
+        yield Rig(
+            stub=stub,
+            repo=repo,
+            home=claude_home.home,
+            user_settings=claude_home.user_settings,
+            hooks=hooks,
+            ctx=ctx,
+            profile=profile,
+            session=session,
+            env=env,
+        )
+
+
+BIG_1 = StubUsage(
+    input_tokens=12_345,
+    output_tokens=678,
+    cache_read_input_tokens=1_500_000,
+    cache_creation_input_tokens=250_000,
+)
+BIG_2 = StubUsage(
+    input_tokens=2_000,
+    output_tokens=321,
+    cache_read_input_tokens=1_762_000,
+    cache_creation_input_tokens=3_000,
+)
+
+
+def state_events(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    return [
+        (e["kind"], e.get("state", ""), e["cause"])
+        for e in events
+        if e["kind"] in ("state", "exit")
+    ]
+
+
+def test_permission_dialog_is_reported_at_once_and_the_turn_ends_done(rig: Rig) -> None:
+    settings_before = rig.user_settings.read_bytes()
+    # The model first says what it will do and calls Bash in the same response: Claude
+    # Code writes that response as two transcript lines sharing one message id.
+    rig.stub.add(
+        Turn(
+            text="I'll create the file.",
+            tool="Bash",
+            tool_input={"command": "touch created.txt", "description": "Create the file"},
+            usage=BIG_1,
+        ),
+        Turn.say("Created created.txt.", usage=BIG_2),
+    )
+    rig.launch(rig.profile.command(rig.ctx))
+
+    start = wait_for(lambda: rig.hooks.of("SessionStart"), 60, "SessionStart hook")[0]
+    first_request = wait_for(rig.stub.main_requests, 60, "the first model request")[0]
+    print(
+        f"\nclaude startup in tmux: SessionStart hook {start['mono'] - rig.launched_at:.2f}s, "
+        f"first model request {first_request.at - rig.launched_at:.2f}s after new-window"
+    )
+
+    perm = wait_for(lambda: rig.hooks.of("PermissionRequest"), 30, "PermissionRequest hook")[0]
+    tool_turn = rig.stub.turns[0]
+    assert tool_turn.sent_at is not None
+    hook_latency = perm["mono"] - tool_turn.sent_at
+    wait_for(lambda: "Do you want to proceed" in rig.screen(), 10, "the permission dialog")
+    dialog_latency = time.monotonic() - tool_turn.sent_at
+    print(
+        f"PermissionRequest hook {hook_latency * 1000:.0f} ms after the stub sent tool_use "
+        f"(dialog seen on screen by {dialog_latency * 1000:.0f} ms)"
+    )
+    assert hook_latency < 1.0, f"PermissionRequest came {hook_latency:.2f}s after tool_use"
+    assert not (rig.repo / "created.txt").exists(), "the command ran before it was approved"
+    assert perm["payload"]["tool_name"] == "Bash"
+    assert perm["payload"]["tool_input"]["command"] == "touch created.txt"
+
+    # The dialog's default choice is "1. Yes": Enter approves (2.1.197).
+    rig.keys("Enter")
+    wait_for(lambda: (rig.repo / "created.txt").exists(), 15, "the approved command to run")
+    stop = wait_for(lambda: rig.hooks.of("Stop"), 30, "Stop hook")[0]
+    assert stop["payload"]["last_assistant_message"] == "Created created.txt."
+    assert stop["payload"]["background_tasks"] == []
+
+    # Quit like a user does; SessionEnd says why.
+    rig.keys("/exit", literal=True)
+    time.sleep(0.2)  # the slash-command menu opens on "/"; Enter must land after it
+    rig.keys("Enter")
+    end = wait_for(lambda: rig.hooks.of("SessionEnd"), 20, "SessionEnd hook")[0]
+    assert end["payload"]["reason"] == "prompt_input_exit"
+    wait_for(lambda: not rig.pane_alive(), 20, "claude to exit")
+
+    # Tokens from the transcript equal what the API stub reported, each response once.
+    transcript = Path(stop["payload"]["transcript_path"])
+    usage = claude_session_usage(transcript)
+    assert usage.requests == 2
+    assert usage.tokens_out == BIG_1.output_tokens + BIG_2.output_tokens
+    assert usage.cache_read == BIG_1.cache_read_input_tokens + BIG_2.cache_read_input_tokens
+    assert usage.cache_write == (
+        BIG_1.cache_creation_input_tokens + BIG_2.cache_creation_input_tokens
+    )
+    assert usage.tokens_in == sum(
+        u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens
+        for u in (BIG_1, BIG_2)
+    )
+    assert usage.cost_usd > 1.0  # ~1.8 M prompt tokens on an Opus-class model
+    lines_for_tool_turn = [
+        line for line in transcript.read_text().splitlines() if tool_turn.message_id in line
+    ]
+    print(f"tool turn written as {len(lines_for_tool_turn)} transcript line(s); usage {usage}")
+
+    # The user's own settings were never written.
+    assert rig.user_settings.read_bytes() == settings_before
+
+    calls = rig.hooks.calls()
+    assert {c["agent_id"] for c in calls} == {"a1"}, "MULLUI_AGENT_ID must reach every hook"
+    assert {c["token"] for c in calls} == {"tok-secret"}
+    print("hook calls:", [c["event"] for c in calls])
+
+    events = [e for c in calls for e in rig.profile.translate(c["event"], c["payload"], [])]
+    metas = [e for e in events if e["kind"] == "meta"]
+    assert metas and all(e["session_id"] == rig.ctx.session_id for e in metas)
+    assert all(e["transcript_path"] == str(transcript) for e in metas)
+
+    got = state_events(events)
+    blocked = ("state", "blocked", "hook:PermissionRequest")
+    done = ("state", "done", "hook:Stop")
+    assert got[:2] == [
+        ("state", "working", "hook:UserPromptSubmit"),
+        ("state", "working", "hook:PreToolUse"),
+    ]
+    assert blocked in got and done in got
+    assert (
+        got.index(blocked) < got.index(("state", "working", "hook:PostToolUse")) < got.index(done)
+    )
+    assert got[-1] == ("exit", "", "hook:SessionEnd:prompt_input_exit")
+    block_ev = next(e for e in events if e.get("cause") == "hook:PermissionRequest")
+    assert block_ev["question"] == "Bash: touch created.txt"
+    done_ev = next(e for e in events if e.get("cause") == "hook:Stop")
+    assert done_ev["message"] == "Created created.txt."
+    usage_evs = [e for e in events if e["kind"] == "usage"]
+    assert usage_evs, "Stop and SessionEnd must report usage"
+    assert usage_evs[-1]["tokens_out"] == usage.tokens_out
+    assert usage_evs[-1]["tokens_in"] == usage.tokens_in
+
+
+def test_a_task_starting_with_a_dash_reaches_the_model_as_the_prompt(rig: Rig) -> None:
+    settings_before = rig.user_settings.read_bytes()
+    rig.stub.add(Turn.say("Nothing to do."))
+    task = "--version is what I ask about; reply briefly"
+    ctx = LaunchContext(**{**rig.ctx.__dict__, "task": task})
+    rig.launch(rig.profile.command(ctx))
+    prompt = wait_for(lambda: rig.hooks.of("UserPromptSubmit"), 60, "UserPromptSubmit")[0]
+    assert prompt["payload"]["prompt"] == task
+    stop = wait_for(lambda: rig.hooks.of("Stop"), 30, "Stop hook")[0]
+    events = rig.profile.translate("Stop", stop["payload"], [])
+    assert ("state", "done", "hook:Stop") in state_events(events)
+    assert rig.user_settings.read_bytes() == settings_before
