@@ -12,6 +12,7 @@ from mullui.notify import Notice, Notifier, NotifyConfig
 from tests.support.fake_notifications import (
     FakeNotificationServer,
     dbus_session,
+    fake_server,
     measure_submit_to_notify,
     notification_server,
 )
@@ -222,6 +223,25 @@ async def test_a_bus_without_a_notification_server_falls_back_to_terminal(
 
     # ';' would split OSC 777's fields: the sanitizer turns it into ','.
     assert_terminal_notice(tty.getvalue(), "api is blocked", "Allow Bash: make build, make deploy?")
+    await notifier.close()
+
+
+async def test_a_notification_server_that_goes_away_later_falls_back_per_popup(
+    dbus_session: str,
+) -> None:
+    notifier, _, tty, toasts = make(config=NotifyConfig(coalesce_ms=0, escalate_after_s=0))
+    async with fake_server() as server:
+        await notifier.start()
+        assert notifier.backend == "desktop"
+        await notifier.submit(notice("a", "done", "first"))
+        await server.wait_calls(1)
+    # The daemon quit (a desktop session restarting it, say); desktop-notifier only logs.
+
+    await notifier.submit(notice("b", "failed", "exit code 1", seq=2))
+
+    assert notifier.desktop_failures == 1
+    assert_terminal_notice(tty.getvalue(), "b is failed", "exit code 1")
+    assert [t[1] for t in toasts.seen] == ["a is done", "b is failed"]
     await notifier.close()
 
 
