@@ -112,10 +112,14 @@ class Notifier:
         try:
             self.server = await probe_notification_server(self._probe_timeout_s)
             popups = DesktopPopups(self._app_name, timeout_s=self._send_timeout_s)
-            await popups.start()
-        except (NoDesktop, TimeoutError) as e:
+            try:
+                await popups.start()
+            except Exception as e:  # TimeoutError, DBusError: the server left meanwhile
+                await popups.close()
+                raise NoDesktop(f"the notification server failed: {e!r}") from e
+        except NoDesktop as e:
             self.backend = "terminal"
-            self.reason = f"{e or 'the notification server did not answer'}; using terminal"
+            self.reason = f"{e}; using terminal"
             log.info("desktop notifications unavailable: %s", self.reason)
             return
         self._popups = popups
