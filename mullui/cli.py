@@ -154,7 +154,9 @@ def _one_line(s: str, n: int = 60) -> str:
 def _ws() -> Any:
     from mullui.workspace import Workspace
 
-    return Workspace()
+    ws = Workspace()
+    ws.config  # noqa: B018 - a broken config is reported by every command, at once
+    return ws
 
 
 def cmd_ls(a: argparse.Namespace) -> int:

@@ -62,6 +62,12 @@ class Paths:
         return self.state_dir / "supervisor.lock"
 
     @property
+    def changes_file(self) -> Path:
+        """Journal of applied changes (one line per record update, with its new state
+        transitions); its byte offset is the cursor of notifiers and remote mirrors."""
+        return self.state_dir / "changes.jsonl"
+
+    @property
     def notify_cursor(self) -> Path:
         return self.state_dir / "notified.json"
 

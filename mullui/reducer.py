@@ -213,6 +213,16 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
         )
         return dataclasses.replace(a, collisions=cols)
 
+    if kind == "mirror":
+        # A remote agent's record, as its own host's mullui applied it (remote hosts).
+        rec = dict(ev.get("record") or {})
+        rec["id"] = a.id
+        rec["host"] = a.host
+        try:
+            return Agent.from_record({**a.to_record(), **rec})
+        except (KeyError, ValueError, TypeError):
+            return a
+
     if kind == "update":
         ch = {k: v for k, v in (ev.get("fields") or {}).items() if k in UPDATABLE}
         return dataclasses.replace(a, **ch) if ch else a

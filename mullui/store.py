@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mullui.errors import MulluiError, NotFound
-from mullui.events import Event, append_event, new_event, read_events
+from mullui.events import Event, append_event, append_line, new_event, read_events
 from mullui.model import Agent
 from mullui.paths import Paths
 from mullui.reducer import apply_event
@@ -168,6 +168,7 @@ class Store:
             events, new_offset = read_events(spool, offset)
             if new_offset == offset and not corrupt:
                 return a
+            before = a
             seen = set(eids)
             for ev in events:
                 eid = ev.get("eid")
@@ -182,11 +183,25 @@ class Store:
                     print(f"mullui: {agent_id}: skipped a malformed event ({e})", file=sys.stderr)
             if a is None:
                 return None
+            self._journal(before, a)
             rec = a.to_record()
             rec["_offset"] = new_offset
             rec["_eids"] = eids[-RECENT_EIDS:]
             atomic_write_json(self.paths.record_file(agent_id), rec)
             return a
+
+    def _journal(self, before: Agent | None, after: Agent) -> None:
+        """Append the applied change to ``changes.jsonl`` (the notifier's and remote
+        mirrors' feed) *before* the record is written: a crash in between replays the
+        events, and readers drop the duplicate by (agent, seq)."""
+        if before is not None and before.to_record() == after.to_record():
+            return
+        old_seq = before.seq if before is not None else 0
+        new = [t.to_json() for t in after.history if t.seq > old_seq]
+        if before is None:
+            new = [t.to_json() for t in after.history]
+        line = {"agent": after.id, "seq": after.seq, "transitions": new, "record": after.to_record()}
+        append_line(self.paths.changes_file, json.dumps(line, ensure_ascii=False, default=str).encode() + b"\n")
 
     def all(self) -> list[Agent]:
         out = []

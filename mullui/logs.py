@@ -1,0 +1,72 @@
+"""``mullui logs ID [-f]``: the agent's pane output as tmux piped it (ANSI kept)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mullui.errors import MulluiError
+from mullui.model import State
+
+if TYPE_CHECKING:
+    from mullui.workspace import Workspace
+
+CHUNK = 1 << 16
+
+
+def _copy(path: Path, offset: int) -> int:
+    """Write the file from ``offset`` to stdout; returns the new offset."""
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            while True:
+                data = f.read(CHUNK)
+                if not data:
+                    break
+                sys.stdout.buffer.write(data)
+                offset += len(data)
+    except FileNotFoundError:
+        return offset
+    sys.stdout.buffer.flush()
+    return offset
+
+
+def _ended(ws: Workspace, agent_id: str) -> bool:
+    a = ws.store.get(agent_id)
+    if a is None:
+        return True
+    return a.removed or a.state is State.STOPPED or a.exit_code is not None or a.state is State.FAILED
+
+
+def show(ws: Workspace, ref: str, *, follow: bool = False) -> int:
+    """Print the log; with ``follow``, keep printing as it grows until the agent's process
+    has ended (or Ctrl-C), like ``tail -f`` that knows when to stop."""
+    a = ws.get(ref)
+    if a.host:
+        from mullui.remote import dispatch
+
+        return dispatch.logs(ws, a, follow=follow)
+    path = ws.paths.log_file(a.id)
+    if not path.exists() and not follow:
+        if a.state is State.QUEUED:
+            raise MulluiError(f"agent {a.name} is queued ({a.cause}): no output yet")
+        return 0
+    offset = _copy(path, 0)
+    if not follow:
+        return 0
+    from watchfiles import watch
+
+    spool = ws.paths.spool_file(a.id)
+    watched = [str(path.parent), str(spool.parent)]
+    # inotify on the two directories: woken by new output or a new event, never polling.
+    for changes in watch(*watched, debounce=50, step=20, rust_timeout=5000, yield_on_timeout=True,
+                         recursive=False):
+        names = {os.path.basename(p) for _c, p in changes}
+        if not changes or path.name in names:
+            offset = _copy(path, offset)
+        if (not changes or spool.name in names) and _ended(ws, a.id):
+            _copy(path, offset)
+            return 0
+    return 0

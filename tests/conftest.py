@@ -1,0 +1,99 @@
+"""Shared fixtures: an isolated mullui home, a private tmux socket, real git repositories,
+and the real CLI in a subprocess.  tmux ``server``/``session`` fixtures come from
+libtmux's own pytest plugin."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Commits made by tests (and by agents in tests) need an identity on a fresh machine.
+os.environ.setdefault("GIT_AUTHOR_NAME", "mullui-test")
+os.environ.setdefault("GIT_AUTHOR_EMAIL", "test@mullui.invalid")
+os.environ.setdefault("GIT_COMMITTER_NAME", "mullui-test")
+os.environ.setdefault("GIT_COMMITTER_EMAIL", "test@mullui.invalid")
+os.environ["MULLUI_NOTIFY"] = "none"
+os.environ.pop("TMUX", None)  # tests may run inside a developer's tmux
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+
+
+def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    for name, text in (files or {"README.md": "# sandbox\n"}).items():
+        f = path / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "initial")
+    return path
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    """A real git repository with one commit on ``main``."""
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def mullui_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An isolated MULLUI_HOME and tmux socket; the tmux server is killed afterwards."""
+    home = tmp_path / "mullui-home"
+    home.mkdir()
+    sock = f"mullui-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("MULLUI_HOME", str(home))
+    monkeypatch.setenv("MULLUI_TMUX_SOCKET", sock)
+    monkeypatch.delenv("MULLUI_STATE_DIR", raising=False)
+    yield home
+    subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, check=False)
+
+
+@pytest.fixture
+def cli(mullui_home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real ``mullui`` CLI: ``cli("ls", "--json", cwd=repo)``."""
+
+    def run(*args: str, cwd: Path | None = None, input: str | None = None,
+            timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        e = dict(os.environ)
+        e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+        e.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "mullui", *args], cwd=cwd or mullui_home, input=input,
+            capture_output=True, text=True, timeout=timeout, env=e,
+        )
+
+    return run
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll ``pred`` until truthy (test helper only; the product itself never polls)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+def ls_json(cli: Callable[..., subprocess.CompletedProcess[str]], cwd: Path | None = None) -> list[dict[str, Any]]:
+    r = cli("ls", "--json", cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
