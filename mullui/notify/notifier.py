@@ -38,10 +38,11 @@ ToastCallback = Callable[[str, str, str], None]
 ATTACH, SNOOZE, SELECT = "attach", "snooze", "select"
 
 
-def notify_mode(env: Mapping[str, str] | None = None) -> str:
-    """The notification mode from ``MULLUI_NOTIFY`` (default ``desktop``)."""
+def notify_mode(env: Mapping[str, str] | None = None, configured: str | None = None) -> str:
+    """The notification mode: ``MULLUI_NOTIFY`` if set, else ``[notify] mode`` from the
+    config (``configured``), else ``desktop``."""
     e = os.environ if env is None else env
-    value = e.get("MULLUI_NOTIFY", "").strip().lower() or "desktop"
+    value = e.get("MULLUI_NOTIFY", "").strip().lower() or configured or "desktop"
     if value not in MODES:
         raise MulluiError(
             f"MULLUI_NOTIFY={value!r} is not a notification mode; use desktop, terminal or none"

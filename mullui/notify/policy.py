@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
-from typing import Protocol
+from typing import Any, Protocol
 
 from mullui.errors import ConfigError
 
@@ -111,6 +111,20 @@ class NotifyConfig:
             object.__setattr__(self, "states", frozenset(self.states))
         if self.quiet_hours is not None:
             parse_quiet_hours(self.quiet_hours)
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> NotifyConfig:
+        """From the ``[notify]`` TOML table (types already checked by config.py);
+        ``mode`` is not policy and is left to :func:`notify_mode`."""
+        kw = {k: v for k, v in table.items() if k != "mode"}
+        if "attach_command" in kw:
+            kw["attach_command"] = list(kw["attach_command"])
+        if "states" in kw:
+            kw["states"] = frozenset(kw["states"])
+        try:
+            return cls(**kw)
+        except TypeError as e:  # an unknown key: config.py should have caught it
+            raise ConfigError(f"[notify]: {e}") from e
 
     @property
     def quiet(self) -> QuietHours | None:

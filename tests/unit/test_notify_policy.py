@@ -315,6 +315,28 @@ def test_config_defaults_and_validation() -> None:
     assert NotifyConfig(states=["done"]).states == frozenset({"done"})  # type: ignore[arg-type]
 
 
+def test_config_from_the_notify_toml_table() -> None:
+    c = NotifyConfig.from_table(
+        {
+            "mode": "terminal",
+            "coalesce_ms": 250,
+            "quiet_hours": "23:00-06:30",
+            "escalate_after_s": 300,
+            "attach_command": ["foot", "-e", "mullui", "attach", "{id}"],
+            "states": ["blocked", "failed"],
+        }
+    )
+    assert c == NotifyConfig(
+        coalesce_ms=250,
+        quiet_hours="23:00-06:30",
+        escalate_after_s=300,
+        attach_command=["foot", "-e", "mullui", "attach", "{id}"],
+        states=frozenset({"blocked", "failed"}),
+    )
+    with pytest.raises(ConfigError, match="notify.quiet_hours"):
+        NotifyConfig.from_table({"quiet_hours": "24:00-06:00"})
+
+
 def test_attach_argv_fills_in_the_agent_id() -> None:
     cfg = NotifyConfig(attach_command=["foot", "-e", "mullui", "attach", "{id}"])
     assert attach_argv(cfg, "a1b2") == ["foot", "-e", "mullui", "attach", "a1b2"]
@@ -325,6 +347,8 @@ def test_notify_mode_comes_from_the_environment() -> None:
     assert notify_mode({}) == "desktop"
     assert notify_mode({"MULLUI_NOTIFY": "Terminal"}) == "terminal"
     assert notify_mode({"MULLUI_NOTIFY": "none"}) == "none"
+    assert notify_mode({}, configured="terminal") == "terminal"
+    assert notify_mode({"MULLUI_NOTIFY": "none"}, configured="terminal") == "none"
     with pytest.raises(MulluiError, match="MULLUI_NOTIFY='popup'"):
         notify_mode({"MULLUI_NOTIFY": "popup"})
 
