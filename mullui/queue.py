@@ -113,8 +113,9 @@ def plan(agents: Sequence[Agent], cfg: Config) -> list[tuple[Agent, str | None]]
     running: Counter[str | None] = Counter(_slot_key(a) for a in agents if _holds_slot(a))
     waiting_review = {a.id for a in agents if unreviewed(a)}
     out: list[tuple[Agent, str | None]] = []
-    queued = sorted((a for a in agents if a.state is Q and not a.removed),
-                    key=lambda a: (a.created_at, a.id))
+    queued = sorted(
+        (a for a in agents if a.state is Q and not a.removed), key=lambda a: (a.created_at, a.id)
+    )
     for a in queued:
         reason = predecessor_reason(a, by_id)
         cap = cfg.limits.max_unreviewed
@@ -155,9 +156,10 @@ def substitute(template: str, values: dict[str, str]) -> str:
     return "".join(out)
 
 
-def prev_values(prev: Agent, *, last_message: str | None = None, shell: bool = False
-                ) -> dict[str, str]:
-    """The ``{prev.*}`` values of predecessor ``prev`` (shell-quoted when ``shell``)."""
+def prev_values(
+    prev: Agent, *, last_message: str | None = None, for_shell: bool = False
+) -> dict[str, str]:
+    """The ``{prev.*}`` values of predecessor ``prev`` (shell-quoted when ``for_shell``)."""
     raw = {
         "id": prev.id,
         "worktree": prev.worktree or "",
@@ -165,7 +167,7 @@ def prev_values(prev: Agent, *, last_message: str | None = None, shell: bool = F
         "last_message": (prev.last_message if prev.last_message is not None else last_message)
         or "",
     }
-    if shell:
+    if for_shell:
         raw = {k: (v if v and shlex.quote(v) == v else shlex.quote(v)) for k, v in raw.items()}
     return {f"prev.{k}": v for k, v in raw.items()}
 
@@ -244,7 +246,7 @@ def _expand_for_start(ws: Workspace, a: Agent) -> Agent:
     fallback = None
     if prev.last_message is None and "{prev.last_message}" in a.task:
         fallback = last_log_line(ws.paths.log_file(prev.id))
-    values = prev_values(prev, last_message=fallback, shell=a.profile == "shell")
+    values = prev_values(prev, last_message=fallback, for_shell=a.profile == "shell")
     task = substitute(a.task, values)
     if task == a.task:
         return a
@@ -311,8 +313,7 @@ def tick(ws: Workspace) -> list[Agent]:
                 print(f"mullui: could not start {a.name}: {e}", file=sys.stderr)
                 continue
             except Exception as e:  # a runtime bug must not kill the supervisor's loop
-                print(f"mullui: could not start {a.name}: {type(e).__name__}: {e}",
-                      file=sys.stderr)
+                print(f"mullui: could not start {a.name}: {type(e).__name__}: {e}", file=sys.stderr)
                 continue
             if s is not None:
                 started.append(s)
@@ -391,8 +392,10 @@ class ChainRun:
             return f"{self.chain_name}: no steps"
         if self.state == "done":
             return f"{self.chain_name}: all {self.total} steps done"
-        return f"{self.chain_name}: step {cur.chain_step or '?'}/{self.total} {cur.name}: " \
-               f"{cur.state.value} ({cur.why()})"
+        return (
+            f"{self.chain_name}: step {cur.chain_step or '?'}/{self.total} {cur.name}: "
+            f"{cur.state.value} ({cur.why()})"
+        )
 
 
 def chain_runs(agents: Sequence[Agent]) -> list[ChainRun]:
@@ -452,8 +455,11 @@ def spawn_chain(
         prev: Agent | None = None
         for i, s in enumerate(steps, 1):
             extra: dict[str, Any] = {
-                "chain": run, "chain_name": chain_name, "chain_step": i,
-                "chain_steps": len(steps), "chain_task": task,
+                "chain": run,
+                "chain_name": chain_name,
+                "chain_step": i,
+                "chain_steps": len(steps),
+                "chain_task": task,
             }
             step_name = f"{stem}-{i}" if not s.name else f"{stem}-{i}-{slugify(s.name, 16)}"
             try:
@@ -490,7 +496,12 @@ class BacklogTask:
     after: str | None
     base: str | None
     estimate_h: float | None
-    line: int
+    line: int  # where the task's table starts
+    key_lines: tuple[tuple[str, int], ...] = ()
+
+    def line_of(self, key: str) -> int:
+        """The line of ``key`` in this task (its table's line when not found)."""
+        return dict(self.key_lines).get(key, self.line)
 
 
 def _key_lines(text: str) -> list[tuple[int, dict[str, int]]]:
@@ -544,9 +555,9 @@ def parse_backlog(text: str, path: Path, profiles: Sequence[str]) -> list[Backlo
     elif isinstance(raw, dict):
         items = list(raw.items())
     else:
-        raise err(None, "no tasks: add [[tasks]] tables with a task = \"...\" each")
+        raise err(None, 'no tasks: add [[tasks]] tables with a task = "..." each')
     if not items:
-        raise err(None, "no tasks: add [[tasks]] tables with a task = \"...\" each")
+        raise err(None, 'no tasks: add [[tasks]] tables with a task = "..." each')
     out: list[BacklogTask] = []
     for idx, (key_name, body) in enumerate(items):
         header, lines = blocks[idx] if idx < len(blocks) else (None, {})
@@ -568,43 +579,62 @@ def parse_backlog(text: str, path: Path, profiles: Sequence[str]) -> list[Backlo
         if "\x00" in body["task"]:
             raise err(at("task"), f"task {n}: the task contains a NUL byte")
         est = body.get("estimate_h")
-        if est is not None and (isinstance(est, bool) or not isinstance(est, int | float)
-                                or est < 0):
+        if est is not None and (
+            isinstance(est, bool) or not isinstance(est, int | float) or est < 0
+        ):
             raise err(at("estimate_h"), f"task {n}: estimate_h must be a number of hours >= 0")
         name = body.get("name", key_name)
         if key_name is not None and "name" in body and body["name"] != key_name:
-            raise err(at("name"), f"task {n}: name {body['name']!r} differs from "
-                                  f"[tasks.{key_name}]")
+            raise err(
+                at("name"), f"task {n}: name {body['name']!r} differs from [tasks.{key_name}]"
+            )
         if name is not None and any(c in name for c in "\n\r"):
             raise err(at("name"), f"task {n}: name must be one line")
         agent = body.get("agent")
         if agent is not None and agent not in profiles:
-            raise err(at("agent"), f"task {n}: unknown agent {agent!r} "
-                                   f"(known: {', '.join(sorted(profiles))})")
-        out.append(BacklogTask(name, agent, body["task"], body.get("after"), body.get("base"),
-                               float(est) if est is not None else None,
-                               at("task") or header or 0))
+            raise err(
+                at("agent"),
+                f"task {n}: unknown agent {agent!r} (known: {', '.join(sorted(profiles))})",
+            )
+        out.append(
+            BacklogTask(
+                name,
+                agent,
+                body["task"],
+                body.get("after"),
+                body.get("base"),
+                float(est) if est is not None else None,
+                header or at("task") or 0,
+                tuple(lines.items()),
+            )
+        )
     names: dict[str, BacklogTask] = {}
     for t in out:
         if t.name is None:
             continue
         if t.name in names:
-            raise err(t.line, f"task name {t.name!r} is used twice (first at line "
-                              f"{names[t.name].line})")
+            raise err(
+                t.line_of("name"),
+                f"task name {t.name!r} is used twice (first at line "
+                f"{names[t.name].line_of('name')})",
+            )
         names[t.name] = t
     for t in out:
         if t.after is not None and t.after not in names:
-            raise err(t.line, f"after = {t.after!r} names no task in this file")
+            raise err(t.line_of("after"), f"after = {t.after!r} names no task in this file")
         if t.after is not None and t.base is not None:
-            raise err(t.line, f"task {t.name or t.task[:20]!r}: give after or base, not both "
-                              "(a follow-up starts from its predecessor's branch)")
+            raise err(
+                t.line_of("base"),
+                f"task {t.name or t.task[:20]!r}: give after or base, not both "
+                "(a follow-up starts from its predecessor's branch)",
+            )
     for t in out:  # one predecessor each: a cycle is a loop of after pointers
         seen = [t.name]
         cur = t
         while cur.after is not None:
             if cur.after in seen:
-                loop = " -> ".join([*(s or "" for s in seen[seen.index(cur.after):]), cur.after])
-                raise err(t.line, f"after makes a cycle: {loop}")
+                loop = " -> ".join([*(s or "" for s in seen[seen.index(cur.after) :]), cur.after])
+                raise err(t.line_of("after"), f"after makes a cycle: {loop}")
             seen.append(cur.after)
             cur = names[cur.after]
     return out
@@ -644,8 +674,10 @@ def spawn_backlog(ws: Workspace, path: str | Path) -> list[Agent]:
     taken = {a.name for a in ws.store.all() if not a.removed}
     for t in tasks:
         if t.name in taken:
-            raise ConfigError(f"{p.name} line {t.line}: name {t.name!r} is taken by an existing "
-                              f"agent: rename the task or `mullui rm {t.name}` ({p})")
+            raise ConfigError(
+                f"{p.name} line {t.line_of('name')}: name {t.name!r} is taken by an existing "
+                f"agent: rename the task or `mullui rm {t.name}` ({p})"
+            )
     if any(t.base for t in tasks):
         from mullui.runtime import worktrees
 
@@ -655,8 +687,9 @@ def spawn_backlog(ws: Workspace, path: str | Path) -> list[Agent]:
                 try:
                     worktrees.resolve_ref(repo, t.base)
                 except MulluiError as e:
-                    raise ConfigError(f"{p.name} line {t.line}: base {t.base!r}: {e} ({p})"
-                                      ) from None
+                    raise ConfigError(
+                        f"{p.name} line {t.line_of('base')}: base {t.base!r}: {e} ({p})"
+                    ) from None
     ids: dict[str, str] = {}
     created: dict[int, Agent] = {}
     with admission(ws), _deferring(f"backlog {p.name}: being queued"):
@@ -665,8 +698,14 @@ def spawn_backlog(ws: Workspace, path: str | Path) -> list[Agent]:
             if t.estimate_h is not None:
                 extra["estimate_h"] = t.estimate_h
             try:
-                a = ws.spawn(t.task, agent=t.agent, name=t.name, base=t.base,
-                             after=ids[t.after] if t.after else None, extra=extra)
+                a = ws.spawn(
+                    t.task,
+                    agent=t.agent,
+                    name=t.name,
+                    base=t.base,
+                    after=ids[t.after] if t.after else None,
+                    extra=extra,
+                )
             except MulluiError:
                 for c in created.values():  # all or nothing: nothing has started yet
                     ws._forget(c.id)
