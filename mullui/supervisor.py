@@ -154,6 +154,7 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._kick = asyncio.Event()
         self._dirty: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.last_change_at: float | None = None  # monotonic, for benchmarks
 
     # -- public ------------------------------------------------------------------------
@@ -295,8 +296,9 @@ class Supervisor:
         self._submit(notice)
 
     def _submit(self, notice: Any) -> None:
-        loop = asyncio.get_event_loop()
-        loop.create_task(self.notifier.submit(notice))
+        task = asyncio.get_running_loop().create_task(self.notifier.submit(notice))
+        self._tasks.add(task)  # keep a reference: asyncio may drop an unreferenced task
+        task.add_done_callback(self._tasks.discard)
 
     def _budget(self, a: Agent) -> None:
         limit = self.ws.config.limits.max_cost_usd
@@ -354,8 +356,8 @@ def make_notifier(ws: Workspace, on_action: Callable[[str, str], None], **kw: An
         from mullui import notify
     except ImportError:
         return None
-    mode = os.environ.get("MULLUI_NOTIFY") or ws.config.notify.get("mode", "desktop")
-    cfg = notify.NotifyConfig.from_dict(ws.config.notify) if hasattr(notify.NotifyConfig, "from_dict") else notify.NotifyConfig()
+    mode = notify.notify_mode(configured=ws.config.notify.get("mode"))
+    cfg = notify.NotifyConfig.from_table(ws.config.notify)
     return notify.Notifier(mode, config=cfg, on_action=on_action, **kw)
 
 
@@ -427,8 +429,18 @@ def ensure_running(ws: Workspace) -> bool:
                     "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME")}
     argv = [sys.executable, "-m", "mullui", "watch"]
     try:
-        ws.tmux.run_hidden(WATCH_SESSION, "watch", argv, env, cwd=Path.home())
-    except MulluiError as e:
+        base = ws.tmux._base()
+        envargs = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
+        has = subprocess.run([*base, "has-session", "-t", f"={WATCH_SESSION}"],
+                             capture_output=True, timeout=10, check=False)
+        if has.returncode == 0:
+            cmd = [*base, "new-window", "-d", "-t", f"={WATCH_SESSION}:", "-n", "watch", *envargs, *argv]
+        else:
+            cmd = [*base, "new-session", "-d", "-s", WATCH_SESSION, "-n", "watch", *envargs, *argv]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+        if r.returncode != 0:
+            raise MulluiError(r.stderr.strip() or "tmux refused")
+    except (MulluiError, OSError, subprocess.SubprocessError) as e:
         print(f"mullui: could not start `mullui watch`: {e}", file=sys.stderr)
         return False
     return True

@@ -307,7 +307,7 @@ class Workspace:
                 "MULLUI_STATE_DIR": str(self.paths.state_dir),
                 "MULLUI_EVENTS": str(self.paths.spool_file(a.id)),
             }
-            options = dict(cfg.profiles.get(a.profile, {}))
+            options = {**cfg.profiles.get(a.profile, {}), **a.extra}
             env.update(options.get("env", {}))
             pdir = self.paths.profile_dir(a.id)
             pdir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -351,6 +351,8 @@ class Workspace:
                 on_exit=on_exit,
                 silence_seconds=silence,
                 on_silence=on_silence if silence else None,
+                on_activity=[*hook_argv(), "activity", "--agent", a.id, "--token", token,
+                             "--state-dir", str(self.paths.state_dir)] if silence else None,
             )
             return self.store.emit(
                 a.id, "update", fields={"tmux_target": target, "tmux_session": session}
@@ -358,13 +360,13 @@ class Workspace:
         except MulluiError as e:
             if wt is not None:
                 with contextlib.suppress(MulluiError):
-                    worktrees.discard(repo, wt.path, wt.branch)
+                    worktrees._undo(repo, wt.path, wt.branch)
             self.store.emit(a.id, "fail", cause=f"spawn failed: {e}")
             raise
         except Exception as e:  # an unexpected runtime error must not leave a live record
             if wt is not None:
                 with contextlib.suppress(MulluiError):
-                    worktrees.discard(repo, wt.path, wt.branch)
+                    worktrees._undo(repo, wt.path, wt.branch)
             self.store.emit(a.id, "fail", cause=f"spawn failed: {type(e).__name__}: {e}")
             raise
 
@@ -397,7 +399,13 @@ class Workspace:
             return dispatch.attach_argv(self, a)
         if not a.tmux_target or a.removed:
             raise MulluiError(f"agent {a.name} has no tmux window ({a.state.value})")
-        return self.tmux.attach_argv(a.tmux_target)
+        inside = os.environ.get("TMUX", "")
+        if inside and inside.split(",")[0] == self.tmux._socket_path():
+            self.tmux.attach(a.tmux_target)  # switch-client: returns at once
+            return None
+        if not self.tmux.server_alive():
+            raise MulluiError(f"the tmux server of agent {a.name} is gone (socket {self.socket})")
+        return [*self.tmux._base(), "attach-session", "-t", a.tmux_target]
 
     def stop(self, ref: str) -> Agent:
         a = self.get(ref)

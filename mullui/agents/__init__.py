@@ -16,6 +16,7 @@ BUILTIN: dict[str, str] = {
     "aider": "mullui.agents.aider:AiderProfile",
     "gemini": "mullui.agents.gemini:GeminiProfile",
     "opencode": "mullui.agents.opencode:OpenCodeProfile",
+    "demo": "mullui.agents.demo:DemoProfile",
 }
 
 

@@ -1,0 +1,35 @@
+"""``demo``: the scripted agents of ``mullui demo``; they report through the same hook
+path as real agents (``mullui hook``), so the demo shows the real pipeline."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from mullui.agents.base import Event, LaunchContext, Profile
+
+
+class DemoProfile(Profile):
+    name = "demo"
+    has_hooks = True
+    reports_blocked = True
+
+    def command(self, ctx: LaunchContext) -> list[str]:
+        script = str(ctx.options.get("script", "refactor"))
+        return [sys.executable, "-m", "mullui.demo.agent", script, ctx.task]
+
+    def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:
+        if event == "Working":
+            return [{"kind": "state", "state": "working", "cause": "hook:Working"}]
+        if event == "Ask":
+            return [{"kind": "state", "state": "blocked", "cause": "hook:Ask",
+                     "question": str(payload.get("question", ""))}]
+        if event == "Stop":
+            out: list[Event] = [{"kind": "state", "state": "done", "cause": "hook:Stop",
+                                 "message": str(payload.get("message", ""))}]
+            if "tokens_in" in payload:
+                out.append({"kind": "usage", "tokens_in": int(payload["tokens_in"]),
+                            "tokens_out": int(payload.get("tokens_out", 0)),
+                            "cost_usd": float(payload.get("cost_usd", 0.0))})
+            return out
+        return [{"kind": "activity", "cause": f"hook:{event}"}]
