@@ -1,0 +1,1 @@
+"""The full-screen TUI (Textual).  Nothing outside this package imports Textual."""

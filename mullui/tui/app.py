@@ -1,0 +1,640 @@
+"""The mullui App: holds the agents, runs the change feed, and performs every action.
+
+Data flows one way: the change feed (the Supervisor) calls :meth:`MulluiApp.on_change`
+-> the app coalesces changes for a moment -> ``MainScreen.show`` renders what differs.
+Actions go the other way: a key -> an ``action_*`` here -> a thread worker calls the
+workspace (tmux, git: blocking) -> a toast on refusal, the record refreshed on success.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, SuspendNotSupported, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.timer import Timer
+from textual.widgets import Collapsible
+
+from mullui.errors import MulluiError
+from mullui.model import Agent, State, Transition
+from mullui.paths import Paths, get_paths
+from mullui.store import Store
+from mullui.tui import cells, themes
+from mullui.tui.adapter import AgentActions, ChangeFeed, open_actions, open_feed
+from mullui.tui.screens.confirm import ConfirmScreen
+from mullui.tui.screens.help import HelpScreen
+from mullui.tui.screens.main import MainScreen
+from mullui.tui.screens.new_agent import NewAgent, NewAgentScreen
+from mullui.tui.screens.reply import ReplyScreen
+from mullui.tui.screens.snooze import SnoozeChoice, SnoozeScreen
+from mullui.tui.screens.tables import CollisionsScreen, ReportScreen
+from mullui.tui.screens.text_view import DiffScreen, LogScreen
+
+Clock = Callable[[], datetime]
+
+#: How long changes are gathered before one render (a burst of 100 events -> 1 render).
+COALESCE_S = 0.05
+#: "waited 12m" columns advance on this one app-wide timer (no per-agent timers).
+TICK_S = 30.0
+
+RUNNING = (State.QUEUED, State.STARTING, State.WORKING, State.BLOCKED)
+TOAST_SEVERITY = {State.BLOCKED: "warning", State.FAILED: "error", State.DONE: "information"}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class MulluiApp(App[None]):
+    """The full-screen TUI.  Quitting never stops agents."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "mullui"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-narrow"),
+        (160, "-wide"),
+    ]
+    BINDINGS = [Binding("ctrl+c", "quit", "quit", show=False, priority=True)]
+
+    def __init__(
+        self,
+        *,
+        paths: Paths | None = None,
+        actions: AgentActions | None = None,
+        clock: Clock | None = None,
+        supervise: bool = True,
+        cwd: Path | None = None,
+        title: str | None = None,
+        default_profile: str = "claude",
+    ) -> None:
+        super().__init__()
+        self.paths = paths or get_paths()
+        self.store = Store(self.paths)
+        self.actions: AgentActions = actions or open_actions(self.paths, cwd)
+        self.now: Clock = clock or _utcnow
+        self.supervise = supervise
+        self.default_profile = default_profile
+        if title:
+            self.title = title
+        self.agents: dict[str, Agent] = {}
+        self.feed: ChangeFeed | None = None
+        self._pending: dict[str, tuple[Agent, Transition | None]] = {}
+        self._flush_timer: Timer | None = None
+        self._wake_timer: Timer | None = None
+        self._render_queued = False
+        self._thread = threading.get_ident()
+        self._colours: tuple[str, dict[str, str]] | None = None
+        self.theme_problems: list[themes.ThemeProblem] = []
+        self.foreground_runs: list[list[str]] = []  # argv run while suspended (attach)
+
+    # ---- start ----------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self._thread = threading.get_ident()
+        loaded, self.theme_problems = themes.load_themes(self.paths)
+        for t in loaded:
+            self.register_theme(t)
+        wanted = themes.remembered_theme(self.paths) or themes.DEFAULT_THEME
+        if wanted in self.available_themes:
+            self.theme = wanted
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        for p in self.theme_problems:
+            self.notify(p.message, title="theme not loaded", severity="warning", timeout=8)
+        self.push_screen(MainScreen())
+        # A fast first frame from the records on disk, then the workspace's reconciled
+        # view (it asks tmux which windows are alive) from a thread.
+        self.apply_changes(self.store.all(), toast=False)
+        self._load_reconciled()
+        if self.supervise:
+            self._run_feed()
+        self.set_interval(TICK_S, self.request_render)
+
+    @work(thread=True, exclusive=True, group="load")
+    def _load_reconciled(self) -> None:
+        try:
+            agents = self.actions.agents()
+        except MulluiError as e:
+            self.call_from_thread(self.notify, e.message, severity="error")
+            return
+        self.call_from_thread(self.apply_changes, agents, False)
+
+    @work(exclusive=True, group="feed")
+    async def _run_feed(self) -> None:
+        self.feed = open_feed(self.actions, self.paths, self.on_change)
+        try:
+            await self.feed.run()
+        except MulluiError as e:
+            self.notify(f"{e.message} (live updates stopped)", severity="error", timeout=15)
+
+    async def on_unmount(self) -> None:
+        if self.feed is not None:
+            await self.feed.stop()
+
+    @property
+    def main(self) -> MainScreen:
+        for s in self.screen_stack:
+            if isinstance(s, MainScreen):
+                return s
+        raise LookupError("main screen not mounted")
+
+    # ---- changes in -----------------------------------------------------------------
+    def on_change(self, agent: Agent, transition: Transition | None = None) -> None:
+        """The Supervisor's callback; safe from any thread."""
+        if threading.get_ident() == self._thread:
+            self._queue_change(agent, transition)
+        else:
+            self.call_from_thread(self._queue_change, agent, transition)
+
+    def _queue_change(self, agent: Agent, transition: Transition | None) -> None:
+        self._pending[agent.id] = (
+            agent,
+            transition or self._pending.get(agent.id, (agent, None))[1],
+        )
+        if self._flush_timer is None:
+            self._flush_timer = self.set_timer(COALESCE_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        pending, self._pending = self._pending, {}
+        self.apply_changes([a for a, _ in pending.values()])
+
+    def apply_changes(self, agents: Iterable[Agent], toast: bool = True) -> None:
+        """Take in current records (from the feed, a refresh or a test) and re-render."""
+        for a in agents:
+            old = self.agents.get(a.id)
+            if a.removed:
+                self.agents.pop(a.id, None)
+                continue
+            self.agents[a.id] = a
+            if toast and (old is None or old.seq != a.seq) and a.in_inbox(self.now()):
+                sev = TOAST_SEVERITY.get(a.state)
+                if sev:
+                    self.notify(
+                        cells.why(a),
+                        title=f"{a.name} {a.state.value}",
+                        severity=sev,  # type: ignore[arg-type]
+                    )
+        self.request_render()
+
+    def request_render(self) -> None:
+        if not self._render_queued:
+            self._render_queued = True
+            self.call_later(self._render)
+
+    def _render(self) -> None:
+        self._render_queued = False
+        try:
+            main = self.main
+        except LookupError:
+            return
+        now = self.now()
+        agents = list(self.agents.values())
+        main.show(agents, now)
+        self._arm_wake_timer(agents, now)
+
+    def _arm_wake_timer(self, agents: list[Agent], now: datetime) -> None:
+        """One timer for the next snooze to end (snoozes end on time, not on a poll)."""
+        wakes = [a.snoozed_until for a in agents if a.snoozed_until and a.snoozed_until > now]
+        if self._wake_timer is not None:
+            self._wake_timer.stop()
+            self._wake_timer = None
+        if wakes:
+            delay = (min(wakes) - now).total_seconds() + 0.5
+            self._wake_timer = self.set_timer(min(delay, 3600.0), self.request_render)
+
+    def refresh_agent(self, agent_id: str) -> None:
+        """Re-read one record after an action (the feed reports it too; this is quicker)."""
+        a = self.store.get(agent_id)
+        if a is not None:
+            self.apply_changes([a], toast=False)
+
+    def select_agent(self, agent_id: str) -> bool:
+        """Show ``agent_id`` selected on the main screen (a clicked desktop notification)."""
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, MainScreen):
+            self.pop_screen()
+        return self.main.select_anywhere(agent_id)
+
+    # ---- theme ----------------------------------------------------------------------
+    def _theme_changed(self, theme: Theme) -> None:
+        self._colours = None
+        self.request_render()
+        try:
+            themes.remember_theme(self.paths, theme.name)
+        except MulluiError as e:
+            self.notify(e.message, severity="warning")
+
+    def state_colours(self) -> dict[str, str]:
+        """The state colours of the current theme (its variables, or its own palette)."""
+        theme = self.current_theme
+        if self._colours is not None and self._colours[0] == theme.name:
+            return self._colours[1]
+        derived = {
+            "state-working": theme.primary,
+            "state-blocked": theme.warning or cells.FALLBACK_COLOURS["state-blocked"],
+            "state-done": theme.success or cells.FALLBACK_COLOURS["state-done"],
+            "state-failed": theme.error or cells.FALLBACK_COLOURS["state-failed"],
+            "state-idle": cells.FALLBACK_COLOURS["state-idle"],
+        }
+        for k in themes.STATE_VARIABLES:
+            if k in theme.variables:
+                derived[k] = theme.variables[k]
+        self._colours = (theme.name, derived)
+        return derived
+
+    # ---- helpers for actions ----------------------------------------------------------
+    def selected(self, need: str = "") -> Agent | None:
+        """The selected agent, or a hint toast saying how to select one."""
+        try:
+            agent_id = self.main.selected_id
+        except LookupError:
+            return None
+        a = self.agents.get(agent_id) if agent_id else None
+        if a is None:
+            self.notify(
+                "No agent selected: move to one with j/k (tab switches lists)"
+                if self.agents
+                else "No agents yet: n starts one",
+                severity="warning",
+            )
+        return a
+
+    def log_path(self, a: Agent) -> Path | None:
+        try:
+            return self.actions.log_path(a.id)
+        except MulluiError:
+            return None
+
+    @work(thread=True, group="actions")
+    def blocking(
+        self,
+        label: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        agent_id: str | None = None,
+        done: Callable[[Any], str] | None = None,
+        then: Callable[[Any], None] | None = None,
+        on_error: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Run a blocking workspace call off the UI thread; refusals become a toast."""
+        try:
+            result = fn(*args, **kwargs)
+        except MulluiError as e:
+            self.call_from_thread(self.notify, e.message, title=label, severity="error", timeout=8)
+            if on_error is not None:
+                self.call_from_thread(on_error)
+            return
+        if agent_id:
+            a = self.store.get(agent_id)
+            if a is not None:
+                self.call_from_thread(self.apply_changes, [a], False)
+        if done is not None:
+            self.call_from_thread(self.notify, done(result), title=label)
+        if then is not None:
+            self.call_from_thread(then, result)
+
+    # ---- actions (keys, palette) ------------------------------------------------------
+    def action_press(self, key: str) -> None:
+        """A click on a key in the footer."""
+        self.simulate_key(key)
+
+    def action_attach(self) -> None:
+        focused = self.focused
+        if focused is not None and isinstance(focused.parent, Collapsible):
+            focused.parent.collapsed = not focused.parent.collapsed  # enter on "snoozed (n)"
+            return
+        a = self.selected()
+        if a is None:
+            return
+        self.blocking(
+            "attach",
+            self.actions.attach_argv,
+            a.id,
+            then=lambda argv: self.run_foreground(argv, a),
+        )
+
+    def run_foreground(self, argv: list[str] | None, a: Agent) -> None:
+        """Attach: suspend the app, run ``argv`` in the terminal, come back when it exits.
+
+        ``None`` means the workspace already switched the tmux client (we run inside the
+        agents' tmux server): nothing to run, the TUI stays in its own window.
+        """
+        if argv is None:
+            self.notify(f"switched to {a.name}; switch back to this window to return")
+            return
+        self.foreground_runs.append(argv)
+        try:
+            with self.suspend():
+                # Textual restores the terminal (cooked mode, main screen) for the child
+                # and re-enters application mode when it exits (tmux detach -> return).
+                proc = subprocess.run(argv, check=False)
+        except SuspendNotSupported:
+            self.notify(
+                f"cannot attach from here: run `mullui attach {a.id}` in a terminal",
+                severity="error",
+            )
+            return
+        except OSError as e:
+            self.notify(f"cannot run {argv[0]}: {e.strerror}", severity="error")
+            return
+        if proc.returncode != 0:
+            self.notify(
+                f"attach to {a.name} ended with exit code {proc.returncode}", severity="warning"
+            )
+        self.refresh_agent(a.id)
+
+    def action_reply(self) -> None:
+        a = self.selected()
+        if a is None:
+            return
+
+        def send(text: str | None) -> None:
+            if text is None:
+                return
+            if not text.strip():
+                self.notify("Nothing sent: the reply was empty", severity="warning")
+                return
+            self.blocking(
+                "reply",
+                self.actions.send,
+                a.id,
+                text,
+                agent_id=a.id,
+                done=lambda _: f"sent to {a.name}",
+            )
+
+        question = cells.why(a) if a.state is State.BLOCKED else ""
+        self.push_screen(ReplyScreen(a.name, question), send)
+
+    def _inbox_item(self, verb: str) -> Agent | None:
+        a = self.selected()
+        if a is None:
+            return None
+        if not a.needs_human():
+            self.notify(
+                f"Only inbox items can be {verb}: {a.name} is {a.state.value}", severity="warning"
+            )
+            return None
+        return a
+
+    def action_snooze(self) -> None:
+        a = self._inbox_item("snoozed")
+        if a is not None:
+            self._snooze(a, SnoozeChoice("30 minutes", minutes=30))
+
+    def action_snooze_pick(self) -> None:
+        a = self._inbox_item("snoozed")
+        if a is None:
+            return
+
+        def chosen(choice: SnoozeChoice | None) -> None:
+            if choice is not None:
+                self._snooze(a, choice)
+
+        self.push_screen(SnoozeScreen(a.name, self.now()), chosen)
+
+    def _snooze(self, a: Agent, choice: SnoozeChoice) -> None:
+        self.blocking(
+            "snooze",
+            self.actions.snooze,
+            a.id,
+            agent_id=a.id,
+            minutes=choice.minutes,
+            until=choice.until,
+            until_change=choice.until_change,
+            done=lambda _: f"{a.name} snoozed: {choice.label}",
+        )
+
+    def action_wake(self) -> None:
+        a = self.selected()
+        if a is None:
+            return
+        if not (a.snooze_until_change or a.snoozed_until):
+            self.notify(f"{a.name} is not snoozed", severity="warning")
+            return
+        self.blocking(
+            "wake",
+            self.actions.wake,
+            a.id,
+            agent_id=a.id,
+            done=lambda _: f"{a.name} is back in the inbox",
+        )
+
+    def action_ack(self) -> None:
+        a = self._inbox_item("acked")
+        if a is not None:
+            self.blocking(
+                "ack", self.actions.ack, a.id, agent_id=a.id, done=lambda _: f"{a.name} handled"
+            )
+
+    def action_merge(self) -> None:
+        a = self.selected()
+        if a is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.blocking(
+                    "merge",
+                    self.actions.merge,
+                    a.id,
+                    agent_id=a.id,
+                    done=lambda msg: str(msg) or f"merged {a.name}",
+                )
+
+        into = a.base or "its base"
+        self.push_screen(
+            ConfirmScreen(
+                f"Merge {a.name}?",
+                f"Merge branch {a.branch or '?'} into {into}. "
+                "Refused on a conflict or a dirty target.",
+                "Merge",
+            ),
+            confirmed,
+        )
+
+    def action_stop(self) -> None:
+        a = self.selected()
+        if a is None:
+            return
+        if a.state not in RUNNING and a.state is not State.DONE:
+            self.notify(f"{a.name} is already {a.state.value}", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.blocking(
+                    "stop",
+                    self.actions.stop,
+                    a.id,
+                    agent_id=a.id,
+                    done=lambda _: f"stopped {a.name}",
+                )
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Stop {a.name}?", "Its process ends; its worktree and branch stay.", "Stop"
+            ),
+            confirmed,
+        )
+
+    def action_new_agent(self) -> None:
+        self.blocking("new agent", self._new_agent_defaults, then=self._open_new_agent)
+
+    def _new_agent_defaults(self) -> tuple[list[str], str | None]:
+        return self.actions.profile_names(), self.actions.current_branch()
+
+    def _open_new_agent(self, defaults: tuple[list[str], str | None]) -> None:
+        profiles, base = defaults
+
+        def start(req: NewAgent | None) -> None:
+            if req is None:
+                return
+            self.blocking(
+                "new agent",
+                self.actions.spawn,
+                req.task,
+                agent=req.profile,
+                name=req.name,
+                base=req.base,
+                then=lambda a: (self.apply_changes([a], False), self.select_agent(a.id)),
+                done=lambda a: f"started {a.name}",
+            )
+
+        self.push_screen(NewAgentScreen(profiles, self.default_profile, base), start)
+
+    def action_log(self) -> None:
+        a = self.selected()
+        if a is not None:
+            self.push_screen(LogScreen(f"Log · {a.name} · {a.task[:80]}", self.log_path(a)))
+
+    def action_diff(self) -> None:
+        a = self.selected()
+        if a is None:
+            return
+        screen = DiffScreen(
+            a.name, f"Diff · {a.name} · {a.branch or '?'} against {a.base or 'its base'}"
+        )
+        self.push_screen(screen)
+        self.blocking(
+            "diff",
+            self.actions.diff,
+            a.id,
+            True,
+            then=screen.show_diff,
+            on_error=self._pop_if(screen),
+        )
+
+    def _pop_if(self, screen: Screen[Any]) -> Callable[[], None]:
+        def pop() -> None:
+            if self.screen is screen:
+                self.pop_screen()
+
+        return pop
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_report(self) -> None:
+        self.blocking(
+            "report", self._report_rows, then=lambda rows: self.push_screen(ReportScreen(rows))
+        )
+
+    def _report_rows(self) -> list[dict[str, Any]]:
+        try:
+            from mullui import report  # type: ignore[attr-defined,unused-ignore]
+        except ImportError:
+            report = None
+        if report is not None and hasattr(report, "rows"):
+            rows: list[dict[str, Any]] = report.rows(list(self.agents.values()))
+            return rows
+        return fallback_report(list(self.agents.values()), self.now())
+
+    def action_collisions(self) -> None:
+        self.push_screen(CollisionsScreen(list(self.agents.values())))
+
+    def action_focus(self, which: str) -> None:
+        self.main.query_one(f"#{which}").focus()
+
+    def action_quit(self) -> None:  # type: ignore[override]
+        running = [a for a in self.agents.values() if a.state in RUNNING]
+        message = None
+        if running:
+            n = len(running)
+            message = (
+                f"mullui: {n} agent{'s' if n != 1 else ''} still running (quitting never "
+                "stops them); notifications continue through `mullui watch`."
+            )
+        self.exit(message=message)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        ours = [
+            ("Attach", "Switch to the selected agent's tmux pane (enter)", self.action_attach),
+            ("Reply", "Type one line into the agent's pane (r)", self.action_reply),
+            ("Snooze 30 minutes", "Hide the inbox item for 30 minutes (s)", self.action_snooze),
+            (
+                "Snooze…",
+                "15 min / 1 h / 4 h / tomorrow 9:00 / until it changes (S)",
+                self.action_snooze_pick,
+            ),
+            ("Wake", "End the snooze of the selected item (w)", self.action_wake),
+            ("New agent", "Start an agent: task, profile, base, name (n)", self.action_new_agent),
+            ("Log", "The selected agent's full log (l)", self.action_log),
+            ("Diff", "The agent's changes against its base (d)", self.action_diff),
+            ("Ack", "Mark the inbox item handled (a)", self.action_ack),
+            ("Merge", "Merge the agent's branch into its base; asks first (m)", self.action_merge),
+            ("Stop", "Stop the agent; asks first (x)", self.action_stop),
+            (
+                "Report",
+                "Cost to deliver: time, tokens, cost per agent and chain",
+                self.action_report,
+            ),
+            ("Collisions", "Agents whose changes touch the same files", self.action_collisions),
+            ("Focus inbox", "Move focus to the inbox", lambda: self.action_focus("inbox")),
+            (
+                "Focus agents",
+                "Move focus to the list of agents",
+                lambda: self.action_focus("agents"),
+            ),
+            ("Focus log", "Move focus to the log", lambda: self.action_focus("log")),
+            ("Help", "Every key and what the states mean (?)", self.action_help),
+            ("Quit", "Leave the TUI; agents keep running (q)", self.action_quit),
+        ]
+        for title, help_text, cb in ours:
+            yield SystemCommand(title, help_text, cb)
+        for cmd in super().get_system_commands(screen):
+            if cmd.title != "Quit":
+                yield cmd
+
+
+def fallback_report(agents: list[Agent], now: datetime) -> list[dict[str, Any]]:
+    """A minimal ledger until ``mullui.report`` lands: one row per agent."""
+    rows = []
+    for a in sorted(agents, key=lambda a: (a.chain or "", a.created_at)):
+        rows.append(
+            {
+                "agent": a.name,
+                "chain": a.chain_name,
+                "profile": a.profile,
+                "state": a.state.value,
+                "wall": cells.duration(now - a.created_at),
+                "tokens_in": a.tokens_in,
+                "tokens_out": a.tokens_out,
+                "cost_usd": a.cost_usd,
+                "merged": a.merged_into is not None,
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mullui.tui``: the TUI for the current repository."""
+    MulluiApp(cwd=Path.cwd(), title=f"mullui · {Path.cwd().name}").run()
+    return 0

@@ -1,0 +1,138 @@
+"""How an agent's fields read on screen: state symbols, durations, tokens, cost.
+
+Every state has a symbol as well as a colour, so the table still reads on a monochrome
+terminal or to a colour-blind user.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from rich.text import Text
+
+from mullui.model import Agent, State
+
+SYMBOL: dict[State, str] = {
+    State.QUEUED: "◌",
+    State.STARTING: "◔",
+    State.WORKING: "●",
+    State.BLOCKED: "▲",
+    State.DONE: "✓",
+    State.FAILED: "✗",
+    State.STOPPED: "■",
+    State.UNKNOWN: "?",
+}
+SNOOZE_SYMBOL = "☾"
+
+#: Theme variable that colours each state (see themes.py).
+STATE_VARIABLE: dict[State, str] = {
+    State.QUEUED: "state-idle",
+    State.STARTING: "state-working",
+    State.WORKING: "state-working",
+    State.BLOCKED: "state-blocked",
+    State.DONE: "state-done",
+    State.FAILED: "state-failed",
+    State.STOPPED: "state-idle",
+    State.UNKNOWN: "state-idle",
+}
+
+FALLBACK_COLOURS = {
+    "state-working": "#7AA2F7",
+    "state-blocked": "#E0AF68",
+    "state-done": "#9ECE6A",
+    "state-failed": "#F7768E",
+    "state-idle": "#8A8FA8",
+}
+
+
+def state_cell(state: State, colours: dict[str, str], *, snoozed: bool = False) -> Text:
+    colour = colours.get(STATE_VARIABLE[state]) or FALLBACK_COLOURS[STATE_VARIABLE[state]]
+    bold = state in (State.BLOCKED, State.FAILED)
+    t = Text(f"{SYMBOL[state]} {state.value}", style=f"{'bold ' if bold else ''}{colour}")
+    if snoozed:
+        t.append(f" {SNOOZE_SYMBOL}", style="dim")
+    return t
+
+
+def duration(delta: timedelta) -> str:
+    """A short, calm duration: ``<1m``, ``12m``, ``3h05m``, ``2d4h``."""
+    s = max(0, int(delta.total_seconds()))
+    if s < 60:
+        return "<1m"
+    m = s // 60
+    if m < 60:
+        return f"{m}m"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h}h"
+
+
+def since(agent: Agent, now: datetime) -> str:
+    return duration(now - agent.state_since)
+
+
+def tokens(agent: Agent) -> str:
+    if agent.tokens_in is None and agent.tokens_out is None:
+        return "–"
+    return f"{_si(agent.tokens_in or 0)}/{_si(agent.tokens_out or 0)}"
+
+
+def usage(agent: Agent) -> str:
+    """Total tokens and cost in one short cell: ``129.2k · $1.23``."""
+    if agent.tokens_in is None and agent.tokens_out is None and agent.cost_usd is None:
+        return "–"
+    total = (agent.tokens_in or 0) + (agent.tokens_out or 0)
+    return f"{_si(total)} · {cost(agent)}"
+
+
+def _si(n: int) -> str:
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+def cost(agent: Agent) -> str:
+    return "–" if agent.cost_usd is None else f"${agent.cost_usd:.2f}"
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """The first non-empty line, clipped (questions and messages can be long)."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def why(agent: Agent) -> str:
+    """Why the agent is in the inbox: the question, the last message or the exit code."""
+    text = agent.why()
+    if agent.state is State.BLOCKED and not agent.question:
+        text = f"waiting ({agent.cause})"
+    return one_line(text)
+
+
+def wake_time(agent: Agent, now: datetime) -> str:
+    if agent.snooze_until_change:
+        return "until it changes"
+    if agent.snoozed_until is None:
+        return "–"
+    local = agent.snoozed_until.astimezone(now.tzinfo)
+    day = "" if local.date() == now.astimezone(now.tzinfo).date() else local.strftime("%a ")
+    return f"{day}{local:%H:%M} (in {duration(agent.snoozed_until - now)})"
+
+
+def collision_marker(agent: Agent) -> Text:
+    if not agent.collisions:
+        return Text("")
+    if any(c.conflict for c in agent.collisions):
+        return Text("⚠", style="bold red")
+    return Text("≈", style="yellow")
+
+
+def chain_label(agent: Agent, position: int, total: int) -> str:
+    """``plan-critique 1/2`` for a chain step (position counted from 1); empty otherwise."""
+    if not agent.chain:
+        return ""
+    return f"{agent.chain_name or 'chain'} {position}/{total}"

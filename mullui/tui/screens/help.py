@@ -1,0 +1,61 @@
+"""Help: every key, what the states mean, and where to go next."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+KEYS: list[tuple[str, str]] = [
+    ("tab / shift+tab", "move focus between inbox, agents, log"),
+    ("j k / ↑ ↓", "move the selection"),
+    ("enter", "attach to the agent's tmux pane (detach to come back)"),
+    ("r", "reply: type one line, sent to the agent's pane"),
+    ("s", "snooze the selected inbox item for 30 minutes"),
+    ("S", "snooze: 15 min / 1 h / 4 h / tomorrow 9:00 / until it changes"),
+    ("w", "wake a snoozed item"),
+    ("n", "new agent (task, profile, base, name)"),
+    ("l", "the agent's full log"),
+    ("d", "the agent's diff against its base"),
+    ("a", "ack: mark the item handled; it leaves the inbox"),
+    ("m", "merge the agent's branch (asks first)"),
+    ("x", "stop the agent (asks first; worktree and branch stay)"),
+    ("?", "this help"),
+    ("ctrl+p", "command palette: every action, themes, report, collisions"),
+    ("q", "quit; agents keep running"),
+]
+
+STATES = """\
+| state | meaning |
+|---|---|
+| ◌ queued | waiting for its predecessor or a free slot |
+| ◔ starting | worktree and window being created |
+| ● working | producing output, running tools |
+| ▲ blocked | waiting on you: a permission prompt or a question |
+| ✓ done | finished its turn; its work awaits review |
+| ✗ failed | exited non-zero, crashed, or went silent too long |
+| ■ stopped | stopped by you |
+| ? unknown | its remote host cannot be reached |
+
+☾ marks a snoozed item, ⚠ a conflict with another agent's changes,
+≈ files another agent also touches, ⛓ a chain step."""
+
+
+def help_markdown() -> str:
+    rows = "\n".join(f"| `{k}` | {v} |" for k, v in KEYS)
+    return (
+        "# mullui\n\nAgents work in their own tmux window, worktree and branch. "
+        "The **inbox** holds the ones that need you: blocked first, then failed, then done.\n\n"
+        f"## Keys\n\n| key | action |\n|---|---|\n{rows}\n\n## States\n\n{STATES}\n\n"
+        "Quitting never stops agents; `mullui watch` keeps the notifications coming.\n"
+    )
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help", classes="dialog"):
+            yield Markdown(help_markdown())

@@ -1,0 +1,82 @@
+"""New agent: task, profile, base, name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, TextArea
+
+
+@dataclass(frozen=True)
+class NewAgent:
+    task: str
+    profile: str
+    base: str | None
+    name: str | None
+
+
+class NewAgentScreen(ModalScreen[NewAgent | None]):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "start", "Start", priority=True),
+    ]
+
+    def __init__(self, profiles: list[str], default_profile: str, base: str | None) -> None:
+        super().__init__(classes="dialog-screen")
+        self.profiles = profiles or [default_profile]
+        self.default_profile = (
+            default_profile if default_profile in self.profiles else self.profiles[0]
+        )
+        self.base = base
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="new-agent"):
+            yield Label("New agent", classes="dialog-title")
+            yield Label("Task", classes="field-label")
+            yield TextArea(id="task", soft_wrap=True, show_line_numbers=False)
+            with Horizontal(classes="fields"):
+                with Vertical(classes="field"):
+                    yield Label("Profile", classes="field-label")
+                    yield Select(
+                        [(p, p) for p in self.profiles],
+                        value=self.default_profile,
+                        allow_blank=False,
+                        id="profile",
+                    )
+                with Vertical(classes="field"):
+                    yield Label("Base", classes="field-label")
+                    yield Input(value=self.base or "", placeholder="current branch", id="base")
+                with Vertical(classes="field"):
+                    yield Label("Name", classes="field-label")
+                    yield Input(placeholder="from the task", id="name")
+            yield Label("", id="new-agent-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Start (ctrl+s)", variant="primary", id="start")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#task", TextArea).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            self.action_start()
+        else:
+            self.dismiss(None)
+
+    def action_start(self) -> None:
+        task = self.query_one("#task", TextArea).text.strip()
+        if not task:
+            self.query_one("#new-agent-error", Label).update("A task is needed: what should it do?")
+            self.query_one("#task", TextArea).focus()
+            return
+        profile = self.query_one("#profile", Select).value
+        base = self.query_one("#base", Input).value.strip() or None
+        name = self.query_one("#name", Input).value.strip() or None
+        self.dismiss(NewAgent(task, str(profile), base, name))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,182 @@
+"""Agents on disk for TUI tests: records made the real way (Store.create + events) with
+fixed timestamps, so snapshots are stable."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from mullui.model import Agent, State, iso
+from mullui.paths import Paths
+from mullui.store import Store
+
+NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+
+
+def at(minutes_ago: float) -> str:
+    return iso(NOW - timedelta(minutes=minutes_ago)) or ""
+
+
+def new(
+    store: Store,
+    agent_id: str,
+    name: str,
+    profile: str,
+    task: str,
+    created_ago: float,
+    **fields: object,
+) -> Agent:
+    base = Agent(
+        id=agent_id,
+        name=name,
+        profile=profile,
+        task=task,
+        state=State.STARTING,
+        cause="spawn",
+        branch=f"mullui/{name}",
+        worktree=f"/work/wt/{name}",
+        base="main",
+        created_at=NOW - timedelta(minutes=created_ago),
+        state_since=NOW - timedelta(minutes=created_ago),
+    )
+    a, _ = store.create(replace(base, **fields))  # type: ignore[arg-type]
+    return a
+
+
+def state(store: Store, agent_id: str, st: State, minutes_ago: float, **data: object) -> Agent:
+    return store.emit(agent_id, "state", state=st.value, at=at(minutes_ago), **data)
+
+
+def build_fleet(paths: Paths, *, extra: int = 0) -> Store:
+    """A busy dashboard: every state, each kind of inbox item, snoozes, a chain, a
+    collision, token and cost figures; ``extra`` more working agents for scale tests."""
+    s = Store(paths)
+    new(s, "a1", "fix-login", "claude", "Fix the login redirect loop after OAuth", 95)
+    state(s, "a1", State.WORKING, 94, cause="hook:SessionStart")
+    state(
+        s,
+        "a1",
+        State.BLOCKED,
+        12,
+        cause="hook:PermissionRequest",
+        question="Bash: rm -rf build/ && npm run build",
+    )
+    s.emit("a1", "usage", tokens_in=48_200, tokens_out=3_900, cost_usd=0.61, at=at(12))
+
+    new(s, "a2", "api-tests", "codex", "Add integration tests for the /v2 API", 80)
+    state(s, "a2", State.WORKING, 79)
+    s.emit("a2", "exit", exit_code=1, at=at(3))
+
+    new(s, "a3", "docs-refresh", "aider", "Refresh the README and CLI reference", 70)
+    state(s, "a3", State.WORKING, 69)
+    state(
+        s,
+        "a3",
+        State.DONE,
+        41,
+        cause="hook:Stop",
+        message="Updated README.md and docs/cli.md; all links checked.",
+    )
+    s.emit("a3", "usage", tokens_in=15_000, tokens_out=2_100, cost_usd=0.12, at=at(41))
+
+    new(s, "a4", "refactor-db", "claude", "Move the DB layer to SQLAlchemy 2.0 style", 60)
+    state(s, "a4", State.WORKING, 59, cause="hook:UserPromptSubmit")
+    s.emit("a4", "usage", tokens_in=120_400, tokens_out=8_800, cost_usd=1.23, at=at(2))
+    s.emit(
+        "a4",
+        "collisions",
+        at=at(5),
+        collisions=[{"agent": "a1", "files": ["src/auth.py"], "conflict": True}],
+    )
+    s.emit(
+        "a1",
+        "collisions",
+        at=at(5),
+        collisions=[{"agent": "a4", "files": ["src/auth.py"], "conflict": True}],
+    )
+
+    new(s, "a5", "perf-bench", "gemini", "Profile the importer and speed it up", 50)
+    state(s, "a5", State.WORKING, 49)
+
+    new(s, "a6", "lint-fix", "shell", "ruff check --fix .", 45)
+    state(s, "a6", State.WORKING, 45)
+    s.emit("a6", "exit", exit_code=0, at=at(44))
+    s.emit("a6", "snooze", until=iso(NOW + timedelta(minutes=60)), at=at(30))
+
+    new(s, "a7", "migrate", "opencode", "Write the 0042 migration", 40)
+    state(s, "a7", State.WORKING, 39)
+    state(
+        s,
+        "a7",
+        State.BLOCKED,
+        20,
+        cause="hook:permission.asked",
+        question="Edit migrations/0042_users.py?",
+    )
+    s.emit("a7", "snooze", until_change=True, at=at(18))
+
+    new(
+        s,
+        "a8",
+        "plan",
+        "claude",
+        "Write a plan for caching in PLAN.md",
+        35,
+        chain="c1",
+        chain_name="plan-critique",
+        chain_step=0,
+    )
+    state(s, "a8", State.WORKING, 34)
+    state(s, "a8", State.DONE, 15, cause="hook:Stop", message="PLAN.md written (4 steps).")
+    s.emit("a8", "ack", at=at(10))
+    new(
+        s,
+        "a9",
+        "critique",
+        "claude",
+        "Critique /work/wt/plan/PLAN.md",
+        15,
+        chain="c1",
+        chain_name="plan-critique",
+        chain_step=1,
+        after="a8",
+    )
+    state(s, "a9", State.WORKING, 14)
+
+    new(s, "a10", "old-spike", "claude", "Try a Rust rewrite of the parser", 300)
+    state(s, "a10", State.WORKING, 299)
+    s.emit("a10", "stop", at=at(200))
+
+    new(
+        s,
+        "a11",
+        "queue-next",
+        "codex",
+        "Bump dependencies",
+        5,
+        state=State.QUEUED,
+        cause="max_running",
+    )
+
+    for i in range(extra):
+        aid = f"x{i:03d}"
+        new(s, aid, f"worker-{i:03d}", "shell", f"make job-{i}", 30 + i % 17)
+        state(s, aid, State.WORKING, 29 + i % 17)
+    return s
+
+
+def write_log(paths: Paths, agent_id: str, lines: int = 40) -> Path:
+    """A pane log with ANSI colours, like pipe-pane writes."""
+    p = paths.log_file(agent_id)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(lines):
+        if i % 7 == 0:
+            out.append(f"\x1b[1;34m● Running\x1b[0m step {i}: \x1b[32mnpm test\x1b[0m\r\n")
+        elif i % 7 == 3:
+            out.append(f"\x1b[31m✗ test_login_redirect failed\x1b[0m (line {i})\r\n")
+        else:
+            out.append(f"  reading src/auth.py … {i}\r\n")
+    p.write_text("".join(out))
+    return p
