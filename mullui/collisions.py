@@ -166,7 +166,7 @@ class _Probe:
     """The cheap look at an agent's state that decides whether its cache entry is valid."""
 
     head: str | None
-    dirty: bool
+    dirty: tuple[str, ...]  # paths with uncommitted or untracked changes
     key: tuple[str, ...]
 
 
@@ -181,6 +181,7 @@ class CollisionCache:
         self._changes: dict[str, tuple[tuple[str, ...], ChangeSet]] = {}
         self._merges: dict[tuple[str, str, str], _MergeResult] = {}
         self._drifts: dict[tuple[str, str, str], BaseDrift] = {}
+        self._forks: dict[tuple[str, str, str], str | None] = {}
         self.stats = CacheStats()
 
     def forget(self, agent_id: str) -> None:
@@ -216,6 +217,8 @@ class CollisionCache:
                 k: v for k, v in self._merges.items() if k[1] in commits and k[2] in commits
             }
             self._drifts = {k: v for k, v in self._drifts.items() if k[1] in commits}
+            heads = {e[1].head for e in self._changes.values()}
+            self._forks = {k: v for k, v in self._forks.items() if k[2] in heads}
 
 
 # --- git plumbing -------------------------------------------------------------------------
@@ -303,7 +306,7 @@ def _probe(
 ) -> _Probe:
     wt = work.worktree
     if wt is None or not wt.is_dir():
-        return _Probe(branch_commit, False, ("branch", branch_commit or "-", base_commit))
+        return _Probe(branch_commit, (), ("branch", branch_commit or "-", base_commit))
     out = _git(
         wt,
         ["status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all", "--no-renames"],
@@ -324,7 +327,9 @@ def _probe(
             dirty.append(entry.split(b" ", fields - 1)[-1].decode(errors="surrogateescape"))
         elif entry.startswith(b"2 "):
             dirty.append(entry.split(b" ", 9)[-1].decode(errors="surrogateescape"))
-            i += 1  # a rename's original path follows as its own entry
+            if i < len(entries):  # a rename's original path follows as its own entry
+                dirty.append(entries[i].decode(errors="surrogateescape"))
+            i += 1
     # A file that is already modified stays " M" while the agent keeps editing it, so the
     # status text alone would serve a stale snapshot: mix in each dirty file's stat.
     digest = hashlib.sha1(out)
@@ -335,28 +340,32 @@ def _probe(
         except OSError:
             digest.update(f"{rel}\0gone\n".encode())
     key = ("worktree", str(wt), head or "-", base_commit, digest.hexdigest())
-    return _Probe(head, bool(dirty), key)
+    return _Probe(head, tuple(dirty), key)
 
 
-def _snapshot(worktree: Path, head: str, cache: CollisionCache | None) -> str:
+def _snapshot(worktree: Path, head: str, dirty: Sequence[str], cache: CollisionCache | None) -> str:
     """A commit (parent HEAD) holding the worktree's current files, tracked or untracked.
 
-    ``git add -A`` runs against a *copy* of the worktree's index: the copy keeps the stat
-    data, so only changed files are re-hashed, and the real index is never written.
+    ``git add -A`` runs against a *copy* of the worktree's index (the real one is never
+    written) and only on the paths ``git status`` reported, so it neither re-hashes clean
+    files nor walks the tree for untracked ones a second time.
     """
-    index = (
-        _git(worktree, ["rev-parse", "--path-format=absolute", "--git-path", "index"], cache)
-        .stdout.decode()
-        .strip()
-    )
+    index = _index_path(worktree, cache)
     with tempfile.TemporaryDirectory(prefix="mullui-snap-") as tmp:
         tmp_index = Path(tmp) / "index"
         try:
             shutil.copyfile(index, tmp_index)
         except FileNotFoundError:
             _git(worktree, ["read-tree", head], cache, env=_env({"GIT_INDEX_FILE": str(tmp_index)}))
-        env = _env({"GIT_INDEX_FILE": str(tmp_index)})
-        _git(worktree, ["add", "-A", "--", "."], cache, env=env)
+        env = _env({"GIT_INDEX_FILE": str(tmp_index), "GIT_LITERAL_PATHSPECS": "1"})
+        paths = b"".join(p.encode(errors="surrogateescape") + b"\0" for p in dirty)
+        _git(
+            worktree,
+            ["add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
+            cache,
+            env=env,
+            stdin=paths,
+        )
         tree = _git(worktree, ["write-tree"], cache, env=env).stdout.decode().strip()
     commit = _git(
         worktree,
@@ -365,6 +374,19 @@ def _snapshot(worktree: Path, head: str, cache: CollisionCache | None) -> str:
         env=_env(_SYNTHETIC_COMMIT_ENV),
     )
     return commit.stdout.decode().strip()
+
+
+def _index_path(worktree: Path, cache: CollisionCache | None) -> Path:
+    dotgit = worktree / ".git"
+    # Read a linked worktree's "gitdir:" pointer ourselves: one process less per snapshot.
+    if dotgit.is_dir() and not os.environ.get("GIT_INDEX_FILE"):
+        return dotgit / "index"
+    if dotgit.is_file():
+        text = dotgit.read_text(errors="replace").strip()
+        if text.startswith("gitdir: "):
+            return (worktree / text[len("gitdir: ") :]).resolve() / "index"
+    out = _git(worktree, ["rev-parse", "--path-format=absolute", "--git-path", "index"], cache)
+    return Path(out.stdout.decode().strip())
 
 
 def _merge_base(repo: Path, a: str, b: str, cache: CollisionCache | None) -> str | None:
@@ -380,15 +402,128 @@ def _diff_names(repo: Path, a: str, b: str, cache: CollisionCache | None) -> set
     return set(_z_list(out))
 
 
+def _diff_many(
+    repo: Path, pairs: Sequence[tuple[str, str]], cache: CollisionCache | None
+) -> list[set[str]]:
+    """Names changed from ``old`` to ``new`` for each (old, new) commit pair, one process.
+
+    ``diff-tree --stdin`` takes "<new> <old>" as a commit with ``old`` as its parent and,
+    with ``--always``, prints the new id as a header even when nothing changed.
+    """
+    if not pairs:
+        return []
+    stdin = "".join(f"{new} {old}\n" for old, new in pairs).encode()
+    out = _git(
+        repo,
+        ["diff-tree", "--stdin", "--always", "-r", "--name-only", "-z", "--no-renames"],
+        cache,
+        stdin=stdin,
+    ).stdout
+    tokens = out.split(b"\0")
+    found: list[set[str]] = []
+    i = 0
+    for k, (_, new) in enumerate(pairs):
+        if i >= len(tokens) or tokens[i].decode(errors="replace") != new:
+            raise MulluiError(
+                f"collision check: unexpected `git diff-tree --stdin` output in {repo}"
+            )
+        i += 1
+        nxt = pairs[k + 1][1].encode() if k + 1 < len(pairs) else None
+        # A path spelled exactly like the next commit id would end this list early; a
+        # 40-hex file name at the top of a tree is not worth a process per diff.
+        names: set[str] = set()
+        while i < len(tokens) and tokens[i] and tokens[i] != nxt:
+            names.add(tokens[i].decode(errors="surrogateescape"))
+            i += 1
+        found.append(names)
+    return found
+
+
 def _merge_tree(repo: Path, ours: str, theirs: str, cache: CollisionCache | None) -> _MergeResult:
-    key = (str(repo), ours, theirs)
+    return _merge_trees(repo, [(ours, theirs)], cache)[0]
+
+
+def _merge_trees(
+    repo: Path, pairs: Sequence[tuple[str, str]], cache: CollisionCache | None
+) -> list[_MergeResult]:
+    """Predict ``git merge`` of each (ours, theirs) commit pair; cached by the pair."""
+    results: dict[tuple[str, str], _MergeResult] = {}
+    todo: list[tuple[str, str]] = []
+    unique = list(dict.fromkeys(pairs))
+    with _maybe_lock(cache):
+        for pair in unique:
+            hit = cache._merges.get((str(repo), *pair)) if cache is not None else None
+            if hit is not None:
+                results[pair] = hit
+            else:
+                todo.append(pair)
+        if cache is not None:
+            cache.stats.pair_hits += len(unique) - len(todo)
+            cache.stats.pair_misses += len(todo)
+    if len(todo) > 1 and _STDIN_MERGES.get("ok", True):
+        # One process per core, each taking a slice of the pairs on stdin.
+        n = max(1, min(os.cpu_count() or 1, MAX_PARALLEL_GIT, len(todo) // 16))
+        chunks = [todo[i::n] for i in range(n)]
+        for chunk, found in zip(
+            chunks, _parallel(lambda c: _merge_stdin(repo, c, cache), chunks), strict=True
+        ):
+            results.update(zip(chunk, found, strict=False))
+    for pair in todo:
+        if pair not in results:
+            results[pair] = _merge_one(repo, *pair, cache)
     if cache is not None:
         with cache._lock:
-            hit = cache._merges.get(key)
-            if hit is not None:
-                cache.stats.pair_hits += 1
-                return hit
-            cache.stats.pair_misses += 1
+            for pair in todo:
+                cache._merges[(str(repo), *pair)] = results[pair]
+    return [results[p] for p in pairs]
+
+
+# Whether this git takes `merge-tree --stdin` (seen working in Debian's 2.39.5 although
+# `-h` does not list it; documented from 2.40).  Unset until the first try.
+_STDIN_MERGES: dict[str, bool] = {}
+
+
+def _merge_stdin(
+    repo: Path, pairs: Sequence[tuple[str, str]], cache: CollisionCache | None
+) -> list[_MergeResult]:
+    """Many merges in one git process: far cheaper than a process per pair.
+
+    Returns results for a prefix of ``pairs``: on any failure the caller redoes the rest
+    one at a time, which also yields the precise error.
+    """
+    stdin = "".join(f"{a} {b}\n" for a, b in pairs).encode()
+    try:
+        proc = _git(
+            repo,
+            ["merge-tree", "--stdin", "--write-tree", "--name-only", "--no-messages", "-z"],
+            cache,
+            stdin=stdin,
+            ok=(0, 1, 128, 129),
+        )
+    except MulluiError:
+        return []
+    if proc.returncode == 129:  # usage error: an older git without --stdin
+        _STDIN_MERGES["ok"] = False
+        return []
+    # Per merge: status (1 clean, 0 conflicted) NUL tree NUL {path NUL} NUL
+    parts = proc.stdout.split(b"\0")
+    found: list[_MergeResult] = []
+    i = 0
+    while len(found) < len(pairs) and i + 2 < len(parts) and parts[i] in (b"0", b"1"):
+        status, tree = parts[i], parts[i + 1].decode()
+        i += 2
+        names: list[str] = []
+        while i < len(parts) and parts[i]:
+            names.append(parts[i].decode(errors="surrogateescape"))
+            i += 1
+        if i >= len(parts):
+            break  # truncated output: the terminator is missing
+        i += 1
+        found.append(_MergeResult(status == b"0", tree, tuple(sorted(set(names)))))
+    return found
+
+
+def _merge_one(repo: Path, ours: str, theirs: str, cache: CollisionCache | None) -> _MergeResult:
     # --write-tree needs git 2.38; exit 1 means conflicts, the tree then holds markers.
     proc = _git(
         repo,
@@ -403,11 +538,19 @@ def _merge_tree(repo: Path, ours: str, theirs: str, cache: CollisionCache | None
         if not p:
             break
         names.append(p.decode(errors="surrogateescape"))
-    result = _MergeResult(proc.returncode == 1, tree, tuple(sorted(set(names))))
-    if cache is not None:
-        with cache._lock:
-            cache._merges[key] = result
-    return result
+    return _MergeResult(proc.returncode == 1, tree, tuple(sorted(set(names))))
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _maybe_lock(cache: CollisionCache | None) -> threading.Lock | _NoLock:
+    return cache._lock if cache is not None else _NoLock()
 
 
 _T = TypeVar("_T")
@@ -424,26 +567,68 @@ def _parallel(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
 # --- change sets --------------------------------------------------------------------------
 
 
-def _compute_change_set(
-    work: Work, probe: _Probe, base_commit: str, cache: CollisionCache | None
-) -> ChangeSet:
+@dataclass(frozen=True)
+class _Pending:
+    """A change set between its per-agent git calls and the batched diffs."""
+
+    work: Work
+    probe: _Probe
+    base_commit: str
+    snapshot: str | None
+    fork: str | None
+
+
+def _snapshot_and_fork(
+    work: Work, probe: _Probe, base_commit: str, cache: CollisionCache
+) -> _Pending:
     if probe.head is None:
-        return ChangeSet(work.agent_id, None, None, base_commit, None, (), probe.dirty)
+        return _Pending(work, probe, base_commit, None, None)
     snap = probe.head
     if probe.dirty:
         assert work.worktree is not None
-        snap = _snapshot(work.worktree, probe.head, cache)
-    fork = _merge_base(work.repo, base_commit, snap, cache)
-    files: set[str] = set()
-    if fork is not None and fork != snap:
-        files = _diff_names(work.repo, fork, snap, cache)
-        if files and fork != base_commit:
-            # The base moved on: a file already identical in the base (merged by squash or
-            # cherry-pick, or the same fix landed twice) is nothing left to merge.
-            files &= _diff_names(work.repo, base_commit, snap, cache)
-    return ChangeSet(
-        work.agent_id, probe.head, snap, base_commit, fork, tuple(sorted(files)), probe.dirty
-    )
+        snap = _snapshot(work.worktree, probe.head, probe.dirty, cache)
+    # The snapshot's parent is HEAD, so the fork point depends on HEAD alone: an agent that
+    # only keeps typing never pays for merge-base again.
+    fork_key = (str(work.repo), base_commit, probe.head)
+    with cache._lock:
+        known = cache._forks.get(fork_key, "")
+    fork: str | None = known or None
+    if known == "":
+        fork = _merge_base(work.repo, base_commit, probe.head, cache)
+        with cache._lock:
+            cache._forks[fork_key] = fork
+    return _Pending(work, probe, base_commit, snap, fork)
+
+
+def _finish(repo: Path, pending: Sequence[_Pending], cache: CollisionCache) -> list[ChangeSet]:
+    asks: list[tuple[str, str]] = []
+    for p in pending:
+        if p.fork is not None and p.snapshot is not None and p.fork != p.snapshot:
+            asks.append((p.fork, p.snapshot))
+            if p.fork != p.base_commit:
+                asks.append((p.base_commit, p.snapshot))
+    answers = iter(_diff_many(repo, asks, cache))
+    done: list[ChangeSet] = []
+    for p in pending:
+        files: set[str] = set()
+        if p.fork is not None and p.snapshot is not None and p.fork != p.snapshot:
+            files = next(answers)
+            if p.fork != p.base_commit:
+                # The base moved on: a file already identical in the base (merged by
+                # squash or cherry-pick, or the same fix landed twice) is nothing to merge.
+                files &= next(answers)
+        cs = ChangeSet(
+            p.work.agent_id,
+            p.probe.head,
+            p.snapshot,
+            p.base_commit,
+            p.fork,
+            tuple(sorted(files)),
+            bool(p.probe.dirty),
+        )
+        cache._put_change(p.work.agent_id, p.probe.key, cs)
+        done.append(cs)
+    return done
 
 
 def _change_sets(works: Sequence[Work], cache: CollisionCache) -> dict[str, ChangeSet]:
@@ -465,17 +650,25 @@ def _change_sets(works: Sequence[Work], cache: CollisionCache) -> dict[str, Chan
                     f"in {repo}; was it deleted or renamed?"
                 )
 
-    def one(w: Work) -> ChangeSet:
+    def one(w: Work) -> ChangeSet | _Pending:
         base_commit = commits[(w.repo, w.base)]
         probe = _probe(w, base_commit, commits.get((w.repo, _branch_ref(w.branch))), cache)
         hit = cache._get_change(w.agent_id, probe.key)
         if hit is not None:
             return hit
-        cs = _compute_change_set(w, probe, base_commit, cache)
-        cache._put_change(w.agent_id, probe.key, cs)
-        return cs
+        return _snapshot_and_fork(w, probe, base_commit, cache)
 
-    return dict(zip(ids, _parallel(one, list(works)), strict=True))
+    result: dict[str, ChangeSet] = {}
+    pending: dict[Path, list[_Pending]] = {}
+    for item in _parallel(one, list(works)):
+        if isinstance(item, ChangeSet):
+            result[item.agent_id] = item
+        else:
+            pending.setdefault(item.work.repo, []).append(item)
+    for repo, items in pending.items():
+        for cs in _finish(repo, items, cache):
+            result[cs.agent_id] = cs
+    return {i: result[i] for i in ids}
 
 
 def change_set(work: Work, cache: CollisionCache | None = None) -> ChangeSet:
@@ -509,19 +702,23 @@ def find_collisions(
             for b in agents[i + 1 :]:
                 shared.setdefault((a, b) if a < b else (b, a), []).append(f)
 
-    def predict(pair: tuple[str, str]) -> _MergeResult:
-        a, b = pair
-        snap_a, snap_b = sets[a].snapshot, sets[b].snapshot
-        assert snap_a is not None and snap_b is not None
-        # Order the pair by commit id so (a, b) and (b, a) share one cache entry.
-        ours, theirs = sorted((snap_a, snap_b))
-        return _merge_tree(repo_of[a], ours, theirs, cache)
-
     pairs = sorted(shared)
-    for (a, b), merged in zip(pairs, _parallel(predict, pairs), strict=True):
-        files = tuple(sorted(shared[(a, b)]))
-        result[a].append(Collision(b, files, merged.conflict, merged.conflict_files))
-        result[b].append(Collision(a, files, merged.conflict, merged.conflict_files))
+    by_repo: dict[Path, list[tuple[str, str]]] = {}
+    for a, b in pairs:
+        by_repo.setdefault(repo_of[a], []).append((a, b))
+    for repo, agent_pairs in by_repo.items():
+        commit_pairs: list[tuple[str, str]] = []
+        for a, b in agent_pairs:
+            snap_a, snap_b = sets[a].snapshot, sets[b].snapshot
+            assert snap_a is not None and snap_b is not None
+            # Order by commit id so (a, b) and (b, a) share one cache entry.
+            lo, hi = sorted((snap_a, snap_b))
+            commit_pairs.append((lo, hi))
+        merged_all = _merge_trees(repo, commit_pairs, cache)
+        for (a, b), merged in zip(agent_pairs, merged_all, strict=True):
+            files = tuple(sorted(shared[(a, b)]))
+            result[a].append(Collision(b, files, merged.conflict, merged.conflict_files))
+            result[b].append(Collision(a, files, merged.conflict, merged.conflict_files))
     for lst in result.values():
         lst.sort(key=lambda c: c.agent)
     cache._prune(result)

@@ -109,6 +109,25 @@ def test_untracked_new_file_counts_as_a_change(repo: Path) -> None:
     assert "src/new.py" in change_set(b).files
 
 
+def test_uncommitted_deletion_counts_and_conflicts_with_an_edit(repo: Path) -> None:
+    a, b = agent(repo, "a"), agent(repo, "b")
+    assert a.worktree is not None
+    (a.worktree / "other.py").unlink()
+    edit(b, rel="other.py", L3="b")
+
+    assert find_collisions([a, b])["a"] == [Collision("b", ("other.py",), True, ("other.py",))]
+
+
+def test_names_with_glob_characters_are_snapshotted(repo: Path) -> None:
+    a = agent(repo, "a")
+    assert a.worktree is not None
+    write(a.worktree, "star*.txt", "1\n")
+    write(a.worktree, "starry.txt", "untouched? no, new as well\n")
+    write(a.worktree, "[ab].md", "2\n")
+
+    assert change_set(a).files == ("[ab].md", "star*.txt", "starry.txt")
+
+
 def test_ignored_files_do_not_count(repo: Path) -> None:
     a = agent(repo, "a")
     assert a.worktree is not None
