@@ -24,11 +24,11 @@ from textual.timer import Timer
 from textual.widgets import Collapsible
 
 from mullui.errors import MulluiError
-from mullui.model import Agent, State, Transition
+from mullui.model import Agent, State
 from mullui.paths import Paths, get_paths
 from mullui.store import Store
 from mullui.tui import cells, themes
-from mullui.tui.adapter import AgentActions, ChangeFeed, open_actions, open_feed
+from mullui.tui.adapter import AgentActions, Pipeline, keep_watching, open_actions
 from mullui.tui.screens.confirm import ConfirmScreen
 from mullui.tui.screens.help import HelpScreen
 from mullui.tui.screens.main import MainScreen
@@ -85,8 +85,8 @@ class MulluiApp(App[None]):
         if title:
             self.title = title
         self.agents: dict[str, Agent] = {}
-        self.feed: ChangeFeed | None = None
-        self._pending: dict[str, tuple[Agent, Transition | None]] = {}
+        self.pipeline: Pipeline | None = None
+        self._pending: dict[str, Agent] = {}
         self._flush_timer: Timer | None = None
         self._wake_timer: Timer | None = None
         self._render_queued = False
@@ -127,15 +127,52 @@ class MulluiApp(App[None]):
 
     @work(exclusive=True, group="feed")
     async def _run_feed(self) -> None:
-        self.feed = open_feed(self.actions, self.paths, self.on_change)
+        self.pipeline = Pipeline(
+            self.actions,
+            on_change=self.on_change,
+            toast=self._notifier_toast,
+            on_action=self._notification_action,
+            is_focused=self._is_focused,
+        )
         try:
-            await self.feed.run()
+            await self.pipeline.run()
         except MulluiError as e:
             self.notify(f"{e.message} (live updates stopped)", severity="error", timeout=15)
 
     async def on_unmount(self) -> None:
-        if self.feed is not None:
-            await self.feed.stop()
+        if self.pipeline is not None:
+            await self.pipeline.stop()
+
+    def _from_any_thread(self, fn: Callable[..., Any], *args: Any) -> None:
+        if threading.get_ident() == self._thread:
+            fn(*args)
+        else:
+            self.call_from_thread(fn, *args)
+
+    def _notifier_toast(self, agent_id: str, title: str, body: str) -> None:
+        """The notifier's in-app notice (deduplicated and coalesced like the popups)."""
+        a = self.agents.get(agent_id)
+        sev = TOAST_SEVERITY.get(a.state, "information") if a else "information"
+        self._from_any_thread(self.notify, body, title=title, severity=sev)
+
+    def _notification_action(self, agent_id: str, action: str) -> None:
+        """A desktop notification (or one of its buttons) was clicked."""
+
+        def act() -> None:
+            self.select_agent(agent_id)
+            if action == "attach":
+                self.action_attach()
+            elif action == "snooze":
+                self.action_snooze()
+
+        self._from_any_thread(act)
+
+    def _is_focused(self, agent_id: str) -> bool:
+        """The human is looking at this agent now: no popup needed."""
+        try:
+            return bool(self.app_focus) and self.main.selected_id == agent_id
+        except LookupError:
+            return False
 
     @property
     def main(self) -> MainScreen:
@@ -145,25 +182,24 @@ class MulluiApp(App[None]):
         raise LookupError("main screen not mounted")
 
     # ---- changes in -----------------------------------------------------------------
-    def on_change(self, agent: Agent, transition: Transition | None = None) -> None:
-        """The Supervisor's callback; safe from any thread."""
-        if threading.get_ident() == self._thread:
-            self._queue_change(agent, transition)
-        else:
-            self.call_from_thread(self._queue_change, agent, transition)
+    def on_change(self, agent: Agent, transitions: Any = ()) -> None:
+        """The Supervisor's callback (agent, its new transitions); safe from any thread."""
+        self._from_any_thread(self._queue_change, agent)
 
-    def _queue_change(self, agent: Agent, transition: Transition | None) -> None:
-        self._pending[agent.id] = (
-            agent,
-            transition or self._pending.get(agent.id, (agent, None))[1],
-        )
+    def _queue_change(self, agent: Agent) -> None:
+        self._pending[agent.id] = agent
         if self._flush_timer is None:
             self._flush_timer = self.set_timer(COALESCE_S, self._flush)
 
     def _flush(self) -> None:
         self._flush_timer = None
         pending, self._pending = self._pending, {}
-        self.apply_changes([a for a, _ in pending.values()])
+        self.apply_changes(pending.values())
+
+    @property
+    def notifies(self) -> bool:
+        """A notifier (ours, as the supervisor) sends the toasts; else we make our own."""
+        return self.pipeline is not None and self.pipeline.notifier is not None
 
     def apply_changes(self, agents: Iterable[Agent], toast: bool = True) -> None:
         """Take in current records (from the feed, a refresh or a test) and re-render."""
@@ -173,7 +209,13 @@ class MulluiApp(App[None]):
                 self.agents.pop(a.id, None)
                 continue
             self.agents[a.id] = a
-            if toast and (old is None or old.seq != a.seq) and a.in_inbox(self.now()):
+            if (
+                toast
+                and not self.notifies
+                and old is not None
+                and old.seq != a.seq
+                and a.in_inbox(self.now())
+            ):
                 sev = TOAST_SEVERITY.get(a.state)
                 if sev:
                     self.notify(
@@ -295,6 +337,8 @@ class MulluiApp(App[None]):
             a = self.store.get(agent_id)
             if a is not None:
                 self.call_from_thread(self.apply_changes, [a], False)
+            if self.pipeline is not None:
+                self.call_from_thread(self.pipeline.poke, agent_id)
         if done is not None:
             self.call_from_thread(self.notify, done(result), title=label)
         if then is not None:
@@ -527,7 +571,7 @@ class MulluiApp(App[None]):
             "diff",
             self.actions.diff,
             a.id,
-            True,
+            color=True,
             then=screen.show_diff,
             on_error=self._pop_if(screen),
         )
@@ -563,11 +607,14 @@ class MulluiApp(App[None]):
     def action_focus(self, which: str) -> None:
         self.main.query_one(f"#{which}").focus()
 
+    def running(self) -> list[Agent]:
+        return [a for a in self.agents.values() if a.state in RUNNING]
+
     def action_quit(self) -> None:  # type: ignore[override]
-        running = [a for a in self.agents.values() if a.state in RUNNING]
+        """Leave; never stops an agent.  ``run()`` starts ``mullui watch`` afterwards."""
+        n = len(self.running())
         message = None
-        if running:
-            n = len(running)
+        if n:
             message = (
                 f"mullui: {n} agent{'s' if n != 1 else ''} still running (quitting never "
                 "stops them); notifications continue through `mullui watch`."
@@ -634,7 +681,31 @@ def fallback_report(agents: list[Agent], now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
+def run(cwd: Path | None = None) -> int:
+    """``mullui`` with no command: the TUI for the current repository.  After it quits
+    with agents still running, ``mullui watch`` keeps the notifications coming."""
+    cwd = cwd or Path.cwd()
+    actions = open_actions(get_paths(), cwd)
+    app = MulluiApp(
+        actions=actions,
+        paths=actions.paths,
+        cwd=cwd,
+        title=f"mullui · {cwd.name}",
+        default_profile=_default_profile(actions),
+    )
+    app.run()
+    if app.running():
+        keep_watching(actions)
+    return app.return_code or 0
+
+
+def _default_profile(actions: AgentActions) -> str:
+    try:
+        return str(actions.config.default_agent)
+    except (AttributeError, MulluiError):
+        return "claude"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m mullui.tui``: the TUI for the current repository."""
-    MulluiApp(cwd=Path.cwd(), title=f"mullui · {Path.cwd().name}").run()
-    return 0
+    """``python -m mullui.tui``."""
+    return run()

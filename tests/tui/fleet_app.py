@@ -12,14 +12,16 @@ import shlex
 from pathlib import Path
 
 from mullui.paths import get_paths
-from mullui.tui.adapter import StoreActions
 from mullui.tui.app import MulluiApp
+from mullui.workspace import Workspace
 from tests.tui.fleet import NOW, build_fleet, write_log
 
 
-class FleetActions(StoreActions):
-    def __init__(self, home: Path, attach: list[str] | None) -> None:
-        super().__init__(get_paths({"MULLUI_HOME": str(home)}))
+class FleetWorkspace(Workspace):
+    """The real workspace; attach can be pointed at another command (``--attach-argv``)."""
+
+    def __init__(self, home: Path, attach: list[str] | None, cwd: Path | None = None) -> None:
+        super().__init__(get_paths({"MULLUI_HOME": str(home)}), cwd=cwd)
         self.attach = attach
 
     def attach_argv(self, ref: str) -> list[str] | None:
@@ -41,7 +43,7 @@ def main() -> None:
     attach = shlex.split(ns.attach_argv) if ns.attach_argv else None
     app = MulluiApp(
         paths=paths,
-        actions=FleetActions(ns.home, attach),
+        actions=FleetWorkspace(ns.home, attach),
         clock=(lambda: NOW) if ns.frozen else None,
         title="mullui",
     )

@@ -17,12 +17,12 @@ def counts_text(
     agents: Sequence[Agent], now: datetime, colours: dict[str, str], title: str, width: int = 200
 ) -> Text:
     """``mullui  ● 3 working  ▲ 1 blocked  ✓ 2 done  ✗ 0 failed  ☾ 1 snoozed``; tighter
-    spacing and shorter words under 100 columns, so nothing is cut at 80."""
+    spacing and shorter words under 120 columns, so nothing is cut at 80."""
     snoozed = sum(1 for a in agents if a.needs_human() and a.is_snoozed(now))
     by_state = Counter(a.state for a in agents if not (a.needs_human() and a.is_snoozed(now)))
     review = sum(1 for a in agents if a.state is State.DONE and a.needs_human())
     t = Text()
-    narrow = width < 100
+    narrow = width < 120
     gap = " " if narrow else "  "
     t.append(f" {title} ", style="bold reverse")
     t.append(gap)
