@@ -62,8 +62,18 @@ def _str_table(v: Any) -> str | None:
 
 
 def _quiet_hours(v: Any) -> str | None:
-    ok = isinstance(v, str) and re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", v)
-    return None if ok else 'a time range like "22:00-07:00"'
+    if not isinstance(v, str):
+        return 'a time range like "22:00-07:00"'
+    # The notifier's own parser, so config load and notify time can never disagree
+    # ("25:00-07:00" matched the old regex and only failed once watch started).  Imported
+    # here: mullui.notify pulls in D-Bus (~80 ms), paid only when the key is set.
+    from mullui.notify.policy import parse_quiet_hours
+
+    try:
+        parse_quiet_hours(v)
+    except ConfigError:
+        return 'a time range like "22:00-07:00" (hours 0-23, minutes 0-59, start != end)'
+    return None
 
 
 def _notify_mode(v: Any) -> str | None:
@@ -96,13 +106,19 @@ HOST: dict[str, Check] = {
     "ssh_options": _str_list,
     "mullui": _str_list,
 }
+def _notify_states(v: Any) -> str | None:
+    ok = isinstance(v, list) and all(x in ("blocked", "done", "failed") for x in v)
+    return None if ok else 'a list drawn from "blocked", "done", "failed"'
+
+
 NOTIFY: dict[str, Check] = {
     "mode": _notify_mode,
     "coalesce_ms": _nonneg_int,
     "quiet_hours": _quiet_hours,
-    "escalate_after_s": _nonneg_int,
-    "attach_command": _str_list,
-    "states": _str_list,
+    # NotifyConfig takes seconds as a float: `escalate_after_s = 90.5` is fine.
+    "escalate_after_s": _nonneg_number,
+    "attach_command": _nonempty_str_list,
+    "states": _notify_states,
 }
 PRICE: dict[str, Check] = {
     "input": _nonneg_number,
