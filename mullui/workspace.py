@@ -150,8 +150,9 @@ class Workspace:
                 continue
             if pane.dead:
                 code = pane.dead_status
+                # The pane-died hook may still be on its way; the exit is the same fact.
                 changed[a.id] = self.store.emit(
-                    a.id, "exit", exit_code=code, cause=f"exit:{code} (pane-died seen late)"
+                    a.id, "exit", exit_code=code, cause=f"exit:{code}", source="tmux:list-panes"
                 )
                 continue
             stall = self.stall_deadline(a)
