@@ -22,7 +22,7 @@ import shlex
 import subprocess
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 
 from mullui.errors import MulluiError
@@ -86,6 +86,12 @@ def _private_dir(path: Path) -> Path:
                 " remove it so mullui can recreate it"
             )
     return path
+
+
+def _short(argv: Sequence[str]) -> str:
+    """A command for a one-line message: whitespace collapsed, clipped."""
+    text = " ".join(shlex.join(argv).split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _last_line(text: str) -> str:
@@ -336,17 +342,17 @@ class SshHost:
             )
         except subprocess.TimeoutExpired:
             raise HostUnreachable(
-                f"`{shlex.join(argv)[:60]}` on {self.name} took longer than {timeout:g}s:"
+                f"`{_short(argv)}` on {self.name} took longer than {timeout:g}s:"
                 " is the host overloaded or the network slow?"
             ) from None
-        err = self.ssh_error(r.returncode, r.stderr, argv)
+        err = self.ssh_error(r.returncode, r.stderr, argv) or self._lost(r.returncode)
         if err is not None:
             raise err
         return r
 
     async def stream(
         self, argv: Sequence[str], *, cwd: str | None = None, line_limit: int = 1 << 20
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Run a long-lived ``argv`` on the host and yield its stdout, one line at a time
         (without the newline).
 
@@ -355,44 +361,67 @@ class SshHost:
         ``contextlib.aclosing`` so the ssh client is ended when the consumer stops.
         """
         await asyncio.to_thread(self._ensure_master_fast, self.connect_timeout_s + 20)
-        proc = await asyncio.create_subprocess_exec(
-            *self.command_argv(argv, cwd=cwd),
-            stdin=subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=line_limit,
+        loop = asyncio.get_running_loop()
+        # Our own pipes, not asyncio's PIPE: a multiplexed ssh client hands its stdout
+        # and stderr fds over to the master, so they outlive the client we terminate,
+        # and asyncio would keep the read ends open until the remote command exits too
+        # (seen with OpenSSH 9.2).  Owning the transports lets us close them now.
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.command_argv(argv, cwd=cwd),
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+            )
+        except BaseException:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        stdout = asyncio.StreamReader(limit=line_limit)
+        stderr_reader = asyncio.StreamReader()
+        out_t, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stdout), os.fdopen(out_r, "rb", 0)
         )
-        assert proc.stdout is not None and proc.stderr is not None
+        err_t, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stderr_reader), os.fdopen(err_r, "rb", 0)
+        )
         stderr = bytearray()
 
-        async def drain(pipe: asyncio.StreamReader) -> None:
-            while chunk := await pipe.read(4096):
+        async def drain() -> None:
+            while chunk := await stderr_reader.read(4096):
                 stderr.extend(chunk)
                 del stderr[:-8192]  # only the tail explains a failure
 
-        drainer = asyncio.create_task(drain(proc.stderr))
+        drainer = asyncio.create_task(drain())
         try:
             while True:
                 try:
-                    line = await proc.stdout.readline()
+                    line = await stdout.readline()
                 except ValueError:
                     raise MulluiError(
-                        f"`{shlex.join(argv)[:60]}` on {self.name} printed a line longer"
+                        f"`{_short(argv)}` on {self.name} printed a line longer"
                         f" than {line_limit} bytes"
                     ) from None
                 if not line:
                     break
                 yield line.rstrip(b"\n").decode("utf-8", errors="replace")
             rc = await proc.wait()
-            await drainer
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(drainer), 2)
             err = self.ssh_error(rc, bytes(stderr), argv)
+            if err is None:
+                err = await asyncio.to_thread(self._lost, rc)
             if err is not None:
                 raise err
             if rc != 0:
                 tail = _last_line(stderr.decode(errors="replace"))
                 raise MulluiError(
-                    f"`{shlex.join(argv)[:60]}` on {self.name} exited {rc}"
-                    + (f": {tail}" if tail else "")
+                    f"`{_short(argv)}` on {self.name} exited {rc}" + (f": {tail}" if tail else "")
                 )
         finally:
             if proc.returncode is None:
@@ -403,8 +432,22 @@ class SshHost:
                     proc.kill()
                     await proc.wait()
             drainer.cancel()
+            out_t.close()
+            err_t.close()
 
     # ------------------------------------------------------------------------ errors
+    def _lost(self, returncode: int) -> HostUnreachable | None:
+        """A multiplexed client whose master died exits 255 and prints nothing (OpenSSH
+        9.2), exactly like a remote command that exits 255 itself; the master being gone
+        tells the two apart."""
+        if returncode != 255 or self.check_master():
+            return None
+        self._master_known = False
+        return HostUnreachable(
+            f"{self.name} is unreachable (connection lost): mullui reconnects by itself;"
+            " check the network if it persists"
+        )
+
     def ssh_error(self, returncode: int, stderr: bytes, argv: Sequence[str]) -> MulluiError | None:
         """The one-line error for a failed ssh invocation, or None when the exit code is
         the remote command's own business."""
