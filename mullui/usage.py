@@ -19,6 +19,11 @@ What ``Usage`` counts:
 - ``cost_usd``: priced per model with :data:`DEFAULT_PRICES` or ``[prices."model"]`` from
   config.  A model the table does not know costs 0 and is listed in ``unpriced``.
 
+Codex CLI rollouts (``$CODEX_HOME/sessions/YYYY/MM/DD/rollout-*.jsonl``) carry cumulative
+totals instead (``event_msg`` / ``token_count`` / ``info.total_token_usage``), where
+``input_tokens`` already includes ``cached_input_tokens`` and ``output_tokens`` includes
+reasoning: :func:`codex_session_usage` maps them onto the same ``Usage``.
+
 Requests the CLI makes for its own bookkeeping (session titles on the small model) do not
 appear in the transcript and are not counted.
 
@@ -71,6 +76,14 @@ DEFAULT_PRICES: dict[str, Price] = {
     "claude-haiku-4": Price(1.0, 5.0, 0.10, 1.25),
     "claude-3-5-haiku": Price(0.80, 4.0, 0.08, 1.0),
     "claude-3-haiku": Price(0.25, 1.25, 0.03, 0.30),
+    # OpenAI (Codex CLI): no cache-write charge; cached input is billed at cache_read.
+    "gpt-5": Price(1.25, 10.0, 0.125, 0.0),  # also gpt-5-codex, gpt-5.1(-codex)
+    "gpt-5-mini": Price(0.25, 2.0, 0.025, 0.0),
+    "gpt-5.1-codex-mini": Price(0.25, 2.0, 0.025, 0.0),
+    "gpt-5-nano": Price(0.05, 0.40, 0.005, 0.0),
+    "gpt-4.1": Price(2.0, 8.0, 0.50, 0.0),
+    "o3": Price(2.0, 8.0, 0.50, 0.0),
+    "o4-mini": Price(1.10, 4.40, 0.275, 0.0),
 }
 
 # A model id newer than the table (e.g. "claude-opus-4-8") is priced like the newest
@@ -313,3 +326,50 @@ def claude_session_usage(transcript_path: Path, prices: Mapping[str, Price] | No
         sub.update()
         reader.absorb(sub)
     return reader.usage(prices)
+
+
+def codex_session_usage(rollout_path: Path, prices: Mapping[str, Price] | None = None) -> Usage:
+    """Usage of a Codex CLI session from its rollout file.
+
+    The totals are cumulative: each growth between successive ``token_count`` totals is one
+    request, attributed to the model of the latest ``turn_context`` (a session can switch
+    models with ``/model``).
+    """
+    try:
+        text = rollout_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return Usage()
+    model = "unknown"
+    last = (0, 0, 0)  # input (incl. cached), cached, output
+    requests: list[_Request] = []
+    for line in text.splitlines():
+        if '"turn_context"' not in line and '"token_count"' not in line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # torn last line or garbage
+        payload = rec.get("payload") if isinstance(rec, dict) else None
+        if not isinstance(payload, dict):
+            continue
+        if rec.get("type") == "turn_context" and isinstance(payload.get("model"), str):
+            model = payload["model"]
+            continue
+        info = payload.get("info") if payload.get("type") == "token_count" else None
+        total = info.get("total_token_usage") if isinstance(info, dict) else None
+        if not isinstance(total, dict):
+            continue
+        now = (
+            _int(total.get("input_tokens")),
+            _int(total.get("cached_input_tokens")),
+            _int(total.get("output_tokens")),
+        )
+        grew_in, grew_cached, grew_out = (max(0, a - b) for a, b in zip(now, last, strict=True))
+        last = (max(now[0], last[0]), max(now[1], last[1]), max(now[2], last[2]))
+        if not (grew_in or grew_cached or grew_out):
+            continue  # the same totals again (Codex re-emits them with rate-limit updates)
+        cached = min(grew_cached, grew_in)
+        requests.append(
+            _Request(model=model, input=grew_in - cached, output=grew_out, cache_read=cached)
+        )
+    return _total(requests, prices)

@@ -1,4 +1,4 @@
-"""Tokens and cost from Claude Code transcripts (line shapes copied from Claude Code 2.1.197)."""
+"""Tokens and cost from agent transcripts (Claude lines copied from Claude Code 2.1.197)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from mullui.usage import (
     DEFAULT_PRICES,
     ClaudeTranscript,
     Price,
+    Usage,
     claude_session_usage,
+    codex_session_usage,
     price_for,
     prices_from_config,
 )
@@ -153,7 +155,9 @@ def test_config_price_with_an_unknown_key_is_a_clear_error() -> None:
         ("claude-sonnet-4-20250514", DEFAULT_PRICES["claude-sonnet-4"]),
         ("claude-3-5-haiku-20241022", DEFAULT_PRICES["claude-3-5-haiku"]),
         ("claude-haiku-4-5-20251001", DEFAULT_PRICES["claude-haiku-4"]),
-        ("gpt-5-codex", None),
+        ("gpt-5.1-codex", DEFAULT_PRICES["gpt-5"]),
+        ("gpt-5.1-codex-mini-2025", DEFAULT_PRICES["gpt-5.1-codex-mini"]),
+        ("llama-3-70b", None),
     ],
 )
 def test_price_lookup(model: str, expected: Price | None) -> None:
@@ -237,3 +241,61 @@ def test_reading_in_any_pieces_equals_reading_once(tmp_path_factory: Any, cuts: 
     assert reader.usage() == once
     assert once.requests == 6
     assert once.tokens_out == sum(range(1, 7))
+
+
+# ---- Codex CLI rollouts (shapes as Codex 0.5x writes them) -----------------------------
+
+
+def codex_turn_context(model: str) -> str:
+    return json.dumps(
+        {
+            "type": "turn_context",
+            "payload": {"cwd": "/w", "approval_policy": "on-request", "model": model},
+        }
+    )
+
+
+def codex_token_count(inp: int, cached: int, out: int) -> str:
+    total = {
+        "input_tokens": inp,
+        "cached_input_tokens": cached,
+        "output_tokens": out,
+        "reasoning_output_tokens": out // 2,
+        "total_tokens": inp + out,
+    }
+    return json.dumps(
+        {
+            "type": "event_msg",
+            "payload": {
+                "type": "token_count",
+                "info": {"total_token_usage": total, "last_token_usage": total},
+                "rate_limits": {"primary": {"used_percent": 7.0}},
+            },
+        }
+    )
+
+
+def test_codex_cumulative_totals_become_per_model_usage(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"type": "session_meta", "payload": {"id": "019a"}}),
+        codex_turn_context("gpt-5-codex"),
+        json.dumps({"type": "event_msg", "payload": {"type": "token_count", "info": None}}),
+        codex_token_count(10_000, 4_000, 500),
+        codex_token_count(10_000, 4_000, 500),  # re-emitted with a rate-limit update
+        codex_token_count(30_000, 20_000, 900),
+        codex_turn_context("gpt-5-mini"),
+        codex_token_count(1_030_000, 20_000, 1_000_900),
+    ]
+    path = write(tmp_path / "rollout.jsonl", lines, torn_tail='{"type": "event_msg", "pay')
+    u = codex_session_usage(path)
+    assert u.requests == 3
+    # Codex's input_tokens already include the cached ones; tokens_in is all prompt tokens.
+    assert (u.tokens_in, u.cache_read, u.tokens_out) == (1_030_000, 20_000, 1_000_900)
+    codex, mini = u.by_model["gpt-5-codex"], u.by_model["gpt-5-mini"]
+    assert (codex.tokens_in, codex.cache_read, codex.tokens_out) == (30_000, 20_000, 900)
+    assert mini.cost_usd == pytest.approx(0.25 + 2.0)  # 1M uncached input + 1M output
+    assert codex.cost_usd == pytest.approx((10_000 * 1.25 + 20_000 * 0.125 + 900 * 10) / 1e6)
+
+
+def test_codex_rollout_missing_is_zero(tmp_path: Path) -> None:
+    assert codex_session_usage(tmp_path / "none.jsonl") == Usage()
