@@ -29,7 +29,7 @@ from mullui.agents.base import LaunchContext
 from mullui.agents.claude import ClaudeProfile
 from mullui.usage import claude_session_usage
 from tests.support.anthropic_stub import AnthropicStub, StubUsage, Turn
-from tests.support.claude_env import make_claude_home
+from tests.support.claude_env import USER_SETTINGS, make_claude_home
 
 CLAUDE = shutil.which("claude")
 
@@ -485,3 +485,72 @@ def test_settings_register_every_hook_and_nothing_else(tmp_path: Path) -> None:
     assert cmd == "'/opt/my python/bin/python3' -m mullui hook PermissionRequest"
     argv = profile.command(ctx)
     assert argv[-2:] == ["--", "t"] and "--session-id" in argv
+
+
+# ---- the whole pipeline: mullui spawn -> claude in tmux -> mullui hook -> mullui ls -----
+
+
+@needs_claude
+def test_spawned_claude_agent_is_blocked_then_done_through_mullui_hook(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=repo, check=True, timeout=30)
+    (repo / "README.md").write_text("demo\n")
+    subprocess.run([*git, "add", "."], cwd=repo, check=True, timeout=30)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True, timeout=30)
+    socket = f"mullui-claude-{uuid.uuid4().hex[:8]}"
+    with AnthropicStub() as stub:
+        stub.add(
+            Turn(
+                text="Creating it.",
+                tool="Bash",
+                tool_input={"command": "touch created.txt", "description": "Create it"},
+                usage=StubUsage(1000, 50, 2000, 300),
+            ),
+            Turn.say("Done: created.txt.", usage=StubUsage(1200, 30, 5000, 100)),
+        )
+        home = make_claude_home(tmp_path / "home", [repo], base_url=stub.url)
+        env = dict(
+            home.env,
+            MULLUI_HOME=str(tmp_path / "mullui"),
+            MULLUI_TMUX_SOCKET=socket,
+            MULLUI_NOTIFY="none",
+        )
+
+        def mullui(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "mullui", *args],
+                cwd=repo,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        def agent() -> dict[str, Any]:
+            res = mullui("ls", "--json")
+            assert res.returncode == 0, res.stderr
+            (a,) = json.loads(res.stdout)
+            return dict(a)
+
+        try:
+            res = mullui("spawn", "Create created.txt", "--agent", "claude", "--no-attach")
+            assert res.returncode == 0, res.stderr
+            blocked = wait_for(
+                lambda: (a := agent())["state"] == "blocked" and a, 60, "the agent to be blocked"
+            )
+            assert blocked["cause"] == "hook:PermissionRequest"
+            subprocess.run(
+                ["tmux", "-L", socket, "send-keys", "-t", blocked["tmux_target"], "Enter"],
+                check=True,
+                timeout=10,
+            )
+            done = wait_for(lambda: (a := agent())["state"] == "done" and a, 30, "done")
+            assert done["cause"] == "hook:Stop"
+            assert (Path(done["worktree"]) / "created.txt").exists()
+            assert (done["tokens_in"], done["tokens_out"]) == (9600, 80)
+            assert done["cost_usd"] == pytest.approx(0.019)  # Opus-family default prices
+            assert home.user_settings.read_text() == json.dumps(USER_SETTINGS, indent=2) + "\n"
+        finally:
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
