@@ -1,0 +1,138 @@
+"""The event pipeline: tokens, exactly-once replay across a supervisor kill, silence and
+stall for agents without hooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, ls_json, wait_for
+
+
+@pytest.fixture(autouse=True)
+def slow_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    # demo agents used as "an agent with hooks" must not finish on their own mid-test
+    monkeypatch.setenv("MULLUI_DEMO_SPEED", "0.0001")
+
+
+def spawn(cli, repo: Path, task: str, name: str, agent: str = "shell") -> str:  # type: ignore[no-untyped-def]
+    r = cli("spawn", "--agent", agent, "--name", name, task, cwd=repo)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def state(cli, repo: Path, aid: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    return next(a for a in ls_json(cli, repo) if a["id"] == aid)
+
+
+def hook(home: Path, aid: str, token: str, event: str, payload: dict, agent_env: str | None = None):  # type: ignore[no-untyped-def,type-arg]
+    env = {**os.environ, "MULLUI_AGENT_ID": agent_env or aid, "MULLUI_AGENT_TOKEN": token,
+           "PYTHONPATH": str(ROOT)}
+    env.pop("MULLUI_HOME", None)
+    env["MULLUI_STATE_DIR"] = str(home / "state")
+    return subprocess.run([sys.executable, "-m", "mullui", "hook", event], input=json.dumps(payload),
+                          capture_output=True, text=True, env=env, timeout=30)
+
+
+def test_forged_token_is_refused_and_logged(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
+    a = spawn(cli, git_repo, "sleep 30", "a", agent="demo")
+    b = spawn(cli, git_repo, "sleep 30", "b", agent="demo")
+    token_a = (mullui_home / "state" / "secrets" / a).read_text()
+    before = state(cli, git_repo, b)
+    # agent A tries to make agent B look done with its own token
+    r = hook(mullui_home, b, token_a, "Stop", {"message": "forged"})
+    assert r.returncode == 1 and "token does not match" in r.stderr and "Traceback" not in r.stderr
+    r = hook(mullui_home, b, "", "Stop", {"message": "forged"})
+    assert r.returncode == 1
+    after = state(cli, git_repo, b)
+    assert after["state"] == before["state"] == "working"
+    log = (mullui_home / "state" / "hook-refused.log").read_text().splitlines()
+    assert len(log) == 2 and json.loads(log[0])["agent"] == b
+    # the right token works
+    token_b = (mullui_home / "state" / "secrets" / b).read_text()
+    r = hook(mullui_home, b, token_b, "Stop", {"message": "really done"})
+    assert r.returncode == 0, r.stderr
+    assert state(cli, git_repo, b)["state"] == "done"
+
+
+def _watch(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "mullui", "watch"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_replay_after_supervisor_kill_applies_each_event_once(  # type: ignore[no-untyped-def]
+    cli, git_repo: Path, mullui_home: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    a = spawn(cli, git_repo, "sleep 60", "replayed", agent="demo")
+    token = (mullui_home / "state" / "secrets" / a).read_text()
+    watch = _watch(env)
+    cursor = mullui_home / "state" / "notified.json"
+    wait_for(lambda: cursor.exists(), timeout=10)
+    watch.send_signal(signal.SIGKILL)
+    watch.wait(10)
+    # while no supervisor runs, the agent asks, is answered, asks again, finishes
+    for ev, payload in [("Ask", {"question": "q1"}), ("Working", {}), ("Ask", {"question": "q2"}),
+                        ("Working", {}), ("Stop", {"message": "fin"})]:
+        assert hook(mullui_home, a, token, ev, payload).returncode == 0
+    watch = _watch(env)
+    try:
+        wait_for(lambda: json.loads(cursor.read_text())["seqs"].get(a, 0) >= 8, timeout=10)
+    finally:
+        watch.terminate()
+        watch.wait(10)
+    journal = [json.loads(x) for x in (mullui_home / "state" / "changes.jsonl").read_text().splitlines()]
+    seqs = [t["seq"] for e in journal if e["agent"] == a for t in e["transitions"]]
+    assert seqs == sorted(set(seqs)), "a transition was journaled twice"
+    states = [t["state"] for e in journal if e["agent"] == a for t in e["transitions"]]
+    assert states == ["queued", "starting", "working", "blocked", "working", "blocked", "working", "done"]
+    # a second catch-up (ls) applies nothing new
+    n = len(journal)
+    ls_json(cli, git_repo)
+    assert len((mullui_home / "state" / "changes.jsonl").read_text().splitlines()) == n
+
+
+def test_silence_then_output_for_a_shell_agent(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
+    (mullui_home / "config.toml").write_text("[limits]\nsilence_after_s = 1\n")
+    aid = spawn(cli, git_repo, "echo start; sleep 3; echo more; sleep 30", "quiet")
+    t0 = time.monotonic()
+    wait_for(lambda: state(cli, git_repo, aid)["state"] == "blocked", timeout=6)
+    s = state(cli, git_repo, aid)
+    assert s["cause"] == "silence:1s"  # the heuristic says it is one
+    assert time.monotonic() - t0 < 3
+    wait_for(lambda: state(cli, git_repo, aid)["state"] == "working", timeout=6)
+    assert state(cli, git_repo, aid)["cause"] == "output"
+
+
+def test_stall_for_a_shell_agent(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
+    (mullui_home / "config.toml").write_text(
+        "[limits]\nsilence_after_s = 600\nstall_after_s = 2\n")
+    aid = spawn(cli, git_repo, "sleep 60", "stuck")
+    busy = spawn(cli, git_repo, "while true; do echo tick; sleep 0.3; done", "busy")
+    time.sleep(2.5)
+    rows = {a["id"]: a for a in ls_json(cli, git_repo)}
+    assert rows[aid]["state"] == "failed" and rows[aid]["cause"] == "stalled"
+    assert rows[busy]["state"] == "working"  # output is a sign of life
+    inbox = json.loads(cli("inbox", "--json", cwd=git_repo).stdout)
+    assert [x["id"] for x in inbox] == [aid]
+
+
+def test_stall_found_by_the_supervisor_timer(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
+    (mullui_home / "config.toml").write_text(
+        "[limits]\nsilence_after_s = 600\nstall_after_s = 2\n")
+    aid = spawn(cli, git_repo, "sleep 60", "stuck")
+    watch = _watch({**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        rec = mullui_home / "state" / "agents" / f"{aid}.json"
+        wait_for(lambda: json.loads(rec.read_text())["state"] == "failed", timeout=8)
+        assert json.loads(rec.read_text())["cause"] == "stalled"
+    finally:
+        watch.terminate()
+        watch.wait(10)
