@@ -297,6 +297,7 @@ class HostLink:
         backoff: Backoff | None = None,
         healthy_after_s: float = 10.0,
         idle_timeout_s: float | None = None,
+        confirm_after_s: float = 2.0,
     ) -> None:
         self.host = host
         self.cursor_path = cursor_path
@@ -306,6 +307,7 @@ class HostLink:
         self.backoff = backoff or Backoff()
         self.healthy_after_s = healthy_after_s
         self.idle_timeout_s = idle_timeout_s
+        self.confirm_after_s = confirm_after_s
         self.state = CONNECTING
         self.since = datetime.now(UTC)
         self.reason: str | None = None
@@ -376,9 +378,15 @@ class HostLink:
                 started = asyncio.get_running_loop().time()
                 delivered = 0
                 reason = "the event stream ended"
+                confirm: asyncio.TimerHandle | None = None
                 try:
                     await asyncio.to_thread(self.host.ensure_master)
-                    self._set_state(CONNECTED)
+                    # "connected" only once the remote follower proves alive (a line, or
+                    # no failure for a moment): a host whose mullui is missing must stay
+                    # flagged, not flap connected/unreachable on every retry.
+                    confirm = asyncio.get_running_loop().call_later(
+                        self.confirm_after_s, self._set_state, CONNECTED
+                    )
                     stream = self.host.stream(self.argv(self.cursor))
                     async with contextlib.aclosing(stream):
                         while True:
@@ -391,9 +399,13 @@ class HostLink:
                                 # ServerAliveInterval x CountMax; heartbeats catch it sooner.
                                 reason = f"no event or heartbeat for {self.idle_timeout_s:g}s"
                                 break
+                            self._set_state(CONNECTED)
                             delivered += await self._deliver(line)
                 except MulluiError as e:
                     reason = str(e)
+                finally:
+                    if confirm is not None:
+                        confirm.cancel()
                 if self._stopping:
                     break
                 # A link that worked for a while starts its backoff over; one that fails

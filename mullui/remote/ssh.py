@@ -153,11 +153,6 @@ class SshHost:
         self._lock = threading.Lock()
         self._master_known = False
 
-    @classmethod
-    def for_paths(cls, name: str, destination: str, paths: Paths, **kwargs: object) -> SshHost:
-        """An ``SshHost`` whose control socket lives with this mullui instance's state."""
-        return cls(name, destination, control_dir=control_dir_for(paths), **kwargs)  # type: ignore[arg-type]
-
     # ----------------------------------------------------------------- command lines
     def ssh_argv(self) -> list[str]:
         """``ssh`` and every option, up to (not including) ``--`` and the destination."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -328,7 +329,9 @@ class Recorder:
     async def until(self, predicate: Callable[[], bool], timeout: float = 20) -> None:
         async with asyncio.timeout(timeout):
             while not predicate():
-                await self._changed.wait()
+                # Woken by a callback, or every 50 ms for conditions outside them.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.05)
                 self._changed.clear()
 
 
@@ -403,11 +406,13 @@ async def test_link_to_a_host_without_mullui_is_flagged_with_the_fix(
         backoff=Backoff(0.05, 0.1),
     )
     task = asyncio.create_task(link.run())
-    await rec.until(lambda: rec.state == "unreachable")
+    await rec.until(lambda: link.backoff.attempt >= 3)  # it keeps retrying...
     link.stop()
     await task
     assert link.reason is not None
     assert link.reason.startswith("mullui is not installed on devbox: pip install mullui there")
+    # ...without flapping: never "connected", flagged once.
+    assert [s for s, _ in rec.states] == ["unreachable", "stopped"]
 
 
 async def test_silent_stream_counts_as_dropped(host: SshHost, tmp_path: Path) -> None:
@@ -427,3 +432,15 @@ async def test_silent_stream_counts_as_dropped(host: SshHost, tmp_path: Path) ->
     await task
     assert link.reason == "no event or heartbeat for 0.3s"
     assert host.ssh_process_count() == 1  # the stream's ssh client was ended; master stays
+
+
+def test_backoff_doubles_from_one_second_to_a_minute_with_jitter() -> None:
+    b = Backoff()
+    delays = [b.next() for _ in range(10)]
+    for n, d in enumerate(delays):
+        floor = min(60.0, 2.0**n)
+        assert floor <= d <= min(60.0, floor * 1.2)
+    assert delays[-1] == 60.0
+    assert len({round(d, 6) for d in delays[:5]}) == 5
+    b.reset()
+    assert 1.0 <= b.next() <= 1.2
