@@ -68,14 +68,24 @@ def mullui_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 def cli(mullui_home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the real ``mullui`` CLI: ``cli("ls", "--json", cwd=repo)``."""
 
-    def run(*args: str, cwd: Path | None = None, input: str | None = None,
-            timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str,
+        cwd: Path | None = None,
+        input: str | None = None,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         e = dict(os.environ)
         e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
         e.update(env or {})
         return subprocess.run(
-            [sys.executable, "-m", "mullui", *args], cwd=cwd or mullui_home, input=input,
-            capture_output=True, text=True, timeout=timeout, env=e,
+            [sys.executable, "-m", "mullui", *args],
+            cwd=cwd or mullui_home,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=e,
         )
 
     return run
@@ -93,7 +103,9 @@ def wait_for(pred: Callable[[], Any], timeout: float = 10.0, interval: float = 0
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
-def ls_json(cli: Callable[..., subprocess.CompletedProcess[str]], cwd: Path | None = None) -> list[dict[str, Any]]:
+def ls_json(
+    cli: Callable[..., subprocess.CompletedProcess[str]], cwd: Path | None = None
+) -> list[dict[str, Any]]:
     r = cli("ls", "--json", cwd=cwd)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)

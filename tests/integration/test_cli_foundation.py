@@ -9,9 +9,26 @@ from mullui.model import Agent
 from mullui.paths import get_paths
 from mullui.store import Store
 
-SPEC_FIELDS = ["id", "name", "profile", "state", "cause", "task", "branch", "worktree",
-               "tmux_target", "created_at", "state_since", "exit_code", "snoozed_until",
-               "tokens_in", "tokens_out", "cost_usd", "collisions", "host"]
+SPEC_FIELDS = [
+    "id",
+    "name",
+    "profile",
+    "state",
+    "cause",
+    "task",
+    "branch",
+    "worktree",
+    "tmux_target",
+    "created_at",
+    "state_since",
+    "exit_code",
+    "snoozed_until",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "collisions",
+    "host",
+]
 
 
 def seed(home: Path) -> Store:
@@ -21,8 +38,14 @@ def seed(home: Path) -> Store:
         st.emit(aid, "start")
         st.emit(aid, "state", state="working", cause="spawned")
         if state != "working":
-            st.emit(aid, "state", state=state, cause=f"hook:{state}", question="Bash: make",
-                    message="all tests pass")
+            st.emit(
+                aid,
+                "state",
+                state=state,
+                cause=f"hook:{state}",
+                question="Bash: make",
+                message="all tests pass",
+            )
     return st
 
 
@@ -75,6 +98,8 @@ def test_errors_are_one_line_with_exit_codes(cli, mullui_home: Path) -> None:  #
 
 def test_help_lists_every_command(cli) -> None:  # type: ignore[no-untyped-def]
     out = cli("--help").stdout
-    for c in ("spawn ls inbox send attach snooze wake ack merge collisions report hosts logs "
-              "stop rm hook watch demo").split():
+    for c in (
+        "spawn ls inbox send attach snooze wake ack merge collisions report hosts logs "
+        "stop rm hook watch demo"
+    ).split():
         assert c in out

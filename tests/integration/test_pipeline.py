@@ -33,12 +33,22 @@ def state(cli, repo: Path, aid: str) -> dict:  # type: ignore[no-untyped-def,typ
 
 
 def hook(home: Path, aid: str, token: str, event: str, payload: dict, agent_env: str | None = None):  # type: ignore[no-untyped-def,type-arg]
-    env = {**os.environ, "MULLUI_AGENT_ID": agent_env or aid, "MULLUI_AGENT_TOKEN": token,
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "MULLUI_AGENT_ID": agent_env or aid,
+        "MULLUI_AGENT_TOKEN": token,
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("MULLUI_HOME", None)
     env["MULLUI_STATE_DIR"] = str(home / "state")
-    return subprocess.run([sys.executable, "-m", "mullui", "hook", event], input=json.dumps(payload),
-                          capture_output=True, text=True, env=env, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "mullui", "hook", event],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
 
 
 def test_forged_token_is_refused_and_logged(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
@@ -63,8 +73,12 @@ def test_forged_token_is_refused_and_logged(cli, git_repo: Path, mullui_home: Pa
 
 
 def _watch(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "mullui", "watch"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mullui", "watch"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_replay_after_supervisor_kill_applies_each_event_once(  # type: ignore[no-untyped-def]
@@ -79,8 +93,13 @@ def test_replay_after_supervisor_kill_applies_each_event_once(  # type: ignore[n
     watch.send_signal(signal.SIGKILL)
     watch.wait(10)
     # while no supervisor runs, the agent asks, is answered, asks again, finishes
-    for ev, payload in [("Ask", {"question": "q1"}), ("Working", {}), ("Ask", {"question": "q2"}),
-                        ("Working", {}), ("Stop", {"message": "fin"})]:
+    for ev, payload in [
+        ("Ask", {"question": "q1"}),
+        ("Working", {}),
+        ("Ask", {"question": "q2"}),
+        ("Working", {}),
+        ("Stop", {"message": "fin"}),
+    ]:
         assert hook(mullui_home, a, token, ev, payload).returncode == 0
     watch = _watch(env)
     try:
@@ -88,11 +107,22 @@ def test_replay_after_supervisor_kill_applies_each_event_once(  # type: ignore[n
     finally:
         watch.terminate()
         watch.wait(10)
-    journal = [json.loads(x) for x in (mullui_home / "state" / "changes.jsonl").read_text().splitlines()]
+    journal = [
+        json.loads(x) for x in (mullui_home / "state" / "changes.jsonl").read_text().splitlines()
+    ]
     seqs = [t["seq"] for e in journal if e["agent"] == a for t in e["transitions"]]
     assert seqs == sorted(set(seqs)), "a transition was journaled twice"
     states = [t["state"] for e in journal if e["agent"] == a for t in e["transitions"]]
-    assert states == ["queued", "starting", "working", "blocked", "working", "blocked", "working", "done"]
+    assert states == [
+        "queued",
+        "starting",
+        "working",
+        "blocked",
+        "working",
+        "blocked",
+        "working",
+        "done",
+    ]
     # a second catch-up (ls) applies nothing new
     n = len(journal)
     ls_json(cli, git_repo)
@@ -112,8 +142,7 @@ def test_silence_then_output_for_a_shell_agent(cli, git_repo: Path, mullui_home:
 
 
 def test_stall_for_a_shell_agent(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
-    (mullui_home / "config.toml").write_text(
-        "[limits]\nsilence_after_s = 600\nstall_after_s = 2\n")
+    (mullui_home / "config.toml").write_text("[limits]\nsilence_after_s = 600\nstall_after_s = 2\n")
     aid = spawn(cli, git_repo, "sleep 60", "stuck")
     busy = spawn(cli, git_repo, "while true; do echo tick; sleep 0.3; done", "busy")
     time.sleep(2.5)
@@ -125,8 +154,7 @@ def test_stall_for_a_shell_agent(cli, git_repo: Path, mullui_home: Path) -> None
 
 
 def test_stall_found_by_the_supervisor_timer(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
-    (mullui_home / "config.toml").write_text(
-        "[limits]\nsilence_after_s = 600\nstall_after_s = 2\n")
+    (mullui_home / "config.toml").write_text("[limits]\nsilence_after_s = 600\nstall_after_s = 2\n")
     aid = spawn(cli, git_repo, "sleep 60", "stuck")
     watch = _watch({**os.environ, "PYTHONPATH": str(ROOT)})
     try:

@@ -39,8 +39,8 @@ def test_exit_codes_become_done_and_failed_fast(cli, git_repo: Path) -> None:  #
 
 
 def test_send_reaches_the_pane_byte_for_byte(cli, git_repo: Path) -> None:  # type: ignore[no-untyped-def]
-    aid = spawn(cli, git_repo, "IFS= read -r line; printf %s \"$line\" > got.txt", "--name", "reader")
-    text = "it's \"quoted\" $(touch PWNED) `id` ; | & > ü ☃"
+    aid = spawn(cli, git_repo, 'IFS= read -r line; printf %s "$line" > got.txt', "--name", "reader")
+    text = 'it\'s "quoted" $(touch PWNED) `id` ; | & > ü ☃'
     wt = Path(agent(cli, git_repo, aid)["worktree"])
     time.sleep(0.3)
     r = cli("send", aid, text, cwd=git_repo)
@@ -57,9 +57,17 @@ def test_hostile_task_and_name_execute_nothing(  # type: ignore[no-untyped-def]
     hostile = f"$(touch {marker}) `touch {marker}` 'q' \"dq\" ; | & > ü ☃ " + "z" * 10_000
     (mullui_home / "config.toml").write_text(
         '[profiles.echoer]\ncommand = ["python3", "-c", '
-        '"import sys; open(\'task.txt\', \'w\').write(sys.argv[1])", "{task}"]\n'
+        "\"import sys; open('task.txt', 'w').write(sys.argv[1])\", \"{task}\"]\n"
     )
-    r = cli("spawn", "--agent", "echoer", "--name", f"n $(touch {marker}) `x` ;|&>", hostile, cwd=git_repo)
+    r = cli(
+        "spawn",
+        "--agent",
+        "echoer",
+        "--name",
+        f"n $(touch {marker}) `x` ;|&>",
+        hostile,
+        cwd=git_repo,
+    )
     assert r.returncode == 0, r.stderr
     aid = r.stdout.strip()
     wait_for(lambda: agent(cli, git_repo, aid)["state"] == "done", timeout=10)
@@ -98,7 +106,9 @@ def test_twenty_parallel_spawns(cli, git_repo: Path, mullui_home: Path) -> None:
     assert wts == 21
 
 
-def test_killing_tmux_server_fails_agents_keeps_worktrees(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_killing_tmux_server_fails_agents_keeps_worktrees(
+    cli, git_repo: Path, mullui_home: Path
+) -> None:  # type: ignore[no-untyped-def]
     import os
 
     aid = spawn(cli, git_repo, "echo keep > w.txt; sleep 60", "--name", "victim")

@@ -31,7 +31,7 @@ def test_repo_file_overrides_user_file(tmp_path: Path) -> None:
 
 
 def test_spec_shape_loads(tmp_path: Path) -> None:
-    text = '''default_agent = "claude"
+    text = """default_agent = "claude"
 
 [limits]
 max_running = 8
@@ -49,7 +49,7 @@ steps = [
   { agent = "claude", task = "Write a plan for {task} in PLAN.md" },
   { agent = "claude", task = "Critique {prev.worktree}/PLAN.md" },
 ]
-'''
+"""
     c = load(write(tmp_path / "config.toml", text))
     assert c.profiles["myagent"]["command"][2] == "{task}"
     assert c.hosts["devbox"].ssh == "me@devbox"
@@ -59,16 +59,23 @@ steps = [
 @pytest.mark.parametrize(
     "text,message",
     [
-        ('default_agent = "claude"\n\n[profiles.x]\ncommand = "my-agent"\n',
-         "config.toml line 4: [profiles.x] command must be a list of strings"),
-        ("[limits]\nmax_running = \"many\"\n",
-         "config.toml line 2: [limits] max_running must be a positive integer"),
+        (
+            'default_agent = "claude"\n\n[profiles.x]\ncommand = "my-agent"\n',
+            "config.toml line 4: [profiles.x] command must be a list of strings",
+        ),
+        (
+            '[limits]\nmax_running = "many"\n',
+            "config.toml line 2: [limits] max_running must be a positive integer",
+        ),
         ("[limits]\nmax_runing = 3\n", "config.toml line 2: [limits] unknown key 'max_runing'"),
         ("colour = 1\n", "config.toml line 1: unknown key 'colour'"),
         ("[limits\nmax_running = 3\n", "config.toml line 1: TOML syntax error"),
-        ('[hosts.devbox]\nssh = "me@devbox"\n', "config.toml line 1: [hosts.devbox] repo is required"),
+        (
+            '[hosts.devbox]\nssh = "me@devbox"\n',
+            "config.toml line 1: [hosts.devbox] repo is required",
+        ),
         ('[chains.c]\nsteps = [{ agent = "claude" }]\n', "[chains.c] step 1: task is required"),
-        ('[notify]\nquiet_hours = "late"\n', '[notify] quiet_hours must be a time range'),
+        ('[notify]\nquiet_hours = "late"\n', "[notify] quiet_hours must be a time range"),
         ("[limits]\nmax_cost_usd = true\n", "[limits] max_cost_usd must be a number >= 0"),
     ],
 )

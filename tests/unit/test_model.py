@@ -36,8 +36,16 @@ for s in LIVE:
 
 
 def agent(state: State = State.WORKING, **kw: object) -> Agent:
-    return Agent(id="a1", name="a", profile="shell", task="t", state=state, state_since=T0,
-                 created_at=T0, **kw)  # type: ignore[arg-type]
+    return Agent(
+        id="a1",
+        name="a",
+        profile="shell",
+        task="t",
+        state=state,
+        state_since=T0,
+        created_at=T0,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_every_spec_edge_is_allowed() -> None:
@@ -61,23 +69,47 @@ def test_each_pair_is_legal_or_raises(old: State, new: State) -> None:
 
 
 def test_illegal_examples_raise() -> None:
-    for old, new in [(State.QUEUED, State.WORKING), (State.QUEUED, State.DONE),
-                     (State.STOPPED, State.WORKING), (State.DONE, State.BLOCKED),
-                     (State.FAILED, State.DONE), (State.STOPPED, State.DONE)]:
+    for old, new in [
+        (State.QUEUED, State.WORKING),
+        (State.QUEUED, State.DONE),
+        (State.STOPPED, State.WORKING),
+        (State.DONE, State.BLOCKED),
+        (State.FAILED, State.DONE),
+        (State.STOPPED, State.DONE),
+    ]:
         with pytest.raises(IllegalTransition):
             transition(agent(old), new, "x", T0)
 
 
 def test_inbox_order_blocked_failed_done_oldest_first() -> None:
-    mk = lambda i, s, m: Agent(id=i, name=i, profile="shell", task="t", state=s,  # noqa: E731
-                              state_since=T0 + timedelta(minutes=m), created_at=T0)
+    mk = lambda i, s, m: Agent(
+        id=i,
+        name=i,
+        profile="shell",
+        task="t",
+        state=s,  # noqa: E731
+        state_since=T0 + timedelta(minutes=m),
+        created_at=T0,
+    )
     agents = [
-        mk("d-new", State.DONE, 9), mk("b-new", State.BLOCKED, 8), mk("f-old", State.FAILED, 1),
-        mk("w", State.WORKING, 0), mk("d-old", State.DONE, 2), mk("b-old", State.BLOCKED, 3),
-        mk("q", State.QUEUED, 0), mk("x", State.STOPPED, 0), mk("f-new", State.FAILED, 7),
+        mk("d-new", State.DONE, 9),
+        mk("b-new", State.BLOCKED, 8),
+        mk("f-old", State.FAILED, 1),
+        mk("w", State.WORKING, 0),
+        mk("d-old", State.DONE, 2),
+        mk("b-old", State.BLOCKED, 3),
+        mk("q", State.QUEUED, 0),
+        mk("x", State.STOPPED, 0),
+        mk("f-new", State.FAILED, 7),
     ]
     assert [a.id for a in inbox(agents, now=T0)] == [
-        "b-old", "b-new", "f-old", "f-new", "d-old", "d-new"]
+        "b-old",
+        "b-new",
+        "f-old",
+        "f-new",
+        "d-old",
+        "d-new",
+    ]
 
 
 def test_ack_hides_until_state_changes() -> None:
@@ -112,9 +144,11 @@ def test_snooze_until_change_ends_on_any_change() -> None:
 
 
 def test_ls_fields_exactly_as_spec() -> None:
-    fields = ("id, name, profile, state, cause, task, branch, worktree, tmux_target, created_at, "
-              "state_since, exit_code, snoozed_until, tokens_in, tokens_out, cost_usd, "
-              "collisions, host").split(", ")
+    fields = (
+        "id, name, profile, state, cause, task, branch, worktree, tmux_target, created_at, "
+        "state_since, exit_code, snoozed_until, tokens_in, tokens_out, cost_usd, "
+        "collisions, host"
+    ).split(", ")
     d = agent().to_ls_json()
     assert list(d) == fields
     assert d["branch"] is None and d["exit_code"] is None and d["collisions"] == []
@@ -122,6 +156,11 @@ def test_ls_fields_exactly_as_spec() -> None:
 
 
 def test_record_round_trip() -> None:
-    a = transition(agent(State.WORKING), State.BLOCKED, "hook:PermissionRequest", T0,
-                   question="Bash: rm -rf build")
+    a = transition(
+        agent(State.WORKING),
+        State.BLOCKED,
+        "hook:PermissionRequest",
+        T0,
+        question="Bash: rm -rf build",
+    )
     assert Agent.from_record(a.to_record()) == a

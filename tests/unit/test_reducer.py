@@ -11,8 +11,20 @@ def ev(kind: str, t: int = 0, **kw: object) -> dict[str, object]:
 
 
 def created(state: str = "queued", hooks: bool = False) -> Agent:
-    a = apply_event(None, ev("created", record={"id": "a1", "name": "n", "profile": "shell",
-                                                "task": "t", "state": state, "hooks": hooks}))
+    a = apply_event(
+        None,
+        ev(
+            "created",
+            record={
+                "id": "a1",
+                "name": "n",
+                "profile": "shell",
+                "task": "t",
+                "state": state,
+                "hooks": hooks,
+            },
+        ),
+    )
     assert a is not None
     return a
 
@@ -40,20 +52,29 @@ def test_late_hook_does_not_revive_a_stopped_agent() -> None:
 
 
 def test_duplicate_blocked_keeps_first_cause() -> None:
-    a = run(created(hooks=True), ev("start", 1), ev("state", 2, state="working"),
-            ev("state", 3, state="blocked", cause="hook:PermissionRequest", question="Bash: ls"),
-            ev("state", 9, state="blocked", cause="hook:Notification", question="Bash: ls"))
+    a = run(
+        created(hooks=True),
+        ev("start", 1),
+        ev("state", 2, state="working"),
+        ev("state", 3, state="blocked", cause="hook:PermissionRequest", question="Bash: ls"),
+        ev("state", 9, state="blocked", cause="hook:Notification", question="Bash: ls"),
+    )
     assert a.cause == "hook:PermissionRequest" and a.seq == 4
 
 
 def test_silence_only_for_agents_without_hooks() -> None:
-    shell = run(created(), ev("start", 1), ev("state", 2, state="working"),
-                ev("silence", 3, seconds=30))
+    shell = run(
+        created(), ev("start", 1), ev("state", 2, state="working"), ev("silence", 3, seconds=30)
+    )
     assert shell.state is State.BLOCKED and shell.cause == "silence:30s"
     back = run(shell, ev("activity", 4))
     assert back.state is State.WORKING
-    hooked = run(created(hooks=True), ev("start", 1), ev("state", 2, state="working"),
-                 ev("silence", 3, seconds=30))
+    hooked = run(
+        created(hooks=True),
+        ev("start", 1),
+        ev("state", 2, state="working"),
+        ev("silence", 3, seconds=30),
+    )
     assert hooked.state is State.WORKING
 
 
@@ -65,7 +86,12 @@ def test_stall_fails_and_life_revives() -> None:
 
 def test_hostile_events_are_ignored() -> None:
     a = run(created(), ev("start", 1))
-    for bad in (ev("state", 2, state="nonsense"), ev("state", 2), ev("exit", 2, exit_code="x;rm"),
-                ev("bogus", 2), ev("usage", 2, tokens_in=5)):
+    for bad in (
+        ev("state", 2, state="nonsense"),
+        ev("state", 2),
+        ev("exit", 2, exit_code="x;rm"),
+        ev("bogus", 2),
+        ev("usage", 2, tokens_in=5),
+    ):
         a = run(a, bad)
     assert a.state in (State.STARTING, State.FAILED)
