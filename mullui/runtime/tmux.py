@@ -28,6 +28,7 @@ import re
 import secrets
 import shlex
 import shutil
+import signal as signal_module
 import subprocess
 import time
 from collections.abc import Sequence
@@ -128,7 +129,7 @@ class Tmux:
         return base
 
     def _exec(
-        self, args: Sequence[str], *, stdin: str | None = None
+        self, args: Sequence[str], *, stdin: str | None = None, inside: bool = False
     ) -> subprocess.CompletedProcess[str]:
         # Every element is escaped here, once; only _NEXT separates commands.
         argv = self._base() + [";" if a == _NEXT else _arg(a) for a in args]
@@ -145,8 +146,8 @@ class Tmux:
                 capture_output=True,
                 text=True,
                 timeout=self.timeout,
-                # The client would otherwise inherit a pane's TMUX and talk about nesting.
-                env=_client_env(),
+                # $TMUX names the calling pane's client; only switch-client wants it.
+                env=None if inside else _client_env(),
             )
         except subprocess.TimeoutExpired as e:
             raise MulluiError(
@@ -154,9 +155,9 @@ class Tmux:
                 f" `tmux -L {self.socket_name} kill-server` restarts it (agents in it end)"
             ) from e
 
-    def _cmd(self, *args: str, stdin: str | None = None) -> str:
-        """Run one tmux client command (``;``-separated sequences allowed); stdout."""
-        r = self._exec(args, stdin=stdin)
+    def _cmd(self, *args: str, stdin: str | None = None, inside: bool = False) -> str:
+        """Run one tmux client command (``_NEXT``-separated sequences allowed); stdout."""
+        r = self._exec(args, stdin=stdin, inside=inside)
         if r.returncode != 0:
             err = " ".join(r.stderr.split()) or f"exit status {r.returncode}"
             if _NO_SERVER.search(err):
@@ -250,11 +251,8 @@ class Tmux:
             if not key or "=" in key:
                 raise ValueError(f"launch: bad environment variable name {key!r}")
         channel = f"mullui-gate-{agent_id}-{secrets.token_hex(4)}"
-        # $TMUX is "socket_path,server_pid,session"; tmux sets it in every pane.  The
-        # tmux path is absolute because env may replace PATH.
-        gate = (
-            f'{shlex.quote(self._bin or "tmux")} -S "${{TMUX%%,*}}" wait-for {channel}'
-            ' || exit 125; exec "$@"'
+        gate = _WRAPPER.replace("TMUX_BIN", shlex.quote(self._bin or "tmux")).replace(
+            "CHANNEL", channel
         )
         new_window = [
             "new-window", "-d", "-P", "-F", f"#{{window_id}}{_SEP}#{{pane_id}}",
@@ -263,8 +261,9 @@ class Tmux:
         ]  # fmt: skip
         for key, value in env.items():
             new_window += ["-e", f"{key}={value}"]
-        # Two or more arguments after the flags: tmux >= 3.0 execvp()s them, no shell.
-        new_window += ["sh", "-c", gate, "sh", *argv]
+        # Two or more arguments after the flags: tmux >= 3.0 execvp()s them, no shell
+        # parses them; the wrapper script is ours and gets the agent's argv as "$@".
+        new_window += ["sh", "-c", gate, "mullui-agent", *argv]
         out = self._cmd(*new_window).strip()
         window_id, _, pane_id = out.partition(_SEP)
         if not window_id.startswith("@") or not pane_id.startswith("%"):
@@ -351,7 +350,7 @@ class Tmux:
         """
         inside = os.environ.get("TMUX", "")
         if inside and inside.split(",")[0] == self._socket_path():
-            self._cmd("switch-client", "-t", target)
+            self._cmd("switch-client", "-t", target, inside=True)
             return
         # attach-session -t PANE selects that pane's window and pane first.  $TMUX is
         # dropped so tmux does not refuse to nest inside the user's own tmux.
@@ -415,18 +414,22 @@ class Tmux:
         """
         fields = [
             "#{@mullui_agent}", "#{pane_id}", "#{window_id}", "#{pane_dead}",
-            "#{pane_dead_status}", "#{pane_dead_signal}", "#{pane_pid}", "#{session_name}",
+            "#{pane_dead_status}", "#{pane_dead_signal}", "#{pane_pid}", "#{pid}",
+            "#{session_name}",
         ]  # fmt: skip
         try:
             out = self._cmd("list-panes", "-a", "-F", _SEP.join(fields))
         except _NoServer:
             return None
         result: dict[str, PaneInfo] = {}
+        lost: set[int] = set()
         for line in out.splitlines():
             parts = line.split(_SEP, len(fields) - 1)
             if len(parts) != len(fields) or not parts[0]:
                 continue
-            agent, pane, window, dead, status, signal, pid, session = parts
+            agent, pane, window, dead, status, signal, pid, server, session = parts
+            if dead == "1" and not status and not signal and server.isdigit():
+                lost.add(int(server))
             result[agent] = PaneInfo(
                 agent_id=agent,
                 target=pane,
@@ -438,6 +441,14 @@ class Tmux:
                 dead_signal=_int(signal) if dead == "1" else None,
                 pid=_int(pid),
             )
+        for server_pid in lost:
+            # Dead without a status: tmux lost the pane's SIGCHLD (see _WRAPPER).  A
+            # SIGCHLD makes it reap the zombie and fire pane-died; the wrapper already
+            # tried, this is the safety net for a caller that polls.
+            try:
+                os.kill(server_pid, signal_module.SIGCHLD)
+            except OSError:
+                pass
         return result
 
     def capture(self, target: str, lines: int = 50) -> str:
@@ -447,6 +458,35 @@ class Tmux:
 
 class _NoServer(MulluiError):
     """No tmux server is listening on the socket."""
+
+
+# The pane's process: a fixed sh script; the agent's argv arrives as "$@", never parsed.
+#
+# 1. Gate: wait until launch() has attached pipe-pane and the hooks.  $TMUX is
+#    "socket_path,server_pid,session" in every pane; tmux's path is absolute because the
+#    caller's env may replace PATH.
+# 2. Run the agent as a child, not exec: tmux 3.3a (and 3.4; fixed in 3.5) sometimes loses
+#    the SIGCHLD of a pane's process — the pane shows dead with no status, stays a zombie,
+#    and pane-died never fires (measured here: 4-8 of 40 quick exits).  A SIGCHLD sent to
+#    the server makes it reap and fire the hook, so after the agent ends a detached helper
+#    (immune to the hangup of the closing pty) nudges the server three times.
+# 3. Leave with the agent's status; a death by a common signal is re-raised so tmux
+#    reports it as a signal (#{pane_dead_signal}).  The wrapper ignores C-c while the
+#    agent runs (a caught signal resets to default in the child), so C-c reaches the
+#    agent and the wrapper stays to report.
+_WRAPPER = """\
+TMUX_BIN -S "${TMUX%%,*}" wait-for CHANNEL || exit 125
+trap : INT QUIT
+"$@"
+rc=$?
+srv=${TMUX#*,}; srv=${srv%%,*}
+(trap '' HUP; for d in 0.05 0.3 1.5; do sleep $d; kill -CHLD "$srv"; done) \
+    </dev/null >/dev/null 2>&1 &
+if [ "$rc" -gt 128 ]; then
+    case $((rc - 128)) in 1|2|9|13|14|15) trap - INT QUIT; kill -$((rc - 128)) $$;; esac
+fi
+exit "$rc"
+"""
 
 
 def _int(s: str) -> int | None:

@@ -1,0 +1,345 @@
+"""mullui.runtime.tmux against a real tmux server on a throw-away socket."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mullui.errors import MulluiError
+from mullui.runtime.tmux import Tmux
+
+# Characters that mean something to sh, to tmux's parser, to tmux formats, or to tmux's
+# client-side ";" splitting.
+NASTY = "$(touch X) `touch X` 'single' \"double\" ;|&><* $HOME ~ #{pane_id} ## \\ ünïcødé ✓"
+PY = sys.executable
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.005)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture
+def tmux(server: Any, tmp_path: Path) -> Tmux:
+    """A Tmux on libtmux's throw-away socket (reaped by its fixture), no user config."""
+    t = Tmux(server.socket_name, config_file=Path("/dev/null"))
+    t.ensure_session("repo", tmp_path)
+    return t
+
+
+def recorder(path: Path) -> list[str]:
+    """An on_exit/on_silence argv that appends its arguments and a timestamp to ``path``."""
+    return ["sh", "-c", 'printf "%s %s\\n" "$*" "$(date +%s.%N)" >> "$0"', str(path)]
+
+
+def launch(tmux: Tmux, tmp_path: Path, argv: list[str], agent_id: str = "a1", **kw: Any) -> str:
+    args: dict[str, Any] = {
+        "session": "repo",
+        "window_name": f"agent-{agent_id}",
+        "agent_id": agent_id,
+        "cwd": tmp_path,
+        "argv": argv,
+        "env": {},
+        "log_path": tmp_path / f"{agent_id}.log",
+        "on_exit": recorder(tmp_path / f"{agent_id}.exit"),
+    }
+    args.update(kw)
+    return tmux.launch(**args)
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_exit_status_arrives_through_pane_died_hook_within_a_second(
+    tmux: Tmux, tmp_path: Path, code: int
+) -> None:
+    ended = tmp_path / "ended"
+    script = 'date +%s.%N > "$0"; exit "$1"'
+    target = launch(tmux, tmp_path, ["sh", "-c", script, str(ended), str(code)])
+    assert target.startswith("%")
+    line = wait_for(lambda: read(tmp_path / "a1.exit"), what="on_exit")
+    words = line.split()
+    assert words[:2] == ["--status", str(code)]
+    latency = float(words[2]) - float(ended.read_text())
+    print(f"exit {code}: process end -> on_exit ran in {latency * 1000:.1f} ms")
+    assert 0 <= latency < 1.0
+
+
+def test_death_by_signal_is_reported_as_signal(tmux: Tmux, tmp_path: Path) -> None:
+    launch(tmux, tmp_path, ["sh", "-c", "kill -TERM $$"])
+    line = wait_for(lambda: read(tmp_path / "a1.exit"), what="on_exit")
+    assert line.split()[:2] == ["--signal", "15"]
+
+
+def test_log_holds_output_printed_at_the_first_instant(tmux: Tmux, tmp_path: Path) -> None:
+    # printf is done within a millisecond of exec; only the gate (the command waits
+    # until pipe-pane is attached) gets its output into the log.
+    launch(tmux, tmp_path, ["printf", "first-words"])
+    wait_for(lambda: read(tmp_path / "a1.exit"), what="exit")
+    assert wait_for(lambda: "first-words" in read(tmp_path / "a1.log"), 2.0, "log")
+
+
+def test_window_is_named_tagged_and_kept_after_exit(tmux: Tmux, tmp_path: Path) -> None:
+    target = launch(tmux, tmp_path, ["true"], window_name="fix #1 login;")
+    wait_for(lambda: read(tmp_path / "a1.exit"), what="exit")
+    out = subprocess.run(
+        ["tmux", "-L", tmux.socket_name, "display-message", "-p", "-t", target,
+         "#{window_name}|#{@mullui_agent}|#{remain-on-exit}|#{pane_dead}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert out == "fix #1 login;|a1|on|1"
+
+
+def test_task_text_reaches_the_program_unchanged_and_runs_nothing(
+    tmux: Tmux, tmp_path: Path
+) -> None:
+    task = (NASTY + "\n\ttabbed line\n") * 110  # about 10 KB
+    assert len(task.encode()) > 10_000
+    got = tmp_path / "argv.txt"
+    prog = "import sys, json; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))"
+    env = {"MULLUI_TEST": NASTY + ";"}
+    envprog = prog.replace("sys.argv[2:]", "[sys.argv[2], __import__('os').environ['MULLUI_TEST']]")
+    launch(tmux, tmp_path, [PY, "-c", prog, str(got), task, ";", "ends;"], "a1")
+    launch(tmux, tmp_path, [PY, "-c", envprog, str(tmp_path / "env.txt"), "x"], "a2", env=env)
+    import json
+
+    assert wait_for(lambda: read(got)) and json.loads(read(got)) == [task, ";", "ends;"]
+    assert wait_for(lambda: read(tmp_path / "env.txt"))
+    assert json.loads(read(tmp_path / "env.txt")) == ["x", NASTY + ";"]
+    assert not (tmp_path / "X").exists()
+
+
+def test_a_task_too_long_for_tmux_is_refused_clearly(tmux: Tmux, tmp_path: Path) -> None:
+    with pytest.raises(MulluiError, match="too long for tmux"):
+        launch(tmux, tmp_path, ["echo", "x" * 20_000])
+    assert tmux.panes() == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "one line with 'quotes' \"dq\" $(touch X) `touch X` ;|&> ünï ✓\ttab",
+        "first line\n  second: $(touch X)\n\tthird ünï\n",
+        "-starts with a dash;",
+        ("long line " * 300 + "\n") * 3,
+    ],
+    ids=["single-line", "multi-line", "dash", "long"],
+)
+def test_send_types_text_byte_for_byte_then_enter(tmux: Tmux, tmp_path: Path, text: str) -> None:
+    out = tmp_path / "typed.txt"
+    target = launch(tmux, tmp_path, ["sh", "-c", 'exec cat > "$0"', str(out)])
+    tmux.send(target, text)
+    expected = text + "\n"  # Enter
+    wait_for(lambda: read(out) == expected, what="typed text")
+    assert not (tmp_path / "X").exists()
+
+
+def test_panes_sees_alive_and_dead_and_none_without_server(tmux: Tmux, tmp_path: Path) -> None:
+    alive = launch(tmux, tmp_path, ["sleep", "60"], "alive")
+    dead = launch(tmux, tmp_path, ["sh", "-c", "exit 7"], "dead")
+    wait_for(lambda: read(tmp_path / "dead.exit"), what="exit")
+    panes = tmux.panes()
+    assert panes is not None
+    assert set(panes) == {"alive", "dead"}  # the placeholder window is not an agent
+    assert panes["alive"].target == alive and not panes["alive"].dead
+    assert panes["alive"].pid and panes["alive"].dead_status is None
+    assert panes["dead"].target == dead and panes["dead"].dead
+    assert panes["dead"].dead_status == 7 and panes["dead"].dead_signal is None
+    assert tmux.server_alive()
+    tmux.kill_server()
+    assert tmux.panes() is None
+    assert not tmux.server_alive()
+    tmux.kill_server()  # idempotent
+
+
+def test_a_stale_socket_means_no_server_but_a_bad_target_is_an_error(
+    tmux: Tmux, tmp_path: Path
+) -> None:
+    target = launch(tmux, tmp_path, ["sleep", "60"])
+    tmux.kill(target)
+    with pytest.raises(MulluiError, match=f"can't find.*{target}"):
+        tmux.send(target, "hello")
+    # A server killed hard leaves its socket file behind: still "no server", not an error.
+    server_pid = subprocess.run(
+        ["tmux", "-L", tmux.socket_name, "display-message", "-p", "#{pid}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    os.kill(int(server_pid), 9)
+    wait_for(lambda: tmux.panes() is None, what="no server")
+    assert not tmux.server_alive()
+
+
+def test_capture_returns_the_screen_text(tmux: Tmux, tmp_path: Path) -> None:
+    target = launch(tmux, tmp_path, ["sh", "-c", "echo hello capture; exec sleep 60"])
+    assert wait_for(lambda: "hello capture" in tmux.capture(target, 20), what="capture")
+
+
+def test_stop_interrupts_then_removes_the_window(tmux: Tmux, tmp_path: Path) -> None:
+    target = launch(
+        tmux, tmp_path, ["sh", "-c", "trap 'exit 130' INT; while :; do sleep 0.05; done"]
+    )
+    time.sleep(0.1)  # let sh install its trap
+    assert tmux.stop(target, grace=3.0) is True
+    # 130 = 128 + SIGINT: the wrapper re-raises it, so tmux reports the signal.
+    assert wait_for(lambda: read(tmp_path / "a1.exit")).split()[:2] == ["--signal", "2"]
+    assert tmux.panes() == {}
+    tmux.kill(target)  # gone already: no error
+
+
+def test_stop_kills_an_agent_that_ignores_ctrl_c(tmux: Tmux, tmp_path: Path) -> None:
+    target = launch(tmux, tmp_path, ["sh", "-c", "trap '' INT; while :; do sleep 0.05; done"])
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    assert tmux.stop(target, grace=0.6) is False
+    assert time.monotonic() - t0 < 2.0
+    assert tmux.panes() == {}
+
+
+def test_silence_hook_fires_once_per_quiet_spell(tmux: Tmux, tmp_path: Path) -> None:
+    events = tmp_path / "alerts"
+    script = "echo a; sleep 1.6; echo b; exec sleep 60"
+    launch(
+        tmux, tmp_path, ["sh", "-c", script],
+        silence_seconds=1,
+        on_silence=[*recorder(events), "silence"],
+        on_activity=[*recorder(events), "activity"],
+    )  # fmt: skip
+    kinds = lambda: [ln.split()[0] for ln in read(events).splitlines()]  # noqa: E731
+    wait_for(lambda: kinds() == ["silence", "activity", "silence"], 6.0, "silence twice")
+    time.sleep(1.3)  # still silent: tmux would re-fire here if the flags were cleared
+    assert kinds() == ["silence", "activity", "silence"]
+
+
+def test_ensure_session_is_idempotent_under_concurrency(server: Any, tmp_path: Path) -> None:
+    t = Tmux(server.socket_name, config_file=Path("/dev/null"))
+    threads = [threading.Thread(target=t.ensure_session, args=("r", tmp_path)) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    out = subprocess.run(
+        ["tmux", "-L", server.socket_name, "list-sessions", "-F", "#{session_name}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert out == ["r"]
+
+
+def test_twenty_parallel_launches(tmux: Tmux, tmp_path: Path) -> None:
+    times: list[float] = []
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        t0 = time.perf_counter()
+        try:
+            launch(tmux, tmp_path, ["sh", "-c", f"echo agent-{i}; exec sleep 60"], f"p{i}")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        times.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    single = launch(tmux, tmp_path, ["sleep", "60"], "solo")
+    solo = time.perf_counter() - t0
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    assert not errors
+    panes = tmux.panes()
+    assert panes is not None and len(panes) == 21 and panes["solo"].target == single
+    for i in range(20):
+        assert wait_for(lambda i=i: f"agent-{i}" in read(tmp_path / f"p{i}.log"), 5.0)
+    print(
+        f"launch: 1 alone {solo * 1000:.1f} ms; 20 parallel wall {wall * 1000:.0f} ms, "
+        f"max {max(times) * 1000:.0f} ms, median {sorted(times)[10] * 1000:.0f} ms"
+    )
+
+
+def _pty_client(socket: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+    )
+    os.close(slave)
+    threading.Thread(target=_drain, args=(master,), daemon=True).start()
+    return proc
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _client_panes(socket: str) -> list[str]:
+    r = subprocess.run(
+        ["tmux", "-L", socket, "list-clients", "-F", "#{pane_id}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return r.stdout.split()
+
+
+def test_attach_from_outside_tmux_returns_when_the_user_detaches(
+    tmux: Tmux, tmp_path: Path
+) -> None:
+    target = launch(tmux, tmp_path, ["sleep", "60"])
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+    env.update(TERM="xterm-256color", PYTHONPATH=str(Path(__file__).parents[2]))
+    code = f"from mullui.runtime.tmux import Tmux; Tmux({tmux.socket_name!r}).attach({target!r})"
+    proc = _pty_client(tmux.socket_name, [PY, "-c", code], env)
+    try:
+        wait_for(lambda: _client_panes(tmux.socket_name) == [target], what="attached client")
+        subprocess.run(["tmux", "-L", tmux.socket_name, "detach-client", "-a"], check=False)
+        subprocess.run(["tmux", "-L", tmux.socket_name, "detach-client"], check=False)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+
+
+def test_attach_inside_tmux_switches_the_client(tmux: Tmux, tmp_path: Path) -> None:
+    target = launch(tmux, tmp_path, ["sleep", "60"])
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+    env["TERM"] = "xterm-256color"
+    client = _pty_client(
+        tmux.socket_name, ["tmux", "-L", tmux.socket_name, "attach", "-t", "=repo:mullui"], env
+    )
+    try:
+        placeholder = wait_for(lambda: _client_panes(tmux.socket_name), what="client")[0]
+        assert placeholder != target
+        sock = subprocess.run(
+            ["tmux", "-L", tmux.socket_name, "display-message", "-p", "#{socket_path}"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        # As if called from the placeholder pane: $TMUX and $TMUX_PANE are what tmux sets.
+        inner = dict(os.environ, TMUX=f"{sock},1,0", TMUX_PANE=placeholder)
+        inner["PYTHONPATH"] = str(Path(__file__).parents[2])
+        code = (
+            f"from mullui.runtime.tmux import Tmux; Tmux({tmux.socket_name!r}).attach({target!r})"
+        )
+        subprocess.run([PY, "-c", code], env=inner, check=True, timeout=10)
+        assert wait_for(lambda: _client_panes(tmux.socket_name) == [target], what="switch")
+    finally:
+        client.kill()
