@@ -1,0 +1,302 @@
+"""``opencode``: OpenCode, watched through a plugin mullui writes for it.
+
+Wiring: OpenCode loads every ``*.js`` / ``*.ts`` file in ``plugins/`` (``plugin/`` before
+1.x) of each config directory, and ``OPENCODE_CONFIG_DIR`` adds one more config
+directory on top of the global (``~/.config/opencode``) and project ones - it does not
+replace them.  ``prepare`` writes ``<profile_dir>/opencode/plugins/mullui.js`` and points
+``OPENCODE_CONFIG_DIR`` at ``<profile_dir>/opencode``; the user's config files are neither
+read nor written.  If the user already sets ``OPENCODE_CONFIG_DIR``, mullui's directory
+mirrors theirs with symlinks (their plugins included) so nothing of theirs is lost.
+
+The plugin subscribes to OpenCode's event bus and, for the few events that matter, spawns
+``<hook argv> EVENT`` with a small JSON payload on stdin (argv, never a shell).  It keeps
+just enough state to make those payloads useful: which sessions are subagents (their
+idleness is not the agent's), the newest assistant text (the ``done`` message), token
+and cost totals of assistant messages.
+
+Signals (event names of OpenCode 1.x; ``permission.updated`` is the 0.x name):
+
+=====================  =====================================================
+session.busy           working (``session.status`` turned ``busy``)
+session.idle           done, with the last assistant text and usage totals
+permission.asked       blocked: a tool needs approval (``permission`` +
+                       ``patterns``)
+question.asked         blocked: the model asked the human a question
+permission.replied /   working
+question.replied /
+question.rejected
+session.error          blocked: the turn ended on an error the human must see
+=====================  =====================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mullui.agents.base import Event, LaunchContext, Profile
+
+CONFIG_DIR_ENV = "OPENCODE_CONFIG_DIR"
+PLUGIN_FILE = "mullui.js"
+PLUGIN_DIRS = ("plugins", "plugin")
+
+MAX_SUMMARY = 300
+
+_PLUGIN = """\
+// Written by mullui for agent __AGENT__: reports this OpenCode session's state to
+// `mullui hook`.  Regenerated at every launch; edits are lost.
+import { spawn } from "node:child_process";
+
+const HOOK = __HOOK__;
+const children = new Set();   // subagent sessions: their idleness is not the agent's
+const roles = new Map();      // messageID -> "user" | "assistant"
+const lastText = new Map();   // sessionID -> newest assistant text
+const usage = new Map();      // assistant messageID -> [tokens_in, tokens_out, cost]
+const status = new Map();     // sessionID -> last reported status
+
+function report(event, payload) {
+  try {
+    const child = spawn(HOOK[0], [...HOOK.slice(1), event], {
+      stdio: ["pipe", "ignore", "ignore"],
+      env: process.env,
+    });
+    child.on("error", () => {});
+    child.stdin.on("error", () => {});
+    child.stdin.end(JSON.stringify(payload));
+  } catch (e) {
+    // A hook that cannot run must never break the agent.
+  }
+}
+
+function totals() {
+  let tin = 0, tout = 0, cost = 0;
+  for (const [i, o, c] of usage.values()) { tin += i; tout += o; cost += c; }
+  return { tokens_in: tin, tokens_out: tout, cost_usd: cost };
+}
+
+function idle(sessionID) {
+  if (children.has(sessionID) || status.get(sessionID) === "idle") return;
+  status.set(sessionID, "idle");
+  report("session.idle", { sessionID, last_message: lastText.get(sessionID) ?? null, ...totals() });
+}
+
+const num = (v) => (typeof v === "number" && v > 0 ? v : 0);
+
+export const MulluiPlugin = async () => ({
+  event: async ({ event }) => {
+    const p = (event && event.properties) || {};
+    switch (event && event.type) {
+      case "session.created":
+      case "session.updated": {
+        const info = p.info || {};
+        if (info.parentID) children.add(info.id);
+        return;
+      }
+      case "message.updated": {
+        const m = p.info || {};
+        roles.set(m.id, m.role);
+        if (m.role === "assistant" && m.tokens) {
+          const t = m.tokens, c = t.cache || {};
+          usage.set(m.id, [num(t.input) + num(c.read) + num(c.write),
+                           num(t.output) + num(t.reasoning), num(m.cost)]);
+        }
+        return;
+      }
+      case "message.part.updated": {
+        const part = p.part || {};
+        if (part.type === "text" && !part.synthetic && roles.get(part.messageID) === "assistant")
+          lastText.set(part.sessionID, part.text);
+        return;
+      }
+      case "session.status": {
+        const type = p.status && p.status.type;
+        if (type === "idle") return idle(p.sessionID);
+        if (type !== "busy" || children.has(p.sessionID)) return;
+        if (status.get(p.sessionID) === "busy") return;
+        status.set(p.sessionID, "busy");
+        return report("session.busy", { sessionID: p.sessionID });
+      }
+      case "session.idle":
+        return idle(p.sessionID);
+      case "permission.asked":
+      case "permission.updated":
+        status.delete(p.sessionID);
+        return report(event.type, {
+          sessionID: p.sessionID, permission: p.permission ?? p.type ?? null,
+          patterns: p.patterns ?? p.pattern ?? null, title: p.title ?? null,
+        });
+      case "question.asked":
+        status.delete(p.sessionID);
+        return report(event.type, { sessionID: p.sessionID, questions: p.questions ?? null });
+      case "permission.replied":
+      case "question.replied":
+      case "question.rejected":
+        return report(event.type, { sessionID: p.sessionID });
+      case "session.error":
+        if (children.has(p.sessionID)) return;
+        status.delete(p.sessionID);
+        return report(event.type, { sessionID: p.sessionID ?? null, error: p.error ?? null });
+    }
+  },
+});
+"""
+
+
+def plugin_source(ctx: LaunchContext) -> str:
+    """The plugin's JavaScript; the hook argv goes in as a JSON (= JS) array literal."""
+    return _PLUGIN.replace("__HOOK__", json.dumps(list(ctx.hook_argv))).replace(
+        "__AGENT__", ctx.agent_id
+    )
+
+
+def _clip(text: str, limit: int = MAX_SUMMARY) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _state(state: str, cause: str, **extra: Any) -> Event:
+    ev: Event = {"kind": "state", "state": state, "cause": cause}
+    ev.update(extra)
+    return ev
+
+
+def _mirror(user_dir: Path, ours: Path) -> Path:
+    """Link the user's config dir entries into ``ours``; return our plugins dir."""
+    plugins = ours / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    if not user_dir.is_dir():
+        return plugins
+    for entry in user_dir.iterdir():
+        if entry.name in PLUGIN_DIRS and entry.is_dir():
+            for f in entry.iterdir():
+                link = plugins / f.name
+                if f.name != PLUGIN_FILE and not link.exists():
+                    link.symlink_to(f.resolve())
+            continue
+        link = ours / entry.name
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(entry.resolve())
+    return plugins
+
+
+class OpenCodeProfile(Profile):
+    name = "opencode"
+    has_hooks = True
+    reports_blocked = True
+
+    def __init__(self, binary: str = "opencode") -> None:
+        self.binary = binary
+
+    # ---- launching -----------------------------------------------------------------
+    def config_dir(self, ctx: LaunchContext) -> Path:
+        return ctx.profile_dir / "opencode"
+
+    def prepare(self, ctx: LaunchContext) -> dict[str, str]:
+        ours = self.config_dir(ctx)
+        ours.mkdir(parents=True, exist_ok=True, mode=0o700)
+        user_dir = ({**os.environ, **ctx.env}).get(CONFIG_DIR_ENV)
+        if user_dir and Path(user_dir).resolve() != ours.resolve():
+            plugins = _mirror(Path(user_dir), ours)
+        else:
+            plugins = ours / "plugins"
+            plugins.mkdir(exist_ok=True)
+        path = plugins / PLUGIN_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(plugin_source(ctx))
+        tmp.replace(path)
+        return {CONFIG_DIR_ENV: str(ours)}
+
+    def _options(self, ctx: LaunchContext) -> list[str]:
+        argv: list[str] = []
+        model = ctx.options.get("model")
+        if isinstance(model, str) and model:
+            argv += ["--model", model]
+        extra = ctx.options.get("args")
+        if isinstance(extra, list):
+            argv += [str(a) for a in extra]
+        return argv
+
+    def command(self, ctx: LaunchContext) -> list[str]:
+        # The TUI with ``--prompt`` submits the task and stays interactive (``opencode run``
+        # would be one-shot).  yargs would read a value starting with "-" as an option;
+        # the "--opt=value" form keeps it the value.
+        if ctx.task.startswith("-"):
+            prompt = [f"--prompt={ctx.task}"]
+        else:
+            prompt = ["--prompt", ctx.task]
+        return [self.binary, *self._options(ctx), *prompt]
+
+    # ---- watching ------------------------------------------------------------------
+    def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:
+        out: list[Event] = []
+        session = payload.get("sessionID")
+        if isinstance(session, str) and session:
+            out.append({"kind": "meta", "session_id": session})
+        out.extend(self._state_events(event, payload))
+        if event == "session.idle":
+            usage = _usage(payload)
+            if usage is not None:
+                out.append(usage)
+        if not any(e["kind"] in ("state", "exit") for e in out):
+            out.append({"kind": "activity", "cause": f"hook:{event}"})
+        return out
+
+    def _state_events(self, event: str, p: dict[str, Any]) -> list[Event]:
+        cause = f"hook:{event}"
+        if event in ("session.busy", "permission.replied", "question.replied", "question.rejected"):
+            return [_state("working", cause)]
+        if event == "session.idle":
+            msg = p.get("last_message")
+            return [_state("done", cause, message=msg if isinstance(msg, str) else None)]
+        if event in ("permission.asked", "permission.updated"):
+            return [_state("blocked", cause, question=_permission_question(p))]
+        if event == "question.asked":
+            return [_state("blocked", cause, question=_question(p.get("questions")))]
+        if event == "session.error":
+            return [_state("blocked", cause, question=_error(p.get("error")))]
+        return []
+
+
+def _permission_question(p: dict[str, Any]) -> str:
+    title = p.get("title")
+    if isinstance(title, str) and title:
+        return _clip(title)
+    permission = str(p.get("permission") or "permission")
+    patterns = p.get("patterns")
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    shown = ", ".join(str(x) for x in patterns) if isinstance(patterns, list) else ""
+    return _clip(f"{permission}: {shown}" if shown else permission)
+
+
+def _question(questions: Any) -> str:
+    if isinstance(questions, list) and questions and isinstance(questions[0], dict):
+        q = questions[0].get("question") or questions[0].get("header")
+        if isinstance(q, str) and q:
+            return _clip(q)
+    return "OpenCode asks a question (see its pane)"
+
+
+def _error(error: Any) -> str:
+    if isinstance(error, dict):
+        data = error.get("data")
+        message = data.get("message") if isinstance(data, dict) else None
+        name = error.get("name")
+        text = ": ".join(str(x) for x in (name, message) if isinstance(x, str) and x)
+        if text:
+            return _clip(f"error: {text}")
+    return "error (see its pane)"
+
+
+def _usage(p: dict[str, Any]) -> Event | None:
+    def nonneg_int(v: Any) -> int:
+        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+    tin, tout = nonneg_int(p.get("tokens_in")), nonneg_int(p.get("tokens_out"))
+    cost = p.get("cost_usd")
+    cost = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0.0
+    if not tin and not tout:
+        return None
+    return {"kind": "usage", "tokens_in": tin, "tokens_out": tout, "cost_usd": round(cost, 6)}
