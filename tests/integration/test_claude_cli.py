@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -541,6 +542,13 @@ def test_spawned_claude_agent_is_blocked_then_done_through_mullui_hook(tmp_path:
                 lambda: (a := agent())["state"] == "blocked" and a, 60, "the agent to be blocked"
             )
             assert blocked["cause"] == "hook:PermissionRequest"
+            sent = stub.turns[0].sent_wall
+            assert sent is not None
+            since = datetime.fromisoformat(blocked["state_since"].replace("Z", "+00:00"))
+            print(
+                f"\nmullui pipeline: tool_use sent -> agent blocked (spool time) "
+                f"{(since.timestamp() - sent) * 1000:.0f} ms"
+            )
             subprocess.run(
                 ["tmux", "-L", socket, "send-keys", "-t", blocked["tmux_target"], "Enter"],
                 check=True,

@@ -59,6 +59,7 @@ class Turn:
     delay_s: float = 0.0  # wait before answering (a slow model)
     # filled in by the stub
     sent_at: float | None = None  # time.monotonic() when the last byte was written
+    sent_wall: float | None = None  # time.time() then (to compare with spool timestamps)
     message_id: str | None = None
     request_id: str | None = None
 
@@ -171,6 +172,7 @@ class AnthropicStub:
     def _mark_sent(self, turn: Turn) -> None:
         with self.main_served:
             turn.sent_at = time.monotonic()
+            turn.sent_wall = time.time()
             self._next += 1
             self.main_served.notify_all()
 
