@@ -328,8 +328,11 @@ class MulluiApp(App[None]):
         """Run a blocking workspace call off the UI thread; refusals become a toast."""
         try:
             result = fn(*args, **kwargs)
-        except MulluiError as e:
-            self.call_from_thread(self.notify, e.message, title=label, severity="error", timeout=8)
+        except Exception as e:
+            # A refusal (MulluiError) is one line for the human.  Anything else is a bug,
+            # but one failed action must not take the TUI (the supervisor) down with it.
+            msg = e.message if isinstance(e, MulluiError) else f"internal error: {e!r} (a bug)"
+            self.call_from_thread(self.notify, msg, title=label, severity="error", timeout=8)
             if on_error is not None:
                 self.call_from_thread(on_error)
             return

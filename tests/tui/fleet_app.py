@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--extra", type=int, default=0)
     ap.add_argument("--attach-argv", default=None)
     ap.add_argument("--frozen", action="store_true", help="clock stopped at the fleet's NOW")
+    ap.add_argument("--no-supervise", action="store_true", help="no supervisor (no queue)")
     ns = ap.parse_args()
     paths = get_paths({"MULLUI_HOME": str(ns.home)})
     if ns.build:
@@ -43,7 +44,8 @@ def main() -> None:
     attach = shlex.split(ns.attach_argv) if ns.attach_argv else None
     app = MulluiApp(
         paths=paths,
-        actions=FleetWorkspace(ns.home, attach),
+        actions=FleetWorkspace(ns.home, attach, cwd=Path.cwd()),
+        supervise=not ns.no_supervise,
         clock=(lambda: NOW) if ns.frozen else None,
         title="mullui",
     )

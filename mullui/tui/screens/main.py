@@ -161,10 +161,13 @@ class MainScreen(Screen[None]):
         for table_type in (InboxTable, SnoozedTable, AgentTable):
             table = self.query_one(table_type)
             if table.display and agent_id in table.ids:
-                if table_type is SnoozedTable:
-                    self.query_one("#snoozed-group", Collapsible).collapsed = False
                 table.select(agent_id)
-                table.focus()
+                if table_type is SnoozedTable:
+                    # A collapsed group's table cannot take focus until it is laid out.
+                    self.query_one("#snoozed-group", Collapsible).collapsed = False
+                    self.call_after_refresh(table.focus)
+                else:
+                    table.focus()
                 self.select(agent_id)
                 return True
         return False

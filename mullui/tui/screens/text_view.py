@@ -42,6 +42,7 @@ class DiffScreen(Screen[None]):
         super().__init__()
         self.agent_name = agent_name
         self.title_text = title
+        self.loaded = False
 
     def compose(self) -> ComposeResult:
         yield Label(self.title_text, classes="screen-title", markup=False)
@@ -51,6 +52,7 @@ class DiffScreen(Screen[None]):
     def show_diff(self, diff: str) -> None:
         view = self.query_one("#diff", RichLog)
         view.clear()
+        self.loaded = True
         if not diff.strip():
             view.write(Text("No changes against the base yet.", style="dim"))
             return

@@ -1,0 +1,79 @@
+"""TUI fixtures: a MULLUI_HOME full of agents (made the real way), the real Workspace,
+and the app with its clock stopped so snapshots are stable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from mullui.paths import Paths, get_paths
+from mullui.tui.app import MulluiApp
+from mullui.workspace import Workspace
+from tests.support.gitrepo import commit_file, git, make_repo
+from tests.tui.fleet import NOW, build_fleet, write_log
+
+
+@pytest.fixture(autouse=True)
+def away_from_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workspace acts on the repository of the current directory: never ours."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Wake times and "tomorrow 9:00" are shown in local time: pin it for snapshots."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def paths(mullui_home: Path) -> Paths:
+    return get_paths()
+
+
+@pytest.fixture
+def fleet(paths: Paths, tmp_path: Path) -> Paths:
+    """The busy fleet; fix-login's branch really exists, so its diff is git's own."""
+    build_fleet(paths)
+    write_log(paths, "a1", 60)
+    repo = make_repo(tmp_path / "repo", {"src/auth.py": "def login():\n    return redirect('/')\n"})
+    wt = tmp_path / "wt-fix-login"
+    git(repo, "worktree", "add", "-q", "-b", "mullui/fix-login", str(wt))
+    commit_file(wt, "src/auth.py", "def login(next_url):\n    return redirect(next_url)\n")
+    (wt / "NOTES.md").write_text("redirect loop: next_url was dropped\n")  # untracked
+    from mullui.store import Store
+
+    Store(paths).emit(
+        "a1", "update", fields={"repo": str(repo), "base": "main", "worktree": str(wt)}
+    )
+    return paths
+
+
+def make_app(paths: Paths, cwd: Path | None = None, **kw: Any) -> MulluiApp:
+    kw.setdefault("clock", lambda: NOW)
+    kw.setdefault("supervise", False)
+    kw.setdefault("title", "mullui")
+    return MulluiApp(paths=paths, actions=Workspace(paths, cwd=cwd), **kw)
+
+
+async def until(pilot: Pilot[Any], pred: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Let the app run until ``pred()`` holds (workers finish, timers fire)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await pilot.pause(0.02)
+
+
+Step = Callable[[Pilot[Any]], Awaitable[None]]

@@ -1,0 +1,317 @@
+"""The flows a human goes through, driven with Pilot against real records, a real tmux
+server (for reply, attach and quit) and the real Supervisor."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mullui.model import State, utcnow
+from mullui.paths import Paths
+from mullui.store import Store
+from mullui.tui.screens.confirm import ConfirmScreen
+from mullui.tui.screens.main import MainScreen
+from mullui.tui.screens.reply import ReplyScreen
+from mullui.tui.screens.snooze import SnoozeScreen
+from mullui.tui.widgets.agent_table import AgentTable
+from mullui.tui.widgets.inbox import InboxTable, SnoozedTable
+from mullui.workspace import Workspace
+from tests.conftest import wait_for
+from tests.support.gitrepo import make_repo
+from tests.tui.conftest import make_app, until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def inbox_ids(app: Any) -> list[str]:
+    return list(app.screen.query_one(InboxTable).ids)
+
+
+# ---- inbox: selection, snooze, wake, ack ------------------------------------------------
+async def test_first_inbox_item_is_selected_on_start(fleet: Paths) -> None:
+    app = make_app(fleet)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert inbox_ids(app) == ["a1", "a2", "a3"]  # blocked, failed, done
+        assert app.main.selected_id == "a1"
+        assert app.focused is app.screen.query_one(InboxTable)
+
+
+async def test_snooze_hides_the_item_and_wake_brings_it_back(fleet: Paths) -> None:
+    store = Store(fleet)
+    app = make_app(fleet, clock=utcnow)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        before = utcnow()
+        await pilot.press("s")
+        a = await until(pilot, lambda: store.load("a1").snoozed_until)
+        assert before + timedelta(minutes=29) < a < utcnow() + timedelta(minutes=31)
+        await until(pilot, lambda: "a1" not in inbox_ids(app))
+        snoozed = app.screen.query_one(SnoozedTable)
+        assert "a1" in snoozed.ids
+        assert app.screen.query_one("#snoozed-group").display
+
+        # Wake it from the snoozed group (tab to the group's table; enter opens it).
+        assert app.main.select_anywhere("a1")
+        await pilot.pause()
+        assert app.focused is snoozed
+        await pilot.press("w")
+        await until(pilot, lambda: store.load("a1").snoozed_until is None)
+        await until(pilot, lambda: "a1" in inbox_ids(app))
+
+
+async def test_snooze_picker_until_it_changes(fleet: Paths) -> None:
+    store = Store(fleet)
+    app = make_app(fleet, clock=utcnow)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("S")
+        assert isinstance(app.screen, SnoozeScreen)
+        await pilot.press("down", "down", "down", "down", "enter")
+        await until(pilot, lambda: store.load("a1").snooze_until_change)
+        assert store.load("a1").is_snoozed()
+
+
+async def test_snooze_refuses_an_agent_not_in_the_inbox(fleet: Paths) -> None:
+    app = make_app(fleet)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert app.main.select_anywhere("a4")  # working
+        await pilot.press("s")
+        await pilot.pause()
+        assert Store(fleet).load("a4").snoozed_until is None
+        assert any("Only inbox items" in str(n.message) for n in app._notifications)
+
+
+async def test_ack_takes_the_item_out_of_the_inbox(fleet: Paths) -> None:
+    app = make_app(fleet)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        app.main.select_anywhere("a3")
+        await pilot.press("a")
+        await until(pilot, lambda: Store(fleet).load("a3").is_acked())
+        await until(pilot, lambda: "a3" not in inbox_ids(app))
+
+
+# ---- stop asks first -----------------------------------------------------------------------
+async def test_stop_asks_first_and_no_keeps_it_running(fleet: Paths) -> None:
+    store = Store(fleet)
+    app = make_app(fleet)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        app.main.select_anywhere("a4")
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert store.load("a4").state is State.WORKING  # nothing happened yet
+        await pilot.press("n")
+        assert isinstance(app.screen, MainScreen)
+        await pilot.pause(0.2)
+        assert store.load("a4").state is State.WORKING
+
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await until(pilot, lambda: store.load("a4").state is State.STOPPED)
+        table = app.screen.query_one(AgentTable)
+        await until(pilot, lambda: "stopped" in str(table.get_cell("a4", "state")))
+
+
+# ---- reply, attach, quit: a real agent in a real tmux pane --------------------------------
+@pytest.fixture
+def live_agent(mullui_home: Path, tmp_path: Path) -> tuple[Workspace, str, Path]:
+    """A real ``shell`` agent whose pane copies what it is sent into a file."""
+    repo = make_repo(tmp_path / "live-repo")
+    out = tmp_path / "received.txt"
+    ws = Workspace(cwd=repo)
+    a = ws.spawn(f"cat > {shlex.quote(str(out))}", agent="shell", name="echo")
+    wait_for(lambda: Store(ws.paths).load(a.id).state in (State.WORKING, State.BLOCKED))
+    return ws, a.id, out
+
+
+def pane_alive(target: str) -> bool:
+    sock = os.environ["MULLUI_TMUX_SOCKET"]
+    r = subprocess.run(
+        ["tmux", "-L", sock, "list-panes", "-t", target, "-F", "#{pane_dead}"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return r.returncode == 0 and r.stdout.strip() == "0"
+
+
+async def test_reply_reaches_the_agents_pane(live_agent: tuple[Workspace, str, Path]) -> None:
+    ws, agent_id, out = live_agent
+    app = make_app(ws.paths, cwd=ws.cwd, clock=utcnow)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert app.main.select_anywhere(agent_id)
+        await pilot.press("r")
+        assert isinstance(app.screen, ReplyScreen)
+        await pilot.press(*"hello from the inbox", "enter")
+        assert isinstance(app.screen, MainScreen)  # never left the TUI
+        await until(pilot, lambda: out.exists() and "hello from the inbox\n" in out.read_text())
+
+
+async def test_quit_leaves_agents_running(live_agent: tuple[Workspace, str, Path]) -> None:
+    ws, agent_id, _ = live_agent
+    app = make_app(ws.paths, cwd=ws.cwd, clock=utcnow, supervise=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("q")
+    assert app.return_code == 0
+    target = Store(ws.paths).load(agent_id).tmux_target
+    assert target and pane_alive(target)
+    assert Store(ws.paths).load(agent_id).state is State.WORKING
+
+
+async def test_quit_says_notifications_continue(
+    fleet: Paths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = make_app(fleet)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await pilot.press("q")
+    err = capsys.readouterr().err
+    assert "6 agents still running" in err and "mullui watch" in err
+    assert Store(fleet).load("a4").state is State.WORKING
+
+
+async def test_attach_without_a_terminal_says_what_to_do(
+    live_agent: tuple[Workspace, str, Path],
+) -> None:
+    # Textual's headless driver (run_test) cannot suspend: the app must say what to run
+    # instead, not crash.  The real suspend is tested in a tmux pane below.
+    ws, agent_id, _ = live_agent
+    app = make_app(ws.paths, cwd=ws.cwd, clock=utcnow)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert app.main.select_anywhere(agent_id)
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: any(f"mullui attach {agent_id}" in str(n.message) for n in app._notifications),
+        )
+        assert isinstance(app.screen, MainScreen)
+
+
+def test_attach_suspends_and_returns_in_a_real_terminal(fleet: Paths, tmp_path: Path) -> None:
+    """Run the real app in a tmux pane; enter runs the attach command with the app
+    suspended; when it exits (the user detached) the TUI is back and still running."""
+    marker = tmp_path / "attached"
+    sock = f"mullui-tui-attach-{os.getpid()}"
+    home = Path(os.environ["MULLUI_HOME"])
+    argv = f"sh -c 'echo ATTACHED-NOW; touch {marker}; sleep 0.5'"
+    cmd = (
+        f"cd {shlex.quote(str(tmp_path))} && PYTHONPATH={shlex.quote(str(ROOT))} "
+        f"{shlex.quote(sys.executable)} -m tests.tui.fleet_app {shlex.quote(str(home))} "
+        f"--frozen --no-supervise --attach-argv {shlex.quote(argv)}; sleep 30"
+    )
+    tmux = ["tmux", "-L", sock]
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-x", "100", "-y", "30", cmd], check=True, timeout=10
+    )
+    try:
+
+        def screen() -> str:
+            return subprocess.run(
+                [*tmux, "capture-pane", "-p", "-t", "0"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            ).stdout
+
+        wait_for(lambda: "Inbox" in screen(), timeout=20)
+        subprocess.run([*tmux, "send-keys", "-t", "0", "Enter"], check=True, timeout=10)
+        wait_for(marker.exists, timeout=10)
+        time.sleep(0.6)
+        wait_for(lambda: "Inbox" in screen() and "fix-login" in screen(), timeout=10)
+        # Still the TUI (not the shell after it): a key still answers.
+        subprocess.run([*tmux, "send-keys", "-t", "0", "?"], check=True, timeout=10)
+        wait_for(lambda: "every key" in screen().lower() or "Keys" in screen(), timeout=10)
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True, check=False, timeout=10)
+
+
+# ---- live updates from the event pipeline --------------------------------------------------
+async def test_changes_arrive_through_the_supervisor(fleet: Paths) -> None:
+    store = Store(fleet)
+    app = make_app(fleet, clock=utcnow, supervise=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert "a5" not in inbox_ids(app)
+        store.emit(
+            "a5",
+            "state",
+            state="blocked",
+            cause="hook:PermissionRequest",
+            question="Write to /etc/hosts?",
+        )
+        await until(pilot, lambda: "a5" in inbox_ids(app), timeout=10)
+        assert inbox_ids(app)[0] in ("a1", "a5")  # blocked items first
+        cell = app.screen.query_one(InboxTable).get_cell("a5", "why")
+        assert "Write to /etc/hosts?" in str(cell)
+
+
+async def test_select_agent_from_a_notification(fleet: Paths) -> None:
+    app = make_app(fleet)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        assert app.select_agent("a9")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert app.main.selected_id == "a9"
+        assert app.focused is app.screen.query_one(AgentTable)
+
+
+async def test_every_key_action_is_in_the_palette(fleet: Paths) -> None:
+    app = make_app(fleet)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for needed in (
+            "Attach",
+            "Reply",
+            "Snooze 30 minutes",
+            "Snooze…",
+            "Wake",
+            "New agent",
+            "Log",
+            "Diff",
+            "Ack",
+            "Merge",
+            "Stop",
+            "Help",
+            "Quit",
+            "Theme",
+            "Report",
+            "Collisions",
+        ):
+            assert needed in titles
+        keys = {b.key for _, b in app.screen._bindings}
+        assert {
+            "enter",
+            "r",
+            "s",
+            "S",
+            "w",
+            "n",
+            "l",
+            "d",
+            "a",
+            "m",
+            "x",
+            "question_mark",
+            "q",
+            "tab",
+        } <= keys

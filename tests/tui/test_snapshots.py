@@ -1,0 +1,117 @@
+"""What the human sees, pinned: each screen at a fixed size with the clock stopped.
+
+Review changed SVGs like code (``pytest --snapshot-update`` rewrites them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Collapsible
+
+from mullui.paths import Paths
+from mullui.tui import themes
+from mullui.tui.screens.new_agent import NewAgentScreen
+from mullui.tui.screens.text_view import DiffScreen
+from tests.tui.conftest import make_app, until
+
+WIDE = (120, 36)
+SMALL = (80, 24)
+
+
+def test_empty_state_is_a_howto(paths: Paths, snap_compare: Any) -> None:
+    assert snap_compare(make_app(paths), terminal_size=WIDE)
+
+
+def test_empty_state_small_terminal(paths: Paths, snap_compare: Any) -> None:
+    assert snap_compare(make_app(paths), terminal_size=SMALL)
+
+
+def test_busy_dashboard_inbox_with_each_kind(fleet: Paths, snap_compare: Any) -> None:
+    # blocked (the question), failed (the exit code), done (the last message); a chain,
+    # a collision, a queued and a stopped agent in the list; the log of the first item.
+    assert snap_compare(make_app(fleet), terminal_size=WIDE)
+
+
+def test_busy_dashboard_small_terminal(fleet: Paths, snap_compare: Any) -> None:
+    assert snap_compare(make_app(fleet), terminal_size=SMALL)
+
+
+def test_busy_dashboard_wide_terminal(fleet: Paths, snap_compare: Any) -> None:
+    assert snap_compare(make_app(fleet), terminal_size=(200, 60))
+
+
+def test_snoozed_group_open(fleet: Paths, snap_compare: Any) -> None:
+    async def open_group(pilot: Pilot[Any]) -> None:
+        pilot.app.screen.query_one("#snoozed-group", Collapsible).collapsed = False
+        await pilot.pause()
+
+    assert snap_compare(make_app(fleet), terminal_size=WIDE, run_before=open_group)
+
+
+def test_help(fleet: Paths, snap_compare: Any) -> None:
+    assert snap_compare(make_app(fleet), terminal_size=WIDE, press=["question_mark"])
+
+
+def test_new_agent_dialog(fleet: Paths, snap_compare: Any) -> None:
+    async def open_dialog(pilot: Pilot[Any]) -> None:
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(pilot.app.screen, NewAgentScreen))
+        await pilot.press(*"Add a --dry-run flag")
+        await pilot.pause()
+
+    assert snap_compare(make_app(fleet), terminal_size=WIDE, run_before=open_dialog)
+
+
+def test_snooze_picker(fleet: Paths, snap_compare: Any) -> None:
+    assert snap_compare(make_app(fleet), terminal_size=WIDE, press=["S"])
+
+
+def test_log_view(fleet: Paths, snap_compare: Any) -> None:
+    assert snap_compare(make_app(fleet), terminal_size=WIDE, press=["l"])
+
+
+def test_diff_view(fleet: Paths, snap_compare: Any) -> None:
+    async def open_diff(pilot: Pilot[Any]) -> None:
+        await pilot.press("d")
+        await until(
+            pilot, lambda: isinstance(pilot.app.screen, DiffScreen) and pilot.app.screen.loaded
+        )
+        await pilot.pause()
+
+    assert snap_compare(make_app(fleet), terminal_size=WIDE, run_before=open_diff)
+
+
+def test_light_theme(fleet: Paths, snap_compare: Any) -> None:
+    themes.remember_theme(fleet, "mullui-light")
+    assert snap_compare(make_app(fleet), terminal_size=WIDE)
+
+
+def test_dark_theme_stop_confirm(fleet: Paths, snap_compare: Any) -> None:
+    themes.remember_theme(fleet, "mullui-dark")
+    assert snap_compare(make_app(fleet), terminal_size=WIDE, press=["x"])
+
+
+def test_report_screen(fleet: Paths, snap_compare: Any) -> None:
+    async def report(pilot: Pilot[Any]) -> None:
+        from mullui.tui.screens.tables import ReportScreen
+
+        pilot.app.action_report()
+        await until(pilot, lambda: isinstance(pilot.app.screen, ReportScreen))
+        await pilot.pause()
+
+    assert snap_compare(make_app(fleet), terminal_size=WIDE, run_before=report)
+
+
+def test_collisions_screen(fleet: Paths, snap_compare: Any) -> None:
+    async def collisions(pilot: Pilot[Any]) -> None:
+        pilot.app.action_collisions()
+        await pilot.pause()
+
+    assert snap_compare(make_app(fleet), terminal_size=WIDE, run_before=collisions)
+
+
+def test_snapshot_dir_is_in_the_repo() -> None:
+    # syrupy writes next to this file; CI compares against the committed SVGs.
+    assert (Path(__file__).parent / "__snapshots__").is_dir()
