@@ -296,6 +296,8 @@ class Supervisor:
         self._submit(notice)
 
     def _submit(self, notice: Any) -> None:
+        if self.notifier is None:
+            return
         task = asyncio.get_running_loop().create_task(self.notifier.submit(notice))
         self._tasks.add(task)  # keep a reference: asyncio may drop an unreferenced task
         task.add_done_callback(self._tasks.discard)
@@ -352,6 +354,10 @@ class Supervisor:
 
 # ---- `mullui watch` -----------------------------------------------------------------------------
 def make_notifier(ws: Workspace, on_action: Callable[[str, str], None], **kw: Any) -> Any | None:
+    """The notifier a supervisor owns: mode from ``MULLUI_NOTIFY`` or ``[notify] mode``,
+    policy from ``[notify]``; ``kw`` goes to :class:`mullui.notify.Notifier` (the TUI
+    passes ``toast`` and ``is_focused``, ``mullui watch`` its stdout as ``terminal``).
+    Call ``await notifier.start()`` before the first notice."""
     try:
         from mullui import notify
     except ImportError:
@@ -362,7 +368,10 @@ def make_notifier(ws: Workspace, on_action: Callable[[str, str], None], **kw: An
 
 
 def headless_action(ws: Workspace, agent_id: str, action: str) -> None:
-    """A notification button clicked with no TUI open."""
+    """A notification button clicked with no TUI open: "snooze" snoozes the agent for
+    30 minutes; "attach" and a click on the popup itself ("select": there is no TUI
+    selection to move) run ``[notify] attach_command`` ({id} {name} {tmux_target}
+    {socket} filled in), else switch an attached tmux client of our server to the agent."""
     try:
         if action == "snooze":
             ws.snooze(agent_id, minutes=30)
@@ -374,16 +383,58 @@ def headless_action(ws: Workspace, agent_id: str, action: str) -> None:
 
             values = {"id": a.id, "name": a.name, "tmux_target": a.tmux_target or "",
                       "socket": ws.socket}
-            subprocess.Popen([expand(x, values) for x in cmd], start_new_session=True)
+            # Its own session: the terminal it opens must outlive a watch that hands over.
+            subprocess.Popen([expand(x, values) for x in cmd], start_new_session=True,
+                             stdin=subprocess.DEVNULL)
         elif a.tmux_target:
             # A client attached to our server (a terminal left open): bring the agent up.
-            subprocess.run(["tmux", "-L", ws.socket, "switch-client", "-t", a.tmux_target],
+            subprocess.run([*ws.tmux._base(), "switch-client", "-t", a.tmux_target],
                            capture_output=True, timeout=5, check=False)
     except (MulluiError, OSError, subprocess.SubprocessError) as e:
         print(f"mullui: notification action {action} for {agent_id}: {e}", file=sys.stderr)
 
 
+def attached_panes(ws: Workspace) -> frozenset[str]:
+    """Pane ids that a client of mullui's tmux server shows right now (``%N``).
+
+    One ``list-clients``: in a client's context ``#{pane_id}`` is the active pane of its
+    current window (tmux 3.3a; control-mode clients count too)."""
+    try:
+        r = subprocess.run([*ws.tmux._base(), "list-clients", "-F", "#{pane_id}"],
+                           capture_output=True, text=True, timeout=2, check=False)
+    except (MulluiError, OSError, subprocess.SubprocessError):
+        return frozenset()
+    if r.returncode != 0:  # no server: nobody is looking
+        return frozenset()
+    return frozenset(line.strip() for line in r.stdout.splitlines() if line.strip())
+
+
+def attached_focus(ws: Workspace) -> Callable[[str], bool]:
+    """``is_focused`` for a supervisor with no TUI: an agent whose pane the human is
+    looking at (attached in a terminal) needs no popup."""
+
+    def is_focused(agent_id: str) -> bool:
+        try:
+            a = ws.store.get(agent_id)
+        except MulluiError:
+            return False
+        if a is None or a.host is not None or not a.tmux_target:
+            return False
+        return a.tmux_target in attached_panes(ws)
+
+    return is_focused
+
+
+#: How long a stopping ``mullui watch`` waits for popups already decided on (the cursor
+#: already counts them as told): longer than one Notify's send timeout (2 s).
+DRAIN_S = 3.0
+
+
 def watch_main(ws: Workspace, *, once: bool = False) -> int:
+    """``mullui watch``: the headless supervisor, while it holds ``supervisor.lock``.
+
+    Exits 0 at once when another supervisor (a TUI, another watch) holds the lock, and
+    on SIGTERM/SIGINT/SIGHUP (what :meth:`SupervisorLock.take_over` sends)."""
     lock = SupervisorLock(ws.paths.supervisor_lock)
     if not lock.acquire():
         print(f"mullui: another supervisor is running (pid {lock.holder()}); nothing to do",
@@ -391,21 +442,33 @@ def watch_main(ws: Workspace, *, once: bool = False) -> int:
         return 0
 
     async def main() -> None:
-        notifier = make_notifier(ws, lambda aid, act: headless_action(ws, aid, act))
+        # No TUI to toast in: the terminal fallback goes to our own stdout (the hidden
+        # tmux window, or the terminal `mullui watch` was started in).
+        notifier = make_notifier(ws, lambda aid, act: headless_action(ws, aid, act),
+                                 terminal=sys.stdout, is_focused=attached_focus(ws))
         if notifier is not None:
             await notifier.start()
+            print(f"mullui watch: notifications: {notifier.backend} ({notifier.reason})",
+                  file=sys.stderr, flush=True)
         sup = Supervisor(ws, notifier=notifier)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(sup.stop()))
-        if once:
-            sup.catch_up_all()
-        else:
-            await sup.run()
-        if notifier is not None:
-            with contextlib.suppress(Exception):
-                await notifier.flush() if hasattr(notifier, "flush") else None
-            await notifier.close()
+        try:
+            if once:
+                sup.catch_up_all()
+            else:
+                await sup.run()
+        finally:
+            # Notices handed to the notifier but not yet on screen: the cursor already
+            # counts them as told, so deliver before going (a handover to the TUI, --once).
+            pending = [t for t in sup._tasks if not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=DRAIN_S)
+            if notifier is not None:
+                with contextlib.suppress(Exception):
+                    await notifier.flush() if hasattr(notifier, "flush") else None
+                await notifier.close()
 
     try:
         asyncio.run(main())
@@ -417,26 +480,37 @@ def watch_main(ws: Workspace, *, once: bool = False) -> int:
 WATCH_SESSION = "mullui-supervisor"
 
 
+#: What the hidden ``mullui watch`` needs from the spawning process's environment: tmux's
+#: global environment is the one of whoever started the server, often long ago.
+WATCH_ENV = ("MULLUI_HOME", "MULLUI_TMUX_SOCKET", "MULLUI_NOTIFY", "MULLUI_STATE_DIR",
+             "DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "WAYLAND_DISPLAY", "HOME", "PATH",
+             "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME",
+             "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL")
+
+
 def ensure_running(ws: Workspace) -> bool:
-    """Start ``mullui watch`` in a hidden window of mullui's tmux server unless some
-    supervisor already holds the lock. Returns True when one was started."""
+    """Start ``mullui watch`` in a hidden window of mullui's tmux server (session
+    ``mullui-supervisor``) unless some supervisor already holds the lock.  Returns True
+    when one was started.  Two callers racing may both start one: the second exits at
+    once, finding the lock held."""
     lock = SupervisorLock(ws.paths.supervisor_lock)
     if not lock.is_free():
         return False
-    env = {k: v for k, v in os.environ.items()
-           if k in ("MULLUI_HOME", "MULLUI_TMUX_SOCKET", "MULLUI_NOTIFY", "MULLUI_STATE_DIR",
-                    "DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "WAYLAND_DISPLAY", "HOME", "PATH",
-                    "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME")}
+    env = {k: v for k, v in os.environ.items() if k in WATCH_ENV}
     argv = [sys.executable, "-m", "mullui", "watch"]
+    # In the repository when there is one, so its .mullui.toml ([notify], limits) applies.
+    cwd = str(ws.repo_or_none() or Path.home())
     try:
         base = ws.tmux._base()
         envargs = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
         has = subprocess.run([*base, "has-session", "-t", f"={WATCH_SESSION}"],
                              capture_output=True, timeout=10, check=False)
         if has.returncode == 0:
-            cmd = [*base, "new-window", "-d", "-t", f"={WATCH_SESSION}:", "-n", "watch", *envargs, *argv]
+            cmd = [*base, "new-window", "-d", "-t", f"={WATCH_SESSION}:", "-n", "watch",
+                   "-c", cwd, *envargs, *argv]
         else:
-            cmd = [*base, "new-session", "-d", "-s", WATCH_SESSION, "-n", "watch", *envargs, *argv]
+            cmd = [*base, "new-session", "-d", "-s", WATCH_SESSION, "-n", "watch",
+                   "-c", cwd, *envargs, *argv]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
         if r.returncode != 0:
             raise MulluiError(r.stderr.strip() or "tmux refused")

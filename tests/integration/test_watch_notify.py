@@ -1,0 +1,459 @@
+"""`mullui watch` end to end: real watch processes, real agents in tmux, real git, a real
+(private) D-Bus session bus with a stand-in notification server.
+
+What a user would see: one popup per state change with the right title, body, urgency
+and buttons; the buttons work with no TUI open; nothing is lost or repeated across a
+``kill -9``; exactly one supervisor notifies; a queued spawn starts a hidden watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mullui.model import parse_iso
+from mullui.paths import get_paths
+from mullui.supervisor import WATCH_SESSION, SupervisorLock
+from tests.conftest import ROOT, make_repo, wait_for
+from tests.support.fake_notifications import (
+    FakeNotificationServer,
+    NotifyCall,
+    fake_server,
+    private_session_bus,
+)
+
+pytestmark = pytest.mark.timeout(90)
+
+CLI = Callable[..., subprocess.CompletedProcess[str]]
+#: Longer than the default burst window (1 s): a duplicate or a burst summary would
+#: have arrived by then.
+SETTLE_S = 1.3
+URGENCY_NORMAL, URGENCY_CRITICAL = 1, 2
+
+
+# ---- the stand-in notification server, on its own thread --------------------------------
+class DesktopThread:
+    """:class:`FakeNotificationServer` served from a thread with its own event loop, so
+    the test may block (subprocesses, ``wait_for``) while the server answers Notify."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.server: FakeNotificationServer | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="fake-desktop", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.loop.run_until_complete(self._serve())
+        except BaseException as e:  # surfaced by start()
+            self._error = e
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with fake_server() as server:
+            self.server = server
+            self._ready.set()
+            await self._stop.wait()
+
+    def start(self) -> DesktopThread:
+        self._thread.start()
+        assert self._ready.wait(10), "fake notification server did not start"
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    @property
+    def calls(self) -> list[NotifyCall]:
+        assert self.server is not None
+        return list(self.server.calls)
+
+    def wait_calls(self, count: int, timeout: float = 15.0) -> list[NotifyCall]:
+        wait_for(lambda: len(self.calls) >= count, timeout=timeout)
+        return self.calls
+
+    def wait_title(self, title: str, timeout: float = 15.0) -> NotifyCall:
+        found = wait_for(lambda: [c for c in self.calls if c.title == title], timeout=timeout)
+        return found[0]  # type: ignore[no-any-return]
+
+    def click(self, call: NotifyCall, action_key: str) -> None:
+        """The user clicks ``action_key`` ("attach", "snooze", "default" = the popup)."""
+        assert self.server is not None
+        self.loop.call_soon_threadsafe(self.server.click, call, action_key)
+
+
+@pytest.fixture
+def bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A private D-Bus session bus (no notification server on it yet)."""
+    with private_session_bus() as address:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+        yield address
+
+
+@pytest.fixture
+def desktop(bus: str) -> Iterator[DesktopThread]:
+    d = DesktopThread().start()
+    yield d
+    d.stop()
+
+
+# ---- the real `mullui watch` ------------------------------------------------------------
+def child_env(**extra: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["MULLUI_NOTIFY"] = "desktop"  # conftest sets "none" for every other test
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return env
+
+
+class Watch:
+    """One ``python -m mullui watch`` process; stdout and stderr go to files."""
+
+    def __init__(self, cwd: Path, logdir: Path, n: int, env: dict[str, str]) -> None:
+        self.out_path = logdir / f"watch-{n}.out"
+        self.err_path = logdir / f"watch-{n}.err"
+        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mullui", "watch"], cwd=cwd, env=env,
+                stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 15.0) -> Watch:
+        """Until it said which backend it uses (it holds the lock by then)."""
+        wait_for(lambda: "notifications:" in self.stderr or self.proc.poll() is not None,
+                 timeout=timeout)
+        assert self.proc.poll() is None, f"watch exited {self.proc.returncode}: {self.stderr}"
+        return self
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def start_watch(mullui_home: Path, repo: Path, tmp_path: Path) -> Iterator[Callable[..., Watch]]:
+    """Start real ``mullui watch`` processes (in the repository); all stopped afterwards."""
+    started: list[Watch] = []
+
+    def start(ready: bool = True, **env: str | None) -> Watch:
+        w = Watch(repo, tmp_path, len(started), child_env(**env))
+        started.append(w)
+        return w.wait_ready() if ready else w
+
+    yield start
+    for w in started:
+        w.stop()
+    for w in started:
+        assert "Traceback" not in w.stderr, w.stderr
+
+
+def write_config(home: Path, text: str) -> None:
+    (home / "config.toml").write_text(text)
+
+
+def spawn(cli: CLI, repo: Path, task: str, *args: str) -> str:
+    r = cli("spawn", "--agent", "shell", *args, task, cwd=repo, env=child_env())
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def spawn_demo(repo: Path, script: str, name: str) -> str:
+    """A scripted demo agent (mullui/demo/agent.py) reporting through ``mullui hook``,
+    as Claude Code does: the only way a local agent becomes *blocked* (shell agents have
+    no hooks).  In-process, because the CLI does not expose the demo script."""
+    from mullui.workspace import Workspace
+
+    a = Workspace(cwd=repo).spawn(
+        f"demo {script}", agent="demo", name=name,
+        extra={"script": script, "env": {"MULLUI_DEMO_SPEED": "20"}},
+    )  # fmt: skip
+    return a.id
+
+
+def agent(cli: CLI, repo: Path, agent_id: str) -> dict[str, Any]:
+    r = cli("ls", "--json", cwd=repo, env=child_env())
+    assert r.returncode == 0, r.stderr
+    return next(a for a in json.loads(r.stdout) if a["id"] == agent_id)
+
+
+def wait_state(cli: CLI, repo: Path, agent_id: str, state: str, timeout: float = 20) -> None:
+    wait_for(lambda: agent(cli, repo, agent_id)["state"] == state, timeout=timeout,
+             interval=0.1)
+
+
+def titles(d: DesktopThread) -> list[str]:
+    return [c.title for c in d.calls]
+
+
+# ---- one popup per state change ---------------------------------------------------------
+BUTTONS = {"attach": "Attach", "snooze": "Snooze 30 min"}
+
+
+def test_failed_agent_pops_up_once_critical_with_exit_code(
+    desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI, repo: Path
+) -> None:
+    start_watch()
+    spawn(cli, repo, "exit 3", "--name", "api-refactor")
+    call = desktop.wait_title("api-refactor is failed")
+    assert call.body == "exit code 3"
+    assert call.urgency == URGENCY_CRITICAL
+    assert {k: v for k, v in call.actions.items() if k != "default"} == BUTTONS
+    assert call.app_name == "mullui"
+    time.sleep(SETTLE_S)
+    assert titles(desktop) == ["api-refactor is failed"]
+
+
+def test_done_agent_pops_up_once_normal_with_its_last_message(
+    desktop: DesktopThread, start_watch: Callable[..., Watch], repo: Path
+) -> None:
+    start_watch()
+    spawn_demo(repo, "refactor", "api-refactor")
+    call = desktop.wait_title("api-refactor is done")
+    assert call.body == "Extracted tokenize() from parse(); 12 tests pass."
+    assert call.urgency == URGENCY_NORMAL
+    assert {k: v for k, v in call.actions.items() if k != "default"} == BUTTONS
+    time.sleep(SETTLE_S)
+    # working -> done: only the state that needs the human pops up.
+    assert titles(desktop) == ["api-refactor is done"]
+
+
+def test_blocked_agent_pops_up_once_critical_with_its_question(
+    desktop: DesktopThread, start_watch: Callable[..., Watch], repo: Path
+) -> None:
+    start_watch()
+    spawn_demo(repo, "question", "api-refactor")
+    call = desktop.wait_title("api-refactor is blocked")
+    assert call.body == "Should the new /export endpoint also accept CSV? (y/n)"
+    assert call.urgency == URGENCY_CRITICAL
+    assert {k: v for k, v in call.actions.items() if k != "default"} == BUTTONS
+    time.sleep(SETTLE_S)
+    assert titles(desktop) == ["api-refactor is blocked"]
+
+
+# ---- the buttons, with no TUI open ------------------------------------------------------
+def test_snooze_button_snoozes_the_agent_for_30_minutes(
+    desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI, repo: Path
+) -> None:
+    start_watch()
+    aid = spawn(cli, repo, "exit 3", "--name", "api-refactor")
+    call = desktop.wait_title("api-refactor is failed")
+    clicked = datetime.now(UTC)
+    desktop.click(call, "snooze")
+    until = wait_for(lambda: agent(cli, repo, aid)["snoozed_until"], interval=0.1)
+    snoozed_for = parse_iso(until) - clicked
+    assert abs(snoozed_for - timedelta(minutes=30)) < timedelta(seconds=20), snoozed_for
+    inbox = cli("inbox", "--json", cwd=repo, env=child_env())
+    assert inbox.returncode == 0, inbox.stderr
+    assert aid not in [a["id"] for a in json.loads(inbox.stdout)]
+    # Snoozing is not a state change: no new popup.
+    time.sleep(SETTLE_S)
+    assert titles(desktop) == ["api-refactor is failed"]
+
+
+@pytest.mark.parametrize("click", ["attach", "default"])
+def test_attach_button_and_popup_click_run_the_attach_command(
+    click: str, desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI,
+    repo: Path, mullui_home: Path, tmp_path: Path,
+) -> None:
+    # "default" is a click on the popup itself: with no TUI to select the agent in, the
+    # headless watch attaches.  (A clicked popup is gone: one click per popup.)
+    touch = "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])"
+    mark = tmp_path / "attached-{id}"
+    write_config(mullui_home, "[notify]\nattach_command = "
+                 + json.dumps([sys.executable, "-c", touch, str(mark), "{name} {tmux_target}"])
+                 + "\n")
+    start_watch()
+    aid = spawn(cli, repo, "exit 3", "--name", "api-refactor")
+    call = desktop.wait_title("api-refactor is failed")
+    target = agent(cli, repo, aid)["tmux_target"]
+    marker = tmp_path / f"attached-{aid}"
+    assert not marker.exists()
+
+    desktop.click(call, click)
+    wait_for(marker.exists)
+    assert marker.read_text() == f"api-refactor {target}"
+    # Attaching changes nothing about the agent.
+    assert agent(cli, repo, aid)["snoozed_until"] is None
+
+
+# ---- fallbacks --------------------------------------------------------------------------
+@pytest.mark.parametrize("where", ["no session bus", "no notification server"])
+def test_without_a_notification_server_the_watch_writes_terminal_notifications(
+    where: str, bus: str, start_watch: Callable[..., Watch], cli: CLI, repo: Path
+) -> None:
+    env: dict[str, str | None] = {}
+    if where == "no session bus":
+        env["DBUS_SESSION_BUS_ADDRESS"] = None
+    w = start_watch(**env)
+    assert "notifications: terminal" in w.stderr
+    spawn(cli, repo, "exit 3", "--name", "api-refactor")
+    osc = "\x1b]777;notify;api-refactor is failed;exit code 3\x07"
+    wait_for(lambda: osc in w.stdout)
+    assert w.stdout.count(osc) == 1
+    assert "\x1b]9;api-refactor is failed: exit code 3\x07" in w.stdout
+
+
+def test_an_agent_the_human_is_attached_to_does_not_pop_up(
+    desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI, repo: Path
+) -> None:
+    start_watch()
+    watched = spawn(cli, repo, "read answer; exit 3", "--name", "watched")
+    target = agent(cli, repo, watched)["tmux_target"]
+    # A terminal attached to the agent's pane (a control-mode client is a real client).
+    client = subprocess.Popen(
+        ["tmux", "-L", os.environ["MULLUI_TMUX_SOCKET"], "-C", "attach-session", "-t", target],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        sock = os.environ["MULLUI_TMUX_SOCKET"]
+        wait_for(lambda: target in subprocess.run(
+            ["tmux", "-L", sock, "list-clients", "-F", "#{pane_id}"],
+            capture_output=True, text=True, check=False).stdout.split())
+        r = cli("send", watched, "no", cwd=repo, env=child_env())
+        assert r.returncode == 0, r.stderr
+        wait_state(cli, repo, watched, "failed")
+        # A second agent nobody looks at; its popup proves the first was processed.
+        spawn(cli, repo, "exit 4", "--name", "unwatched")
+        desktop.wait_title("unwatched is failed")
+        time.sleep(SETTLE_S)
+        assert titles(desktop) == ["unwatched is failed"]
+    finally:
+        assert client.stdin is not None
+        client.stdin.close()
+        client.terminate()
+        client.wait(10)
+
+
+# ---- exactly once across kill -9 ---------------------------------------------------------
+def test_after_kill_9_the_restarted_watch_notifies_the_missed_change_once(
+    desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI, repo: Path
+) -> None:
+    first = start_watch()
+    spawn(cli, repo, "true", "--name", "agent-a")
+    desktop.wait_title("agent-a is done")
+    first.kill9()
+
+    b = spawn(cli, repo, "exit 3", "--name", "agent-b")
+    wait_state(cli, repo, b, "failed")  # applied and journaled while no supervisor ran
+    assert titles(desktop) == ["agent-a is done"]
+
+    second = start_watch()
+    desktop.wait_title("agent-b is failed")
+    time.sleep(SETTLE_S)
+    assert titles(desktop) == ["agent-a is done", "agent-b is failed"]
+
+    # The cursor is on disk, not in memory: yet another restart tells nothing again.
+    second.kill9()
+    start_watch()
+    time.sleep(SETTLE_S)
+    assert titles(desktop) == ["agent-a is done", "agent-b is failed"]
+
+
+# ---- one supervisor at a time -----------------------------------------------------------
+def test_a_second_watch_exits_at_once_naming_the_running_one(
+    bus: str, start_watch: Callable[..., Watch], cli: CLI, repo: Path
+) -> None:
+    first = start_watch()
+    t0 = time.monotonic()
+    r = cli("watch", cwd=repo, env=child_env(), timeout=20)
+    assert time.monotonic() - t0 < 5
+    assert r.returncode == 0
+    assert f"another supervisor is running (pid {first.proc.pid})" in r.stderr
+    assert first.proc.poll() is None
+
+
+def test_take_over_makes_the_running_watch_hand_over_and_exit(
+    bus: str, start_watch: Callable[..., Watch], mullui_home: Path
+) -> None:
+    w = start_watch()
+    lock = SupervisorLock(get_paths().supervisor_lock)
+    assert not lock.is_free()
+    try:
+        t0 = time.monotonic()
+        assert lock.take_over(wait=5.0)  # what the TUI does on start
+        assert w.proc.wait(5) == 0
+        assert time.monotonic() - t0 < 3
+        assert lock.holder() == os.getpid()
+    finally:
+        lock.release()
+    assert lock.is_free()
+
+
+# ---- a queued spawn starts a hidden watch ------------------------------------------------
+def test_a_queued_spawn_starts_a_hidden_watch_that_holds_the_lock_and_runs_the_queue(
+    cli: CLI, repo: Path, mullui_home: Path
+) -> None:
+    sock = os.environ["MULLUI_TMUX_SOCKET"]
+    first = spawn(cli, repo, "sleep 1", "--name", "first")
+    nxt = spawn(cli, repo, "true", "--name", "next", "--after", first)
+    assert agent(cli, repo, nxt)["state"] == "queued"
+
+    def watch_pid() -> int | None:
+        r = subprocess.run(["tmux", "-L", sock, "list-panes", "-t", f"={WATCH_SESSION}:watch",
+                            "-F", "#{pane_pid} #{pane_dead}"], capture_output=True, text=True,
+                           check=False)
+        pid, _, dead = r.stdout.strip().partition(" ")
+        return int(pid) if r.returncode == 0 and dead == "0" else None
+
+    pid = wait_for(watch_pid)
+    lock = SupervisorLock(get_paths().supervisor_lock)
+    wait_for(lambda: not lock.is_free() and lock.holder() == pid)
+    # No TUI, no `mullui watch` typed by anyone: the hidden one starts the queued agent.
+    wait_state(cli, repo, nxt, "done", timeout=30)
+    assert watch_pid() == pid
+
+
+# ---- config ------------------------------------------------------------------------------
+def test_bad_quiet_hours_is_a_config_error_naming_file_and_line(
+    cli: CLI, repo: Path, mullui_home: Path
+) -> None:
+    write_config(mullui_home, 'default_agent = "shell"\n[notify]\nquiet_hours = "25:00-07:00"\n')
+    r = cli("watch", cwd=repo, env=child_env(), timeout=20)
+    assert r.returncode == 1
+    assert "config.toml line 3: [notify] quiet_hours must be" in r.stderr
+    assert "Traceback" not in r.stderr
