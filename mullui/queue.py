@@ -255,6 +255,26 @@ def _expand_for_start(ws: Workspace, a: Agent) -> Agent:
     return ws.store.emit(a.id, "update", fields={"task": task, "extra": extra})
 
 
+def _config(ws: Workspace, agents: Sequence[Agent]) -> Config:
+    """The config the queue obeys.  ``mullui watch`` runs outside any repository (its cwd
+    is $HOME), where ``ws.config`` would miss the repository's ``.mullui.toml``: then the
+    repository of the oldest queued agent decides."""
+    if ws.repo_or_none() is not None:
+        return ws.config
+    for a in sorted(agents, key=lambda a: a.created_at):
+        if a.state is Q and a.repo:
+            return _repo_config(ws, a.repo)
+    return ws.config
+
+
+def _repo_config(ws: Workspace, repo: str | None) -> Config:
+    if ws.repo_or_none() is not None or not repo or not Path(repo).is_dir():
+        return ws.config
+    from mullui import config as config_mod
+
+    return config_mod.load(ws.paths.config_file, Path(repo))
+
+
 def wait_reason(ws: Workspace, agent: Agent) -> str | None:
     """Why a just-created agent must stay queued, or None to start it now.
 
@@ -267,7 +287,7 @@ def wait_reason(ws: Workspace, agent: Agent) -> str | None:
     agents = ws.store.all()
     if not any(a.id == agent.id for a in agents):
         agents.append(agent)
-    for a, reason in plan(agents, ws.config):
+    for a, reason in plan(agents, _config(ws, agents)):
         if a.id == agent.id:
             if reason is None:
                 _expand_for_start(ws, agent)
@@ -301,7 +321,7 @@ def tick(ws: Workspace) -> list[Agent]:
     started: list[Agent] = []
     with admission(ws):
         agents = ws.store.all()
-        decisions = plan(agents, ws.config)
+        decisions = plan(agents, _config(ws, agents))
         for a, reason in decisions:
             if reason is not None:
                 if a.cause != reason:
@@ -335,8 +355,8 @@ def enforce_budget(ws: Workspace, agent: Agent) -> Agent | None:
     pane is stopped so the process's exit (``exit:130``) cannot overtake it.  A ``done``
     agent is stopped too: its idle session is one message away from spending again.
     """
-    limit = ws.config.limits.max_cost_usd
     a = ws.store.get(agent.id) or agent
+    limit = _repo_config(ws, a.repo).limits.max_cost_usd
     if not over_budget(a, limit) or a.state not in (ST, W, B, D):
         return None
     cause = f"over budget: ${a.cost_usd:.2f} > ${limit:.2f}"

@@ -1,0 +1,383 @@
+"""Queued agents with real tmux, real git and the real CLI: ``--after``, chains, backlogs,
+``max_running``, ``max_unreviewed``, budgets, and a queue that outlives tmux.
+
+Queued agents are started by the real supervisor (``mullui watch``, which ``spawn`` starts
+in a hidden tmux window when something is queued), never by the test.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from mullui.events import read_events
+from mullui.model import Agent, State
+from mullui.paths import get_paths
+from mullui.store import Store
+from tests.conftest import git, wait_for
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+RUNNING = (State.STARTING, State.WORKING, State.BLOCKED)
+
+
+def store() -> Store:
+    return Store(get_paths())
+
+
+def spawn(cli: Cli, repo: Path, task: str, *args: str) -> str:
+    r = cli("spawn", "--agent", "shell", "--no-attach", *args, task, cwd=repo)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def get(agent_id: str) -> Agent:
+    return store().load(agent_id)
+
+
+def wait_state(agent_id: str, *states: State, timeout: float = 20.0) -> Agent:
+    def check() -> Agent | None:
+        a = get(agent_id)
+        return a if a.state in states else None
+
+    try:
+        a: Agent = wait_for(check, timeout=timeout)
+    except AssertionError:
+        a = get(agent_id)
+        raise AssertionError(
+            f"{agent_id} is {a.state.value} ({a.cause}), not {states}{_diagnose()}"
+        ) from None
+    return a
+
+
+def _diagnose() -> str:
+    """What the supervisor's window and tmux say, for a failure message."""
+    import os
+
+    sock = os.environ["MULLUI_TMUX_SOCKET"]
+    panes = subprocess.run(
+        [
+            "tmux",
+            "-L",
+            sock,
+            "list-panes",
+            "-a",
+            "-F",
+            "#{session_name} #{window_name} #{pane_id} dead=#{pane_dead} "
+            "status=#{pane_dead_status}",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
+    sup = subprocess.run(
+        ["tmux", "-L", sock, "capture-pane", "-p", "-t", "mullui-supervisor"],
+        capture_output=True,
+        text=True,
+    )
+    return f"\ntmux panes:\n{panes}\nsupervisor window:\n{sup.stdout.strip()}{sup.stderr}"
+
+
+def wait_cause(agent_id: str, prefix: str, timeout: float = 20.0) -> Agent:
+    def check() -> Agent | None:
+        a = get(agent_id)
+        return a if a.cause.startswith(prefix) else None
+
+    try:
+        a: Agent = wait_for(check, timeout=timeout)
+    except AssertionError:
+        a = get(agent_id)
+        raise AssertionError(f"{agent_id}: cause is {a.cause!r}, not {prefix!r}…") from None
+    return a
+
+
+def entered(a: Agent, state: State) -> datetime:
+    return next(t.at for t in a.history if t.state is state)
+
+
+def config(home: Path, text: str) -> None:
+    (home / "config.toml").write_text(text)
+
+
+COMMIT = "git add -A && git commit -qm {msg}"
+
+
+# ---- --after --------------------------------------------------------------------------------
+def test_after_waits_for_done_then_starts_from_its_branch_with_placeholders(
+    cli: Cli, git_repo: Path
+) -> None:
+    a = spawn(
+        cli, git_repo, f"sleep 1; echo one > one.txt; {COMMIT.format(msg=one)}; echo plan-is-ready"
+    )
+    b = spawn(
+        cli,
+        git_repo,
+        "printf '%s\\n' {prev.id} {prev.branch} {prev.worktree} {prev.last_message} > got.txt",
+        "--after",
+        a,
+    )
+    queued = get(b)
+    assert queued.state is State.QUEUED
+    assert queued.cause == f"waiting for {get(a).name} ({a}) to be done"
+    assert "{prev.id}" in queued.task  # expanded at start, not at creation
+
+    done_a = wait_state(a, State.DONE)
+    done_b = wait_state(b, State.DONE)
+    assert entered(done_b, State.STARTING) >= entered(done_a, State.DONE)
+    assert done_b.base == done_a.branch
+    wt = Path(done_b.worktree or "")
+    assert (wt / "one.txt").read_text() == "one\n"  # started from the predecessor's branch
+    assert (wt / "got.txt").read_text().splitlines() == [
+        a,
+        done_a.branch,
+        done_a.worktree,
+        "plan-is-ready",
+    ]
+    assert done_b.extra["task_template"].startswith("printf '%s\\n' {prev.id}")
+
+
+one = "one"
+
+
+def test_a_follow_up_of_a_failed_agent_stays_queued_with_its_reason(
+    cli: Cli, git_repo: Path
+) -> None:
+    a = spawn(cli, git_repo, "sleep 0.5; exit 3")
+    b = spawn(cli, git_repo, "touch never", "--after", a)
+    wait_state(a, State.FAILED)
+    got = wait_cause(b, "predecessor ")
+    assert got.state is State.QUEUED
+    assert got.cause == f"predecessor {get(a).name} failed: exit:3"
+    assert got.worktree is None and got.tmux_target is None
+
+
+def test_after_an_agent_that_is_already_done_starts_at_once(cli: Cli, git_repo: Path) -> None:
+    a = spawn(cli, git_repo, "sleep 0.2; echo quick")
+    wait_state(a, State.DONE)
+    b = spawn(cli, git_repo, "echo {prev.id} > id.txt", "--after", a)
+    assert get(b).state is not State.QUEUED
+    done_b = wait_state(b, State.DONE)
+    assert (Path(done_b.worktree or "") / "id.txt").read_text() == f"{a}\n"
+
+
+# ---- chains ---------------------------------------------------------------------------------
+def test_a_two_step_chain_runs_one_step_after_the_other(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
+    config(
+        mullui_home,
+        """
+[chains.plan-critique]
+steps = [
+  { agent = "shell",
+    task = "sleep 0.5; echo 'plan for {task}' > PLAN.md; git add -A; git commit -qm plan" },
+  { agent = "shell",
+    task = "cat {prev.worktree}/PLAN.md > CRITIQUE.md; echo critique >> CRITIQUE.md" },
+]
+""",
+    )
+    r = cli("spawn", "--chain", "plan-critique", "--no-attach", "the login bug", cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    first = r.stdout.strip()
+    steps = sorted((a for a in store().all() if a.chain), key=lambda a: a.chain_step or 0)
+    assert [s.chain_step for s in steps] == [1, 2]
+    assert steps[0].id == first and steps[1].after == first
+    assert steps[1].state is State.QUEUED
+    assert {s.chain for s in steps} == {steps[0].chain}
+    assert {s.chain_name for s in steps} == {"plan-critique"}
+    assert "plan for the login bug" in steps[0].task  # {task} filled at creation
+
+    s2 = wait_state(steps[1].id, State.DONE)
+    s1 = get(first)
+    assert entered(s2, State.STARTING) >= entered(s1, State.DONE)
+    out = (Path(s2.worktree or "") / "CRITIQUE.md").read_text()
+    assert out == "plan for the login bug\ncritique\n"
+
+    from mullui.queue import chain_runs
+
+    (run,) = chain_runs(store().all())
+    assert run.state == "done" and run.total == 2
+
+
+def test_an_unknown_chain_is_refused_naming_the_known_ones(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
+    config(mullui_home, '[chains.pc]\nsteps = [{ agent = "shell", task = "true" }]\n')
+    r = cli("spawn", "--chain", "nope", "--no-attach", "x", cwd=git_repo)
+    assert r.returncode == 1 and "no chain 'nope' (known: pc)" in r.stderr
+    assert store().all() == []
+
+
+# ---- max_running ---------------------------------------------------------------------------
+def test_max_running_2_is_never_exceeded_while_five_agents_run(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
+    config(mullui_home, "[limits]\nmax_running = 2\n")
+    ids = [spawn(cli, git_repo, "sleep 1.5", "--name", f"w{i}") for i in range(5)]
+    for i in ids[2:]:  # each of the last three had to wait for a slot
+        events, _ = read_events(get_paths().spool_file(i))
+        assert any(e.get("cause") == "waiting for a free slot (max_running 2)" for e in events)
+    peak = 0
+
+    def all_done() -> bool:
+        nonlocal peak
+        agents = [get(i) for i in ids]
+        peak = max(peak, sum(a.state in RUNNING for a in agents))
+        return all(a.state is State.DONE for a in agents)
+
+    wait_for(all_done, timeout=40)
+    assert peak == 2
+    # The recorded state changes agree: at no instant were three agents running.
+    spans = []
+    for i in ids:
+        a = get(i)
+        spans.append((entered(a, State.STARTING), entered(a, State.DONE)))
+    for start, _ in spans:
+        assert sum(s <= start < e for s, e in spans) <= 2
+    # Oldest first: the queued ones started in the order they were spawned.
+    starts = [s for s, _ in spans]
+    assert starts[2] <= starts[3] <= starts[4]
+
+
+# ---- max_unreviewed --------------------------------------------------------------------------
+def test_new_spawns_wait_while_done_work_is_unreviewed(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
+    config(mullui_home, "[limits]\nmax_unreviewed = 1\n")
+    a = spawn(cli, git_repo, "echo done")
+    wait_state(a, State.DONE)
+    b = spawn(cli, git_repo, "echo next")
+    got = get(b)
+    assert got.state is State.QUEUED
+    assert got.cause == "waiting for review: 1 done agents unreviewed (max_unreviewed 1)"
+    assert cli("ack", a, cwd=git_repo).returncode == 0
+    wait_state(b, State.DONE)
+
+
+# ---- budgets --------------------------------------------------------------------------------
+def test_an_agent_over_max_cost_is_stopped_and_the_inbox_says_so(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
+    config(mullui_home, "[limits]\nmax_cost_usd = 10.0\n")
+    a = spawn(cli, git_repo, "sleep 60")
+    # Make sure the supervisor runs (nothing queued here would start it).
+    from mullui import supervisor
+    from mullui.workspace import Workspace
+
+    supervisor.ensure_running(Workspace(cwd=git_repo))
+    wait_state(a, State.WORKING)
+    wait_for(lambda: not supervisor.SupervisorLock(get_paths().supervisor_lock).is_free())
+    # What `mullui hook` appends when a transcript reports spending (usage.py).
+    store().emit(a, "usage", tokens_in=900_000, tokens_out=500_000, cost_usd=12.345)
+    failed = wait_state(a, State.FAILED)
+    assert failed.cause == "over budget: $12.35 > $10.00"
+    inbox = json.loads(cli("inbox", "--json", cwd=git_repo).stdout)
+    assert [(i["id"], i["why"]) for i in inbox] == [(a, "over budget: $12.35 > $10.00")]
+    # The agent's process is gone, its worktree stays.
+    target = failed.tmux_target or ""
+    wait_for(lambda: _pane_gone(target), timeout=10)
+    assert Path(failed.worktree or "").is_dir()
+
+
+def _pane_gone(target: str) -> bool:
+    import os
+
+    r = subprocess.run(
+        [
+            "tmux",
+            "-L",
+            os.environ["MULLUI_TMUX_SOCKET"],
+            "list-panes",
+            "-a",
+            "-F",
+            "#{pane_id} #{pane_dead}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    return f"{target} 0" not in r.stdout
+
+
+# ---- backlog --------------------------------------------------------------------------------
+BACKLOG = """\
+[[tasks]]
+name = "schema"
+agent = "shell"
+task = "sleep 0.5; echo schema > schema.txt; git add -A; git commit -qm schema"
+estimate_h = 3
+
+[[tasks]]
+name = "api"
+agent = "shell"
+task = "cat schema.txt > api.txt"
+after = "schema"
+estimate_h = 1.5
+
+[[tasks]]
+name = "readme"
+agent = "shell"
+task = "echo readme"
+"""
+
+
+def test_a_backlog_runs_in_dependency_order_and_keeps_estimates(cli: Cli, git_repo: Path) -> None:
+    (git_repo / "tasks.toml").write_text(BACKLOG)
+    r = cli("spawn", "--from", "tasks.toml", cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    ids = r.stdout.split()
+    assert [get(i).name for i in ids] == ["schema", "api", "readme"]
+    assert [get(i).estimate_h for i in ids] == [3.0, 1.5, None]
+    api = wait_state(ids[1], State.DONE)
+    assert (Path(api.worktree or "") / "api.txt").read_text() == "schema\n"
+    wait_state(ids[2], State.DONE)
+
+
+def test_an_invalid_backlog_is_rejected_whole_before_anything_starts(
+    cli: Cli, git_repo: Path
+) -> None:
+    bad = BACKLOG.replace('after = "schema"', 'after = "shcema"')
+    (git_repo / "tasks.toml").write_text(bad)
+    r = cli("spawn", "--from", "tasks.toml", cwd=git_repo)
+    assert r.returncode == 1
+    assert r.stderr.startswith("mullui: tasks.toml line 11: after = 'shcema' names no task"), (
+        r.stderr
+    )
+    assert store().all() == []
+
+
+# ---- restart -------------------------------------------------------------------------------
+def test_the_queue_survives_a_restart_of_tmux_and_mullui(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
+    import os
+
+    config(mullui_home, "[limits]\nmax_running = 1\n")
+    long = spawn(cli, git_repo, "sleep 60", "--name", "long")
+    b = spawn(cli, git_repo, "echo b > b.txt; git add -A; git commit -qm b", "--name", "b")
+    c = spawn(cli, git_repo, "cat b.txt > c.txt", "--after", b, "--name", "c")
+    assert get(b).cause == "waiting for a free slot (max_running 1)"
+    assert get(c).state is State.QUEUED
+    # The machine's tmux server goes away: the running agent and the supervisor with it.
+    subprocess.run(["tmux", "-L", os.environ["MULLUI_TMUX_SOCKET"], "kill-server"], check=True)
+    assert get(b).state is State.QUEUED and get(c).state is State.QUEUED
+    # mullui comes back: the next command sees the lost agent, the queue moves on.
+    r = cli("ls", cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    assert get(long).state is State.FAILED
+    from mullui import supervisor
+    from mullui.workspace import Workspace
+
+    supervisor.ensure_running(Workspace(cwd=git_repo))
+    done_c = wait_state(c, State.DONE, timeout=30)
+    assert (Path(done_c.worktree or "") / "c.txt").read_text() == "b\n"
+
+
+@pytest.fixture(autouse=True)
+def _identity(monkeypatch: pytest.MonkeyPatch, git_repo: Path) -> None:
+    # Agents commit in their worktrees; the repo carries an identity so a tmux server
+    # started with another environment still can.
+    git(git_repo, "config", "user.name", "mullui-test")
+    git(git_repo, "config", "user.email", "test@mullui.invalid")
