@@ -25,8 +25,10 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -38,6 +40,8 @@ GIT_TIMEOUT_S = 60.0
 MAX_PARALLEL_GIT = 8
 # merge_order gives up searching (and says so) after this many predicted merges.
 MERGE_SEARCH_BUDGET = 400
+# Snapshots + predicted merges written before the scratch object directory is recycled.
+SCRATCH_ROTATE_WRITES = 20_000
 
 # Inherited from a git hook or an agent's shell, these would point our git at another
 # repository or index.
@@ -173,15 +177,28 @@ class _Probe:
 class CollisionCache:
     """Change sets keyed by (HEAD, base, status + dirty files' stat); merges by commit pair.
 
+    Snapshots and predicted merges are written to a private scratch object directory that
+    borrows the repository's objects as an alternate: the user's repository never gains
+    unreachable objects (a radar that snapshots every few seconds would otherwise leave
+    thousands of loose objects for `git gc --auto` to nag about).  ``scratch_parent``
+    chooses where that directory lives (default: the system temp dir); ``close()`` or
+    garbage collection removes it, and it is recycled after ``SCRATCH_ROTATE_WRITES``.
+
     Thread-safe; entries are computed outside the lock (a race computes twice, harmlessly).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, scratch_parent: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._changes: dict[str, tuple[tuple[str, ...], ChangeSet]] = {}
         self._merges: dict[tuple[str, str, str], _MergeResult] = {}
         self._drifts: dict[tuple[str, str, str], BaseDrift] = {}
         self._forks: dict[tuple[str, str, str], str | None] = {}
+        self._objects_of: dict[Path, str | None] = {}
+        self._scratch_parent = scratch_parent
+        self._scratch: Path | None = None
+        self._cleanup: weakref.finalize[[str, bool], CollisionCache] | None = None
+        self._writes = 0
+        self._inflight = 0
         self.stats = CacheStats()
 
     def forget(self, agent_id: str) -> None:
@@ -189,9 +206,57 @@ class CollisionCache:
         with self._lock:
             self._changes.pop(agent_id, None)
 
+    def object_env(self, cwd: Path) -> dict[str, str]:
+        """Environment for a git command in ``cwd`` (repository or worktree) that needs to
+        read snapshot commits, e.g. ``git diff <fork_point> <snapshot>`` for a diff view."""
+        with self._lock:
+            known = cwd in self._objects_of
+            real = self._objects_of.get(cwd)
+        if not known:
+            real = _objects_dir(cwd)
+            with self._lock:
+                self._objects_of[cwd] = real
+        if real is None:
+            return {}
+        with self._lock:
+            if self._scratch is None:
+                self._scratch = Path(
+                    tempfile.mkdtemp(prefix="mullui-radar-", dir=self._scratch_parent)
+                )
+                self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
+            scratch = self._scratch
+        return {"GIT_OBJECT_DIRECTORY": str(scratch), "GIT_ALTERNATE_OBJECT_DIRECTORIES": real}
+
+    def close(self) -> None:
+        """Remove the scratch objects and forget everything; the cache stays usable."""
+        with self._lock:
+            self._drop_scratch()
+
+    def _drop_scratch(self) -> None:  # call with the lock held
+        if self._cleanup is not None:
+            self._cleanup()
+        self._scratch, self._cleanup, self._writes = None, None, 0
+        self._changes.clear()
+        self._merges.clear()
+        self._drifts.clear()
+
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        with self._lock:
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inflight -= 1
+
     def _count_git(self) -> None:
         with self._lock:
             self.stats.git_calls += 1
+
+    def _count_writes(self, n: int) -> None:
+        with self._lock:
+            self._writes += n
 
     def _get_change(self, agent_id: str, key: tuple[str, ...]) -> ChangeSet | None:
         with self._lock:
@@ -207,8 +272,12 @@ class CollisionCache:
             self._changes[agent_id] = (key, cs)
 
     def _prune(self, live: Iterable[str]) -> None:
-        """Keep entries of live agents and merges among their current snapshots."""
+        """Keep entries of live agents and merges among their current snapshots; recycle
+        the scratch objects once they have grown (only when no other call is running)."""
         with self._lock:
+            if self._writes > SCRATCH_ROTATE_WRITES and self._inflight <= 1:
+                self._drop_scratch()
+                return
             keep = set(live)
             self._changes = {a: e for a, e in self._changes.items() if a in keep}
             commits = {e[1].snapshot for e in self._changes.values()}
@@ -219,6 +288,53 @@ class CollisionCache:
             self._drifts = {k: v for k, v in self._drifts.items() if k[1] in commits}
             heads = {e[1].head for e in self._changes.values()}
             self._forks = {k: v for k, v in self._forks.items() if k[2] in heads}
+
+
+@contextmanager
+def _session(cache: CollisionCache | None) -> Iterator[CollisionCache]:
+    """The caller's cache, or a throwaway one whose scratch objects go when the call ends."""
+    own = cache is None
+    used = CollisionCache() if cache is None else cache
+    try:
+        with used._call():
+            yield used
+    finally:
+        if own:
+            used.close()
+
+
+def _objects_dir(cwd: Path) -> str | None:
+    """The object directory of the repository ``cwd`` belongs to (worktrees share it)."""
+    dotgit = cwd / ".git"
+    try:
+        if dotgit.is_dir():
+            gitdir = dotgit
+        else:
+            text = dotgit.read_text(errors="replace").strip()
+            if not text.startswith("gitdir: "):
+                raise OSError("not a gitdir pointer")
+            gitdir = (cwd / text[len("gitdir: ") :]).resolve()
+        common = gitdir
+        if (gitdir / "commondir").is_file():
+            common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+        if (common / "objects").is_dir():
+            return str(common / "objects")
+    except OSError:
+        pass
+    try:  # a bare repository, a submodule, or something else unusual: ask git
+        proc = subprocess.run(
+            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            cwd=cwd,
+            env=_env(),
+            capture_output=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    return str(Path(proc.stdout.decode().strip()) / "objects")
 
 
 # --- git plumbing -------------------------------------------------------------------------
@@ -238,20 +354,21 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def _git(
     cwd: Path,
     args: Sequence[str],
-    cache: CollisionCache | None,
+    cache: CollisionCache,
     *,
     env: dict[str, str] | None = None,
     stdin: bytes | None = None,
     ok: tuple[int, ...] = (0,),
 ) -> subprocess.CompletedProcess[bytes]:
-    if cache is not None:
-        cache._count_git()
+    cache._count_git()
     argv = ["git", *args]
+    run_env = dict(env or _env())
+    run_env.update(cache.object_env(cwd))
     try:
         proc = subprocess.run(
             argv,
             cwd=cwd,
-            env=env or _env(),
+            env=run_env,
             input=stdin,
             capture_output=True,
             timeout=GIT_TIMEOUT_S,
@@ -277,7 +394,7 @@ def _z_list(out: bytes) -> list[str]:
     return [p.decode(errors="surrogateescape") for p in out.split(b"\0") if p]
 
 
-def _resolve(repo: Path, names: Sequence[str], cache: CollisionCache | None) -> dict[str, str]:
+def _resolve(repo: Path, names: Sequence[str], cache: CollisionCache) -> dict[str, str]:
     """Commit ids for rev names in one ``cat-file --batch-check`` (missing names are left out).
 
     Names go through stdin, so a name starting with '-' can never become an option.
@@ -302,7 +419,7 @@ def _branch_ref(branch: str) -> str:
 
 
 def _probe(
-    work: Work, base_commit: str, branch_commit: str | None, cache: CollisionCache | None
+    work: Work, base_commit: str, branch_commit: str | None, cache: CollisionCache
 ) -> _Probe:
     wt = work.worktree
     if wt is None or not wt.is_dir():
@@ -343,7 +460,7 @@ def _probe(
     return _Probe(head, tuple(dirty), key)
 
 
-def _snapshot(worktree: Path, head: str, dirty: Sequence[str], cache: CollisionCache | None) -> str:
+def _snapshot(worktree: Path, head: str, dirty: Sequence[str], cache: CollisionCache) -> str:
     """A commit (parent HEAD) holding the worktree's current files, tracked or untracked.
 
     ``git add -A`` runs against a *copy* of the worktree's index (the real one is never
@@ -373,10 +490,11 @@ def _snapshot(worktree: Path, head: str, dirty: Sequence[str], cache: CollisionC
         cache,
         env=_env(_SYNTHETIC_COMMIT_ENV),
     )
+    cache._count_writes(1)
     return commit.stdout.decode().strip()
 
 
-def _index_path(worktree: Path, cache: CollisionCache | None) -> Path:
+def _index_path(worktree: Path, cache: CollisionCache) -> Path:
     dotgit = worktree / ".git"
     # Read a linked worktree's "gitdir:" pointer ourselves: one process less per snapshot.
     if dotgit.is_dir() and not os.environ.get("GIT_INDEX_FILE"):
@@ -389,12 +507,12 @@ def _index_path(worktree: Path, cache: CollisionCache | None) -> Path:
     return Path(out.stdout.decode().strip())
 
 
-def _merge_base(repo: Path, a: str, b: str, cache: CollisionCache | None) -> str | None:
+def _merge_base(repo: Path, a: str, b: str, cache: CollisionCache) -> str | None:
     out = _git(repo, ["merge-base", a, b], cache, ok=(0, 1)).stdout.decode().strip()
     return out or None  # exit 1: no common ancestor
 
 
-def _diff_names(repo: Path, a: str, b: str, cache: CollisionCache | None) -> set[str]:
+def _diff_names(repo: Path, a: str, b: str, cache: CollisionCache) -> set[str]:
     # Tree-to-tree: git skips identical subtrees, so this stays cheap on big repositories.
     out = _git(
         repo, ["diff", "--name-only", "-z", "--no-renames", "--no-ext-diff", a, b], cache
@@ -403,7 +521,7 @@ def _diff_names(repo: Path, a: str, b: str, cache: CollisionCache | None) -> set
 
 
 def _diff_many(
-    repo: Path, pairs: Sequence[tuple[str, str]], cache: CollisionCache | None
+    repo: Path, pairs: Sequence[tuple[str, str]], cache: CollisionCache
 ) -> list[set[str]]:
     """Names changed from ``old`` to ``new`` for each (old, new) commit pair, one process.
 
@@ -439,27 +557,27 @@ def _diff_many(
     return found
 
 
-def _merge_tree(repo: Path, ours: str, theirs: str, cache: CollisionCache | None) -> _MergeResult:
+def _merge_tree(repo: Path, ours: str, theirs: str, cache: CollisionCache) -> _MergeResult:
     return _merge_trees(repo, [(ours, theirs)], cache)[0]
 
 
 def _merge_trees(
-    repo: Path, pairs: Sequence[tuple[str, str]], cache: CollisionCache | None
+    repo: Path, pairs: Sequence[tuple[str, str]], cache: CollisionCache
 ) -> list[_MergeResult]:
     """Predict ``git merge`` of each (ours, theirs) commit pair; cached by the pair."""
     results: dict[tuple[str, str], _MergeResult] = {}
     todo: list[tuple[str, str]] = []
     unique = list(dict.fromkeys(pairs))
-    with _maybe_lock(cache):
+    with cache._lock:
         for pair in unique:
-            hit = cache._merges.get((str(repo), *pair)) if cache is not None else None
+            hit = cache._merges.get((str(repo), *pair))
             if hit is not None:
                 results[pair] = hit
             else:
                 todo.append(pair)
-        if cache is not None:
-            cache.stats.pair_hits += len(unique) - len(todo)
-            cache.stats.pair_misses += len(todo)
+        cache.stats.pair_hits += len(unique) - len(todo)
+        cache.stats.pair_misses += len(todo)
+    cache._count_writes(len(todo))
     if len(todo) > 1 and _STDIN_MERGES.get("ok", True):
         # One process per core, each taking a slice of the pairs on stdin.
         n = max(1, min(os.cpu_count() or 1, MAX_PARALLEL_GIT, len(todo) // 16))
@@ -471,10 +589,9 @@ def _merge_trees(
     for pair in todo:
         if pair not in results:
             results[pair] = _merge_one(repo, *pair, cache)
-    if cache is not None:
-        with cache._lock:
-            for pair in todo:
-                cache._merges[(str(repo), *pair)] = results[pair]
+    with cache._lock:
+        for pair in todo:
+            cache._merges[(str(repo), *pair)] = results[pair]
     return [results[p] for p in pairs]
 
 
@@ -484,7 +601,7 @@ _STDIN_MERGES: dict[str, bool] = {}
 
 
 def _merge_stdin(
-    repo: Path, pairs: Sequence[tuple[str, str]], cache: CollisionCache | None
+    repo: Path, pairs: Sequence[tuple[str, str]], cache: CollisionCache
 ) -> list[_MergeResult]:
     """Many merges in one git process: far cheaper than a process per pair.
 
@@ -523,7 +640,7 @@ def _merge_stdin(
     return found
 
 
-def _merge_one(repo: Path, ours: str, theirs: str, cache: CollisionCache | None) -> _MergeResult:
+def _merge_one(repo: Path, ours: str, theirs: str, cache: CollisionCache) -> _MergeResult:
     # --write-tree needs git 2.38; exit 1 means conflicts, the tree then holds markers.
     proc = _git(
         repo,
@@ -539,18 +656,6 @@ def _merge_one(repo: Path, ours: str, theirs: str, cache: CollisionCache | None)
             break
         names.append(p.decode(errors="surrogateescape"))
     return _MergeResult(proc.returncode == 1, tree, tuple(sorted(set(names))))
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _maybe_lock(cache: CollisionCache | None) -> threading.Lock | _NoLock:
-    return cache._lock if cache is not None else _NoLock()
 
 
 _T = TypeVar("_T")
@@ -673,8 +778,13 @@ def _change_sets(works: Sequence[Work], cache: CollisionCache) -> dict[str, Chan
 
 def change_set(work: Work, cache: CollisionCache | None = None) -> ChangeSet:
     """Files the agent changed since its fork from the base (committed, uncommitted,
-    untracked), and the snapshot commit that stands for its current state."""
-    return _change_sets([work], cache or CollisionCache())[work.agent_id]
+    untracked), and the snapshot commit that stands for its current state.
+
+    The snapshot lives in ``cache``'s scratch objects (see ``CollisionCache.object_env``);
+    without a cache it is gone when this returns.
+    """
+    with _session(cache) as c:
+        return _change_sets([work], c)[work.agent_id]
 
 
 # --- collisions ---------------------------------------------------------------------------
@@ -688,7 +798,11 @@ def find_collisions(
     Pass *all* live agents: entries of agents left out are dropped from ``cache``.
     merge-tree runs only for pairs whose change sets intersect.
     """
-    cache = cache if cache is not None else CollisionCache()
+    with _session(cache) as c:
+        return _find_collisions(works, c)
+
+
+def _find_collisions(works: Sequence[Work], cache: CollisionCache) -> dict[str, list[Collision]]:
     sets = _change_sets(works, cache)
     result: dict[str, list[Collision]] = {w.agent_id: [] for w in works}
     repo_of = {w.agent_id: w.repo for w in works}
@@ -728,7 +842,11 @@ def find_collisions(
 def base_drift(work: Work, cache: CollisionCache | None = None) -> BaseDrift:
     """How far the base moved since the agent forked, which of the agent's files it changed
     too, and whether merging into the base now would conflict."""
-    cache = cache if cache is not None else CollisionCache()
+    with _session(cache) as c:
+        return _base_drift(work, c)
+
+
+def _base_drift(work: Work, cache: CollisionCache) -> BaseDrift:
     cs = _change_sets([work], cache)[work.agent_id]
     if cs.fork_point is None or cs.snapshot is None or cs.fork_point == cs.base_commit:
         return BaseDrift(work.agent_id, work.base, cs.base_commit, cs.fork_point, 0, (), False)
@@ -837,7 +955,11 @@ def merge_order(
 ) -> MergePlan:
     """Predict merging every agent into ``target``: a clean order when one exists (the
     given order is tried first), else None and the agents or pairs that block."""
-    cache = cache if cache is not None else CollisionCache()
+    with _session(cache) as c:
+        return _merge_order(works, target, c)
+
+
+def _merge_order(works: Sequence[Work], target: str, cache: CollisionCache) -> MergePlan:
     repos = {w.repo for w in works}
     if len(repos) > 1:
         raise ValueError(f"merge_order needs agents of one repository, got {sorted(repos)}")

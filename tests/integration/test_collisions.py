@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,7 @@ def _observe(work: Work) -> dict[str, object]:
         if p.is_file() and ".git" not in p.parts
     }
     return {
+        "objects": git(work.repo, "count-objects", "-v"),  # no snapshot or merge lands here
         "index": (index.stat().st_mtime_ns, index.read_bytes()),
         "status": git(wt, "--no-optional-locks", "status", "--porcelain=v2", "--branch"),
         "refs": git(work.repo, "for-each-ref"),
@@ -226,6 +228,58 @@ def test_engine_modifies_no_worktree_index_or_ref(repo: Path) -> None:
     merge_order([a, b], "main")
 
     assert {w.agent_id: _observe(w) for w in (a, b)} == before
+
+
+def test_scratch_objects_go_away_with_the_cache(repo: Path, tmp_path: Path) -> None:
+    a, b = agent(repo, "a"), agent(repo, "b")
+    edit(a, L5="a")
+    edit(b, commit=False, L5="b")
+    parent = tmp_path / "scratch"
+    parent.mkdir()
+    cache = CollisionCache(scratch_parent=parent)
+    find_collisions([a, b], cache)
+    assert len(list(parent.iterdir())) == 1
+
+    cache.close()
+
+    assert list(parent.iterdir()) == []
+    assert find_collisions([a, b], cache)["a"][0].conflict  # still usable afterwards
+
+
+def test_scratch_objects_are_recycled_once_they_grow(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mullui.collisions.SCRATCH_ROTATE_WRITES", 1)
+    a, b = agent(repo, "a"), agent(repo, "b")
+    edit(a, L5="a")
+    edit(b, commit=False, L5="b")
+    cache = CollisionCache(scratch_parent=tmp_path)
+    first = find_collisions([a, b], cache)  # 1 snapshot + 1 merge: over the limit
+
+    assert [p for p in tmp_path.iterdir() if p.name.startswith("mullui-radar-")] == []
+    assert find_collisions([a, b], cache) == first
+    assert cache.stats.agent_hits == 0  # recycled: everything was computed again
+
+
+def test_the_snapshot_is_readable_through_the_cache_environment(repo: Path) -> None:
+    a = agent(repo, "a")
+    assert a.worktree is not None
+    write(a.worktree, "fresh.txt", "not committed\n")
+    cache = CollisionCache()
+    cs = change_set(a, cache)
+    assert cs.snapshot is not None and cs.fork_point is not None
+
+    env = {**os.environ, **cache.object_env(repo)}
+    out = subprocess.run(
+        ["git", "diff", "--name-only", cs.fork_point, cs.snapshot],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.split() == ["fresh.txt"]
+    cache.close()
 
 
 def test_observation_would_notice_an_index_refresh(repo: Path) -> None:
