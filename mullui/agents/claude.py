@@ -37,12 +37,14 @@ transcript (:mod:`mullui.usage`).
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mullui.agents.base import Event, LaunchContext, Profile
+from mullui.errors import MulluiError
 from mullui.usage import Price, claude_session_usage
 
 SETTINGS_FILE = "claude-settings.json"
@@ -132,6 +134,66 @@ def _state(state: str, event: str, **extra: Any) -> Event:
     return ev
 
 
+def claude_state_file(env: Mapping[str, str]) -> Path:
+    """Where Claude Code keeps its per-user state (onboarding, trusted folders, approved
+    API keys): ``~/.claude.json``, or under ``CLAUDE_CONFIG_DIR`` (2.1.197's lookup,
+    including the legacy ``<config dir>/.config.json``)."""
+    home = Path(env.get("HOME") or Path.home())
+    config_dir = env.get("CLAUDE_CONFIG_DIR")
+    legacy = Path(config_dir or home / ".claude") / ".config.json"
+    if legacy.exists():
+        return legacy
+    return Path(config_dir or home) / ".claude.json"
+
+
+def first_run_problem(repo: Path, worktree: Path, env: Mapping[str, str]) -> str | None:
+    """Why Claude Code would stop at a first-run screen in ``worktree``, or None.
+
+    Those screens (onboarding, "do you trust this folder?", "use this API key?") come
+    *before* any hook runs - Claude Code 2.1.197 runs no settings hooks in an untrusted
+    folder - so mullui would see an agent that never says anything.  Better to refuse
+    the launch with what to do.  Read-only: the user's file is never written.
+    """
+    if env.get("CLAUDE_CODE_SANDBOXED"):
+        return None  # the CLI skips the trust check in a sandbox
+    path = claude_state_file(env)
+    setup = f"run `claude` once in {repo} and finish its first-run questions"
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        return f"Claude Code has never run for this user ({path} is missing): {setup}"
+    except (OSError, ValueError) as e:
+        return f"cannot read Claude Code's state file {path} ({e}): {setup}"
+    if not isinstance(state, dict) or state.get("hasCompletedOnboarding") is not True:
+        return f"Claude Code's first-run setup is not finished ({path}): {setup}"
+    projects = state.get("projects")
+    projects = projects if isinstance(projects, dict) else {}
+
+    def trusted(p: Path) -> bool:
+        entry = projects.get(str(p))
+        return isinstance(entry, dict) and entry.get("hasTrustDialogAccepted") is True
+
+    # The CLI trusts the git root (a worktree's main repository) or any ancestor of cwd.
+    candidates = [repo.resolve(), *[worktree.resolve(), *worktree.resolve().parents]]
+    if not any(trusted(p) for p in candidates):
+        return (
+            f"Claude Code does not trust {repo} yet, and would wait at its trust dialog "
+            f"where no hook can report it: run `claude` in {repo} once and choose "
+            f"'Yes, I trust this folder'"
+        )
+    key = env.get("ANTHROPIC_API_KEY")
+    if key:
+        answers = state.get("customApiKeyResponses")
+        answers = answers if isinstance(answers, dict) else {}
+        known = [*answers.get("approved", []), *answers.get("rejected", [])]
+        if key[-20:] not in known:
+            return (
+                "Claude Code would first ask whether to use ANTHROPIC_API_KEY: run `claude` "
+                "once with this key set and answer its question"
+            )
+    return None
+
+
 class ClaudeProfile(Profile):
     name = "claude"
     has_hooks = True
@@ -161,6 +223,9 @@ class ClaudeProfile(Profile):
         return {"hooks": hooks}
 
     def prepare(self, ctx: LaunchContext) -> dict[str, str]:
+        problem = first_run_problem(ctx.repo, ctx.worktree, {**os.environ, **ctx.env})
+        if problem:
+            raise MulluiError(problem)
         ctx.profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.settings_path(ctx)
         tmp = path.with_name(path.name + ".tmp")

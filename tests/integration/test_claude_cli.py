@@ -27,7 +27,8 @@ import pytest
 from libtmux import Session
 
 from mullui.agents.base import LaunchContext
-from mullui.agents.claude import ClaudeProfile
+from mullui.agents.claude import ClaudeProfile, first_run_problem
+from mullui.errors import MulluiError
 from mullui.usage import claude_session_usage
 from tests.support.anthropic_stub import AnthropicStub, StubUsage, Turn
 from tests.support.claude_env import USER_SETTINGS, make_claude_home
@@ -174,6 +175,7 @@ def rig(tmp_path: Path, session: Session) -> Iterator[Rig]:
             profile_dir=tmp_path / "state" / "profiles" / "a1",
             hook_argv=(sys.executable, str(recorder), str(hooks.path)),
             session_id=str(uuid.uuid4()),
+            env=claude_home.env,
         )
         profile = ClaudeProfile()
         env = dict(claude_home.env)
@@ -467,6 +469,7 @@ def test_every_payload_updates_the_session_meta() -> None:
 
 
 def test_settings_register_every_hook_and_nothing_else(tmp_path: Path) -> None:
+    home = make_claude_home(tmp_path / "home", [tmp_path], base_url="http://127.0.0.1:9")
     ctx = LaunchContext(
         agent_id="a1",
         name="n",
@@ -477,6 +480,7 @@ def test_settings_register_every_hook_and_nothing_else(tmp_path: Path) -> None:
         profile_dir=tmp_path / "p",
         hook_argv=("/opt/my python/bin/python3", "-m", "mullui", "hook"),
         session_id="s",
+        env=home.env,
     )
     profile = ClaudeProfile()
     profile.prepare(ctx)
@@ -486,6 +490,81 @@ def test_settings_register_every_hook_and_nothing_else(tmp_path: Path) -> None:
     assert cmd == "'/opt/my python/bin/python3' -m mullui hook PermissionRequest"
     argv = profile.command(ctx)
     assert argv[-2:] == ["--", "t"] and "--session-id" in argv
+
+
+# ---- first-run screens: they come before any hook, so the launch is refused ---------
+
+
+def first_run(tmp_path: Path, edit: Callable[[dict[str, Any]], None] | None = None) -> str | None:
+    repo = tmp_path / "repo"
+    worktree = tmp_path / "worktrees" / "wt1"
+    worktree.mkdir(parents=True, exist_ok=True)
+    home = make_claude_home(tmp_path / "home", [repo], base_url="http://127.0.0.1:9")
+    if edit is not None:
+        path = home.home / ".claude.json"
+        state = json.loads(path.read_text())
+        edit(state)
+        path.write_text(json.dumps(state))
+    return first_run_problem(repo, worktree, home.env)
+
+
+def test_a_worktree_of_a_trusted_repository_may_start(tmp_path: Path) -> None:
+    assert first_run(tmp_path) is None
+
+
+def test_an_untrusted_repository_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    problem = first_run(tmp_path, lambda s: s.update(projects={}))
+    assert problem is not None
+    assert "does not trust" in problem and "Yes, I trust this folder" in problem
+
+
+def test_a_trusted_parent_folder_counts(tmp_path: Path) -> None:
+    trusted = {str(tmp_path.resolve()): {"hasTrustDialogAccepted": True}}
+    assert first_run(tmp_path, lambda s: s.update(projects=trusted)) is None
+
+
+def test_unfinished_onboarding_is_refused(tmp_path: Path) -> None:
+    problem = first_run(tmp_path, lambda s: s.update(hasCompletedOnboarding=False))
+    assert problem is not None and "first-run setup" in problem
+
+
+def test_an_unanswered_api_key_question_is_refused(tmp_path: Path) -> None:
+    problem = first_run(tmp_path, lambda s: s.update(customApiKeyResponses={}))
+    assert problem is not None and "ANTHROPIC_API_KEY" in problem
+
+
+def test_spawn_refuses_an_untrusted_repository(tmp_path: Path) -> None:
+    home = make_claude_home(tmp_path / "home", [], base_url="http://127.0.0.1:9")
+    ctx = LaunchContext(
+        agent_id="a1",
+        name="n",
+        task="t",
+        worktree=tmp_path,
+        branch="b",
+        repo=tmp_path,
+        profile_dir=tmp_path / "p",
+        hook_argv=("mullui", "hook"),
+        session_id="s",
+        env=home.env,
+    )
+    with pytest.raises(MulluiError, match="does not trust"):
+        ClaudeProfile().prepare(ctx)
+    assert not (tmp_path / "p").exists()
+
+
+@needs_claude
+def test_in_an_untrusted_folder_the_cli_waits_at_a_dialog_and_runs_no_hook(rig: Rig) -> None:
+    """Why the refusal above exists (pinned against the real CLI)."""
+    state_file = rig.home / ".claude.json"
+    state = json.loads(state_file.read_text())
+    state["projects"] = {}
+    state_file.write_text(json.dumps(state))
+    rig.stub.add(Turn.say("never asked"))
+    rig.launch(rig.profile.command(rig.ctx))
+    wait_for(lambda: "trust this folder" in rig.screen(), 60, "the trust dialog")
+    time.sleep(1.0)  # give a (wrongly) early SessionStart hook time to show up
+    assert rig.hooks.calls() == []
+    assert rig.stub.main_requests() == []
 
 
 # ---- the whole pipeline: mullui spawn -> claude in tmux -> mullui hook -> mullui ls -----
