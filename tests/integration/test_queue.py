@@ -170,13 +170,13 @@ def test_a_two_step_chain_runs_one_step_after_the_other(
     config(
         mullui_home,
         """
-[chains.plan-critique]
-steps = [
-  { agent = "shell",
-    task = "sleep 0.5; echo 'plan for {task}' > PLAN.md; git add -A; git commit -qm plan" },
-  { agent = "shell",
-    task = "cat {prev.worktree}/PLAN.md > CRITIQUE.md; echo critique >> CRITIQUE.md" },
-]
+[[chains.plan-critique.steps]]
+agent = "shell"
+task = "sleep 0.5; echo 'plan for {task}' > PLAN.md; git add -A; git commit -qm plan"
+
+[[chains.plan-critique.steps]]
+agent = "shell"
+task = "cat {prev.worktree}/PLAN.md > CRITIQUE.md; echo critique >> CRITIQUE.md"
 """,
     )
     r = cli("spawn", "--chain", "plan-critique", "--no-attach", "the login bug", cwd=git_repo)
