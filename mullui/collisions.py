@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -266,6 +266,13 @@ class CollisionCache:
                 return entry[1]
             self.stats.agent_misses += 1
             return None
+
+    def _peek_change(self, agent_id: str) -> ChangeSet | None:
+        with self._lock:
+            entry = self._changes.get(agent_id)
+            if entry is not None:
+                self.stats.agent_hits += 1
+            return entry[1] if entry is not None else None
 
     def _put_change(self, agent_id: str, key: tuple[str, ...], cs: ChangeSet) -> None:
         with self._lock:
@@ -736,7 +743,9 @@ def _finish(repo: Path, pending: Sequence[_Pending], cache: CollisionCache) -> l
     return done
 
 
-def _change_sets(works: Sequence[Work], cache: CollisionCache) -> dict[str, ChangeSet]:
+def _change_sets(
+    works: Sequence[Work], cache: CollisionCache, changed: Collection[str] | None = None
+) -> dict[str, ChangeSet]:
     ids = [w.agent_id for w in works]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate agent ids in {ids!r}")
@@ -757,7 +766,15 @@ def _change_sets(works: Sequence[Work], cache: CollisionCache) -> dict[str, Chan
 
     def one(w: Work) -> ChangeSet | _Pending:
         base_commit = commits[(w.repo, w.base)]
-        probe = _probe(w, base_commit, commits.get((w.repo, _branch_ref(w.branch))), cache)
+        branch_commit = commits.get((w.repo, _branch_ref(w.branch)))
+        if changed is not None and w.agent_id not in changed:
+            trusted = cache._peek_change(w.agent_id)
+            if trusted is not None and trusted.base_commit == base_commit:
+                if w.worktree is not None and w.worktree.is_dir():
+                    return trusted
+                if trusted.head == branch_commit:
+                    return trusted
+        probe = _probe(w, base_commit, branch_commit, cache)
         hit = cache._get_change(w.agent_id, probe.key)
         if hit is not None:
             return hit
@@ -791,19 +808,25 @@ def change_set(work: Work, cache: CollisionCache | None = None) -> ChangeSet:
 
 
 def find_collisions(
-    works: Sequence[Work], cache: CollisionCache | None = None
+    works: Sequence[Work],
+    cache: CollisionCache | None = None,
+    changed: Collection[str] | None = None,
 ) -> dict[str, list[Collision]]:
     """Every agent's collisions with the others (symmetric; no collision maps to []).
 
     Pass *all* live agents: entries of agents left out are dropped from ``cache``.
-    merge-tree runs only for pairs whose change sets intersect.
+    merge-tree runs only for pairs whose change sets intersect.  ``changed``: the agents
+    an event says may have changed since the last call; the others are taken from the
+    cache without even a ``git status`` (unless their base moved).  None checks everyone.
     """
     with _session(cache) as c:
-        return _find_collisions(works, c)
+        return _find_collisions(works, c, changed)
 
 
-def _find_collisions(works: Sequence[Work], cache: CollisionCache) -> dict[str, list[Collision]]:
-    sets = _change_sets(works, cache)
+def _find_collisions(
+    works: Sequence[Work], cache: CollisionCache, changed: Collection[str] | None
+) -> dict[str, list[Collision]]:
+    sets = _change_sets(works, cache, changed)
     result: dict[str, list[Collision]] = {w.agent_id: [] for w in works}
     repo_of = {w.agent_id: w.repo for w in works}
     touching: dict[tuple[Path, str], list[str]] = {}

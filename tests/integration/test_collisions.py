@@ -404,6 +404,22 @@ def test_repeated_calls_with_nothing_changed_only_run_git_status(repo: Path) -> 
     assert s.git_calls - calls == 3 + 1  # one status per agent, one ref lookup per repo
 
 
+def test_an_event_naming_one_agent_rechecks_only_that_agent(repo: Path) -> None:
+    a, b, c = agent(repo, "a"), agent(repo, "b"), agent(repo, "c")
+    edit(a, L5="a")
+    edit(c, rel="other.py", L1="c")
+    cache = CollisionCache()
+    assert find_collisions([a, b, c], cache) == {"a": [], "b": [], "c": []}
+    calls = cache.stats.git_calls
+
+    edit(b, commit=False, L5="b")  # the edit hook reports agent b
+    found = find_collisions([a, b, c], cache, changed={"b"})
+
+    assert found["a"] == [Collision("b", ("shared.py",), True, ("shared.py",))]
+    # ref lookup + b's status, snapshot (add, write-tree, commit-tree), diff, one merge
+    assert cache.stats.git_calls - calls == 7
+
+
 def test_editing_an_already_modified_file_again_is_noticed(repo: Path) -> None:
     # The status line stays " M shared.py" across both edits; only the file's stat moves.
     a, b = agent(repo, "a"), agent(repo, "b")
