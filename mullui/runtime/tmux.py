@@ -29,6 +29,7 @@ import secrets
 import shlex
 import shutil
 import signal as signal_module
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -192,11 +193,25 @@ class Tmux:
         return True
 
     def kill_server(self) -> None:
-        """End the server and every agent window in it; no error when none runs."""
+        """End the server and every agent window in it; no error when none runs.
+
+        Returns once the server is gone: ``kill-server`` answers before the server has
+        exited, and a client connecting meanwhile gets "server exited unexpectedly"."""
         try:
+            path = self._cmd("display-message", "-p", "#{socket_path}").strip()
             self._cmd("kill-server")
         except _NoServer:
-            pass
+            return
+        # Gone = its socket refuses connections.  (Not the pid: in a container whose
+        # PID 1 does not reap, the exited server stays a zombie.)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.connect(path)
+                except OSError:
+                    return
+            time.sleep(0.005)
 
     def ensure_session(self, name: str, cwd: Path) -> None:
         """Create session ``name`` (detached, cwd ``cwd``) unless it exists.
@@ -205,14 +220,21 @@ class Tmux:
         on when every agent window is gone, and attaching users land somewhere useful.
         Concurrent callers race benignly: tmux refuses the second ``new-session``.
         """
-        try:
-            self._cmd(
-                "new-session", "-d", "-s", name, "-n", "mullui",
-                "-c", _fmt_literal(str(cwd)),
-            )  # fmt: skip
-        except MulluiError as e:
-            if "duplicate session" not in e.message:
-                raise
+        args = ["new-session", "-d", "-s", name, "-n", "mullui", "-c", _fmt_literal(str(cwd))]
+        for attempt in range(3):
+            try:
+                self._cmd(*args)
+                return
+            except _NoServer:
+                # Connected while a previous server was exiting (kill-server answers
+                # first, exits after): the next attempt starts a fresh server.
+                if attempt == 2:
+                    raise
+                time.sleep(0.05)
+            except MulluiError as e:
+                if "duplicate session" not in e.message:
+                    raise
+                return
 
     # -- agents -----------------------------------------------------------------------
 

@@ -80,6 +80,26 @@ def test_exit_status_arrives_through_pane_died_hook_within_a_second(
     assert 0 <= latency < 1.0
 
 
+def test_every_quick_exit_is_reported_even_when_tmux_loses_sigchld(
+    server: Any, tmp_path: Path
+) -> None:
+    # tmux 3.3a loses a pane's SIGCHLD now and then, leaving a zombie and no pane-died:
+    # measured 1 in 7 quick exits when the agent was exec'd as the pane's process, about
+    # 1 in 40 with the wrapper and no nudge.  Each round uses a fresh server so no other
+    # child's SIGCHLD can rescue a lost one; the wrapper's nudge must.
+    t = Tmux(server.socket_name, config_file=Path("/dev/null"))
+    worst = 0.0
+    for i in range(20):
+        t.ensure_session("repo", tmp_path)
+        t0 = time.monotonic()
+        launch(t, tmp_path, ["printf", "x"], f"q{i}")
+        wait_for(lambda i=i: read(tmp_path / f"q{i}.exit"), 2.0, f"exit report {i}")
+        worst = max(worst, time.monotonic() - t0)
+        t.kill_server()
+    print(f"20 quick exits, worst launch-to-report {worst * 1000:.0f} ms")
+    assert worst < 1.0
+
+
 def test_death_by_signal_is_reported_as_signal(tmux: Tmux, tmp_path: Path) -> None:
     launch(tmux, tmp_path, ["sh", "-c", "kill -TERM $$"])
     line = wait_for(lambda: read(tmp_path / "a1.exit"), what="on_exit")
