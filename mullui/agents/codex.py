@@ -30,7 +30,9 @@ UserPromptSubmit    working
 PreToolUse          working (a tool is about to run)
 PostToolUse         working (e.g. the human approved)
 Stop                done, with ``last_assistant_message`` + usage
-codex-notify        done, with ``last-assistant-message`` (the notify twin of Stop)
+codex-notify        done, with ``last-assistant-message`` (the notify twin of Stop);
+                    only for a thread with a session file - Codex also notifies
+                    for its ephemeral bookkeeping threads (session title)
 ==================  ==========================================================
 """
 
@@ -215,6 +217,11 @@ class CodexProfile(Profile):
 
     # ---- watching ------------------------------------------------------------------
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:
+        if event == NOTIFY_EVENT and _side_thread(payload):
+            # Codex 0.171.0 also notifies for its own bookkeeping threads (the session title,
+            # generated beside the first turn).  They are ephemeral - no session file - and
+            # neither their "turn complete" nor their thread id is the agent's.
+            return [{"kind": "activity", "cause": "hook:codex-notify:side-thread"}]
         out: list[Event] = []
         session = payload.get("session_id") or payload.get("thread-id")
         meta: dict[str, Any] = {}
@@ -254,6 +261,11 @@ class CodexProfile(Profile):
             msg = p.get("last-assistant-message")
             return [_state("done", cause, message=msg if isinstance(msg, str) else None)]
         return []
+
+
+def _side_thread(p: dict[str, Any]) -> bool:
+    thread = p.get("thread-id")
+    return isinstance(thread, str) and bool(thread) and find_rollout(thread) is None
 
 
 # ---- usage from Codex session files ------------------------------------------------

@@ -8,6 +8,11 @@ real API does (``response.created`` ... ``response.output_item.done`` ...
 ``response.completed`` with usage).  Anything else (model listing, telemetry) gets an
 empty, harmless answer.
 
+Side requests are told apart from the main conversation the way Codex 0.171.0 makes them:
+the main loop always offers its tools (``exec_command``, ...), while its bookkeeping
+threads (the session title, generated in parallel with the first turn) send none.  A side
+request gets ``side_answer`` and never consumes a scripted turn.
+
 Requests are recorded (``stub.requests``) with their path and body, so a test can look at
 the tools Codex offered and the call outputs it sent back.
 """
@@ -112,13 +117,14 @@ class OpenAIStub:
         self.stop()
 
     def model_requests(self) -> list[RecordedRequest]:
+        """Requests of the main conversation (side requests left out)."""
         with self.lock:
-            return [r for r in self.requests if r.path.endswith("/responses")]
+            return [r for r in self.requests if _is_main(r)]
 
     def wait_model_requests(self, n: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self.served:
-            while sum(1 for r in self.requests if r.path.endswith("/responses")) < n:
+            while sum(1 for r in self.requests if _is_main(r)) < n:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -133,6 +139,10 @@ class OpenAIStub:
         return f"{prefix}_{next(self._ids):06d}"
 
 
+def _is_main(r: RecordedRequest) -> bool:
+    return r.path.rstrip("/").endswith("/responses") and bool((r.body or {}).get("tools"))
+
+
 def _events(turn: Turn, stub: OpenAIStub, model: str) -> list[tuple[str, dict[str, Any]]]:
     rid = stub.new_id("resp")
     out: list[tuple[str, dict[str, Any]]] = []
@@ -141,6 +151,19 @@ def _events(turn: Turn, stub: OpenAIStub, model: str) -> list[tuple[str, dict[st
     items: list[dict[str, Any]] = []
     if turn.text is not None:
         mid = stub.new_id("msg")
+        added = {
+            "type": "message",
+            "id": mid,
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+        }
+        out.append(
+            (
+                "response.output_item.added",
+                {"type": "response.output_item.added", "output_index": 0, "item": added},
+            )
+        )
         out.append(
             (
                 "response.output_text.delta",
@@ -223,7 +246,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._record(body)
             self._json(200, {})
             return
-        turn = self.owner._take()
+        if (body or {}).get("tools"):
+            turn = self.owner._take()
+        else:
+            turn = Turn(text=self.owner.side_answer)
         model = str((body or {}).get("model") or "stub-model")
         events = _events(turn, self.owner, model)
         self.send_response(200)

@@ -252,7 +252,19 @@ def test_toml_values_round_trip_through_tomllib(value: str) -> None:
     assert _toml(toml_value([value, {"k y": value}])) == [value, {"k y": value}]
 
 
-def test_codex_notify_payload_means_done_with_the_last_message(tmp_path: Path) -> None:
+@pytest.fixture
+def codex_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A CODEX_HOME holding the session file of CODEX_NOTIFY's thread."""
+    home = tmp_path / "codex-home"
+    day = home / "sessions" / "2026" / "11" / "28"
+    day.mkdir(parents=True)
+    tid = CODEX_NOTIFY["thread-id"]
+    (day / f"rollout-2026-11-28T08-12-43-{tid}.jsonl").write_text(_token_count(500, 0, 20) + "\n")
+    monkeypatch.setenv("CODEX_HOME", str(home))
+    return home
+
+
+def test_codex_notify_payload_means_done_with_the_last_message(codex_home: Path) -> None:
     evs = CodexProfile().translate("codex-notify", dict(CODEX_NOTIFY), [json.dumps(CODEX_NOTIFY)])
     state = [e for e in evs if e["kind"] == "state"]
     assert state == [
@@ -264,6 +276,21 @@ def test_codex_notify_payload_means_done_with_the_last_message(tmp_path: Path) -
         }
     ]
     assert {"kind": "meta", "session_id": CODEX_NOTIFY["thread-id"]} in evs
+    (usage,) = [e for e in evs if e["kind"] == "usage"]
+    assert (usage["tokens_in"], usage["tokens_out"]) == (500, 20)
+
+
+def test_codex_notify_of_a_bookkeeping_thread_is_not_done(codex_home: Path) -> None:
+    # Recorded from codex-cli 0.171.0: the session-title thread notifies too, with its own
+    # thread id and no session file.
+    side = {
+        **CODEX_NOTIFY,
+        "thread-id": "01a2213a-1d22-7730-9767-9bde7075aecf",
+        "input-messages": ["Generate a concise, single-line task title of at most 36 chars"],
+        "last-assistant-message": "Create hello file",
+    }
+    evs = CodexProfile().translate("codex-notify", side, [])
+    assert [e["kind"] for e in evs] == ["activity"]  # no meta: not the agent's session
 
 
 def test_codex_notify_of_another_type_is_only_a_sign_of_life() -> None:
@@ -343,21 +370,12 @@ def test_codex_usage_of_an_unknown_model_costs_nothing_and_says_so(tmp_path: Pat
     assert u.cost_usd == 0 and u.unpriced == ("mystery-1",) and u.tokens_in == 10
 
 
-def test_codex_notify_finds_the_session_file_by_thread_id(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    home = tmp_path / "codex-home"
-    day = home / "sessions" / "2026" / "11" / "28"
-    day.mkdir(parents=True)
-    tid = CODEX_NOTIFY["thread-id"]
-    rollout = day / f"rollout-2026-11-28T08-12-43-{tid}.jsonl"
-    rollout.write_text(_token_count(500, 0, 20) + "\n")
-    monkeypatch.setenv("CODEX_HOME", str(home))
-    assert find_rollout(str(tid)) == rollout
+def test_codex_finds_the_session_file_by_thread_id(codex_home: Path) -> None:
+    tid = str(CODEX_NOTIFY["thread-id"])
+    found = find_rollout(tid)
+    assert found is not None and found.name.endswith(f"-{tid}.jsonl")
     assert find_rollout("../../etc") is None
-    evs = CodexProfile().translate("codex-notify", dict(CODEX_NOTIFY), [])
-    (usage,) = [e for e in evs if e["kind"] == "usage"]
-    assert (usage["tokens_in"], usage["tokens_out"]) == (500, 20)
+    assert find_rollout("01a2213a-0000-0000-0000-000000000000") is None
 
 
 # ---- aider ----------------------------------------------------------------------------
@@ -718,7 +736,13 @@ def test_opencode_busy_and_answers_mean_working(event: str) -> None:
     ],
 )
 def test_mullui_hook_applies_each_profiles_events(
-    mullui_home: Path, profile: str, event: str, args: list[str], stdin: str, state: str
+    mullui_home: Path,
+    codex_home: Path,
+    profile: str,
+    event: str,
+    args: list[str],
+    stdin: str,
+    state: str,
 ) -> None:
     from mullui.model import Agent
     from mullui.paths import get_paths
