@@ -151,8 +151,9 @@ class Watch:
 
     def wait_ready(self, timeout: float = 15.0) -> Watch:
         """Until it said which backend it uses (it holds the lock by then)."""
-        wait_for(lambda: "notifications:" in self.stderr or self.proc.poll() is not None,
-                 timeout=timeout)
+        wait_for(
+            lambda: "notifications:" in self.stderr or self.proc.poll() is not None, timeout=timeout
+        )
         assert self.proc.poll() is None, f"watch exited {self.proc.returncode}: {self.stderr}"
         return self
 
@@ -222,8 +223,7 @@ def agent(cli: CLI, repo: Path, agent_id: str) -> dict[str, Any]:
 
 
 def wait_state(cli: CLI, repo: Path, agent_id: str, state: str, timeout: float = 20) -> None:
-    wait_for(lambda: agent(cli, repo, agent_id)["state"] == state, timeout=timeout,
-             interval=0.1)
+    wait_for(lambda: agent(cli, repo, agent_id)["state"] == state, timeout=timeout, interval=0.1)
 
 
 def titles(d: DesktopThread) -> list[str]:
@@ -285,7 +285,9 @@ def test_snooze_button_snoozes_the_agent_for_30_minutes(
     clicked = datetime.now(UTC)
     desktop.click(call, "snooze")
     until = wait_for(lambda: agent(cli, repo, aid)["snoozed_until"], interval=0.1)
-    snoozed_for = parse_iso(until) - clicked
+    until_at = parse_iso(until)
+    assert until_at is not None, until
+    snoozed_for = until_at - clicked
     assert abs(snoozed_for - timedelta(minutes=30)) < timedelta(seconds=20), snoozed_for
     inbox = cli("inbox", "--json", cwd=repo, env=child_env())
     assert inbox.returncode == 0, inbox.stderr
@@ -297,16 +299,24 @@ def test_snooze_button_snoozes_the_agent_for_30_minutes(
 
 @pytest.mark.parametrize("click", ["attach", "default"])
 def test_attach_button_and_popup_click_run_the_attach_command(
-    click: str, desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI,
-    repo: Path, mullui_home: Path, tmp_path: Path,
+    click: str,
+    desktop: DesktopThread,
+    start_watch: Callable[..., Watch],
+    cli: CLI,
+    repo: Path,
+    mullui_home: Path,
+    tmp_path: Path,
 ) -> None:
     # "default" is a click on the popup itself: with no TUI to select the agent in, the
     # headless watch attaches.  (A clicked popup is gone: one click per popup.)
     touch = "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])"
     mark = tmp_path / "attached-{id}"
-    write_config(mullui_home, "[notify]\nattach_command = "
-                 + json.dumps([sys.executable, "-c", touch, str(mark), "{name} {tmux_target}"])
-                 + "\n")
+    write_config(
+        mullui_home,
+        "[notify]\nattach_command = "
+        + json.dumps([sys.executable, "-c", touch, str(mark), "{name} {tmux_target}"])
+        + "\n",
+    )
     start_watch()
     aid = spawn(cli, repo, "exit 3", "--name", "api-refactor")
     call = desktop.wait_title("api-refactor is failed")
@@ -351,9 +361,17 @@ def test_an_agent_the_human_is_attached_to_does_not_pop_up(
     )  # fmt: skip
     try:
         sock = os.environ["MULLUI_TMUX_SOCKET"]
-        wait_for(lambda: target in subprocess.run(
-            ["tmux", "-L", sock, "list-clients", "-F", "#{pane_id}"],
-            capture_output=True, text=True, check=False).stdout.split())
+        wait_for(
+            lambda: (
+                target
+                in subprocess.run(
+                    ["tmux", "-L", sock, "list-clients", "-F", "#{pane_id}"],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout.split()
+            )
+        )
         r = cli("send", watched, "no", cwd=repo, env=child_env())
         assert r.returncode == 0, r.stderr
         wait_state(cli, repo, watched, "failed")
@@ -429,20 +447,35 @@ def test_a_queued_spawn_starts_a_hidden_watch_that_holds_the_lock_and_runs_the_q
     cli: CLI, repo: Path, mullui_home: Path
 ) -> None:
     sock = os.environ["MULLUI_TMUX_SOCKET"]
-    first = spawn(cli, repo, "sleep 1", "--name", "first")
+    first = spawn(cli, repo, "read answer", "--name", "first")  # done when told
     nxt = spawn(cli, repo, "true", "--name", "next", "--after", first)
     assert agent(cli, repo, nxt)["state"] == "queued"
 
     def watch_pid() -> int | None:
-        r = subprocess.run(["tmux", "-L", sock, "list-panes", "-t", f"={WATCH_SESSION}:watch",
-                            "-F", "#{pane_pid} #{pane_dead}"], capture_output=True, text=True,
-                           check=False)
+        r = subprocess.run(
+            [
+                "tmux",
+                "-L",
+                sock,
+                "list-panes",
+                "-t",
+                f"={WATCH_SESSION}:watch",
+                "-F",
+                "#{pane_pid} #{pane_dead}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         pid, _, dead = r.stdout.strip().partition(" ")
         return int(pid) if r.returncode == 0 and dead == "0" else None
 
     pid = wait_for(watch_pid)
     lock = SupervisorLock(get_paths().supervisor_lock)
     wait_for(lambda: not lock.is_free() and lock.holder() == pid)
+    assert agent(cli, repo, nxt)["state"] == "queued"
+    r = cli("send", first, "go", cwd=repo, env=child_env())
+    assert r.returncode == 0, r.stderr
     # No TUI, no `mullui watch` typed by anyone: the hidden one starts the queued agent.
     wait_state(cli, repo, nxt, "done", timeout=30)
     assert watch_pid() == pid
