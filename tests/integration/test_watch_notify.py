@@ -275,6 +275,37 @@ def test_blocked_agent_pops_up_once_critical_with_its_question(
     assert titles(desktop) == ["api-refactor is blocked"]
 
 
+def test_a_still_blocked_agent_is_reminded_once(
+    desktop: DesktopThread, start_watch: Callable[..., Watch], repo: Path, mullui_home: Path
+) -> None:
+    write_config(mullui_home, "[notify]\nescalate_after_s = 1\n")
+    start_watch()
+    spawn_demo(repo, "question", "api-refactor")
+    desktop.wait_title("api-refactor is blocked")
+    reminder = desktop.wait_title("api-refactor is still blocked", timeout=10)
+    assert reminder.body == "waiting 1 s: Should the new /export endpoint also accept CSV? (y/n)"
+    assert reminder.urgency == URGENCY_CRITICAL
+    time.sleep(SETTLE_S + 1)  # one reminder, not one per second
+    assert titles(desktop) == ["api-refactor is blocked", "api-refactor is still blocked"]
+
+
+def test_quiet_hours_keep_the_watch_silent(
+    desktop: DesktopThread,
+    start_watch: Callable[..., Watch],
+    cli: CLI,
+    repo: Path,
+    mullui_home: Path,
+) -> None:
+    now = datetime.now().astimezone()
+    window = f"{now - timedelta(minutes=5):%H:%M}-{now + timedelta(minutes=10):%H:%M}"
+    write_config(mullui_home, f'[notify]\nquiet_hours = "{window}"\n')
+    start_watch()
+    aid = spawn(cli, repo, "exit 3", "--name", "api-refactor")
+    wait_state(cli, repo, aid, "failed")
+    time.sleep(SETTLE_S)
+    assert titles(desktop) == []
+
+
 # ---- the buttons, with no TUI open ------------------------------------------------------
 def test_snooze_button_snoozes_the_agent_for_30_minutes(
     desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI, repo: Path
