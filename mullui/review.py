@@ -1,0 +1,345 @@
+"""Review: merge an agent's branch into its base (``mullui merge``, ``m`` in the TUI).
+
+Nothing is ever half-merged.  The merge is computed first, in the object store only, with
+``git merge-tree --write-tree`` (git >= 2.38): a conflict is refused, naming the files,
+before any ref or file changes.  The merge commit is then built with ``git commit-tree``
+and the target branch moves to it in one step:
+
+- target checked out in some worktree (usually the main repository): only when that
+  worktree is clean and nothing is in progress there, by ``git merge --ff-only`` to the
+  prepared commit, which updates the branch, the index and the files together and
+  refuses (changing nothing) if the branch moved meanwhile;
+- target checked out nowhere: ``git update-ref`` with the old value, so a concurrent
+  change of the branch makes it fail instead of being overwritten.
+
+The merge commit is a true merge (two parents, ``--no-ff`` shape) with a message that
+names the agent and its task.  ``commit-tree`` runs no commit hooks (a hook that needs a
+terminal must not hang a merge); ``post-merge`` runs as usual in a checked-out target.
+
+Uncommitted changes in the agent's worktree are refused, not silently left behind: a
+reviewer who merges expects everything the agent produced to land.  Commit them there, or
+``mullui rm --force`` commits them to the branch first.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mullui.errors import MulluiError
+from mullui.model import Agent, State
+
+if TYPE_CHECKING:
+    from mullui.workspace import Workspace
+
+QUICK = 60.0
+SHOWN = 8  # files named in a message before "and N more"
+
+# Variables that would point git at another repository (inherited from a git hook).
+_REPO_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+)
+
+
+def _git(
+    args: Sequence[str], cwd: Path, *, check: bool = True, timeout: float = QUICK
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in _REPO_ENV}
+    env.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_MERGE_AUTOEDIT": "no"})
+    try:
+        r = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+    except FileNotFoundError as e:
+        if not cwd.is_dir():
+            raise MulluiError(f"directory not found: {cwd}") from e
+        raise MulluiError("git not found: install git >= 2.38") from e
+    except subprocess.TimeoutExpired as e:
+        raise MulluiError(f"git {args[0]} took longer than {timeout:.0f}s in {cwd}") from e
+    if check and r.returncode != 0:
+        raise MulluiError(f"git {args[0]} failed in {cwd}: {_reason(r.stderr)}")
+    return r
+
+
+def _reason(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    picked = [ln for ln in lines if ln.startswith(("fatal:", "error:"))] or lines[-1:]
+    return " ".join(picked) or "no message"
+
+
+def _names(paths: Sequence[str]) -> str:
+    shown = ", ".join(paths[:SHOWN])
+    more = len(paths) - SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _z(out: str) -> list[str]:
+    return [p for p in out.split("\0") if p]
+
+
+def _status_paths(worktree: Path, *, untracked: bool) -> list[str]:
+    out = _git(
+        ["status", "--porcelain=v1", "-z", f"--untracked-files={'all' if untracked else 'no'}"],
+        worktree,
+    ).stdout
+    paths: list[str] = []
+    entries = iter(out.split("\0"))
+    for e in entries:
+        if not e:
+            continue
+        if not untracked and e.startswith("??"):
+            continue
+        paths.append(e[3:])
+        if e[0] in "RC":  # a rename/copy entry is followed by its source path
+            next(entries, None)
+    return paths
+
+
+def _untracked(worktree: Path) -> list[str]:
+    return _z(_git(["ls-files", "-z", "--others", "--exclude-standard"], worktree).stdout)
+
+
+def _in_progress(worktree: Path) -> str | None:
+    """A merge, rebase, cherry-pick or revert stopped half-way in ``worktree``."""
+    for name, what in (
+        ("MERGE_HEAD", "a merge"),
+        ("rebase-merge", "a rebase"),
+        ("rebase-apply", "a rebase"),
+        ("CHERRY_PICK_HEAD", "a cherry-pick"),
+        ("REVERT_HEAD", "a revert"),
+    ):
+        p = _git(["rev-parse", "--path-format=absolute", "--git-path", name], worktree).stdout
+        if Path(p.strip()).exists():
+            return what
+    return None
+
+
+def checked_out_in(repo: Path, branch: str) -> Path | None:
+    """The worktree (main or linked) that has ``branch`` checked out, if any."""
+    out = _git(["worktree", "list", "--porcelain"], repo).stdout
+    for block in out.split("\n\n"):
+        lines = block.splitlines()
+        path = next((ln[9:] for ln in lines if ln.startswith("worktree ")), None)
+        if path and f"branch refs/heads/{branch}" in lines and "bare" not in lines:
+            return Path(path)
+    return None
+
+
+def _sha(repo: Path, ref: str) -> str | None:
+    r = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], repo, check=False)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def _has_identity(repo: Path) -> bool:
+    return all(
+        _git(["var", v], repo, check=False).returncode == 0
+        for v in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT")
+    )
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """What ``merge`` would do, computed without changing anything (the TUI asks with it)."""
+
+    agent: Agent
+    target: str  # local branch name
+    target_sha: str
+    branch_sha: str
+    tree: str  # the merged tree (only meaningful when no conflicts)
+    files: tuple[str, ...]  # files the merge changes in the target
+    conflicts: tuple[str, ...]
+    checkout: Path | None  # where the target is checked out, if anywhere
+    problem: str | None  # why it would be refused (None: it can go ahead)
+
+    def question(self) -> str:
+        """One line to confirm with: ``Merge fix-login (3 files) into main?``."""
+        n = len(self.files)
+        return f"Merge {self.agent.name} ({n} file{'s' if n != 1 else ''}) into {self.target}?"
+
+
+def plan(ws: Workspace, agent: Agent, into: str | None = None) -> MergePlan:
+    """Check everything ``merge`` needs; ``problem`` says why it would be refused.
+
+    Raises ``MulluiError`` only when there is no merge to speak of (no branch, no such
+    target branch, nothing to merge)."""
+    a = agent
+    if a.host is not None:
+        raise MulluiError(
+            f"{a.name} runs on host {a.host!r}: merging remote agents' branches "
+            "is not supported yet; fetch its branch and merge it with git"
+        )
+    if not a.branch or not a.repo:
+        raise MulluiError(f"{a.name} has no branch yet ({a.state.value}): nothing to merge")
+    repo = Path(a.repo)
+    target = into or a.base
+    if target is None:
+        from mullui.runtime import worktrees
+
+        target = worktrees.current_branch(repo)
+    target = target.removeprefix("refs/heads/")
+    target_sha = _sha(repo, f"refs/heads/{target}")
+    if target_sha is None:
+        hint = "" if into else " (its base); give one with --into BRANCH"
+        raise MulluiError(f"{target!r} is not a local branch{hint}: `git branch` lists them")
+    if target == a.branch:
+        raise MulluiError(f"cannot merge {a.branch} into itself: give --into BRANCH")
+    branch_sha = _sha(repo, f"refs/heads/{a.branch}")
+    if branch_sha is None:
+        raise MulluiError(f"{a.name}'s branch {a.branch} no longer exists: nothing to merge")
+    ancestor = _git(["merge-base", "--is-ancestor", branch_sha, target_sha], repo, check=False)
+    if ancestor.returncode == 0:
+        if a.merged_into:
+            raise MulluiError(f"{a.name} is already merged into {a.merged_into}")
+        raise MulluiError(
+            f"nothing to merge: {a.branch} has no commits that {target} lacks "
+            f"— `mullui ack {a.name}` marks it handled"
+        )
+    r = _git(
+        [
+            "merge-tree",
+            "--write-tree",
+            "-z",
+            "--name-only",
+            "--no-messages",
+            target_sha,
+            branch_sha,
+        ],
+        repo,
+        check=False,
+    )
+    if r.returncode not in (0, 1):
+        raise MulluiError(f"git merge-tree failed in {repo}: {_reason(r.stderr)}")
+    parts = _z(r.stdout)
+    tree, conflicts = parts[0], tuple(dict.fromkeys(parts[1:]))
+    files = tuple(_z(_git(["diff", "--name-only", "-z", target_sha, tree], repo).stdout))
+    checkout = checked_out_in(repo, target)
+    problem = _problem(a, target, conflicts, files, checkout, target_sha)
+    return MergePlan(a, target, target_sha, branch_sha, tree, files, conflicts, checkout, problem)
+
+
+def _problem(
+    a: Agent,
+    target: str,
+    conflicts: Sequence[str],
+    files: Sequence[str],
+    checkout: Path | None,
+    target_sha: str,
+) -> str | None:
+    if a.state in (State.STARTING, State.WORKING, State.BLOCKED):
+        return (
+            f"{a.name} is still {a.state.value}: wait until it is done, or "
+            f"`mullui stop {a.name}`, then merge"
+        )
+    if a.worktree and Path(a.worktree).is_dir():
+        left = _status_paths(Path(a.worktree), untracked=True)
+        if left:
+            return (
+                f"{a.name} has uncommitted changes that a merge would leave out: "
+                f"{_names(left)} — commit them in {a.worktree}, or `mullui rm --force "
+                f"{a.name}` (commits them to {a.branch}), then merge again"
+            )
+    if conflicts:
+        return (
+            f"merging {a.name} into {target} would conflict in {_names(conflicts)}; "
+            f"nothing was changed — bring {a.branch} up to date with {target} "
+            "(or resolve by hand), then merge again"
+        )
+    if checkout is not None:
+        busy = _in_progress(checkout)
+        if busy:
+            return (
+                f"{target} is checked out in {checkout} with {busy} in progress: "
+                "finish or abort it there, then merge again"
+            )
+        dirty = _status_paths(checkout, untracked=False)
+        if dirty:
+            return (
+                f"{target} is checked out in {checkout} with uncommitted changes in "
+                f"{_names(dirty)}: commit or stash them there, then merge again"
+            )
+        clobbered = sorted(set(files) & set(_untracked(checkout)))
+        if clobbered:
+            return (
+                f"untracked files in {checkout} would be overwritten by the merge: "
+                f"{_names(clobbered)} — move them away, then merge again"
+            )
+        head = _sha(checkout, "HEAD")
+        if head != target_sha:
+            return f"{target} moved while merging: merge again"
+    return None
+
+
+def merge(ws: Workspace, agent: Agent, into: str | None = None) -> str:
+    """Merge the agent's branch into its base (or ``into``); returns what was done.
+
+    Refuses with ``MulluiError`` (naming the files) on a conflict, a dirty or busy target,
+    or uncommitted work in the agent's worktree; the target is then untouched.  Records a
+    ``merged`` event, which marks the inbox item handled.
+    """
+    p = plan(ws, agent, into)
+    if p.problem:
+        raise MulluiError(p.problem)
+    a = p.agent
+    repo = Path(a.repo or ".")
+    ident = (
+        []
+        if _has_identity(repo)
+        else ["-c", "user.name=mullui", "-c", "user.email=mullui@localhost"]
+    )
+    task = " ".join(a.task.split())
+    task = task if len(task) <= 200 else task[:199] + "…"
+    message = (
+        f"Merge {a.branch} into {p.target}\n\nmullui agent {a.name} ({a.id}, {a.profile}): {task}\n"
+    )
+    sha = _git(
+        [*ident, "commit-tree", p.tree, "-p", p.target_sha, "-p", p.branch_sha, "-m", message], repo
+    ).stdout.strip()
+    if p.checkout is not None:
+        r = _git(["merge", "--ff-only", "--quiet", sha], p.checkout, check=False)
+        if r.returncode != 0:
+            raise MulluiError(
+                f"{p.target} in {p.checkout} could not take the merge "
+                f"({_reason(r.stderr)}); nothing was changed — merge again"
+            )
+    else:
+        r = _git(
+            [
+                "update-ref",
+                "-m",
+                f"mullui: merge {a.name}",
+                f"refs/heads/{p.target}",
+                sha,
+                p.target_sha,
+            ],
+            repo,
+            check=False,
+        )
+        if r.returncode != 0:
+            raise MulluiError(
+                f"{p.target} moved while merging ({_reason(r.stderr)}); "
+                "nothing was changed — merge again"
+            )
+    ws.store.emit(a.id, "merged", into=p.target, sha=sha)
+    stat = _git(["diff", "--shortstat", p.target_sha, sha], repo).stdout.strip()
+    after = (
+        f"; its worktree can go: `mullui rm {a.name}`"
+        if a.worktree and Path(a.worktree).is_dir()
+        else ""
+    )
+    return f"merged {a.name} ({a.branch}) into {p.target} as {sha[:10]}: {stat}{after}"
