@@ -430,6 +430,23 @@ def attached_focus(ws: Workspace) -> Callable[[str], bool]:
 DRAIN_S = 3.0
 
 
+async def finish_notifications(
+    sup: Supervisor, notifier: Any | None, timeout: float = DRAIN_S
+) -> None:
+    """Deliver the notices a stopping supervisor already handed to its notifier, then
+    close the notifier.  The cursor counts them as told, so dropping them here would
+    lose them for good (a handover to the TUI, ``--once``, a TUI quitting)."""
+    pending = [t for t in sup._tasks if not t.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+    if notifier is not None:
+        flush = getattr(notifier, "flush", None)  # a held burst summary, when supported
+        if flush is not None:
+            with contextlib.suppress(Exception):
+                await flush()
+        await notifier.close()
+
+
 def watch_main(ws: Workspace, *, once: bool = False) -> int:
     """``mullui watch``: the headless supervisor, while it holds ``supervisor.lock``.
 
@@ -460,15 +477,7 @@ def watch_main(ws: Workspace, *, once: bool = False) -> int:
             else:
                 await sup.run()
         finally:
-            # Notices handed to the notifier but not yet on screen: the cursor already
-            # counts them as told, so deliver before going (a handover to the TUI, --once).
-            pending = [t for t in sup._tasks if not t.done()]
-            if pending:
-                await asyncio.wait(pending, timeout=DRAIN_S)
-            if notifier is not None:
-                with contextlib.suppress(Exception):
-                    await notifier.flush() if hasattr(notifier, "flush") else None
-                await notifier.close()
+            await finish_notifications(sup, notifier)
 
     try:
         asyncio.run(main())

@@ -443,6 +443,21 @@ def test_after_kill_9_the_restarted_watch_notifies_the_missed_change_once(
     assert titles(desktop) == ["agent-a is done", "agent-b is failed"]
 
 
+def test_a_watch_that_stops_right_after_a_change_still_delivers_it(
+    desktop: DesktopThread, cli: CLI, repo: Path
+) -> None:
+    # `watch --once` catches up and exits at once: the popup it decided on must still go
+    # out before it closes, since its cursor already counts the change as told.
+    aid = spawn(cli, repo, "exit 3", "--name", "api-refactor")
+    wait_state(cli, repo, aid, "failed")
+    r = cli("watch", "--once", cwd=repo, env=child_env(), timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert titles(desktop) == ["api-refactor is failed"]
+    r = cli("watch", "--once", cwd=repo, env=child_env(), timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert titles(desktop) == ["api-refactor is failed"]
+
+
 # ---- one supervisor at a time -----------------------------------------------------------
 def test_a_second_watch_exits_at_once_naming_the_running_one(
     bus: str, start_watch: Callable[..., Watch], cli: CLI, repo: Path
