@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -278,7 +279,11 @@ class ClaudeProfile(Profile):
             out.append({"kind": "meta", **meta})
         out.extend(self._state_events(event, payload))
         if event in USAGE_EVENTS and isinstance(payload.get("transcript_path"), str):
-            usage = claude_session_usage(Path(payload["transcript_path"]), self.prices)
+            transcript = Path(payload["transcript_path"])
+            last = payload.get("last_assistant_message")
+            if event == "Stop" and isinstance(last, str):
+                wait_for_transcript(transcript, last)
+            usage = claude_session_usage(transcript, self.prices)
             if usage.requests:
                 out.append(usage.as_event())
         if not any(e["kind"] in ("state", "exit") for e in out):
@@ -350,6 +355,38 @@ class ClaudeProfile(Profile):
             return []
 
         return []
+
+
+#: How long a Stop hook waits for the transcript to catch up (see wait_for_transcript).
+TRANSCRIPT_WAIT_S = 2.0
+TAIL_BYTES = 256 * 1024
+
+
+def wait_for_transcript(path: Path, last_message: str, timeout: float = TRANSCRIPT_WAIT_S) -> bool:
+    """Wait until the transcript holds the turn's final answer; False on timeout.
+
+    Claude Code 2.1.197 queues transcript writes and drains them every 100 ms, and the Stop
+    hook can run before the final response is on disk: seen under load (2 cores, load 12),
+    the usage read at Stop then missed the last response.  The final text (its first line,
+    JSON-escaped as the CLI writes it) appearing in the file's tail means it is there.
+    """
+    first = last_message.strip().split("\n", 1)[0][:100]
+    if not first:
+        return True
+    needle = json.dumps(first, ensure_ascii=False)[1:-1].encode()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with path.open("rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - TAIL_BYTES))
+                if needle in f.read():
+                    return True
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _in_flight(tasks: Any) -> int:

@@ -15,6 +15,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ import pytest
 from libtmux import Session
 
 from mullui.agents.base import LaunchContext
-from mullui.agents.claude import ClaudeProfile, first_run_problem
+from mullui.agents.claude import ClaudeProfile, first_run_problem, wait_for_transcript
 from mullui.errors import MulluiError
 from mullui.usage import claude_session_usage
 from tests.support.anthropic_stub import AnthropicStub, StubUsage, Turn
@@ -295,6 +296,7 @@ def test_permission_dialog_is_reported_at_once_and_the_turn_ends_done(rig: Rig) 
 
     # The user's own settings were never written.
     assert rig.user_settings.read_bytes() == settings_before
+    assert rig.stub.unknown == [], "the CLI called API paths the stub does not know"
 
     calls = rig.hooks.calls()
     assert {c["agent_id"] for c in calls} == {"a1"}, "MULLUI_AGENT_ID must reach every hook"
@@ -350,6 +352,37 @@ def test_a_task_starting_with_a_dash_reaches_the_model_as_the_prompt(rig: Rig) -
     events = rig.profile.translate("Stop", stop["payload"], [])
     assert ("state", "done", "hook:Stop") in state_events(events)
     assert rig.user_settings.read_bytes() == settings_before
+
+
+@needs_claude
+def test_resume_continues_the_same_session_and_its_usage(rig: Rig) -> None:
+    rig.stub.add(
+        Turn.say("first", usage=StubUsage(100, 10)), Turn.say("second", usage=StubUsage(200, 20))
+    )
+    rig.launch(rig.profile.command(rig.ctx))
+    wait_for(lambda: rig.hooks.of("Stop"), 60, "the first Stop")
+    rig.keys("/exit", literal=True)
+    time.sleep(0.2)
+    rig.keys("Enter")
+    wait_for(lambda: not rig.pane_alive(), 20, "claude to exit")
+
+    resume = rig.profile.resume_command(rig.ctx)
+    assert resume is not None
+    rig.launch(resume)
+    start = wait_for(lambda: rig.hooks.of("SessionStart")[1:], 60, "SessionStart on resume")[0]
+    assert start["payload"]["source"] == "resume"
+    # The prompt is ready once SessionStart ran; type the next instruction.
+    rig.keys("again", literal=True)
+    time.sleep(0.2)
+    rig.keys("Enter")
+    stop = wait_for(lambda: rig.hooks.of("Stop")[1:], 30, "the second Stop")[0]
+    assert stop["payload"]["last_assistant_message"] == "second"
+    # 2.1.197 resumes into the same session id and transcript: usage keeps adding up.
+    assert stop["payload"]["session_id"] == rig.ctx.session_id
+    usage = next(
+        e for e in rig.profile.translate("Stop", stop["payload"], []) if e["kind"] == "usage"
+    )
+    assert (usage["tokens_in"], usage["tokens_out"]) == (300, 30)
 
 
 # ---- payloads as Claude Code 2.1.197 sends them (recorded from the runs above) ----------
@@ -490,6 +523,46 @@ def test_settings_register_every_hook_and_nothing_else(tmp_path: Path) -> None:
     assert cmd == "'/opt/my python/bin/python3' -m mullui hook PermissionRequest"
     argv = profile.command(ctx)
     assert argv[-2:] == ["--", "t"] and "--session-id" in argv
+
+
+def test_stop_waits_for_the_final_answer_to_reach_the_transcript(tmp_path: Path) -> None:
+    # Claude Code drains transcript writes every 100 ms; Stop can fire first.
+    path = tmp_path / "t.jsonl"
+    answer = 'Done: wrote "ü.txt".\nSecond line'
+    line = {
+        "type": "assistant",
+        "requestId": "req_2",
+        "message": {
+            "id": "msg_2",
+            "model": "claude-sonnet-4-5",
+            "content": [{"type": "text", "text": answer}],
+            "usage": {"input_tokens": 7, "output_tokens": 3},
+        },
+    }
+    path.write_text("")
+    writer = threading.Timer(
+        0.3, lambda: path.write_text(json.dumps(line, ensure_ascii=False) + "\n")
+    )
+    writer.start()
+    payload = {
+        **BASE,
+        "transcript_path": str(path),
+        "last_assistant_message": answer,
+        "stop_hook_active": False,
+        "background_tasks": [],
+    }
+    events = ClaudeProfile().translate("Stop", payload, [])
+    writer.join()
+    (usage,) = [e for e in events if e["kind"] == "usage"]
+    assert (usage["tokens_in"], usage["tokens_out"]) == (7, 3)
+
+
+def test_waiting_for_the_transcript_gives_up(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text("{}\n")
+    started = time.monotonic()
+    assert wait_for_transcript(path, "never written", timeout=0.2) is False
+    assert time.monotonic() - started < 1.0
 
 
 # ---- first-run screens: they come before any hook, so the launch is refused ---------
