@@ -75,10 +75,14 @@ class OpenAIStub:
     """``with OpenAIStub([Turn.say("hi")]) as stub: ... stub.url``"""
 
     def __init__(
-        self, turns: list[Turn] | None = None, fallback: str = "Nothing more to do."
+        self,
+        turns: list[Turn] | None = None,
+        fallback: str = "Nothing more to do.",
+        side_answer: str = "Stub title",
     ) -> None:
         self.turns: list[Turn] = list(turns or [])
         self.fallback = fallback
+        self.side_answer = side_answer
         self.requests: list[RecordedRequest] = []
         self.lock = threading.Lock()
         self.served = threading.Condition(self.lock)
