@@ -326,11 +326,12 @@ def _uncommitted(worktree: Path) -> list[str]:
 def _unique_commits(repo: Path, branch: str) -> list[str]:
     if not _branch_exists(repo, branch):
         return []
-    # --exclude applies to the next --branches only; remote-tracking branches count as
-    # "another branch" (pushed work is safe).
+    # --exclude applies to the next --branches only, and for --branches its pattern is
+    # the short name ("refs/heads/x" silently matches nothing).  Remote-tracking branches
+    # count as another branch: pushed work is safe.
     out = _git(
         ["rev-list", f"refs/heads/{branch}", "--not",
-         f"--exclude=refs/heads/{branch}", "--branches", "--remotes"],
+         f"--exclude={branch}", "--branches", "--remotes"],
         repo,
     ).stdout  # fmt: skip
     return out.split()
@@ -437,7 +438,14 @@ def diff(repo: Path, base: str, worktree: Path, color: bool = True) -> str:
                 stdin=untracked,
             )
         out = _git(
-            ["diff", "--no-ext-diff", f"--color={'always' if color else 'never'}", since],
+            [
+                "-c",
+                "core.quotePath=false",
+                "diff",
+                "--no-ext-diff",
+                f"--color={'always' if color else 'never'}",
+                since,
+            ],
             worktree,
             env=env,
         ).stdout
