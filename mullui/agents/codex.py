@@ -42,12 +42,11 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mullui.agents.base import Event, LaunchContext, Profile
-from mullui.usage import MILLION, ModelUsage, Price, Usage
+from mullui.usage import Price, codex_session_usage
 
 #: Hook events mullui registers (Codex 0.171.0 rejects unknown event names in ``hooks``).
 HOOK_EVENTS = ("UserPromptSubmit", "PreToolUse", "PermissionRequest", "PostToolUse", "Stop")
@@ -64,19 +63,6 @@ SESSION_FLAGS_SOURCE = "/<session-flags>/config.toml"
 NOTIFY_EVENT = "codex-notify"
 
 MAX_SUMMARY = 300
-
-# OpenAI list prices (USD / MTok) as of the GPT-5 family's launch (Aug 2025); cached input
-# is billed at a tenth of input, and OpenAI has no cache-write charge.  Keys are model-id
-# prefixes, longest match wins; config ``[prices."model"]`` overrides them.
-OPENAI_PRICES: dict[str, Price] = {
-    "gpt-5": Price(1.25, 10.0, 0.125, 0.0),
-    "gpt-5-codex": Price(1.25, 10.0, 0.125, 0.0),
-    "gpt-5-mini": Price(0.25, 2.0, 0.025, 0.0),
-    "gpt-5-nano": Price(0.05, 0.40, 0.005, 0.0),
-    "gpt-4.1": Price(2.0, 8.0, 0.50, 0.0),
-    "o3": Price(2.0, 8.0, 0.50, 0.0),
-    "o4-mini": Price(1.10, 4.40, 0.275, 0.0),
-}
 
 
 def _clip(text: str, limit: int = MAX_SUMMARY) -> str:
@@ -184,6 +170,8 @@ class CodexProfile(Profile):
     reports_blocked = True
 
     def __init__(self, prices: Mapping[str, Price] | None = None, binary: str = "codex") -> None:
+        #: config price overrides (``usage.prices_from_config``) for the usage events; usage
+        #: itself is read by :func:`mullui.usage.codex_session_usage`
         self.prices = dict(prices or {})
         self.binary = binary
 
@@ -287,94 +275,4 @@ def find_rollout(thread_id: str, home: Path | None = None) -> Path | None:
     # Newest day directories first: the session a hook reports on is the current one.
     for path in sorted(root.glob(f"*/*/*/rollout-*-{thread_id}.jsonl"), reverse=True):
         return path
-    return None
-
-
-@dataclass(frozen=True)
-class _Totals:
-    input: int = 0  # prompt tokens, cached included (OpenAI's input_tokens)
-    cached: int = 0
-    output: int = 0  # reasoning included (OpenAI bills it as output)
-
-
-def _nonneg(v: Any) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
-
-
-def codex_session_usage(path: Path, prices: Mapping[str, Price] | None = None) -> Usage:
-    """Token totals of a Codex session file (rollout JSONL).
-
-    Codex 0.171.0 writes ``{"type": "event_msg", "payload": {"type": "token_count", "info":
-    {"total_token_usage": {"input_tokens", "cached_input_tokens", "output_tokens", ...}}}}``
-    after each model response; the *last* one holds the session's running total.  The
-    model comes from ``turn_context`` lines.  A torn or corrupt line is skipped.
-    """
-    totals = _Totals()
-    model = ""
-    seen = 0
-    try:
-        with path.open("rb") as f:
-            for raw in f:
-                if not raw.endswith(b"\n"):
-                    break  # torn last line: Codex is mid-write
-                try:
-                    line = json.loads(raw)
-                except ValueError:
-                    continue
-                if not isinstance(line, dict):
-                    continue
-                payload = line.get("payload")
-                if not isinstance(payload, dict):
-                    continue
-                if line.get("type") == "turn_context" and isinstance(payload.get("model"), str):
-                    model = payload["model"]
-                if line.get("type") != "event_msg" or payload.get("type") != "token_count":
-                    continue
-                info = payload.get("info")
-                total = info.get("total_token_usage") if isinstance(info, dict) else None
-                if not isinstance(total, dict):
-                    continue
-                seen += 1
-                totals = _Totals(
-                    input=_nonneg(total.get("input_tokens")),
-                    cached=_nonneg(total.get("cached_input_tokens")),
-                    output=_nonneg(total.get("output_tokens")),
-                )
-    except OSError:
-        return Usage()
-    if not seen:
-        return Usage()
-    model = model or "unknown"
-    price = openai_price(model, prices)
-    cost = 0.0
-    if price is not None:
-        uncached = max(totals.input - totals.cached, 0)
-        cost = (
-            uncached * price.input + totals.cached * price.cache_read + totals.output * price.output
-        ) / MILLION
-    m = ModelUsage(
-        tokens_in=totals.input,
-        tokens_out=totals.output,
-        cache_read=totals.cached,
-        cost_usd=cost,
-        requests=seen,
-    )
-    return Usage(
-        tokens_in=m.tokens_in,
-        tokens_out=m.tokens_out,
-        cache_read=m.cache_read,
-        cost_usd=cost,
-        by_model={model: m},
-        unpriced=() if price is not None else (model,),
-    )
-
-
-def openai_price(model: str, overrides: Mapping[str, Price] | None = None) -> Price | None:
-    """Exact or longest-prefix match in the overrides, then in :data:`OPENAI_PRICES`."""
-    for table in (overrides or {}, OPENAI_PRICES):
-        if model in table:
-            return table[model]
-        best = max((k for k in table if model.startswith(k)), key=len, default=None)
-        if best is not None:
-            return table[best]
     return None

@@ -26,7 +26,6 @@ from mullui.agents.aider import AiderProfile
 from mullui.agents.base import LaunchContext, Profile
 from mullui.agents.codex import (
     CodexProfile,
-    codex_session_usage,
     find_rollout,
     hook_trust_hash,
     toml_value,
@@ -338,36 +337,18 @@ def _token_count(inp: int, cached: int, out: int) -> str:
     return _rollout_line("event_msg", {"type": "token_count", "info": info})
 
 
-def test_codex_usage_is_the_last_running_total_of_the_session_file(tmp_path: Path) -> None:
+def test_codex_stop_reports_usage_read_from_its_session_file(tmp_path: Path) -> None:
     path = tmp_path / "rollout.jsonl"
-    path.write_text(
-        "\n".join(
-            [
-                _rollout_line("session_meta", {"id": "x", "cli_version": "0.171.0"}),
-                _rollout_line("turn_context", {"model": "gpt-5"}),
-                _token_count(1000, 200, 50),
-                "{corrupt",
-                _rollout_line("event_msg", {"type": "token_count", "info": None}),
-                _token_count(3000, 1000, 400),
-            ]
-        )
-        + "\n"
-        + _token_count(9999, 0, 9999)  # torn: no newline yet
-    )
-    u = codex_session_usage(path)
-    assert (u.tokens_in, u.tokens_out, u.cache_read) == (3000, 400, 1000)
-    # gpt-5: 2000 uncached x 1.25 + 1000 cached x 0.125 + 400 out x 10 per million
-    assert u.cost_usd == pytest.approx((2000 * 1.25 + 1000 * 0.125 + 400 * 10) / 1e6)
-    assert u.requests == 2 and u.unpriced == ()
-
-
-def test_codex_usage_of_an_unknown_model_costs_nothing_and_says_so(tmp_path: Path) -> None:
-    path = tmp_path / "rollout.jsonl"
-    path.write_text(
-        _rollout_line("turn_context", {"model": "mystery-1"}) + "\n" + _token_count(10, 0, 5) + "\n"
-    )
-    u = codex_session_usage(path)
-    assert u.cost_usd == 0 and u.unpriced == ("mystery-1",) and u.tokens_in == 10
+    lines = [
+        _rollout_line("turn_context", {"model": "gpt-5"}),
+        _token_count(1000, 200, 50),
+        _token_count(3000, 1000, 400),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    evs = CodexProfile().translate("Stop", {**CODEX_STOP, "transcript_path": str(path)}, [])
+    (usage,) = [e for e in evs if e["kind"] == "usage"]
+    assert (usage["tokens_in"], usage["tokens_out"]) == (3000, 400)
+    assert usage["cost_usd"] > 0  # gpt-5 is priced
 
 
 def test_codex_finds_the_session_file_by_thread_id(codex_home: Path) -> None:
