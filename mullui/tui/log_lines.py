@@ -62,6 +62,8 @@ class LogLines:
         if st.st_size == self._scanned:
             return 0
         before = len(self._starts) + self.dropped
+        # The line that was last (maybe half written) is about to grow: forget its text.
+        self._cache.pop(before - 1, None)
         with open(self.path, "rb") as f:
             f.seek(self._scanned)
             pos = self._scanned
@@ -78,11 +80,9 @@ class LogLines:
                 pos += len(chunk)
             self._scanned = pos
         # The last start may point at the end of the file (text ends with a newline):
-        # that "line" is the one still being written; it is shown empty until it grows.
-        self._cache.pop(len(self._starts) - 2 + self.dropped, None)
-        self._cache.pop(len(self._starts) - 1 + self.dropped, None)
-        if len(self._starts) > self.max_lines:
-            drop = len(self._starts) - self.max_lines
+        # that "line" is the one still being written; it is not counted until it grows.
+        if len(self._starts) > self.max_lines + 1:  # +1: the start of the line to come
+            drop = len(self._starts) - self.max_lines - 1
             del self._starts[:drop]
             self.dropped += drop
         return len(self._starts) + self.dropped - before

@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Collapsible, DataTable, Label, Static
 
 from mullui.model import Agent, State
@@ -31,6 +32,9 @@ from mullui.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from mullui.tui.app import MulluiApp
+
+#: How long the selection must rest before the log pane switches to it.
+SELECT_SETTLE_S = 0.06
 
 HOWTO = """\
 [b]No agents yet.[/b]
@@ -70,6 +74,7 @@ class MainScreen(Screen[None]):
         self._agents: dict[str, Agent] = {}
         self._shown_log: str | None = None
         self._first_show = True
+        self._detail_timer: Timer | None = None
 
     @property
     def mullui(self) -> MulluiApp:
@@ -140,21 +145,29 @@ class MainScreen(Screen[None]):
             if items:
                 inbox.focus()
                 inbox.move_cursor(row=0)
-                self.select(items[0].id)
+                self.select(items[0].id, now=True)
             else:
                 table.focus()
-                self.select(table_order(agents)[0].id)
+                self.select(table_order(agents)[0].id, now=True)
         elif self.selected_id and self.selected_id not in self._agents:
             self.selected_id = None
             self._show_selected()
         else:
             self._show_detail()
 
-    def select(self, agent_id: str | None) -> None:
+    def select(self, agent_id: str | None, *, now: bool = False) -> None:
         if agent_id == self.selected_id:
             return
         self.selected_id = agent_id
-        self._show_selected()
+        # Holding j through 100 agents must not re-layout the log pane on every row:
+        # the cursor moves at once, the log and details follow when the keys pause.
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+            self._detail_timer = None
+        if now:
+            self._show_selected()
+        else:
+            self._detail_timer = self.set_timer(SELECT_SETTLE_S, self._show_selected)
 
     def select_anywhere(self, agent_id: str) -> bool:
         """Move the cursor to ``agent_id`` (inbox first, then the agents table)."""
@@ -168,11 +181,12 @@ class MainScreen(Screen[None]):
                     self.call_after_refresh(table.focus)
                 else:
                     table.focus()
-                self.select(agent_id)
+                self.select(agent_id, now=True)
                 return True
         return False
 
     def _show_selected(self) -> None:
+        self._detail_timer = None
         a = self._agents.get(self.selected_id) if self.selected_id else None
         log = self.query_one(LogView)
         if a is None:

@@ -73,7 +73,7 @@ class LogView(ScrollView, can_focus=True):
 
     @property
     def path(self) -> Path | None:
-        return self.lines.path if self.lines else None
+        return self.lines.path if self.lines is not None else None
 
     def poll(self) -> None:
         """Take in appended output; keep following the tail if we were at it."""
@@ -104,7 +104,7 @@ class LogView(ScrollView, can_focus=True):
 
     def on_resize(self, _: events.Resize) -> None:
         self._strips.clear()
-        h = self.lines.line_count() if self.lines else 1
+        h = self.lines.line_count() if self.lines is not None else 1
         self.virtual_size = Size(self.size.width, h)
         if self.follow:
             self.scroll_end(animate=False, immediate=True)
