@@ -251,7 +251,10 @@ def test_permission_dialog_is_reported_at_once_and_the_turn_ends_done(rig: Rig) 
         f"(PreToolUse hook at {(pre['mono'] - tool_turn.sent_at) * 1000:.0f} ms; "
         f"dialog seen on screen by {dialog_latency * 1000:.0f} ms)"
     )
-    assert hook_latency < 1.0, f"PermissionRequest came {hook_latency:.2f}s after tool_use"
+    # Measured 0.10-0.52 s (0.89 s at load 13 on 2 cores): most of it is starting the
+    # synchronous PreToolUse hook first.  The bound only has to tell the dialog hook from
+    # the Notification that arrives ~6 s later, without flaking on a loaded CI runner.
+    assert hook_latency < 2.0, f"PermissionRequest came {hook_latency:.2f}s after tool_use"
     assert not (rig.repo / "created.txt").exists(), "the command ran before it was approved"
     assert perm["payload"]["tool_name"] == "Bash"
     assert perm["payload"]["tool_input"]["command"] == "touch created.txt"
