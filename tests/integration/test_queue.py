@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from mullui.events import read_events
 from mullui.model import Agent, State
 from mullui.paths import get_paths
 from mullui.store import Store
@@ -107,11 +106,11 @@ COMMIT = "git add -A && git commit -qm {msg}"
 
 # ---- --after --------------------------------------------------------------------------------
 def test_after_waits_for_done_then_starts_from_its_branch_with_placeholders(
-    cli: Cli, git_repo: Path
+    cli: Cli, git_repo: Path, mullui_home: Path
 ) -> None:
-    a = spawn(
-        cli, git_repo, f"sleep 1; echo one > one.txt; {COMMIT.format(msg=one)}; echo plan-is-ready"
-    )
+    gate = mullui_home / "gate"  # a finishes only when the test says so
+    wait = f"while [ ! -e {gate} ]; do sleep 0.05; done"
+    a = spawn(cli, git_repo, f"{wait}; echo one > one.txt; {COMMIT.format(msg=one)}; echo ready")
     b = spawn(
         cli,
         git_repo,
@@ -123,6 +122,7 @@ def test_after_waits_for_done_then_starts_from_its_branch_with_placeholders(
     assert queued.state is State.QUEUED
     assert queued.cause == f"waiting for {get(a).name} ({a}) to be done"
     assert "{prev.id}" in queued.task  # expanded at start, not at creation
+    gate.touch()
 
     done_a = wait_state(a, State.DONE)
     done_b = wait_state(b, State.DONE)
@@ -134,7 +134,7 @@ def test_after_waits_for_done_then_starts_from_its_branch_with_placeholders(
         a,
         done_a.branch,
         done_a.worktree,
-        "plan-is-ready",
+        "ready",
     ]
     assert done_b.extra["task_template"].startswith("printf '%s\\n' {prev.id}")
 
@@ -216,10 +216,14 @@ def test_max_running_2_is_never_exceeded_while_five_agents_run(
     cli: Cli, git_repo: Path, mullui_home: Path
 ) -> None:
     config(mullui_home, "[limits]\nmax_running = 2\n")
-    ids = [spawn(cli, git_repo, "sleep 1.5", "--name", f"w{i}") for i in range(5)]
-    for i in ids[2:]:  # each of the last three had to wait for a slot
-        events, _ = read_events(get_paths().spool_file(i))
-        assert any(e.get("cause") == "waiting for a free slot (max_running 2)" for e in events)
+    # Agents hold their slot until the test opens the gate: all five exist before any
+    # finishes, however slow the machine.
+    gate = mullui_home / "gate"
+    task = f"while [ ! -e {gate} ]; do sleep 0.05; done; sleep 0.3"
+    ids = [spawn(cli, git_repo, task, "--name", f"w{i}") for i in range(5)]
+    assert [get(i).state for i in ids[2:]] == [State.QUEUED] * 3
+    assert {get(i).cause for i in ids[2:]} == {"waiting for a free slot (max_running 2)"}
+    gate.touch()
     peak = 0
 
     def all_done() -> bool:
@@ -269,7 +273,13 @@ def test_an_agent_over_max_cost_is_stopped_and_the_inbox_says_so(
 
     supervisor.ensure_running(Workspace(cwd=git_repo))
     wait_state(a, State.WORKING)
-    wait_for(lambda: not supervisor.SupervisorLock(get_paths().supervisor_lock).is_free())
+    try:
+        wait_for(
+            lambda: not supervisor.SupervisorLock(get_paths().supervisor_lock).is_free(),
+            timeout=30,
+        )
+    except AssertionError:
+        raise AssertionError(f"no supervisor{_diagnose()}") from None
     # What `mullui hook` appends when a transcript reports spending (usage.py).
     store().emit(a, "usage", tokens_in=900_000, tokens_out=500_000, cost_usd=12.345)
     failed = wait_state(a, State.FAILED)
