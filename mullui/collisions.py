@@ -483,13 +483,19 @@ def _snapshot(worktree: Path, head: str, dirty: Sequence[str], cache: CollisionC
             _git(worktree, ["read-tree", head], cache, env=_env({"GIT_INDEX_FILE": str(tmp_index)}))
         env = _env({"GIT_INDEX_FILE": str(tmp_index), "GIT_LITERAL_PATHSPECS": "1"})
         paths = b"".join(p.encode(errors="surrogateescape") + b"\0" for p in dirty)
-        _git(
-            worktree,
-            ["add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"],
-            cache,
-            env=env,
-            stdin=paths,
-        )
+        try:
+            _git(
+                worktree,
+                ["add", "-A", "--ignore-errors", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                cache,
+                env=env,
+                stdin=paths,
+                ok=(0, 1),  # 1: an unreadable file was left out; the rest is still added
+            )
+        except MulluiError:
+            # An untracked file vanished between status and add ("pathspec did not match"):
+            # the agent is mid-edit; take the whole worktree instead.
+            _git(worktree, ["add", "-A", "--ignore-errors", "--", "."], cache, env=env, ok=(0, 1))
         tree = _git(worktree, ["write-tree"], cache, env=env).stdout.decode().strip()
     commit = _git(
         worktree,
@@ -504,7 +510,7 @@ def _snapshot(worktree: Path, head: str, dirty: Sequence[str], cache: CollisionC
 def _index_path(worktree: Path, cache: CollisionCache) -> Path:
     dotgit = worktree / ".git"
     # Read a linked worktree's "gitdir:" pointer ourselves: one process less per snapshot.
-    if dotgit.is_dir() and not os.environ.get("GIT_INDEX_FILE"):
+    if dotgit.is_dir():
         return dotgit / "index"
     if dotgit.is_file():
         text = dotgit.read_text(errors="replace").strip()
@@ -954,6 +960,8 @@ class _Search:
             self.best = done
         if not remaining:
             return done
+        # Same tree, same agents left: treated as the same dead end even when the history
+        # (and so a later merge base) differs; a rare miss, and it keeps the search small.
         dead_key = (tree, frozenset(remaining))
         if dead_key in self.dead:
             return None

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mullui import collisions
 from mullui.collisions import (
     Blocker,
     Collision,
@@ -127,6 +129,26 @@ def test_names_with_glob_characters_are_snapshotted(repo: Path) -> None:
     write(a.worktree, "[ab].md", "2\n")
 
     assert change_set(a).files == ("[ab].md", "star*.txt", "starry.txt")
+
+
+def test_an_untracked_file_that_vanishes_mid_snapshot_does_not_break_it(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = agent(repo, "a")
+    assert a.worktree is not None
+    wt = a.worktree
+    write(wt, "keep.txt", "k\n")
+    write(wt, "tmp.swp", "editor swap file\n")
+    real_probe = collisions._probe
+
+    def probe_then_the_editor_exits(*args: Any) -> Any:
+        found = real_probe(*args)
+        (wt / "tmp.swp").unlink()  # between `git status` and `git add`
+        return found
+
+    monkeypatch.setattr(collisions, "_probe", probe_then_the_editor_exits)
+
+    assert change_set(a).files == ("keep.txt",)
 
 
 def test_ignored_files_do_not_count(repo: Path) -> None:
