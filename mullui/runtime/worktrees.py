@@ -103,7 +103,8 @@ def _reason(stderr: str) -> str:
     """git's complaint in one line: its fatal/error lines, else its last line."""
     lines = [ln.strip() for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
     picked = [ln for ln in lines if ln.startswith(("fatal:", "error:"))] or lines[-1:]
-    return " ".join(picked) or "no message"
+    more = f" (+{len(picked) - 3} more)" if len(picked) > 3 else ""
+    return " ".join(picked[:3]) + more or "no message"
 
 
 def repo_root(cwd: Path) -> Path:
@@ -275,9 +276,24 @@ def _checkout(path: Path, say: Callable[[str], None]) -> None:
 
 
 def _failure(what: str, stderr: str, path: Path) -> MulluiError:
-    if _NO_SPACE.search(stderr):
-        return MulluiError(f"no space left on device for the worktree {path}: free disk space")
+    # git 2.39's checkout says only "unable to write file X" when the disk is full, so
+    # the free space is measured too (before the undo frees what was written).
+    if _NO_SPACE.search(stderr) or _disk_nearly_full(path):
+        return MulluiError(
+            f"no space left on device for the worktree {path}: free disk space and retry"
+        )
     return MulluiError(f"{what} failed: {_reason(stderr)}")
+
+
+def _disk_nearly_full(path: Path) -> bool:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        st = os.statvfs(probe)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1024 * 1024
 
 
 def _undo(repo: Path, path: Path, branch: str | None) -> None:

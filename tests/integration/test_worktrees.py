@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,12 +82,15 @@ def test_create_checks_out_a_new_branch_at_base(repo: Path, wt_dir: Path) -> Non
     assert any("creating branch" in ln for ln in lines)
 
 
-def test_create_reports_checkout_progress_for_a_big_repo(tmp_path: Path) -> None:
-    big = make_repo(tmp_path / "big", {f"d{i % 20}/f{i}.txt": f"{i}\n" for i in range(3000)})
+def test_create_reports_checkout_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # git shows checkout progress only after 2 s; a big repository takes that long, a
+    # test repository must not, so the delay is lifted.
+    monkeypatch.setenv("GIT_PROGRESS_DELAY", "0")
+    big = make_repo(tmp_path / "big", {f"d{i % 10}/f{i}.txt": f"{i}\n" for i in range(300)})
     lines: list[str] = []
     wt = worktrees.create(big, tmp_path / "wts", "big", "b1", "main", progress=lines.append)
-    assert len(list((wt.path / "d3").iterdir())) == 150
-    assert any(ln.startswith("Updating files:") and "(3000/3000)" in ln for ln in lines), lines
+    assert len(list((wt.path / "d3").iterdir())) == 30
+    assert any(ln.startswith("Updating files:") and "(300/300)" in ln for ln in lines), lines
 
 
 def test_bad_base_leaves_nothing_behind(repo: Path, wt_dir: Path) -> None:
@@ -110,6 +114,30 @@ def test_a_failed_checkout_removes_directory_branch_and_registration(
     assert branches(repo) == ["main"]
     assert registered(repo) == [str(repo)]
     assert not any(wt_dir.rglob("fix-a1"))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 300 KB tmpfs: a real full disk.  Needs root and mount rights (skipped if not)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_a_full_disk_says_so_and_leaves_nothing_behind(tmp_path: Path, tiny_disk: Path) -> None:
+    repo = make_repo(tmp_path / "r", {f"f{i}.txt": "x" * 20_000 + str(i) for i in range(40)})
+    with pytest.raises(MulluiError, match="no space left on device .* free disk space"):
+        worktrees.create(repo, tiny_disk / "wts", "big", "b1", "main")
+    assert branches(repo) == ["main"]
+    assert registered(repo) == [str(repo)]
+    assert list((tiny_disk / "wts").iterdir()) == []
 
 
 def test_an_existing_branch_is_refused_and_kept(repo: Path, wt_dir: Path) -> None:
@@ -152,7 +180,9 @@ def test_twenty_parallel_creates_in_processes_all_succeed(repo: Path, wt_dir: Pa
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", CREATE, str(repo), str(wt_dir), f"p{i}"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for i in range(20)
     ]
