@@ -315,3 +315,23 @@ async def test_every_key_action_is_in_the_palette(fleet: Paths) -> None:
             "q",
             "tab",
         } <= keys
+
+
+async def test_first_item_to_land_is_selected_until_the_human_moves(paths: Paths) -> None:
+    from tests.tui.fleet import new, state
+
+    store = Store(paths)
+    for aid in ("b1", "b2"):
+        new(store, aid, aid, "shell", "make", 5)
+        state(store, aid, State.WORKING, 4)
+    app = make_app(paths)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert app.main.selected_id == "b1" and inbox_ids(app) == []
+        app.on_change(store.emit("b2", "state", state="blocked", question="ok?"), ())
+        await until(pilot, lambda: app.main.selected_id == "b2")
+        assert app.focused is app.screen.query_one(InboxTable)
+        await pilot.press("k")  # the human takes over: later items don't steal focus
+        app.on_change(store.emit("b1", "state", state="blocked", question="and?"), ())
+        await until(pilot, lambda: "b1" in inbox_ids(app))
+        assert app.main.selected_id == "b2"

@@ -75,6 +75,8 @@ class MainScreen(Screen[None]):
         self._shown_log: str | None = None
         self._first_show = True
         self._detail_timer: Timer | None = None
+        self._await_first_item = False
+        self._touched = False  # the human pressed a key or clicked here
 
     @property
     def mullui(self) -> MulluiApp:
@@ -139,6 +141,14 @@ class MainScreen(Screen[None]):
             f"Agents {len(agents)}" if agents else "Agents"
         )
 
+        if self._first_show and agents and not items and not self._touched:
+            # Agents were just started (the demo, a fresh spawn): until the human moves,
+            # the first item to land in the inbox is selected as if it had been there.
+            self._first_show = False
+            self._await_first_item = True
+        if self._await_first_item and items and not self._touched:
+            self._await_first_item = False
+            self._first_show = True
         if self._first_show and agents:
             self._first_show = False
             # SPEC: on start, when the inbox holds items, the first one is selected.
@@ -238,6 +248,12 @@ class MainScreen(Screen[None]):
         return t
 
     # ---- events -----------------------------------------------------------------------
+    def on_key(self) -> None:
+        self._touched = True
+
+    def on_click(self) -> None:
+        self._touched = True
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         table = event.data_table
         if isinstance(table, AgentRows) and table.has_focus and event.row_key.value:

@@ -16,13 +16,23 @@ from mullui.tui import cells
 def counts_text(
     agents: Sequence[Agent], now: datetime, colours: dict[str, str], title: str, width: int = 200
 ) -> Text:
-    """``mullui  ● 3 working  ▲ 1 blocked  ✓ 2 done  ✗ 0 failed  ☾ 1 snoozed``; tighter
-    spacing and shorter words under 120 columns, so nothing is cut at 80."""
+    """``mullui  ● 3 working  ▲ 1 blocked  ✓ 2 done  ✗ 0 failed  ☾ 1 snoozed``.
+
+    When that does not fit: tighter spacing and shorter words, then the title shortened
+    to ``mullui`` (the counts matter more than the repository name)."""
+    full = _counts_text(agents, now, colours, title, narrow=width < 120)
+    if full.cell_len <= width or " · " not in title:
+        return full
+    return _counts_text(agents, now, colours, title.split(" · ")[0], narrow=True)
+
+
+def _counts_text(
+    agents: Sequence[Agent], now: datetime, colours: dict[str, str], title: str, narrow: bool
+) -> Text:
     snoozed = sum(1 for a in agents if a.needs_human() and a.is_snoozed(now))
     by_state = Counter(a.state for a in agents if not (a.needs_human() and a.is_snoozed(now)))
     review = sum(1 for a in agents if a.state is State.DONE and a.needs_human())
     t = Text()
-    narrow = width < 120
     gap = " " if narrow else "  "
     t.append(f" {title} ", style="bold reverse")
     t.append(gap)
