@@ -147,6 +147,7 @@ def run(
             "cold_s": round(cold_s, 4),
             "cold_cpu_s": round(cold_cpu_s, 4),
             "cold_restart_s_median": round(statistics.median(restart), 4),
+            "cold_s_min": round(min([cold_s, *restart]), 4),
             "warm_s_median": round(statistics.median(warm), 4),
             "warm_cpu_s": round(warm_cpu_s, 4),
             "one_agent_changed_s": round(one_changed_s, 4),

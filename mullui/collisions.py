@@ -433,7 +433,16 @@ def _probe(
         return _Probe(branch_commit, (), ("branch", branch_commit or "-", base_commit))
     out = _git(
         wt,
-        ["status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all", "--no-renames"],
+        # --branch only for "# branch.oid" (HEAD in the same process); no upstream counting.
+        [
+            "status",
+            "--porcelain=v2",
+            "-z",
+            "--branch",
+            "--no-ahead-behind",
+            "--untracked-files=all",
+            "--no-renames",
+        ],
         cache,
     ).stdout
     head: str | None = None
