@@ -84,6 +84,12 @@ class Sshd:
                         "PrintMotd no",
                         "PrintLastLog no",
                         "X11Forwarding no",
+                        # bash sources ~/.bashrc for commands sshd runs (Debian builds it
+                        # with SSH_SOURCE_BASHRC) unless SHLVL says it is nested; the test
+                        # "remote" must not depend on this machine's rc files (here root's
+                        # `pyenv init` cost ~100 ms a command and hung 60 s on a stale
+                        # pyenv-rehash lock).  Tests pass PATH explicitly instead.
+                        "SetEnv SHLVL=1",
                         "MaxStartups 100",
                         "MaxSessions 100",
                         "LogLevel VERBOSE",
