@@ -154,14 +154,18 @@ def _count_lines(path: Path) -> int:
 
 
 def diff_stats(a: Agent) -> tuple[int | None, int | None, int | None]:
-    """Files changed, lines added, lines deleted by the agent: the merge commit's changes
-    once merged; else its branch since it forked from its base, plus uncommitted work
-    (untracked files included) in its worktree.  None when git cannot say."""
+    """Files changed, lines added, lines deleted by the agent: its branch since it forked
+    from its base, plus (until merged) uncommitted work in its worktree, untracked files
+    included.  None when git cannot say."""
     if a.host is not None or not a.repo or not Path(a.repo).is_dir():
         return None, None, None
     repo = Path(a.repo)
-    if a.merged_sha:
-        out = _git(["diff", "--numstat", f"{a.merged_sha}^1", a.merged_sha], repo)
+    if a.merged_sha and a.branch:
+        # Its own commits: from where it forked to its branch.  The base a merge moved
+        # is read as it was before the merge (the merge commit's first parent); a chain
+        # step's base is its predecessor's branch, so steps never count each other's work.
+        since = f"{a.merged_sha}^1" if a.base in (None, a.merged_into) else a.base
+        out = _git(["diff", "--numstat", f"{since}...{a.branch}"], repo)
         return _numstat(out) if out is not None else (None, None, None)
     if not a.base:
         return None, None, None

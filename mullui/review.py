@@ -173,6 +173,28 @@ class MergePlan:
         return f"Merge {self.agent.name} ({n} file{'s' if n != 1 else ''}) into {self.target}?"
 
 
+def _predecessors(ws: Workspace, a: Agent) -> list[Agent]:
+    """The agents whose branch ``a`` started from (``--after``, a chain's earlier steps),
+    nearest first."""
+    out: list[Agent] = []
+    cur = a
+    while cur.after and len(out) < 100:
+        prev = ws.store.get(cur.after)
+        if prev is None or not prev.branch or cur.base != prev.branch:
+            break
+        out.append(prev)
+        cur = prev
+    return out
+
+
+def _root_base(ws: Workspace, a: Agent) -> str | None:
+    """Where a follow-up's work belongs.  A follow-up starts from its predecessor's
+    branch, but merging it there would bury the whole chain in an agent branch: it goes
+    where the first agent of the line came from (its commits include the earlier steps')."""
+    line = _predecessors(ws, a)
+    return line[-1].base if line else a.base
+
+
 def plan(ws: Workspace, agent: Agent, into: str | None = None) -> MergePlan:
     """Check everything ``merge`` needs; ``problem`` says why it would be refused.
 
@@ -187,7 +209,7 @@ def plan(ws: Workspace, agent: Agent, into: str | None = None) -> MergePlan:
     if not a.branch or not a.repo:
         raise MulluiError(f"{a.name} has no branch yet ({a.state.value}): nothing to merge")
     repo = Path(a.repo)
-    target = into or a.base
+    target = into or _root_base(ws, a)
     if target is None:
         from mullui.runtime import worktrees
 
@@ -288,6 +310,9 @@ def _problem(
 def merge(ws: Workspace, agent: Agent, into: str | None = None) -> str:
     """Merge the agent's branch into its base (or ``into``); returns what was done.
 
+    A follow-up (``--after``, a chain step) merges into the base of the first agent of its
+    line, and its predecessors are marked merged with it.
+
     Refuses with ``MulluiError`` (naming the files) on a conflict, a dirty or busy target,
     or uncommitted work in the agent's worktree; the target is then untouched.  Records a
     ``merged`` event, which marks the inbox item handled.
@@ -336,6 +361,19 @@ def merge(ws: Workspace, agent: Agent, into: str | None = None) -> str:
                 "nothing was changed — merge again"
             )
     ws.store.emit(a.id, "merged", into=p.target, sha=sha)
+    # The predecessors' work landed with it (the follow-up's branch holds their commits).
+    for prev in _predecessors(ws, a):
+        if prev.merged_into is None and prev.branch:
+            prev_sha = _sha(repo, f"refs/heads/{prev.branch}")
+            inside = (
+                prev_sha
+                and _git(
+                    ["merge-base", "--is-ancestor", prev_sha, sha], repo, check=False
+                ).returncode
+                == 0
+            )
+            if inside:
+                ws.store.emit(prev.id, "merged", into=p.target, sha=sha)
     stat = _git(["diff", "--shortstat", p.target_sha, sha], repo).stdout.strip()
     after = (
         f"; its worktree can go: `mullui rm {a.name}`"
