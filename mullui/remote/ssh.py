@@ -33,6 +33,11 @@ from mullui.paths import Paths
 # path we hand it must leave room for that suffix (seen on OpenSSH 9.2).
 _SUN_PATH_BUDGET = 104 - 1 - 17
 
+# ssh's complaints when a control socket exists but its master is dying or dead, before
+# any session is requested (OpenSSH 9.2 mux.c).  9.2 mostly recovers by itself (it falls
+# back to a direct connection); older clients exit 255 with these.
+_MUX_REFUSED = re.compile(rb"mux_client_hello_exchange|Control socket connect")
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # Runs argv in a directory on the remote side: ssh has no "cwd", and the directory is
@@ -325,21 +330,28 @@ class SshHost:
         The remote command's own failures come back as a non-zero ``returncode``; ssh's
         failures (unreachable, refused, host key) and a missing program raise.
         """
-        self._ensure_master_fast(timeout)
         cmd = self.command_argv(argv, cwd=cwd)
-        try:
-            r = subprocess.run(
-                cmd,
-                input=input,
-                stdin=subprocess.DEVNULL if input is None else None,
-                capture_output=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired:
-            raise HostUnreachable(
-                f"`{_short(argv)}` on {self.name} took longer than {timeout:g}s:"
-                " is the host overloaded or the network slow?"
-            ) from None
+        for attempt in (1, 2):
+            self._ensure_master_fast(timeout)
+            try:
+                r = subprocess.run(
+                    cmd,
+                    input=input,
+                    stdin=subprocess.DEVNULL if input is None else None,
+                    capture_output=True,
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired:
+                raise HostUnreachable(
+                    f"`{_short(argv)}` on {self.name} took longer than {timeout:g}s:"
+                    " is the host overloaded or the network slow?"
+                ) from None
+            # The master died between our check and this client's request: the session
+            # never started, so running the command again cannot run it twice.
+            if attempt == 1 and r.returncode == 255 and _MUX_REFUSED.search(r.stderr):
+                self._master_known = False
+                continue
+            break
         err = self.ssh_error(r.returncode, r.stderr, argv) or self._lost(r.returncode)
         if err is not None:
             raise err

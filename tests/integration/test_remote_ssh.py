@@ -125,6 +125,16 @@ def test_concurrent_first_runs_still_make_one_master(host: SshHost) -> None:
     assert host.ssh_process_count() == 1
 
 
+def test_run_after_the_master_was_killed_reconnects(host: SshHost) -> None:
+    host.run(["true"], timeout=30)
+    old = host.master_pid()
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    assert host.run(["echo", "back"], timeout=30).stdout == b"back\n"
+    assert host.master_pid() not in (None, old)
+    assert host.ssh_process_count() == 1
+
+
 def test_close_ends_the_master(host: SshHost) -> None:
     host.run(["true"], timeout=30)
     assert host.check_master()
@@ -422,7 +432,7 @@ async def test_silent_stream_counts_as_dropped(host: SshHost, tmp_path: Path) ->
         cursor_path=tmp_path / "c.json",
         on_event=rec.on_event,
         on_state=rec.on_state,
-        argv=lambda c: ["sleep", "30"],
+        argv=lambda c: ["sleep", "5"],
         backoff=Backoff(5, 5),
         idle_timeout_s=0.3,
     )
