@@ -272,6 +272,10 @@ class Tmux:
         for key in env:
             if not key or "=" in key:
                 raise ValueError(f"launch: bad environment variable name {key!r}")
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise MulluiError(f"cannot create the log directory {log_path.parent}: {e}") from e
         channel = f"mullui-gate-{agent_id}-{secrets.token_hex(4)}"
         gate = _WRAPPER.replace("TMUX_BIN", shlex.quote(self._bin or "tmux")).replace(
             "CHANNEL", channel
@@ -291,7 +295,6 @@ class Tmux:
         if not window_id.startswith("@") or not pane_id.startswith("%"):
             raise MulluiError(f"tmux new-window printed {out!r}, expected window and pane ids")
 
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         status = "#{?pane_dead_signal,--signal #{pane_dead_signal},--status #{pane_dead_status}}"
         setup: list[list[str]] = [
             ["set-option", "-w", "-t", window_id, "remain-on-exit", "on"],
