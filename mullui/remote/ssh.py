@@ -38,6 +38,11 @@ _SUN_PATH_BUDGET = 104 - 1 - 17
 # back to a direct connection); older clients exit 255 with these.
 _MUX_REFUSED = re.compile(rb"mux_client_hello_exchange|Control socket connect")
 
+_MUX_FALLBACK = re.compile(
+    rb"muxclient: master hello exchange failed\r?\n|"
+    rb"ControlSocket \S+ already exists, disabling multiplexing\r?\n"
+)
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # Runs argv in a directory on the remote side: ssh has no "cwd", and the directory is
@@ -351,6 +356,11 @@ class SshHost:
             if attempt == 1 and r.returncode == 255 and _MUX_REFUSED.search(r.stderr):
                 self._master_known = False
                 continue
+            if _MUX_FALLBACK.search(r.stderr):
+                # It ran over a one-off connection; the next call opens a new master.
+                # ssh's notes are not the remote command's stderr.
+                self._master_known = False
+                r.stderr = _MUX_FALLBACK.sub(b"", r.stderr)
             break
         err = self.ssh_error(r.returncode, r.stderr, argv) or self._lost(r.returncode)
         if err is not None:
