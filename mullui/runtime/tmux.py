@@ -47,7 +47,11 @@ _SEP = "\x1f"  # field separator for -F formats; never in ids, options we set, o
 # (escaped by _arg); NUL cannot occur in argv, so this sentinel cannot collide.
 _NEXT = "\0;"
 
-_NO_SERVER = re.compile(r"no server running|error connecting to|server exited unexpectedly")
+# "Permission denied" on the socket is a real error (another user's server), not absence.
+_NO_SERVER = re.compile(
+    r"no server running|server exited unexpectedly"
+    r"|error connecting to .*\((No such file or directory|Connection refused)\)"
+)
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,10 @@ class Tmux:
         if r.returncode != 0:
             err = " ".join(r.stderr.split()) or f"exit status {r.returncode}"
             if _NO_SERVER.search(err):
-                raise _NoServer(err)
+                raise _NoServer(
+                    f"mullui's tmux server is not running (tmux -L {self.socket_name}): "
+                    f"its agents have ended; `mullui ls` shows them ({err})"
+                )
             raise MulluiError(f"tmux {args[0]}: {err}")
         return r.stdout
 
