@@ -476,6 +476,11 @@ def _probe(
     return _Probe(head, tuple(dirty), key)
 
 
+# With core.splitIndex=true (seen with git 2.39) writing even a temporary index drops a new
+# sharedindex.* file into the worktree's git dir; a private index must be self-contained.
+_PRIVATE_INDEX = ("-c", "core.splitIndex=false")
+
+
 def _snapshot(worktree: Path, head: str, dirty: Sequence[str], cache: CollisionCache) -> str:
     """A commit (parent HEAD) holding the worktree's current files, tracked or untracked.
 
@@ -489,13 +494,25 @@ def _snapshot(worktree: Path, head: str, dirty: Sequence[str], cache: CollisionC
         try:
             shutil.copyfile(index, tmp_index)
         except FileNotFoundError:
-            _git(worktree, ["read-tree", head], cache, env=_env({"GIT_INDEX_FILE": str(tmp_index)}))
+            _git(
+                worktree,
+                [*_PRIVATE_INDEX, "read-tree", head],
+                cache,
+                env=_env({"GIT_INDEX_FILE": str(tmp_index)}),
+            )
         env = _env({"GIT_INDEX_FILE": str(tmp_index), "GIT_LITERAL_PATHSPECS": "1"})
         paths = b"".join(p.encode(errors="surrogateescape") + b"\0" for p in dirty)
         try:
             _git(
                 worktree,
-                ["add", "-A", "--ignore-errors", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                [
+                    *_PRIVATE_INDEX,
+                    "add",
+                    "-A",
+                    "--ignore-errors",
+                    "--pathspec-from-file=-",
+                    "--pathspec-file-nul",
+                ],
                 cache,
                 env=env,
                 stdin=paths,
@@ -504,8 +521,16 @@ def _snapshot(worktree: Path, head: str, dirty: Sequence[str], cache: CollisionC
         except MulluiError:
             # An untracked file vanished between status and add ("pathspec did not match"):
             # the agent is mid-edit; take the whole worktree instead.
-            _git(worktree, ["add", "-A", "--ignore-errors", "--", "."], cache, env=env, ok=(0, 1))
-        tree = _git(worktree, ["write-tree"], cache, env=env).stdout.decode().strip()
+            _git(
+                worktree,
+                [*_PRIVATE_INDEX, "add", "-A", "--ignore-errors", "--", "."],
+                cache,
+                env=env,
+                ok=(0, 1),
+            )
+        tree = (
+            _git(worktree, [*_PRIVATE_INDEX, "write-tree"], cache, env=env).stdout.decode().strip()
+        )
     commit = _git(
         worktree,
         ["commit-tree", tree, "-p", head, "-m", "mullui: snapshot of uncommitted work"],

@@ -304,6 +304,20 @@ def test_the_snapshot_is_readable_through_the_cache_environment(repo: Path) -> N
     cache.close()
 
 
+def test_split_index_repositories_gain_no_shared_index_files(repo: Path) -> None:
+    git(repo, "config", "core.splitIndex", "true")
+    a = agent(repo, "a")
+    assert a.worktree is not None
+    git(a.worktree, "update-index", "--split-index")
+    gitdir = Path(git(a.worktree, "rev-parse", "--absolute-git-dir").strip())
+    write(a.worktree, "new.txt", "n\n")
+    before = sorted(p.name for p in gitdir.iterdir())
+
+    assert change_set(a).files == ("new.txt",)
+
+    assert sorted(p.name for p in gitdir.iterdir()) == before
+
+
 def test_observation_would_notice_an_index_refresh(repo: Path) -> None:
     """Guards the test above: the touched file really makes git want to write the index."""
     b = agent(repo, "b")
