@@ -82,3 +82,16 @@ async def test_a_burst_of_changes_updates_rows_in_place(paths: Paths) -> None:
         assert rebuilt == [False]  # cells updated, rows kept (no clear + re-add)
         assert "$0.50" in str(table.get_cell("x000", "usage"))
         assert app.agents["x000"].state is State.WORKING
+
+
+async def test_idle_with_100_agents_costs_under_3_percent_of_a_core(paths: Paths) -> None:
+    # The TUI alone (no supervisor): the one 250 ms stat of the shown log, the 30 s tick.
+    build_fleet(paths, extra=89)
+    app = make_app(paths)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause(0.5)
+        c0, t0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(3.0)
+        share = (time.process_time() - c0) / (time.perf_counter() - t0)
+        print(f"idle CPU with 100 agents: {share * 100:.2f} % of a core")
+        assert share < 0.03
