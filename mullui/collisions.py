@@ -533,7 +533,9 @@ def _snapshot(worktree: Path, head: str, dirty: Sequence[str], cache: CollisionC
         )
     commit = _git(
         worktree,
-        ["commit-tree", tree, "-p", head, "-m", "mullui: snapshot of uncommitted work"],
+        # --no-gpg-sign: a snapshot must never wait on a pinentry prompt, whatever the
+        # user's signing config says.
+        ["commit-tree", "--no-gpg-sign", tree, "-p", head, "-m", "mullui: snapshot"],
         cache,
         env=_env(_SYNTHETIC_COMMIT_ENV),
     )
@@ -971,6 +973,7 @@ class _Search:
                     self.repo,
                     [
                         "commit-tree",
+                        "--no-gpg-sign",
                         merged.tree,
                         "-p",
                         state,
