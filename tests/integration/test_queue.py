@@ -8,6 +8,7 @@ in a hidden tmux window when something is queued), never by the test.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from datetime import datetime
@@ -391,3 +392,58 @@ def _identity(monkeypatch: pytest.MonkeyPatch, git_repo: Path) -> None:
     # started with another environment still can.
     git(git_repo, "config", "user.name", "mullui-test")
     git(git_repo, "config", "user.email", "test@mullui.invalid")
+
+
+# ---- budgets with the real Claude Code ------------------------------------------------------
+CLAUDE = shutil.which("claude")
+
+
+@pytest.mark.skipif(CLAUDE is None, reason="CLAUDE CODE CLI NOT INSTALLED: budget test did NOT run")
+@pytest.mark.timeout(150)
+def test_max_cost_stops_a_real_claude_code_agent(
+    cli: Cli, git_repo: Path, mullui_home: Path, tmp_path: Path
+) -> None:
+    import tomli_w
+
+    from tests.support.anthropic_stub import AnthropicStub, StubUsage, Turn
+    from tests.support.claude_env import make_claude_home
+
+    # One expensive answer: 2M tokens in, 200k out (claude-sonnet-4-5: $6 + $3).
+    huge = StubUsage(input_tokens=2_000_000, output_tokens=200_000)
+    with AnthropicStub([Turn.say("Done: I rewrote everything.", usage=huge)]) as stub:
+        home = make_claude_home(tmp_path / "claude-home", [git_repo], base_url=stub.url)
+        keep = (
+            "HOME",
+            "XDG_CONFIG_HOME",
+            "XDG_CACHE_HOME",
+            "XDG_DATA_HOME",
+            "XDG_STATE_HOME",
+            "ANTHROPIC_BASE_URL",
+            "ANTHROPIC_API_KEY",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+            "DISABLE_AUTOUPDATER",
+            "DISABLE_TELEMETRY",
+            "DISABLE_ERROR_REPORTING",
+            "NO_PROXY",
+        )
+        cfg = {
+            "limits": {"max_cost_usd": 1.0},
+            "profiles": {"claude": {"env": {k: home.env[k] for k in keep}}},
+        }
+        (mullui_home / "config.toml").write_text(tomli_w.dumps(cfg))
+        r = cli("spawn", "--agent", "claude", "--no-attach", "Rewrite the README", cwd=git_repo)
+        assert r.returncode == 0, r.stderr
+        a = r.stdout.strip()
+        from mullui import supervisor
+        from mullui.workspace import Workspace
+
+        supervisor.ensure_running(Workspace(cwd=git_repo))
+        assert stub.wait_served(1, timeout=60), f"claude never asked the stub{_diagnose()}"
+        failed = wait_state(a, State.FAILED, timeout=60)
+    assert failed.cost_usd is not None and failed.cost_usd > 1.0
+    assert failed.cause == f"over budget: ${failed.cost_usd:.2f} > $1.00"
+    assert failed.tokens_in is not None and failed.tokens_in >= 2_000_000
+    inbox = json.loads(cli("inbox", "--json", cwd=git_repo).stdout)
+    assert [(i["id"], i["state"], i["why"]) for i in inbox] == [(a, "failed", failed.cause)]
+    target = failed.tmux_target or ""
+    wait_for(lambda: _pane_gone(target), timeout=15)  # the claude process was stopped
