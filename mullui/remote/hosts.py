@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import json
 import logging
@@ -119,7 +120,7 @@ class HostReport:
             "reachable": self.reachable,
             "ok": self.ok,
             "error": self.error,
-            "items": [i.__dict__ for i in self.items],
+            "items": [dataclasses.asdict(i) for i in self.items],
         }
 
 

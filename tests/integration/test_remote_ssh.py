@@ -97,6 +97,18 @@ def _logins(sshd: Sshd) -> int:  # noqa: F811
     return sshd.log.read_text().count("Accepted publickey")
 
 
+async def test_stream_yields_lines_then_reports_a_failed_exit(host: SshHost) -> None:
+    lines = []
+    with pytest.raises(MulluiError) as e:
+        async with contextlib.aclosing(
+            host.stream(["sh", "-c", "echo one; echo 'two ✓'; echo oops >&2; exit 3"])
+        ) as s:
+            async for line in s:
+                lines.append(line)
+    assert lines == ["one", "two ✓"]
+    assert str(e.value).endswith("on devbox exited 3: oops")
+
+
 def test_ten_runs_share_one_master(host: SshHost, sshd: Sshd) -> None:  # noqa: F811
     assert host.ssh_process_count() == 0
     before = _logins(sshd)
@@ -256,15 +268,20 @@ def test_check_reports_missing_mullui_with_how_to_install(host: SshHost, tmp_pat
 def test_check_finds_mullui_and_flags_a_repo_that_is_not_git(host: SshHost, tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    fake = bin_dir / "mullui"  # stands in until the CLI has --version everywhere
-    fake.write_text("#!/bin/sh\necho 'mullui 9.9.9'\n")
-    fake.chmod(0o755)
+    for name, version in (("mullui", "mullui 9.9.9"), ("tmux", "tmux 3.1c")):
+        fake = bin_dir / name  # stand-ins: a mullui with --version, an old tmux
+        fake.write_text(f"#!/bin/sh\necho '{version}'\n")
+        fake.chmod(0o755)
     (tmp_path / "plain").mkdir()
     host.remote_env["PATH"] = f"{bin_dir}:/usr/bin:/bin"
     report = check(host, str(tmp_path / "plain"))
     assert report.item("mullui").ok and report.item("mullui").detail == "mullui 9.9.9"
     assert not report.item("repo").ok and "not a git repository" in report.item("repo").detail
-    assert [i.name for i in report.missing if i.required] == ["repo"]
+    tmux = report.item("tmux")
+    assert (
+        not tmux.ok and tmux.detail == "tmux 3.1c is too old" and tmux.fix == "install tmux >= 3.2"
+    )
+    assert [i.name for i in report.missing if i.required] == ["tmux", "repo"]
 
 
 def test_check_of_an_unreachable_host_says_why(sshd: Sshd, tmp_path: Path) -> None:  # noqa: F811
