@@ -227,7 +227,13 @@ class Tmux:
         on when every agent window is gone, and attaching users land somewhere useful.
         Concurrent callers race benignly: tmux refuses the second ``new-session``.
         """
-        args = ["new-session", "-d", "-s", name, "-n", "mullui", "-c", _fmt_literal(str(cwd))]
+        # The user's tmux.conf is loaded (attaching should feel like their tmux), but two
+        # of its possible settings would silently end our detached sessions.
+        args = [
+            "new-session", "-d", "-s", name, "-n", "mullui", "-c", _fmt_literal(str(cwd)),
+            _NEXT, "set-option", "-t", f"={name}:", "destroy-unattached", "off",
+            _NEXT, "set-option", "-s", "exit-unattached", "off",
+        ]  # fmt: skip
         for attempt in range(3):
             try:
                 self._cmd(*args)
@@ -380,22 +386,19 @@ class Tmux:
         Inside a tmux client of this same server: ``switch-client`` (returns at once).
         Otherwise ``tmux attach`` runs in the foreground until the user detaches.
         """
+        # Checked first: once attach runs, tmux owns the terminal and its errors.
+        where = self._pane_format(target, "#{socket_path}")
         inside = os.environ.get("TMUX", "")
-        if inside and inside.split(",")[0] == self._socket_path():
+        if inside and inside.split(",")[0] == where:
             self._cmd("switch-client", "-t", target, inside=True)
             return
         # attach-session -t PANE selects that pane's window and pane first.  $TMUX is
-        # dropped so tmux does not refuse to nest inside the user's own tmux.
-        subprocess.run(
+        # dropped so tmux nests inside the user's own (other) tmux instead of refusing.
+        r = subprocess.run(
             [*self._base(), "attach-session", "-t", target], env=_client_env(), check=False
         )
-
-    def _socket_path(self) -> str:
-        """The server's socket path (what ``$TMUX`` starts with inside its panes)."""
-        try:
-            return self._cmd("display-message", "-p", "#{socket_path}").strip()
-        except _NoServer:
-            return ""
+        if r.returncode != 0:
+            raise MulluiError(f"tmux attach to {target} failed (exit status {r.returncode})")
 
     def stop(self, target: str, grace: float = 3.0) -> bool:
         """Ask the agent to stop (C-c, twice: Claude Code wants two), then kill its window.
@@ -408,6 +411,9 @@ class Tmux:
         """
         exited = False
         try:
+            if self._pane_dead(target):
+                self.kill(target)
+                return True
             self._cmd("send-keys", "-t", target, "C-c")
             deadline = time.monotonic() + grace
             second = time.monotonic() + min(0.5, grace / 2)
@@ -436,7 +442,21 @@ class Tmux:
                 raise
 
     def _pane_dead(self, target: str) -> bool:
-        return self._cmd("display-message", "-p", "-t", target, "#{pane_dead}").strip() == "1"
+        return self._pane_format(target, "#{pane_dead}") == "1"
+
+    def _pane_format(self, target: str, fmt: str) -> str:
+        """``fmt`` expanded for the target pane; MulluiError when it is gone.
+
+        Not ``display-message -t``: tmux 3.3a prints an empty line, status 0, for a
+        target that does not exist."""
+        out = self._cmd("list-panes", "-t", target, "-F", f"#{{pane_id}}{_SEP}{fmt}")
+        lines = [ln.split(_SEP, 1) for ln in out.splitlines() if _SEP in ln]
+        for pane, value in lines:
+            if pane == target:
+                return value
+        if lines and not target.startswith("%"):
+            return lines[0][1]
+        raise MulluiError(f"tmux: can't find pane: {target}")
 
     def panes(self) -> dict[str, PaneInfo] | None:
         """Every agent pane on the server, by agent id, in one ``list-panes -a`` call.

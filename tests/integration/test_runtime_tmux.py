@@ -365,6 +365,26 @@ def test_attach_from_outside_tmux_returns_when_the_user_detaches(
         proc.kill()
 
 
+def test_attach_to_a_vanished_window_is_a_clear_error(tmux: Tmux, tmp_path: Path) -> None:
+    target = launch(tmux, tmp_path, ["sleep", "60"])
+    tmux.kill(target)
+    with pytest.raises(MulluiError, match=f"can't find pane: {target}"):
+        tmux.attach(target)
+
+
+def test_a_user_config_that_destroys_detached_sessions_is_overridden(
+    server: Any, tmp_path: Path
+) -> None:
+    conf = tmp_path / "tmux.conf"
+    conf.write_text("set -g destroy-unattached on\nset -g exit-unattached on\n")
+    t = Tmux(server.socket_name, config_file=conf)
+    t.ensure_session("repo", tmp_path)
+    launch(t, tmp_path, ["sleep", "60"])
+    time.sleep(0.2)
+    panes = t.panes()
+    assert panes is not None and "a1" in panes
+
+
 def test_attach_inside_tmux_switches_the_client(tmux: Tmux, tmp_path: Path) -> None:
     target = launch(tmux, tmp_path, ["sleep", "60"])
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
