@@ -489,9 +489,10 @@ def test_take_over_makes_the_running_watch_hand_over_and_exit(
 
 
 # ---- a queued spawn starts a hidden watch ------------------------------------------------
-def test_a_queued_spawn_starts_a_hidden_watch_that_holds_the_lock_and_runs_the_queue(
-    cli: CLI, repo: Path, mullui_home: Path
+def test_a_queued_spawn_starts_a_hidden_watch_that_holds_the_lock_runs_the_queue_and_notifies(
+    desktop: DesktopThread, cli: CLI, repo: Path, mullui_home: Path
 ) -> None:
+    write_config(mullui_home, "[notify]\ncoalesce_ms = 0\n")  # two popups, not a summary
     sock = os.environ["MULLUI_TMUX_SOCKET"]
     first = spawn(cli, repo, "read answer", "--name", "first")  # done when told
     nxt = spawn(cli, repo, "true", "--name", "next", "--after", first)
@@ -525,6 +526,9 @@ def test_a_queued_spawn_starts_a_hidden_watch_that_holds_the_lock_and_runs_the_q
     # No TUI, no `mullui watch` typed by anyone: the hidden one starts the queued agent.
     wait_state(cli, repo, nxt, "done", timeout=30)
     assert watch_pid() == pid
+    # And it notifies, on the session bus of the command that started it.
+    desktop.wait_title("next is done")
+    assert titles(desktop) == ["first is done", "next is done"]
 
 
 # ---- config ------------------------------------------------------------------------------
