@@ -425,9 +425,10 @@ def attached_focus(ws: Workspace) -> Callable[[str], bool]:
     return is_focused
 
 
-#: How long a stopping ``mullui watch`` waits for popups already decided on (the cursor
-#: already counts them as told): longer than one Notify's send timeout (2 s).
-DRAIN_S = 3.0
+#: How long a stopping supervisor waits for popups already decided on (the cursor already
+#: counts them as told).  A Notify takes milliseconds; the bound keeps a handover well
+#: inside ``SupervisorLock.take_over``'s 3 s even with a hung notification server.
+DRAIN_S = 1.0
 
 
 async def finish_notifications(
