@@ -35,6 +35,7 @@ _REPO_ENV = (
     "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
     "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX",
 )  # fmt: skip
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _NO_SPACE = re.compile(r"No space left on device|ENOSPC|disk quota exceeded", re.I)
 
 
@@ -157,9 +158,10 @@ def worktree_path(repo: Path, worktrees_dir: Path, slug: str, short_id: str) -> 
 def _repo_lock(repo: Path) -> Iterator[None]:
     """Serialize worktree creation per repository (across processes).
 
-    Parallel ``git worktree add`` in one repository race on ``.git/config.lock`` and
-    ``.git/worktrees/`` (seen with git 2.39: "could not lock config file").  The lock
-    lives in the common git dir, shared by every worktree of the repository.
+    Parallel ``git worktree add`` in one repository race on ``.git/worktrees/`` and
+    ``.git/config.lock`` (seen with git 2.39, 20 at once without this lock: "fatal:
+    failed to read .git/worktrees/par-t9/commondir: Success").  The lock lives in the
+    common git dir, shared by every worktree of the repository.
     """
     lock_path = _common_dir(repo) / "mullui-worktree.lock"
     with open(lock_path, "a") as fh:
@@ -201,6 +203,10 @@ def create(
     ("Updating files:  40% (1200/3000)").  On failure nothing is left behind: no
     directory, no branch, no registered worktree.
     """
+    for part in (slug, short_id):
+        # Both end up in a path: no separators, no "..", nothing git or a shell minds.
+        if not _NAME.fullmatch(part) or ".." in part:
+            raise MulluiError(f"{part!r} cannot name a worktree: use letters, digits, . _ -")
     branch = f"mullui/{slug}-{short_id}"
     path = worktree_path(repo, worktrees_dir, slug, short_id)
     r = _git(["check-ref-format", "--branch", branch], repo, check=False)

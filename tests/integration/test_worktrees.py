@@ -140,6 +140,15 @@ def test_a_full_disk_says_so_and_leaves_nothing_behind(tmp_path: Path, tiny_disk
     assert list((tiny_disk / "wts").iterdir()) == []
 
 
+@pytest.mark.parametrize("slug", ["../escape", "a/b", "", "-x", "a b", "x.lock/.."])
+def test_names_that_would_escape_or_break_the_path_are_refused(
+    repo: Path, wt_dir: Path, slug: str
+) -> None:
+    with pytest.raises(MulluiError, match="cannot name a worktree"):
+        worktrees.create(repo, wt_dir, slug, "a1", "main")
+    assert branches(repo) == ["main"]
+
+
 def test_an_existing_branch_is_refused_and_kept(repo: Path, wt_dir: Path) -> None:
     git(repo, "branch", "mullui/fix-a1")
     with pytest.raises(MulluiError, match="already exists"):
