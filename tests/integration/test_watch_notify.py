@@ -362,6 +362,40 @@ def test_attach_button_and_popup_click_run_the_attach_command(
     assert agent(cli, repo, aid)["snoozed_until"] is None
 
 
+def test_attach_with_no_attach_command_brings_the_agent_up_in_an_open_terminal(
+    desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI, repo: Path
+) -> None:
+    start_watch()
+    aid = spawn(cli, repo, "exit 3", "--name", "api-refactor")
+    call = desktop.wait_title("api-refactor is failed")
+    target = agent(cli, repo, aid)["tmux_target"]
+    sock = os.environ["MULLUI_TMUX_SOCKET"]
+    session = subprocess.run(
+        ["tmux", "-L", sock, "display-message", "-p", "-t", target, "#{session_name}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+    def shown() -> list[str]:
+        r = subprocess.run(["tmux", "-L", sock, "list-clients", "-F", "#{pane_id}"],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+        return r.stdout.split()
+
+    # A terminal left open on mullui's server, showing something else (the placeholder).
+    client = subprocess.Popen(
+        ["tmux", "-L", sock, "-C", "attach-session", "-t", f"={session}:mullui"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: shown() and target not in shown())
+        desktop.click(call, "attach")
+        wait_for(lambda: shown() == [target])
+    finally:
+        assert client.stdin is not None
+        client.stdin.close()
+        client.terminate()
+        client.wait(10)
+
+
 # ---- fallbacks --------------------------------------------------------------------------
 @pytest.mark.parametrize("where", ["no session bus", "no notification server"])
 def test_without_a_notification_server_the_watch_writes_terminal_notifications(
