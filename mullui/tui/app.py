@@ -11,9 +11,9 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from textual import work
 from textual.app import App, SuspendNotSupported, SystemCommand
@@ -58,7 +58,7 @@ class MulluiApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "mullui"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+    HORIZONTAL_BREAKPOINTS = [
         (0, "-narrow"),
         (160, "-wide"),
     ]
@@ -143,11 +143,11 @@ class MulluiApp(App[None]):
         if self.pipeline is not None:
             await self.pipeline.stop()
 
-    def _from_any_thread(self, fn: Callable[..., Any], *args: Any) -> None:
+    def _from_any_thread(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         if threading.get_ident() == self._thread:
-            fn(*args)
+            fn(*args, **kwargs)
         else:
-            self.call_from_thread(fn, *args)
+            self.call_from_thread(fn, *args, **kwargs)
 
     def _notifier_toast(self, agent_id: str, title: str, body: str) -> None:
         """The notifier's in-app notice (deduplicated and coalesced like the popups)."""
@@ -189,9 +189,9 @@ class MulluiApp(App[None]):
     def _queue_change(self, agent: Agent) -> None:
         self._pending[agent.id] = agent
         if self._flush_timer is None:
-            self._flush_timer = self.set_timer(COALESCE_S, self._flush)
+            self._flush_timer = self.set_timer(COALESCE_S, self._flush_changes)
 
-    def _flush(self) -> None:
+    def _flush_changes(self) -> None:
         self._flush_timer = None
         pending, self._pending = self._pending, {}
         self.apply_changes(pending.values())
@@ -551,11 +551,15 @@ class MulluiApp(App[None]):
                 agent=req.profile,
                 name=req.name,
                 base=req.base,
-                then=lambda a: (self.apply_changes([a], False), self.select_agent(a.id)),
+                then=self._started,
                 done=lambda a: f"started {a.name}",
             )
 
         self.push_screen(NewAgentScreen(profiles, self.default_profile, base), start)
+
+    def _started(self, a: Agent) -> None:
+        self.apply_changes([a], toast=False)
+        self.select_agent(a.id)
 
     def action_log(self) -> None:
         a = self.selected()
@@ -595,19 +599,16 @@ class MulluiApp(App[None]):
         )
 
     def _report_rows(self) -> list[dict[str, Any]]:
-        try:
-            from mullui import report  # type: ignore[attr-defined,unused-ignore]
-        except ImportError:
-            report = None
-        if report is not None and hasattr(report, "rows"):
-            rows: list[dict[str, Any]] = report.rows(list(self.agents.values()))
-            return rows
-        return fallback_report(list(self.agents.values()), self.now())
+        from mullui import report
+
+        ws: Any = self.actions
+        led = report.ledger(ws, now=self.now())
+        return ledger_rows(led)
 
     def action_collisions(self) -> None:
         self.push_screen(CollisionsScreen(list(self.agents.values())))
 
-    def action_focus(self, which: str) -> None:
+    def action_focus_area(self, which: str) -> None:
         self.main.query_one(f"#{which}").focus()
 
     def running(self) -> list[Agent]:
@@ -647,13 +648,13 @@ class MulluiApp(App[None]):
                 self.action_report,
             ),
             ("Collisions", "Agents whose changes touch the same files", self.action_collisions),
-            ("Focus inbox", "Move focus to the inbox", lambda: self.action_focus("inbox")),
+            ("Focus inbox", "Move focus to the inbox", lambda: self.action_focus_area("inbox")),
             (
                 "Focus agents",
                 "Move focus to the list of agents",
-                lambda: self.action_focus("agents"),
+                lambda: self.action_focus_area("agents"),
             ),
-            ("Focus log", "Move focus to the log", lambda: self.action_focus("log")),
+            ("Focus log", "Move focus to the log", lambda: self.action_focus_area("log")),
             ("Help", "Every key and what the states mean (?)", self.action_help),
             ("Quit", "Leave the TUI; agents keep running (q)", self.action_quit),
         ]
@@ -664,23 +665,41 @@ class MulluiApp(App[None]):
                 yield cmd
 
 
-def fallback_report(agents: list[Agent], now: datetime) -> list[dict[str, Any]]:
-    """A minimal ledger until ``mullui.report`` lands: one row per agent."""
-    rows = []
-    for a in sorted(agents, key=lambda a: (a.chain or "", a.created_at)):
-        rows.append(
-            {
-                "agent": a.name,
-                "chain": a.chain_name,
-                "profile": a.profile,
-                "state": a.state.value,
-                "wall": cells.duration(now - a.created_at),
-                "tokens_in": a.tokens_in,
-                "tokens_out": a.tokens_out,
-                "cost_usd": a.cost_usd,
-                "merged": a.merged_into is not None,
-            }
-        )
+def ledger_rows(led: dict[str, Any]) -> list[dict[str, Any]]:
+    """``report.ledger`` as screen rows: agents, then chain runs, then the totals; times
+    in hours and minutes, the columns a human compares."""
+
+    def dur(v: Any) -> str | None:
+        return cells.duration(timedelta(seconds=float(v))) if v is not None else None
+
+    def row(r: dict[str, Any], name: str) -> dict[str, Any]:
+        added, deleted = r.get("lines_added"), r.get("lines_deleted")
+        return {
+            "agent": name,
+            "state": r.get("state"),
+            "wall": dur(r.get("wall_s")),
+            "working": dur(r.get("working_s")),
+            "waiting on you": dur((r.get("blocked_s") or 0) + (r.get("review_wait_s") or 0)),
+            "tokens in/out": f"{r.get('tokens_in') or 0:,}/{r.get('tokens_out') or 0:,}",
+            "cost $": r.get("cost_usd"),
+            "est/actual h": (
+                f"{r['estimate_h']:.1f}/{r.get('actual_h') or 0:.1f}"
+                if r.get("estimate_h") is not None
+                else None
+            ),
+            "files": r.get("files_changed"),
+            "lines +/-": f"+{added}/-{deleted}" if added is not None else None,
+            "merged": r.get("merged"),
+        }
+
+    rows = [row(r, r["name"]) for r in led.get("agents", [])]
+    rows += [
+        row(c, f"⛓ {c.get('chain_name') or 'chain'} ({c.get('steps_done')}/{c.get('steps')})")
+        for c in led.get("chains", [])
+    ]
+    total = led.get("totals")
+    if rows and isinstance(total, dict):
+        rows.append(row({**total, "state": ""}, "total"))
     return rows
 
 
@@ -704,7 +723,7 @@ def run(cwd: Path | None = None) -> int:
 
 def _default_profile(actions: AgentActions) -> str:
     try:
-        return str(actions.config.default_agent)
+        return str(actions.config.default_agent)  # type: ignore[attr-defined]
     except (AttributeError, MulluiError):
         return "claude"
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from mullui.events import new_event
 from mullui.model import Agent, State, iso
 from mullui.paths import Paths
 from mullui.store import Store
@@ -40,8 +41,15 @@ def new(
         created_at=NOW - timedelta(minutes=created_ago),
         state_since=NOW - timedelta(minutes=created_ago),
     )
-    a, _ = store.create(replace(base, **fields))  # type: ignore[arg-type]
-    return a
+    # Store.create, but with the creation time pinned too (its history entry feeds the
+    # report's wall times, which must not move with the real clock).
+    rec = replace(base, **fields).to_record()  # type: ignore[arg-type]
+    for k in ("history", "seq"):
+        rec.pop(k, None)
+    ev = new_event("created", record=rec)
+    ev["at"] = iso(base.created_at)
+    store.append(agent_id, ev)
+    return store.load(agent_id)
 
 
 def state(store: Store, agent_id: str, st: State, minutes_ago: float, **data: object) -> Agent:

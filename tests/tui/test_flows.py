@@ -335,3 +335,22 @@ async def test_first_item_to_land_is_selected_until_the_human_moves(paths: Paths
         app.on_change(store.emit("b1", "state", state="blocked", question="and?"), ())
         await until(pilot, lambda: "b1" in inbox_ids(app))
         assert app.main.selected_id == "b2"
+
+
+async def test_notifier_toasts_and_clicks_from_another_thread(fleet: Paths) -> None:
+    import threading
+
+    app = make_app(fleet)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        # dbus-fast and the notifier may call back from elsewhere: both must land safely.
+        t = threading.Thread(
+            target=lambda: (
+                app._notifier_toast("a7", "migrate blocked", "Edit migrations/0042_users.py?"),
+                app._notification_action("a9", "select"),
+            )
+        )
+        t.start()
+        t.join(5)
+        await until(pilot, lambda: any("0042_users" in str(n.message) for n in app._notifications))
+        await until(pilot, lambda: app.main.selected_id == "a9")
