@@ -330,10 +330,13 @@ def unlock(repo: Path, path: Path) -> None:
 
 
 def _uncommitted(worktree: Path) -> list[str]:
+    # --no-optional-locks: no opportunistic index refresh, so a running agent's own git
+    # commands never meet our index.lock.
     out = _git(
-        ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"],
+        ["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all",
+         "--ignore-submodules=none"],
         worktree,
-    ).stdout
+    ).stdout  # fmt: skip
     paths: list[str] = []
     entries = iter(out.split("\0"))
     for entry in entries:
@@ -453,8 +456,17 @@ def diff(repo: Path, base: str, worktree: Path, color: bool = True) -> str:
         untracked = _git(["ls-files", "--others", "--exclude-standard", "-z"], worktree,
                          env=env).stdout  # fmt: skip
         if untracked:
+            # core.splitIndex=false: with a split index (git 2.39) writing even a private
+            # index drops a new sharedindex.* file into the worktree's git dir.
             _git(
-                ["add", "--intent-to-add", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                [
+                    "-c",
+                    "core.splitIndex=false",
+                    "add",
+                    "--intent-to-add",
+                    "--pathspec-from-file=-",
+                    "--pathspec-file-nul",
+                ],
                 worktree,
                 env={**env, "GIT_LITERAL_PATHSPECS": "1"},
                 stdin=untracked,
@@ -463,6 +475,8 @@ def diff(repo: Path, base: str, worktree: Path, color: bool = True) -> str:
             [
                 "-c",
                 "core.quotePath=false",
+                "-c",
+                "core.splitIndex=false",
                 "diff",
                 "--no-ext-diff",
                 f"--color={'always' if color else 'never'}",

@@ -336,6 +336,20 @@ def test_diff_shows_committed_uncommitted_and_untracked_without_touching_the_ind
     assert "\x1b[" in worktrees.diff(repo, "main", wt.path, color=True)
 
 
+def test_diff_leaves_a_split_index_worktree_untouched(repo: Path, wt_dir: Path) -> None:
+    git(repo, "config", "core.splitIndex", "true")
+    wt = worktrees.create(repo, wt_dir, "fix", "a1", "main")
+    git(wt.path, "update-index", "--split-index")
+    (wt.path / "src" / "app.py").write_text("x = 5\n")
+    (wt.path / "fresh.txt").write_text("fresh\n")
+    gitdir = Path(git(wt.path, "rev-parse", "--absolute-git-dir").strip())
+    before = sorted(p.name for p in gitdir.iterdir())
+    out = worktrees.diff(repo, "main", wt.path, color=False)
+    assert "+x = 5" in out and "+fresh" in out
+    assert sorted(p.name for p in gitdir.iterdir()) == before
+    assert git(wt.path, "status", "--porcelain") == " M src/app.py\n?? fresh.txt\n"
+
+
 def test_git_env_from_a_hook_does_not_redirect_commands(
     repo: Path, wt_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
