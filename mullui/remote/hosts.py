@@ -63,6 +63,7 @@ def ssh_host(host: Host, paths: Paths, *, ssh_config: Path | None = None) -> Ssh
         ssh_config=ssh_config,
         options=options,
         remote_env=host.env,
+        instance=str(paths.state_dir),
     )
 
 

@@ -68,33 +68,27 @@ class RemoteCommandMissing(MulluiError):
 def control_dir_for(paths: Paths) -> Path:
     """Where the ControlMaster sockets of this mullui instance live.
 
-    ``<state_dir>/ssh`` when its path is short enough for a unix socket; otherwise a
+    ``<state_dir>/ssh`` when its path is short enough for a unix socket; otherwise one
     private per-user directory under the system temp dir (a long ``MULLUI_HOME``, e.g.
-    pytest's tmp_path, easily exceeds the ~104-byte socket path limit).
+    pytest's tmp_path, easily exceeds the ~104-byte socket path limit).  Sockets there
+    stay apart per instance because ``SshHost`` hashes ``instance`` into their names.
     """
     preferred = paths.state_dir / "ssh"
     if len(os.fsencode(preferred)) + 1 + 16 <= _SUN_PATH_BUDGET:
         return preferred
-    tag = hashlib.sha256(os.fsencode(paths.state_dir)).hexdigest()[:8]
-    return Path(tempfile.gettempdir()) / f"mullui-{os.getuid()}" / tag
+    return Path(tempfile.gettempdir()) / f"mullui-{os.getuid()}"
 
 
 def _private_dir(path: Path) -> Path:
     """Create ``path`` (0700) and refuse one another user could write into: whoever
     controls the directory could plant a socket and see every command we run."""
-    shared_tmp = path.parent.parent == Path(tempfile.gettempdir())
-    if shared_tmp:
-        # The per-user directory in /tmp: create it private ourselves, then verify it
-        # is ours (someone may have created it first).
-        path.parent.mkdir(exist_ok=True, mode=0o700)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for d in (path, path.parent) if shared_tmp else (path,):
-        st = d.stat()
-        if st.st_uid != os.getuid() or st.st_mode & 0o022:
-            raise MulluiError(
-                f"{d} is not private to you (owner uid {st.st_uid}, mode {st.st_mode & 0o777:o}):"
-                " remove it so mullui can recreate it"
-            )
+    st = path.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise MulluiError(
+            f"{path} is not private to you (owner uid {st.st_uid}, mode {st.st_mode & 0o777:o}):"
+            " remove it so mullui can recreate it"
+        )
     return path
 
 
@@ -117,6 +111,7 @@ class SshHost:
     the tests use it).  ``options`` are extra ``-o KEY=VALUE`` settings and win over ours.
     ``remote_env`` is set on every remote command (``env K=V ... argv``): how a host gets
     ``PATH``, ``MULLUI_HOME`` or ``MULLUI_TMUX_SOCKET`` without touching its shell rc files.
+    ``instance`` (the state dir) keeps two mullui instances from sharing a master.
     """
 
     def __init__(
@@ -133,6 +128,7 @@ class SshHost:
         alive_interval_s: int = 15,
         alive_count: int = 3,
         ssh_binary: str = "ssh",
+        instance: str = "",
     ) -> None:
         if not destination or destination.startswith("-"):
             raise MulluiError(f"[hosts.{name}] ssh = {destination!r} is not an ssh destination")
@@ -151,7 +147,9 @@ class SshHost:
         self.ssh_binary = ssh_binary
         # The socket name hashes everything that makes a connection different, so two
         # hosts (or the same host with another config) never share a master by accident.
-        key = "\0".join([destination, str(ssh_config or ""), repr(sorted(self.options.items()))])
+        key = "\0".join(
+            [instance, destination, str(ssh_config or ""), repr(sorted(self.options.items()))]
+        )
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         self._control_dir = control_dir
         self.control_path = control_dir / digest
@@ -160,6 +158,7 @@ class SshHost:
                 f"ssh control socket path {self.control_path} is too long for a unix socket:"
                 " use a shorter MULLUI_HOME"
             )
+        self._lock_path = control_dir / f"{digest}.lock"
         self._lock = threading.Lock()
         self._master_known = False
 
@@ -246,8 +245,7 @@ class SshHost:
         """
         with self._lock:
             _private_dir(self._control_dir)
-            lock_path = self.control_path.with_name(self.control_path.name + ".lock")
-            with open(lock_path, "a+b") as lock:
+            with open(self._lock_path, "a+b") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 if self.check_master():
                     self._master_known = True
@@ -298,6 +296,10 @@ class SshHost:
                 capture_output=True,
                 timeout=10,
             )
+        # Tidy the shared temp dir.  Racing an ensure_master() elsewhere costs at most
+        # one unmultiplexed connection, never a wrong result.
+        with contextlib.suppress(OSError):
+            self._lock_path.unlink()
         self._master_known = False
 
     def ssh_process_count(self) -> int:

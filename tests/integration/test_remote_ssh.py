@@ -224,11 +224,25 @@ def test_attach_argv_quotes_the_target(host: SshHost) -> None:
 
 
 def test_long_mullui_home_gets_a_short_private_control_dir(tmp_path: Path) -> None:
-    home = tmp_path / ("x" * 120)
-    d = control_dir_for(get_paths({"MULLUI_HOME": str(home)}))
-    assert len(str(d)) < 60
-    h = SshHost("devbox", "me@devbox", control_dir=d)
-    assert len(os.fsencode(h.control_path)) <= 86
+    homes = [tmp_path / ("x" * 120), tmp_path / ("y" * 120)]
+    hosts = [
+        ssh_host(Host("devbox", "me@devbox", "/p"), get_paths({"MULLUI_HOME": str(h)}))
+        for h in homes
+    ]
+    for h in hosts:
+        assert len(os.fsencode(h.control_path)) <= 86
+        assert h.control_path.parent == control_dir_for(get_paths({"MULLUI_HOME": str(homes[0])}))
+    # Two instances share the directory, never a master.
+    assert hosts[0].control_path != hosts[1].control_path
+
+
+def test_a_control_dir_others_can_write_is_refused(ssh_client_config: Path, tmp_path: Path) -> None:  # noqa: F811
+    d = tmp_path / "cm"
+    d.mkdir(mode=0o700)
+    d.chmod(0o777)
+    h = SshHost("devbox", HOST_ALIAS, control_dir=d, ssh_config=ssh_client_config)
+    with pytest.raises(MulluiError, match=r"is not private to you .*mode 777"):
+        h.run(["true"], timeout=30)
 
 
 def test_run_latency_over_the_master(host: SshHost, sshd: Sshd) -> None:  # noqa: F811
