@@ -52,6 +52,8 @@ Q, ST, W, B, D, F, X, U = (
 RUNNING = frozenset({ST, W, B})
 #: Prefix of the cause of a follow-up whose predecessor will never be done by itself.
 STUCK_PREFIX = "predecessor "
+#: Prefix of the cause of a queued agent whose start failed before it launched.
+CANNOT_START = "cannot start: "
 PREV_KEYS = ("id", "worktree", "branch", "last_message")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
@@ -78,9 +80,9 @@ def predecessor_reason(a: Agent, by_id: dict[str, Agent]) -> str | None:
 
 
 def is_stuck(a: Agent) -> bool:
-    """A queued follow-up whose predecessor failed, was stopped or vanished: it will not
-    start by itself, so the human should hear about it."""
-    return a.state is Q and a.cause.startswith(STUCK_PREFIX)
+    """A queued agent that will not start by itself - its predecessor failed, was stopped
+    or vanished, or its start fails - so the human should hear about it."""
+    return a.state is Q and a.cause.startswith((STUCK_PREFIX, CANNOT_START))
 
 
 def unreviewed(a: Agent) -> bool:
@@ -131,7 +133,8 @@ def plan(agents: Sequence[Agent], cfg: Config) -> list[tuple[Agent, str | None]]
             if running[key] >= limit:
                 where = f" on {key}" if key else ""
                 reason = f"waiting for a free slot{where} (max_running {limit})"
-            else:
+            elif not a.cause.startswith(CANNOT_START):
+                # One whose start keeps failing gets retried but takes no slot from others.
                 running[key] += 1
         out.append((a, reason))
     return out
@@ -313,6 +316,19 @@ def _start(ws: Workspace, a: Agent) -> Agent | None:
     return ws.start(a.id)
 
 
+def _not_started(ws: Workspace, a: Agent, why: str) -> None:
+    """A start that failed.  Failures inside the launch already marked the agent failed;
+    one before it (its profile gone from the config, no tmux) leaves it queued, and then
+    its cause says so - once, not on every tick - and the next tick tries again."""
+    now = ws.store.get(a.id)
+    if now is None or now.state is not Q:
+        return
+    cause = f"{CANNOT_START}{why}"
+    if now.cause != cause:
+        print(f"mullui: could not start {a.name}: {why}", file=sys.stderr)
+        ws.store.emit(a.id, "state", state="queued", cause=cause)
+
+
 def tick(ws: Workspace) -> list[Agent]:
     """Start the queued agents that may start now (oldest first) and refresh the cause of
     those that keep waiting (an event only when the cause changed).  Returns the agents
@@ -330,10 +346,10 @@ def tick(ws: Workspace) -> list[Agent]:
             try:
                 s = _start(ws, a)
             except MulluiError as e:
-                print(f"mullui: could not start {a.name}: {e}", file=sys.stderr)
+                _not_started(ws, a, str(e))
                 continue
             except Exception as e:  # a runtime bug must not kill the supervisor's loop
-                print(f"mullui: could not start {a.name}: {type(e).__name__}: {e}", file=sys.stderr)
+                _not_started(ws, a, f"{type(e).__name__}: {e}")
                 continue
             if s is not None:
                 started.append(s)

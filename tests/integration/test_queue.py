@@ -164,6 +164,23 @@ def test_after_an_agent_that_is_already_done_starts_at_once(cli: Cli, git_repo: 
     assert (Path(done_b.worktree or "") / "id.txt").read_text() == f"{a}\n"
 
 
+def test_a_follow_up_that_cannot_start_says_why_and_others_go_on(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
+    config(mullui_home, '[profiles.mine]\ncommand = ["sh", "-c", "true"]\n')
+    gate = mullui_home / "gate"
+    a = spawn(cli, git_repo, f"while [ ! -e {gate} ]; do sleep 0.05; done")
+    r = cli("spawn", "--agent", "mine", "--no-attach", "--after", a, "x", cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    b = r.stdout.strip()
+    config(mullui_home, "")  # the profile is gone by the time b may start
+    gate.touch()
+    got = wait_cause(b, "cannot start: ")
+    assert got.state is State.QUEUED and "unknown agent profile 'mine'" in got.cause
+    c = spawn(cli, git_repo, "echo still-works")  # the supervisor goes on
+    wait_state(c, State.DONE)
+
+
 # ---- chains ---------------------------------------------------------------------------------
 def test_a_two_step_chain_runs_one_step_after_the_other(
     cli: Cli, git_repo: Path, mullui_home: Path

@@ -302,3 +302,10 @@ def test_a_cycle_of_after_is_rejected() -> None:
         parse_backlog(
             '[[tasks]]\nname = "a"\ntask = "x"\nafter = "a"\n', Path("tasks.toml"), PROFILES
         )
+
+
+def test_an_agent_whose_start_keeps_failing_does_not_hold_a_slot() -> None:
+    agents = [ag(1, cause="cannot start: unknown agent profile 'x'"), ag(2)]
+    d = decisions(agents, cfg(max_running=1))
+    assert d == {"a1": None, "a2": None}  # a1 is retried; a2 is not kept waiting by it
+    assert is_stuck(agents[0])
