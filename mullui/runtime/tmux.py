@@ -274,7 +274,7 @@ class Tmux:
           so no early output and no early exit is missed.  (tmux remembers a signal sent
           before anyone waits, so the order cannot deadlock.)
         - When the process ends, tmux's ``pane-died`` hook runs ``on_exit`` plus
-          ``--status N`` (exit status) or ``--signal N`` (killed by signal N).
+          ``--status N``: the exit status, or 128+N when signal N killed it.
         - With ``silence_seconds``: after that long without output ``on_silence`` runs,
           once per quiet spell; when output resumes ``on_activity`` runs (if given).
         - ``log_path`` receives the pane's raw output (escape sequences included),
@@ -308,7 +308,8 @@ class Tmux:
         if not window_id.startswith("@") or not pane_id.startswith("%"):
             raise MulluiError(f"tmux new-window printed {out!r}, expected window and pane ids")
 
-        status = "#{?pane_dead_signal,--signal #{pane_dead_signal},--status #{pane_dead_status}}"
+        # One flag for both endings, as shells report them: a death by signal N is 128+N.
+        status = "--status #{?pane_dead_signal,#{e|+:128,#{pane_dead_signal}},#{pane_dead_status}}"
         setup: list[list[str]] = [
             ["set-option", "-w", "-t", window_id, "remain-on-exit", "on"],
             ["set-option", "-w", "-t", window_id, "allow-rename", "off"],
@@ -394,11 +395,24 @@ class Tmux:
             return
         # attach-session -t PANE selects that pane's window and pane first.  $TMUX is
         # dropped so tmux nests inside the user's own (other) tmux instead of refusing.
-        r = subprocess.run(
-            [*self._base(), "attach-session", "-t", target], env=_client_env(), check=False
-        )
+        r = subprocess.run(self.attach_argv(target), env=_client_env(), check=False)
         if r.returncode != 0:
             raise MulluiError(f"tmux attach to {target} failed (exit status {r.returncode})")
+
+    def socket_path(self) -> str:
+        """The server's socket path (what ``$TMUX`` starts with inside its panes); empty
+        when no server runs."""
+        try:
+            return self._cmd("display-message", "-p", "#{socket_path}").strip()
+        except _NoServer:
+            return ""
+
+    _socket_path = socket_path  # the name workspace.py used first
+
+    def attach_argv(self, target: str) -> list[str]:
+        """The argv :meth:`attach` runs outside tmux (for a caller that must run it in
+        the foreground itself, e.g. after suspending a TUI)."""
+        return [*self._base(), "attach-session", "-t", target]
 
     def stop(self, target: str, grace: float = 3.0) -> bool:
         """Ask the agent to stop (C-c, twice: Claude Code wants two), then kill its window.

@@ -100,10 +100,12 @@ def test_every_quick_exit_is_reported_even_when_tmux_loses_sigchld(
     print(f"20 quick exits, worst launch-to-report {worst * 1000:.0f} ms")
 
 
-def test_death_by_signal_is_reported_as_signal(tmux: Tmux, tmp_path: Path) -> None:
+def test_death_by_signal_is_reported_as_128_plus_the_signal(tmux: Tmux, tmp_path: Path) -> None:
     launch(tmux, tmp_path, ["sh", "-c", "kill -TERM $$"])
     line = wait_for(lambda: read(tmp_path / "a1.exit"), what="on_exit")
-    assert line.split()[:2] == ["--signal", "15"]
+    assert line.split()[:2] == ["--status", "143"]
+    panes = tmux.panes()
+    assert panes is not None and panes["a1"].dead_signal == 15
 
 
 def test_log_holds_output_printed_at_the_first_instant(tmux: Tmux, tmp_path: Path) -> None:
@@ -241,8 +243,7 @@ def test_stop_interrupts_then_removes_the_window(tmux: Tmux, tmp_path: Path) -> 
     )
     time.sleep(0.1)  # let sh install its trap
     assert tmux.stop(target, grace=3.0) is True
-    # 130 = 128 + SIGINT: the wrapper re-raises it, so tmux reports the signal.
-    assert wait_for(lambda: read(tmp_path / "a1.exit")).split()[:2] == ["--signal", "2"]
+    assert wait_for(lambda: read(tmp_path / "a1.exit")).split()[:2] == ["--status", "130"]
     assert tmux.panes() == {}
     tmux.kill(target)  # gone already: no error
 
