@@ -67,6 +67,16 @@ def ssh_host(host: Host, paths: Paths, *, ssh_config: Path | None = None) -> Ssh
     )
 
 
+def unreachable_because(host: SshHost, *, timeout: float = 15) -> str | None:
+    """None when the host answers (its shared connection is up or could be opened),
+    else the one-line reason; for ``mullui hosts`` listing many hosts."""
+    try:
+        host.ensure_master(timeout=timeout)
+    except MulluiError as e:
+        return str(e)
+    return None
+
+
 # ------------------------------------------------------------------------------ check
 @dataclass(frozen=True)
 class CheckItem:

@@ -22,7 +22,7 @@ import pytest
 from mullui.config import Host
 from mullui.errors import MulluiError
 from mullui.paths import get_paths
-from mullui.remote.hosts import Backoff, HostLink, check, ssh_host
+from mullui.remote.hosts import Backoff, HostLink, check, ssh_host, unreachable_because
 from mullui.remote.ssh import (
     HostAuthError,
     HostUnreachable,
@@ -296,6 +296,13 @@ def test_check_finds_mullui_and_flags_a_repo_that_is_not_git(host: SshHost, tmp_
         not tmux.ok and tmux.detail == "tmux 3.1c is too old" and tmux.fix == "install tmux >= 3.2"
     )
     assert [i.name for i in report.missing if i.required] == ["tmux", "repo"]
+
+
+def test_unreachable_because_names_the_reason(sshd: Sshd, host: SshHost, tmp_path: Path) -> None:  # noqa: F811
+    assert unreachable_because(host) is None
+    cfg = sshd.client_config(tmp_path / "c", known_hosts="")
+    stranger = SshHost("devbox", HOST_ALIAS, control_dir=tmp_path / "cm", ssh_config=cfg)
+    assert (unreachable_because(stranger) or "").startswith("host key for devbox")
 
 
 def test_check_of_an_unreachable_host_says_why(sshd: Sshd, tmp_path: Path) -> None:  # noqa: F811
