@@ -68,6 +68,19 @@ class PaneInfo:
     dead_signal: int | None  # the signal that killed it, when one did
     pid: int | None
 
+    @property
+    def exit_code(self) -> int | None:
+        """As the exit hook reports it: the status, or 128+N for a death by signal N.
+
+        None while alive — and for a dead pane whose status tmux has not collected yet
+        (its SIGCHLD was lost; :meth:`Tmux.panes` has just nudged it and the pane-died
+        hook follows), so wait for the hook rather than record an unknown exit."""
+        if not self.dead:
+            return None
+        if self.dead_signal is not None:
+            return 128 + self.dead_signal
+        return self.dead_status
+
 
 def _arg(s: str) -> str:
     """Protect one argv element from tmux's client-side ``;`` command splitting.

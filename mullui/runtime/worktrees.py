@@ -302,6 +302,13 @@ def _disk_nearly_full(path: Path) -> bool:
     return st.f_bavail * st.f_frsize < 1024 * 1024
 
 
+def discard(repo: Path, worktree: Worktree) -> None:
+    """Undo a :func:`create` whose agent never started (a later spawn step failed):
+    worktree, registration and branch go.  Never for an agent that ran — use
+    :func:`remove`, which keeps the branch."""
+    _undo(repo, worktree.path, worktree.branch)
+
+
 def _undo(repo: Path, path: Path, branch: str | None) -> None:
     """Remove what a failed ``create`` made; best effort, the original error wins."""
     _git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)

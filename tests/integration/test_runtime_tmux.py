@@ -106,6 +106,7 @@ def test_death_by_signal_is_reported_as_128_plus_the_signal(tmux: Tmux, tmp_path
     assert line.split()[:2] == ["--status", "143"]
     panes = tmux.panes()
     assert panes is not None and panes["a1"].dead_signal == 15
+    assert panes["a1"].exit_code == 143
 
 
 def test_log_holds_output_printed_at_the_first_instant(tmux: Tmux, tmp_path: Path) -> None:
@@ -208,6 +209,7 @@ def test_panes_sees_alive_and_dead_and_none_without_server(tmux: Tmux, tmp_path:
     assert panes["alive"].pid and panes["alive"].dead_status is None
     assert panes["dead"].target == dead and panes["dead"].dead
     assert panes["dead"].dead_status == 7 and panes["dead"].dead_signal is None
+    assert panes["dead"].exit_code == 7 and panes["alive"].exit_code is None
     assert tmux.server_alive()
     tmux.kill_server()
     assert tmux.panes() is None

@@ -149,6 +149,15 @@ def test_names_that_would_escape_or_break_the_path_are_refused(
     assert branches(repo) == ["main"]
 
 
+def test_discard_takes_back_a_fresh_worktree_and_its_branch(repo: Path, wt_dir: Path) -> None:
+    wt = worktrees.create(repo, wt_dir, "fix", "a1", "main")
+    worktrees.lock(repo, wt.path, "agent")
+    worktrees.discard(repo, wt)
+    assert branches(repo) == ["main"]
+    assert registered(repo) == [str(repo)]
+    assert not wt.path.exists()
+
+
 def test_an_existing_branch_is_refused_and_kept(repo: Path, wt_dir: Path) -> None:
     git(repo, "branch", "mullui/fix-a1")
     with pytest.raises(MulluiError, match="already exists"):
