@@ -97,6 +97,7 @@ PROFILE: dict[str, Check] = {
     "model": _str,
     "silence_after_s": _positive_int,
     "resume": _str_list,
+    "hooks": _bool,
 }
 HOST: dict[str, Check] = {
     "ssh": _str,

@@ -43,8 +43,11 @@ Q, ST, W, B, D, F, X, U = (
 LIVE: frozenset[State] = frozenset({Q, ST, W, B, D})
 #: States that put an agent in the inbox.
 INBOX_STATES: frozenset[State] = frozenset({B, D, F})
-#: Inbox order: blocked before failed before done.
-INBOX_RANK: dict[State, int] = {B: 0, F: 1, D: 2}
+#: Inbox order: blocked before failed before done (a queued agent that cannot start by
+#: itself - its predecessor failed - ranks with the failures).
+INBOX_RANK: dict[State, int] = {B: 0, F: 1, Q: 1, D: 2}
+#: Causes of a queued agent that waits for the human, not for time (see queue.py).
+STUCK_CAUSES = ("predecessor ", "cannot start: ")
 
 # The contract (SPEC): queued -> starting -> working <-> blocked; working <-> done;
 # any -> failed | stopped; any live state <-> unknown.  Three additions, each because
@@ -175,8 +178,13 @@ class Agent:
         return self.acked_seq is not None and self.acked_seq == self.seq
 
     def needs_human(self) -> bool:
-        """In the inbox (before snoozing): blocked, done or failed, not yet handled."""
-        if self.state not in INBOX_STATES or self.is_acked():
+        """In the inbox (before snoozing): blocked, done or failed, not yet handled; or
+        queued behind a predecessor that will never be done."""
+        if self.is_acked():
+            return False
+        if self.state is Q:
+            return self.cause.startswith(STUCK_CAUSES)
+        if self.state not in INBOX_STATES:
             return False
         return not (self.state is D and self.merged_into is not None)
 

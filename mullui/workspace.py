@@ -173,8 +173,11 @@ class Workspace:
         return t
 
     def stall_deadline(self, a: Agent) -> datetime | None:
-        if a.state not in (State.WORKING, State.STARTING):
+        """When a local agent with no sign of life counts as stalled (None: never)."""
+        if a.state not in (State.WORKING, State.STARTING) or a.host is not None:
             return None
+        if not a.tmux_target or a.removed:
+            return None  # reconcile only judges agents it can see in tmux
         return self.last_sign_of_life(a) + timedelta(seconds=self.config.limits.stall_after_s)
 
     # ---- spawning ------------------------------------------------------------------
@@ -239,16 +242,19 @@ class Workspace:
         a, _token = self.store.create(record)
         from mullui import queue
 
-        reason = queue.wait_reason(self, a)
-        if reason is not None:
+        # Decide and start under the queue's lock: a supervisor's tick must not take the
+        # same last free slot at the same moment.
+        with queue.admission(self):
+            reason = queue.wait_reason(self, a)
+            if reason is None:
+                try:
+                    return self.start(a.id)
+                except MulluiError:
+                    self._forget(a.id)
+                    raise
             a = self.store.emit(a.id, "state", state="queued", cause=reason)
-            self.ensure_supervisor()
-            return a
-        try:
-            return self.start(a.id)
-        except MulluiError:
-            self._forget(a.id)
-            raise
+        self.ensure_supervisor()
+        return a
 
     def _unique_name(self, name: str | None, task: str) -> str:
         taken = {a.name for a in self.store.all() if not a.removed}
@@ -496,7 +502,15 @@ class Workspace:
         if a.worktree and Path(a.worktree).exists():
             return worktrees.diff(Path(a.repo), a.base, Path(a.worktree), color=color)
         if a.branch:
-            return worktrees.branch_diff(Path(a.repo), a.base, a.branch, color=color)
+            import subprocess
+
+            r = subprocess.run(
+                ["git", "diff", *(["--color=always"] if color else []), f"{a.base}...{a.branch}"],
+                cwd=a.repo, capture_output=True, text=True, timeout=60, check=False,
+            )
+            if r.returncode != 0:
+                raise MulluiError(f"cannot diff {a.branch}: {r.stderr.strip() or 'git failed'}")
+            return r.stdout
         raise MulluiError(f"agent {a.name} has no worktree or branch to diff")
 
     def merge(self, ref: str, into: str | None = None) -> str:

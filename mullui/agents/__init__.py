@@ -36,4 +36,6 @@ def get_profile(name: str, profiles_config: dict[str, dict[str, Any]] | None = N
 
         return CustomProfile(name, options)
     known = ", ".join(sorted(set(BUILTIN) | set(profiles_config or {})))
-    raise MulluiError(f"unknown agent profile {name!r}: use one of {known}, or add [profiles.{name}]")
+    raise MulluiError(
+        f"unknown agent profile {name!r}: use one of {known}, or add [profiles.{name}]"
+    )
