@@ -19,6 +19,10 @@ tmux quirks this module works around (seen on tmux 3.3a):
 - One client command is limited to about 16 KB (``command too long``).
 - ``alert-silence`` fires once per window until its alert flag is cleared; with the flag
   cleared it fires again every N seconds of continued silence.  See :meth:`Tmux.launch`.
+- The server sometimes loses a pane's SIGCHLD: no status, no ``pane-died``.  See
+  ``_WRAPPER``.
+- ``display-message -t GONE`` prints an empty line with status 0; ``list-panes -t``
+  is used where a missing pane must be an error.
 """
 
 from __future__ import annotations
