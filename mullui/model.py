@@ -199,6 +199,8 @@ class Agent:
             return self.last_message
         if self.state is F and self.exit_code is not None and self.cause.startswith("exit"):
             return f"exit code {self.exit_code}"
+        if self.state is D and self.exit_code == 0 and self.cause.startswith("exit"):
+            return "finished (exit 0)"
         return self.cause
 
     def to_ls_json(self) -> dict[str, Any]:

@@ -155,13 +155,19 @@ class Supervisor:
         self._kick = asyncio.Event()
         self._dirty: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._saved_offset = 0
         self.last_change_at: float | None = None  # monotonic, for benchmarks
 
     # -- public ------------------------------------------------------------------------
     async def run(self) -> None:
         """Replay what was missed, then follow the spool until :meth:`stop`."""
+        # Follow first, then replay: a line landing between the replay and the moment
+        # inotify is set up would otherwise wait for the next event or the safety check.
+        ready = asyncio.Event()
+        watcher = asyncio.create_task(self._watch(ready))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ready.wait(), 5.0)
         self.catch_up_all()
-        watcher = asyncio.create_task(self._watch())
         try:
             while not self._stop.is_set():
                 timeout = self._next_timeout()
@@ -240,11 +246,12 @@ class Supervisor:
         for e in entries:
             try:
                 a = Agent.from_record(e["record"])
-                trs = [Transition.from_json(t) for t in e.get("transitions") or ()]
+                got = [Transition.from_json(t) for t in e.get("transitions") or ()]
             except (KeyError, ValueError, TypeError):
                 continue
             latest[a.id] = a
-            new_tr.setdefault(a.id, []).extend(t for t in trs if t.seq > seqs.get(a.id, 0))
+            new_tr.setdefault(a.id, []).extend(t for t in got if t.seq > seqs.get(a.id, 0))
+        before = set(self._tasks)
         for aid, a in latest.items():
             trs = tuple(new_tr.get(aid, ()))
             if self.on_change is not None:
@@ -258,11 +265,31 @@ class Supervisor:
             self._budget(a)
         self.cursor.offset = end
         self.cursor.seqs = seqs
-        if self.notify:
-            try:
-                self.cursor.save(self.paths.notify_cursor)
-            except MulluiError as e:
-                print(f"mullui: {e}", file=sys.stderr)
+        if not self.notify:
+            return
+        pending = self._tasks - before
+        snapshot = Cursor(end, dict(seqs))
+        if not pending:
+            self._save_cursor(snapshot)
+            return
+        # Save the cursor only once this batch's notifications went out: after a kill -9
+        # in between, a popup shown twice beats a "blocked" never shown.
+        async def save_after() -> None:
+            await asyncio.gather(*pending, return_exceptions=True)
+            self._save_cursor(snapshot)
+
+        task = asyncio.get_running_loop().create_task(save_after())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _save_cursor(self, snapshot: Cursor) -> None:
+        if snapshot.offset < self._saved_offset:
+            return  # a later batch already saved further
+        try:
+            snapshot.save(self.paths.notify_cursor)
+            self._saved_offset = snapshot.offset
+        except MulluiError as e:
+            print(f"mullui: {e}", file=sys.stderr)
 
     def _on_transitions(self, a: Agent, trs: tuple[Transition, ...]) -> None:
         last = trs[-1]
@@ -336,20 +363,43 @@ class Supervisor:
             return None
         return max(0.05, (min(deadlines) - now).total_seconds())
 
-    async def _watch(self) -> None:
+    async def _watch(self, ready: asyncio.Event | None = None) -> None:
         from watchfiles import awatch
 
         spool = self.paths.spool_dir
         spool.mkdir(parents=True, exist_ok=True)
-        # step=20 ms: a hook's line is picked up ~20 ms after it lands (the default 50 ms
-        # would eat a third of the 150 ms p95 budget); debounce caps a burst at 200 ms.
-        async for changes in awatch(spool, stop_event=self._stop, debounce=200, step=20,
-                                    rust_timeout=10_000, recursive=False):
-            for _change, path in changes:
-                p = Path(path)
-                if p.suffix == ".jsonl":
-                    self._dirty.add(p.stem)
-            self._kick.set()
+        # watchfiles (1.x) says nothing when its watcher is up: touch a sentinel until the
+        # first change comes through; from then on no line can slip by unseen.
+        sentinel = spool / f".watch-ready-{os.getpid()}"
+
+        async def probe() -> None:
+            while ready is not None and not ready.is_set():
+                sentinel.touch()
+                await asyncio.sleep(0.01)
+
+        prober = asyncio.create_task(probe())
+        try:
+            # step=20 ms: a hook's line is picked up ~20 ms after it lands (the default
+            # 50 ms would eat a third of the 150 ms p95 budget); debounce caps a burst at
+            # 200 ms.
+            async for changes in awatch(spool, stop_event=self._stop, debounce=200, step=20,
+                                        rust_timeout=10_000, recursive=False):
+                if ready is not None and not ready.is_set():
+                    ready.set()
+                    sentinel.unlink(missing_ok=True)
+                self._take(changes)
+        finally:
+            prober.cancel()
+            sentinel.unlink(missing_ok=True)
+            if ready is not None:
+                ready.set()  # stopped before the first change: run() must not wait on
+
+    def _take(self, changes: set[tuple[Any, str]]) -> None:
+        for _change, path in changes:
+            p = Path(path)
+            if p.suffix == ".jsonl":
+                self._dirty.add(p.stem)
+        self._kick.set()
 
 
 # ---- `mullui watch` -----------------------------------------------------------------------------

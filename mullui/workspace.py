@@ -239,12 +239,12 @@ class Workspace:
         for k in ("chain", "chain_name", "chain_step", "estimate_h"):
             if extra and k in extra:
                 record = dataclasses.replace(record, **{k: extra[k]})
-        a, _token = self.store.create(record)
         from mullui import queue
 
-        # Decide and start under the queue's lock: a supervisor's tick must not take the
-        # same last free slot at the same moment.
+        # Create, decide and start under the queue's lock: a supervisor's tick must not
+        # start this agent itself, nor take the same last free slot at the same moment.
         with queue.admission(self):
+            a, _token = self.store.create(record)
             reason = queue.wait_reason(self, a)
             if reason is None:
                 try:
