@@ -149,7 +149,9 @@ class Workspace:
                 changed[a.id] = self.store.emit(a.id, "fail", cause="tmux:window-gone")
                 continue
             if pane.dead:
-                code = pane.dead_status
+                code = pane.exit_code
+                if code is None:
+                    continue  # tmux has not collected the status yet; the hook follows
                 # The pane-died hook may still be on its way; the exit is the same fact.
                 changed[a.id] = self.store.emit(
                     a.id, "exit", exit_code=code, cause=f"exit:{code}", source="tmux:list-panes"
@@ -367,13 +369,13 @@ class Workspace:
         except MulluiError as e:
             if wt is not None:
                 with contextlib.suppress(MulluiError):
-                    worktrees._undo(repo, wt.path, wt.branch)
+                    worktrees.discard(repo, wt)
             self.store.emit(a.id, "fail", cause=f"spawn failed: {e}")
             raise
         except Exception as e:  # an unexpected runtime error must not leave a live record
             if wt is not None:
                 with contextlib.suppress(MulluiError):
-                    worktrees._undo(repo, wt.path, wt.branch)
+                    worktrees.discard(repo, wt)
             self.store.emit(a.id, "fail", cause=f"spawn failed: {type(e).__name__}: {e}")
             raise
 
@@ -407,12 +409,12 @@ class Workspace:
         if not a.tmux_target or a.removed:
             raise MulluiError(f"agent {a.name} has no tmux window ({a.state.value})")
         inside = os.environ.get("TMUX", "")
-        if inside and inside.split(",")[0] == self.tmux._socket_path():
+        if inside and inside.split(",")[0] == self.tmux.socket_path():
             self.tmux.attach(a.tmux_target)  # switch-client: returns at once
             return None
         if not self.tmux.server_alive():
             raise MulluiError(f"the tmux server of agent {a.name} is gone (socket {self.socket})")
-        return [*self.tmux._base(), "attach-session", "-t", a.tmux_target]
+        return self.tmux.attach_argv(a.tmux_target)
 
     def stop(self, ref: str) -> Agent:
         a = self.get(ref)
