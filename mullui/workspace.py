@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import secrets
@@ -334,6 +335,10 @@ class Workspace:
                 env=dict(env),
                 options=options,
             )
+            if cfg.prices:
+                prices = pdir / "prices.json"
+                prices.write_text(json.dumps(cfg.prices))
+                env["MULLUI_PRICES"] = str(prices)
             env.update(profile.prepare(ctx))
             argv = profile.command(ctx)
             if profile.has_hooks:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 from mullui.agents.base import Profile
@@ -20,6 +23,25 @@ BUILTIN: dict[str, str] = {
 }
 
 
+#: Profiles that price their own usage events (in the hook process).
+PRICED = ("claude", "codex")
+
+
+def _prices_from_env() -> dict[str, Any]:
+    """``[prices]`` from config, as the spawning mullui wrote them for this agent's hooks
+    (``MULLUI_PRICES``): the hook process itself never parses the user's config."""
+    path = os.environ.get("MULLUI_PRICES")
+    if not path:
+        return {}
+    try:
+        table = json.loads(Path(path).read_text())
+        from mullui.usage import prices_from_config
+
+        return dict(prices_from_config(table))
+    except (OSError, ValueError, MulluiError):
+        return {}
+
+
 def get_profile(name: str, profiles_config: dict[str, dict[str, Any]] | None = None) -> Profile:
     """The profile called ``name``: built in, or ``[profiles.NAME]`` from config."""
     options = (profiles_config or {}).get(name, {})
@@ -29,7 +51,12 @@ def get_profile(name: str, profiles_config: dict[str, dict[str, Any]] | None = N
             klass = getattr(importlib.import_module(mod), cls)
         except (ImportError, AttributeError) as e:
             raise MulluiError(f"profile {name!r} is not available in this build ({e})") from e
-        profile: Profile = klass()
+        kwargs: dict[str, Any] = {}
+        if name in PRICED:
+            prices = _prices_from_env()
+            if prices:
+                kwargs["prices"] = prices
+        profile: Profile = klass(**kwargs)
         return profile
     if options:
         from mullui.agents.shell import CustomProfile
