@@ -56,8 +56,8 @@ UPDATABLE = {
 def _clip(s: Any) -> str | None:
     if s is None:
         return None
-    s = str(s)
-    return s if len(s) <= MAX_TEXT else s[: MAX_TEXT - 1] + "…"
+    text = str(s)
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def _move(a: Agent, new: State, cause: str, at: Any, **changes: Any) -> Agent:
