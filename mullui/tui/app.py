@@ -32,6 +32,7 @@ from mullui.tui.adapter import AgentActions, Pipeline, keep_watching, open_actio
 from mullui.tui.screens.confirm import ConfirmScreen
 from mullui.tui.screens.help import HelpScreen
 from mullui.tui.screens.main import MainScreen
+from mullui.tui.screens.merge import MergeQuestion, MergeScreen
 from mullui.tui.screens.new_agent import NewAgent, NewAgentScreen
 from mullui.tui.screens.reply import ReplyScreen
 from mullui.tui.screens.snooze import SnoozeChoice, SnoozeScreen
@@ -482,30 +483,45 @@ class MulluiApp(App[None]):
             )
 
     def action_merge(self) -> None:
+        """Ask first (review.plan: target, files), refuse in one line (conflicts named),
+        then merge in a thread worker; git can take a while on a big repository."""
         a = self.selected()
         if a is None:
             return
+        self.blocking("merge", self._merge_question, a.id, then=self._ask_merge)
 
+    def _merge_question(self, agent_id: str) -> MergeQuestion:
+        from mullui import review
+
+        ws: Any = self.actions
+        p = review.plan(ws, ws.get(agent_id))
+        if p.problem:
+            raise MulluiError(p.problem)
+        a = p.agent
+        return MergeQuestion(
+            agent_id=a.id,
+            agent_name=a.name,
+            question=p.question(),
+            branch=a.branch or "?",
+            target=p.target,
+            files=tuple(p.files),
+            checkout=p.checkout,
+            follow_up=a.after is not None and a.base is not None and a.base != p.target,
+        )
+
+    def _ask_merge(self, q: MergeQuestion) -> None:
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self.blocking(
                     "merge",
                     self.actions.merge,
-                    a.id,
-                    agent_id=a.id,
-                    done=lambda msg: str(msg) or f"merged {a.name}",
+                    q.agent_id,
+                    into=q.target,
+                    agent_id=q.agent_id,
+                    done=lambda msg: str(msg) or f"merged {q.agent_name}",
                 )
 
-        into = a.base or "its base"
-        self.push_screen(
-            ConfirmScreen(
-                f"Merge {a.name}?",
-                f"Merge branch {a.branch or '?'} into {into}. "
-                "Refused on a conflict or a dirty target.",
-                "Merge",
-            ),
-            confirmed,
-        )
+        self.push_screen(MergeScreen(q), confirmed)
 
     def action_stop(self) -> None:
         a = self.selected()

@@ -1,0 +1,84 @@
+"""Merge asks first: the target, the files the merge changes, and where the target is
+checked out, from ``review.plan`` (computed without touching anything)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+#: Files listed in the dialog before "and N more" (the dialog must fit 80x24).
+SHOWN_FILES = 8
+
+
+@dataclass(frozen=True)
+class MergeQuestion:
+    """What the dialog shows: ``review.MergePlan`` reduced to text (no Textual in core)."""
+
+    agent_id: str
+    agent_name: str
+    question: str  # review.MergePlan.question(): "Merge fix-login (3 files) into main?"
+    branch: str
+    target: str
+    files: tuple[str, ...]
+    checkout: Path | None
+    follow_up: bool = False  # --after / a chain step: its predecessors are merged with it
+
+
+def files_text(files: tuple[str, ...], shown: int = SHOWN_FILES) -> Text:
+    t = Text()
+    for f in files[:shown]:
+        t.append(f"  {f}\n")
+    if len(files) > shown:
+        t.append(f"  … and {len(files) - shown} more\n", style="dim")
+    t.rstrip()
+    return t
+
+
+class MergeScreen(ModalScreen[bool]):
+    """Dismisses with True (y / Merge) or False (n / escape)."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Merge"),
+        Binding("n,escape", "answer(False)", "Cancel"),
+    ]
+
+    def __init__(self, q: MergeQuestion) -> None:
+        super().__init__(classes="dialog-screen")
+        self.q = q
+
+    def compose(self) -> ComposeResult:
+        q = self.q
+        where = (
+            f"{q.target} is checked out in {q.checkout}: that checkout moves forward too."
+            if q.checkout is not None
+            else f"{q.target} is not checked out anywhere: only the branch moves."
+        )
+        line = f"{q.branch} → {q.target}"
+        if q.follow_up:
+            line += "  (a follow-up: the steps before it go in with it)"
+        with Vertical(classes="dialog", id="merge"):
+            yield Label(q.question, classes="dialog-title", markup=False)
+            yield Label(line, classes="dialog-detail", markup=False)
+            yield Label("Files it changes in the target:", classes="field-label")
+            yield Static(files_text(q.files), id="merge-files")
+            yield Label(where, classes="dialog-hint", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Merge (y)", variant="primary", id="yes")
+                yield Button("Cancel (n)", id="no")
+
+    def on_mount(self) -> None:
+        # Like stop: enter (attach, on the main screen) pressed out of habit must not merge.
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
