@@ -581,9 +581,26 @@ def ensure_running(ws: Workspace) -> bool:
 
 
 # ---- `mullui events` (the feed a remote host's mullui streams over SSH) -------------------------
+#: How often ``mullui events --follow`` prints ``{"kind": "heartbeat"}``: the local
+#: HostLink counts a stream silent for ~3 of these as dropped, and a write is the only way
+#: this side learns that the ssh channel is gone (no tty, so no SIGHUP).
+HEARTBEAT_S = 10.0
+
+
+def _quiet_stdout() -> None:
+    """The reader went away: point stdout at /dev/null so the interpreter's final flush
+    does not print a BrokenPipeError traceback."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def events_main(ws: Workspace, *, follow: bool, since: str) -> int:
-    """Print journal entries after byte offset ``since`` as JSON lines with a ``cursor``;
-    with ``--follow`` keep applying events and printing until stdin/stdout closes."""
+    """Print journal entries after byte offset ``since`` as JSON lines with a ``cursor``
+    (the byte offset just after the entry); with ``--follow`` keep applying events and
+    printing until stdout closes, with a ``{"kind": "heartbeat"}`` line once the backlog
+    is out and every :data:`HEARTBEAT_S` after."""
     offset = int(since) if since.isdigit() else 0
     out = sys.stdout
 
@@ -611,9 +628,19 @@ def events_main(ws: Workspace, *, follow: bool, since: str) -> int:
         out.flush()
         offset += end + 1
 
-    ws.agents(reconcile=True)
-    drain()
-    if not follow:
+    def heartbeat() -> None:
+        out.write('{"kind": "heartbeat"}\n')
+        out.flush()
+
+    try:
+        ws.agents(reconcile=True)
+        drain()
+        if not follow:
+            return 0
+        # After the backlog: the reader knows it has caught up when this line arrives.
+        heartbeat()
+    except BrokenPipeError:
+        _quiet_stdout()
         return 0
 
     async def main() -> None:
@@ -630,13 +657,28 @@ def events_main(ws: Workspace, *, follow: bool, since: str) -> int:
             try:
                 drain()
             except BrokenPipeError:
+                _quiet_stdout()
                 asyncio.ensure_future(sup.stop())
 
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(HEARTBEAT_S)
+                try:
+                    heartbeat()
+                except BrokenPipeError:
+                    _quiet_stdout()
+                    await sup.stop()
+                    return
+
         sup.process_journal = process  # type: ignore[method-assign]
-        await sup.run()
+        beater = asyncio.create_task(beat())
+        try:
+            await sup.run()
+        finally:
+            beater.cancel()
 
     try:
         asyncio.run(main())
     except BrokenPipeError:
-        pass
+        _quiet_stdout()
     return 0
