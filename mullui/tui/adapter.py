@@ -142,8 +142,18 @@ class Pipeline:
             self.supervisor.poke(agent_id)
 
     async def stop(self) -> None:
+        """Quit or hand over: popups the supervisor already decided on still go out
+        (its cursor counts them as told), then the notifier closes and the lock goes."""
+        from mullui import supervisor as sup
+
         if self.supervisor is not None:
             await self.supervisor.stop()
+            if self.owner:
+                try:
+                    await sup.finish_notifications(self.supervisor, self.notifier)
+                except Exception as e:  # quitting must finish whatever the notifier does
+                    print(f"mullui: notifications not finished: {e!r}", file=sys.stderr)
+                self.notifier = None
         if self.notifier is not None:
             with contextlib.suppress(Exception):
                 await self.notifier.close()

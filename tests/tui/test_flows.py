@@ -354,3 +354,23 @@ async def test_notifier_toasts_and_clicks_from_another_thread(fleet: Paths) -> N
         t.join(5)
         await until(pilot, lambda: any("0042_users" in str(n.message) for n in app._notifications))
         await until(pilot, lambda: app.main.selected_id == "a9")
+
+
+async def test_quit_delivers_popups_already_decided(fleet: Paths) -> None:
+    # The supervisor's cursor counts a notice as told once it is handed to the notifier;
+    # quitting must let that delivery finish (supervisor.finish_notifications).
+    import asyncio
+
+    delivered: list[str] = []
+
+    async def slow_popup() -> None:
+        await asyncio.sleep(0.3)
+        delivered.append("a1")
+
+    app = make_app(fleet, supervise=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        sup = await until(pilot, lambda: app.pipeline and app.pipeline.supervisor)
+        await until(pilot, lambda: app.pipeline.owner)
+        sup._tasks.add(asyncio.ensure_future(slow_popup()))
+        await pilot.press("q")
+    assert delivered == ["a1"]
