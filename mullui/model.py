@@ -121,6 +121,27 @@ class Collision:
 
 
 @dataclass(frozen=True)
+class ConflictItem:
+    """An inbox item: this agent's work now conflicts with another agent's (collision
+    radar).  Held by the newer agent of the pair only, so one conflict is one item."""
+
+    agent: str  # the other agent's id
+    name: str  # the other agent's name when the conflict appeared
+    files: tuple[str, ...]
+    since: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"agent": self.agent, "name": self.name, "files": list(self.files),
+                "since": iso(self.since)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ConflictItem:
+        files = tuple(str(f) for f in d.get("files") or ())
+        since = parse_iso(d.get("since")) or utcnow()
+        return cls(str(d["agent"]), str(d.get("name") or d["agent"]), files, since)
+
+
+@dataclass(frozen=True)
 class Agent:
     """One agent: its identity, where it runs, its state, and what it cost."""
 
@@ -164,6 +185,7 @@ class Agent:
     merged_into: str | None = None
     merged_sha: str | None = None
     removed: bool = False
+    conflict: ConflictItem | None = None  # a new conflict with another agent, until acked
     extra: dict[str, Any] = field(default_factory=dict)  # spawn options for queued agents
 
     # ---- derived -------------------------------------------------------------------
@@ -179,7 +201,10 @@ class Agent:
 
     def needs_human(self) -> bool:
         """In the inbox (before snoozing): blocked, done or failed, not yet handled; or
-        queued behind a predecessor that will never be done."""
+        queued behind a predecessor that will never be done; or its work newly conflicts
+        with another agent's."""
+        if self.has_conflict_item():
+            return True
         if self.is_acked():
             return False
         if self.state is Q:
@@ -188,6 +213,24 @@ class Agent:
             return False
         return not (self.state is D and self.merged_into is not None)
 
+    def has_conflict_item(self) -> bool:
+        return self.conflict is not None and not self.removed and self.merged_into is None
+
+    def inbox_rank(self) -> tuple[int, datetime]:
+        """Where the item sorts in the inbox: its state's rank, a conflict next to the
+        failures; and since when it needs the human."""
+        acked = self.is_acked() or (self.state is D and self.merged_into is not None)
+        if self.state in INBOX_RANK and not acked and (
+            self.state is not Q or self.cause.startswith(STUCK_CAUSES)
+        ):
+            rank, since = INBOX_RANK[self.state], self.state_since
+            if self.conflict is not None and rank > 1:
+                return 1, self.conflict.since
+            return rank, since
+        if self.conflict is not None:
+            return 1, self.conflict.since
+        return 3, self.state_since
+
     def in_inbox(self, now: datetime | None = None) -> bool:
         return self.needs_human() and not self.is_snoozed(now)
 
@@ -195,6 +238,12 @@ class Agent:
         """One line saying why the agent needs the human (or what it is doing)."""
         if self.state is B and self.question:
             return self.question
+        if self.has_conflict_item():
+            assert self.conflict is not None
+            shown = ", ".join(self.conflict.files[:5])
+            more = len(self.conflict.files) - 5
+            return f"conflicts with {self.conflict.name} on {shown}" + (
+                f" and {more} more" if more > 0 else "")
         if self.state is D and self.last_message:
             return self.last_message
         if self.state is F and self.exit_code is not None and self.cause.startswith("exit"):
@@ -241,6 +290,8 @@ class Agent:
                 v = [t.to_json() for t in v]
             elif f.name == "collisions":
                 v = [c.to_json() for c in v]
+            elif f.name == "conflict":
+                v = v.to_json() if v is not None else None
             d[f.name] = v
         return d
 
@@ -263,6 +314,8 @@ class Agent:
                 v = tuple(
                     Collision(str(c["agent"]), tuple(c["files"]), bool(c["conflict"])) for c in v
                 )
+            elif k == "conflict":
+                v = ConflictItem.from_json(v) if v else None
             kw[k] = v
         return cls(**kw)
 
@@ -300,7 +353,7 @@ def inbox(agents: Iterable[Agent], now: datetime | None = None) -> list[Agent]:
     """The agents that need the human, snoozed ones left out: blocked, then failed, then
     done; the oldest need first inside each group."""
     items = [a for a in agents if a.in_inbox(now)]
-    return sorted(items, key=lambda a: (INBOX_RANK[a.state], a.state_since, a.id))
+    return sorted(items, key=lambda a: (*a.inbox_rank(), a.id))
 
 
 def snoozed(agents: Iterable[Agent], now: datetime | None = None) -> list[Agent]:

@@ -15,6 +15,7 @@ from typing import Any
 from mullui.model import (
     Agent,
     Collision,
+    ConflictItem,
     State,
     Transition,
     can_transition,
@@ -196,7 +197,7 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
         return dataclasses.replace(a, snoozed_until=None, snooze_until_change=False)
 
     if kind == "ack":
-        return dataclasses.replace(a, acked_seq=a.seq)
+        return dataclasses.replace(a, acked_seq=a.seq, conflict=None)
 
     if kind == "merged":
         return dataclasses.replace(
@@ -211,7 +212,24 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
             Collision(str(c["agent"]), tuple(c.get("files") or ()), bool(c.get("conflict")))
             for c in ev.get("collisions") or ()
         )
-        return dataclasses.replace(a, collisions=cols)
+        item = a.conflict
+        conflicting = {c.agent: c for c in cols if c.conflict}
+        if item is not None and item.agent not in conflicting:
+            item = None  # the conflict is gone (resolved, merged, removed): so is its item
+        raised = ev.get("conflict")
+        if isinstance(raised, dict) and item is None:
+            other = str(raised.get("agent"))
+            # Only a conflict the record did not know yet: a second process refreshing
+            # from the same stale view must not raise the same item again.
+            known = any(c.agent == other and c.conflict for c in a.collisions)
+            if other in conflicting and not known:
+                item = ConflictItem(
+                    other,
+                    str(raised.get("name") or other),
+                    tuple(str(f) for f in raised.get("files") or conflicting[other].files),
+                    at,
+                )
+        return dataclasses.replace(a, collisions=cols, conflict=item)
 
     if kind == "mirror":
         # A remote agent's record, as its own host's mullui applied it (remote hosts).
