@@ -28,8 +28,11 @@ from mullui.errors import ConfigError
 
 #: The states worth interrupting a human for (SPEC: the inbox states).
 NOTIFIED_STATES: frozenset[str] = frozenset({"blocked", "done", "failed"})
+#: Not a state: an agent's work newly conflicts with another's (collision radar).  Always
+#: notified (``[collisions] notify`` decides upstream), never coalesced away by states.
+CONFLICT = "conflict"
 #: States whose popup is urgent: someone is waiting, or something broke.
-CRITICAL_STATES: frozenset[str] = frozenset({"blocked", "failed"})
+CRITICAL_STATES: frozenset[str] = frozenset({"blocked", "failed", CONFLICT})
 #: How many agents a summary names before "and N more".
 SUMMARY_NAMES = 6
 #: In-memory dedupe memory; the supervisor's durable cursor covers restarts.
@@ -42,11 +45,12 @@ class Notice:
 
     agent_id: str
     agent_name: str
-    state: str  # "blocked" | "done" | "failed"; others are ignored
+    state: str  # "blocked" | "done" | "failed" | "conflict"; others are ignored
     body: str  # why: the question / tool call, the last message, "exit code 3"
     key: str  # unique per state change (e.g. f"{agent_id}:{seq}"): the dedupe key
     at: datetime  # when the change happened (UTC)
     reminder: bool = False  # set by the policy on its one escalation re-notice
+    title: str | None = None  # instead of "NAME is STATE" ("a conflicts with b")
 
 
 @dataclass(frozen=True)
@@ -183,13 +187,18 @@ class Delivery:
         if self.is_summary:
             return f"{len(self.notices)} agents need you"
         n = self.notices[0]
+        if n.title:
+            return n.title
         still = "still " if n.reminder else ""
         return f"{n.agent_name} is {still}{n.state}"
 
     @property
     def body(self) -> str:
         if self.is_summary:
-            named = [f"{n.agent_name} {n.state}" for n in self.notices[:SUMMARY_NAMES]]
+            named = [
+                f"{n.agent_name} {'conflicts' if n.state == CONFLICT else n.state}"
+                for n in self.notices[:SUMMARY_NAMES]
+            ]
             rest = len(self.notices) - SUMMARY_NAMES
             return ", ".join(named) + (f", and {rest} more" if rest > 0 else "")
         n = self.notices[0]
@@ -200,6 +209,7 @@ _DEFAULT_BODY = {
     "blocked": "waiting for your answer",
     "done": "finished; its work awaits review",
     "failed": "stopped with an error",
+    CONFLICT: "its changes conflict with another agent's",
 }
 
 
@@ -242,6 +252,8 @@ class NotifyPolicy:
         self._seen[notice.key] = None
         if len(self._seen) > SEEN_KEYS_MAX:
             self._seen.popitem(last=False)
+        if notice.state == CONFLICT:
+            return self._route(notice)  # not a state change: the agent's reminder stays
         # Any newer change of this agent supersedes its old escalation.
         self._escalations.pop(notice.agent_id, None)
         if notice.state not in self.config.states:
