@@ -523,7 +523,12 @@ class Workspace:
     def merge(self, ref: str, into: str | None = None) -> str:
         from mullui import review
 
-        return review.merge(self, self.get(ref), into=into)
+        a = self.get(ref)
+        if a.host:
+            from mullui.remote import dispatch
+
+            return dispatch.merge(self, a, into=into)
+        return review.merge(self, a, into=into)
 
     # ---- the supervisor ------------------------------------------------------------
     def ensure_supervisor(self) -> None:

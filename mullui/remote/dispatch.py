@@ -1,0 +1,347 @@
+"""Operations on agents that run on a remote host: the same ``mullui`` CLI, run there.
+
+``Workspace`` sends every operation on an agent with a ``host`` here.  An agent spawned
+with ``--host NAME`` lives on that host (worktree, tmux window, hooks, logs, its record);
+locally there is a *mirror* record with the same id and ``host = NAME``, kept up to date
+by the supervisor's link to the host's event stream (``mirror.py``).  Everything the
+user does to it (send, stop, rm, logs, attach) is the matching ``mullui`` command run
+on the host over the shared ssh connection, argv quoted by :class:`SshHost`.
+
+``merge`` is the exception: the user reviews and merges in their *local* checkout, so
+the agent's branch is fetched from the host's repository into the local one (over the
+same ssh connection) and merged there like a local agent's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mullui.config import Host
+from mullui.errors import MulluiError
+from mullui.model import Agent, State
+from mullui.remote.hosts import ssh_host
+from mullui.remote.ssh import SshHost
+
+if TYPE_CHECKING:
+    from mullui.workspace import Workspace
+
+_ID = re.compile(r"[0-9a-f]{8}\Z")
+_SAVED = re.compile(r"^saved uncommitted work of .* as ([0-9a-f]{7,40}) on ", re.M)
+
+#: Remote commands that change something get more time than a glance at a log.
+SPAWN_TIMEOUT_S = 120.0
+COMMAND_TIMEOUT_S = 60.0
+
+_cache: dict[tuple[str, Host], SshHost] = {}
+
+
+def host_config(ws: Workspace, name: str) -> Host:
+    """The ``[hosts.NAME]`` table, or a one-line error naming the config files."""
+    hosts = ws.config.hosts
+    if name not in hosts:
+        known = ", ".join(sorted(hosts)) or "none configured"
+        raise MulluiError(
+            f"no host {name!r} in the config (known: {known}): add a [hosts.{name}] table"
+            f" to {ws.paths.config_file} (see docs/remote.md)"
+        )
+    return hosts[name]
+
+
+def transport(ws: Workspace, name: str) -> tuple[Host, SshHost]:
+    """The host's config and its (cached, so its master is reused) ssh transport."""
+    cfg = host_config(ws, name)
+    key = (str(ws.paths.state_dir), cfg)
+    if key not in _cache:
+        _cache[key] = ssh_host(cfg, ws.paths)
+    return cfg, _cache[key]
+
+
+def _why(r: subprocess.CompletedProcess[bytes]) -> str:
+    lines = [ln.strip() for ln in r.stderr.decode(errors="replace").splitlines() if ln.strip()]
+    if not lines:
+        return f"exit {r.returncode}"
+    return lines[-1].removeprefix("mullui: ")
+
+
+def run_mullui(
+    ws: Workspace,
+    name: str,
+    args: list[str],
+    *,
+    timeout: float = COMMAND_TIMEOUT_S,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``mullui ARGS`` in the host's repository; a refusal there is a MulluiError
+    carrying the remote's own one-line message."""
+    cfg, host = transport(ws, name)
+    r = host.run([*cfg.mullui, *args], cwd=cfg.repo, timeout=timeout)
+    if r.returncode == 127 and not r.stdout:
+        raise MulluiError(
+            f"`{' '.join(cfg.mullui)}` did not run on {name}: {_why(r)}"
+            f" (`mullui hosts check {name}` says what is missing)"
+        )
+    if r.returncode != 0:
+        raise MulluiError(f"on {name}: {_why(r)}")
+    return r
+
+
+# ---- spawn -------------------------------------------------------------------------------
+def spawn(
+    ws: Workspace,
+    host: str,
+    task: str,
+    *,
+    agent: str | None = None,
+    name: str | None = None,
+    base: str | None = None,
+    after: str | None = None,
+) -> Agent:
+    """Start an agent on ``host`` (``mullui spawn --no-attach`` run there) and create its
+    local mirror record with the same id; makes sure a supervisor follows the host."""
+    cfg = host_config(ws, host)
+    if "\x00" in task:
+        raise MulluiError("the task contains a NUL byte, which no program can receive")
+    if after:
+        prev = ws.get(after)
+        if prev.host != host:
+            where = f"host {prev.host!r}" if prev.host else "this machine"
+            raise MulluiError(
+                f"--after {prev.name} runs on {where}, not on {host}: a follow-up on a host"
+                " must follow an agent on the same host"
+            )
+        after = prev.id
+    local_name = ws._unique_name(name, task)
+    args = ["spawn", "--no-attach"]
+    if agent:
+        args += ["--agent", agent]
+    if name:
+        args += ["--name", name]
+    if base:
+        args += ["--base", base]
+    if after:
+        args += ["--after", after]
+    # "--" ends the options: a task such as "-rf" or "--help" is the task, not a flag.
+    r = run_mullui(ws, host, [*args, "--", task], timeout=SPAWN_TIMEOUT_S)
+    out = r.stdout.decode(errors="replace").split()
+    agent_id = out[-1] if out else ""
+    if not _ID.match(agent_id):
+        raise MulluiError(
+            f"`mullui spawn` on {host} printed {agent_id!r} instead of an agent id:"
+            f" is mullui there the same version? (`mullui hosts check {host}`)"
+        )
+    if ws.store.get(agent_id) is not None:
+        raise MulluiError(f"agent id {agent_id} from {host} is already used here; spawn again")
+    record = Agent(
+        id=agent_id,
+        name=local_name,
+        profile=agent or ws.config.default_agent,
+        task=task,
+        state=State.STARTING,
+        cause=f"spawned on {host}",
+        host=host,
+        repo=cfg.repo,
+        base=base,
+        after=after,
+        extra={"remote_seq": 0, "local_repo": str(ws.repo_or_none() or "")},
+    )
+    a, _token = ws.store.create(record)
+    ws.ensure_supervisor()
+    return a
+
+
+def start(ws: Workspace, agent_id: str) -> Agent:
+    """The queue's start for a remote agent: the host's own mullui starts its queued
+    agents, so a mirrored one needs nothing from here."""
+    a = ws.store.load(agent_id)
+    if "remote_seq" not in a.extra:
+        raise MulluiError(
+            f"{a.name}: queuing agents here for host {a.host!r} is not supported yet"
+            " (chains on hosts): spawn the steps there with --host and --after"
+        )
+    return a
+
+
+# ---- acting on a remote agent ------------------------------------------------------------
+def _host_of(a: Agent) -> str:
+    if a.host is None:
+        raise MulluiError(f"agent {a.name} runs on this machine, not on a host")
+    return a.host
+
+
+def send(ws: Workspace, a: Agent, text: str) -> None:
+    """Type ``text`` + Enter into the agent's pane on its host."""
+    run_mullui(ws, _host_of(a), ["send", "--", a.id, text])
+
+
+def stop(ws: Workspace, a: Agent) -> Agent:
+    """Stop the agent on its host; the local record says so at once."""
+    if a.state is State.STOPPED:
+        return a
+    run_mullui(ws, _host_of(a), ["stop", a.id])
+    return ws.store.emit(a.id, "stop", cause="stopped by user")
+
+
+def rm(ws: Workspace, a: Agent, *, force: bool = False) -> tuple[Agent, str | None]:
+    """``mullui rm`` on the host (which refuses to lose work exactly as locally), then
+    the local record is marked removed."""
+    r = run_mullui(ws, _host_of(a), ["rm", *(["--force"] if force else []), a.id])
+    m = _SAVED.search(r.stdout.decode(errors="replace"))
+    saved = m.group(1) if m else None
+    a = ws.store.get(a.id) or a
+    if a.state in (State.STARTING, State.WORKING, State.BLOCKED, State.QUEUED, State.UNKNOWN):
+        ws.store.emit(a.id, "stop", cause="removed")
+    a = ws.store.emit(a.id, "removed", saved=saved)
+    return a, saved
+
+
+def logs(ws: Workspace, a: Agent, *, follow: bool = False) -> int:
+    """Print the agent's log as its host has it; with ``follow``, stream it (``mullui
+    logs -f`` there) until the agent ends or Ctrl-C."""
+    name = _host_of(a)
+    if not follow:
+        r = run_mullui(ws, name, ["logs", a.id], timeout=COMMAND_TIMEOUT_S)
+        sys.stdout.buffer.write(r.stdout)
+        sys.stdout.buffer.flush()
+        return 0
+    cfg, host = transport(ws, name)
+    host.ensure_master()
+    sys.stdout.flush()
+    # stdout is handed straight to ssh: output reaches the terminal as it comes, with no
+    # copy loop here.  stderr is kept to explain a failure in one line.
+    r = subprocess.run(
+        host.command_argv([*cfg.mullui, "logs", "-f", a.id], cwd=cfg.repo),
+        stdin=subprocess.DEVNULL,
+        stdout=sys.stdout.fileno(),
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    err = host.ssh_error(r.returncode, r.stderr, [*cfg.mullui, "logs"])
+    if err is not None:
+        raise err
+    if r.returncode not in (0, 130, -2):
+        raise MulluiError(f"on {name}: {_why(r)}")
+    return 0
+
+
+def attach_argv(ws: Workspace, a: Agent) -> list[str]:
+    """``ssh -t HOST tmux -L SOCK attach-session -t TARGET``: run in the foreground, it
+    returns when the user detaches."""
+    name = _host_of(a)
+    if not a.tmux_target or a.removed:
+        raise MulluiError(f"agent {a.name} has no tmux window on {name} ({a.state.value})")
+    cfg, host = transport(ws, name)
+    host.ensure_master()
+    socket = cfg.env.get("MULLUI_TMUX_SOCKET") or "mullui"
+    return host.attach_argv(socket, a.tmux_target)
+
+
+def diff(ws: Workspace, a: Agent, *, color: bool = True) -> str:
+    """The agent's changes against its base, computed by git on the host (tracked
+    files; untracked ones show once committed or after ``rm --force``)."""
+    name = _host_of(a)
+    if not a.base:
+        raise MulluiError(f"agent {a.name} has no base yet ({a.state.value})")
+    cfg, host = transport(ws, name)
+    flags = ["--color=always"] if color else []
+    if a.worktree and not a.removed:
+        argv = ["git", "-C", a.worktree, "diff", *flags, a.base, "--"]
+    elif a.branch:
+        argv = ["git", "-C", a.repo or cfg.repo, "diff", *flags, f"{a.base}...{a.branch}", "--"]
+    else:
+        raise MulluiError(f"agent {a.name} has no worktree or branch to diff")
+    r = host.run(argv, cwd=cfg.repo, timeout=COMMAND_TIMEOUT_S)
+    if r.returncode != 0:
+        raise MulluiError(f"cannot diff {a.name} on {name}: {_why(r)}")
+    return r.stdout.decode(errors="replace")
+
+
+# ---- merge: fetch, then merge locally ---------------------------------------------------------
+def fetch_branch(ws: Workspace, a: Agent, repo: Path) -> str:
+    """Fetch the agent's branch from the host's repository into ``repo`` (same name,
+    force-updated: it is the agent's, not the user's); returns the fetched sha.
+
+    git's own ssh transport, pointed at our shared connection (``GIT_SSH_COMMAND`` with
+    our ControlPath), and ``git-upload-pack`` run with the host's env so a PATH set in
+    ``[hosts.NAME] env`` applies to it too.
+    """
+    name = _host_of(a)
+    if not a.branch:
+        raise MulluiError(f"{a.name} has no branch yet ({a.state.value}): nothing to merge")
+    cfg, host = transport(ws, name)
+    host.ensure_master()
+    upload = ["git-upload-pack"]
+    if cfg.env:
+        upload = ["env", *(f"{k}={v}" for k, v in cfg.env.items()), *upload]
+    remote_repo = a.repo or cfg.repo
+    env = dict(os.environ)
+    env["GIT_SSH_COMMAND"] = shlex.join(host.ssh_argv())
+    env["GIT_SSH_VARIANT"] = "ssh"
+    ref = f"refs/heads/{a.branch}"
+    r = subprocess.run(
+        [
+            "git",
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            f"--upload-pack={shlex.join(upload)}",
+            f"{host.destination}:{remote_repo}",
+            f"+{ref}:{ref}",
+        ],
+        cwd=repo,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    if r.returncode != 0:
+        err = host.ssh_error(255, r.stderr, ["git"])
+        if err is not None:
+            raise err
+        raise MulluiError(f"cannot fetch {a.branch} from {name}: {_why(r)}")
+    sha = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", ref],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).stdout.strip()
+    if not sha:
+        raise MulluiError(f"fetched {a.branch} from {name} but it is not in {repo}")
+    return sha
+
+
+def merge(ws: Workspace, a: Agent, into: str | None = None) -> str:
+    """Merge a remote agent's branch into the *local* repository: refuse while it has
+    uncommitted work on the host (a merge would leave it out), fetch the branch, then
+    merge exactly as for a local agent."""
+    from mullui import review
+
+    name = _host_of(a)
+    local = a.extra.get("local_repo") or ""
+    repo = Path(local) if local and Path(local).is_dir() else ws.repo()
+    if a.worktree and not a.removed and a.state not in (State.WORKING, State.STARTING):
+        _cfg, host = transport(ws, name)
+        r = host.run(
+            ["git", "-C", a.worktree, "status", "--porcelain", "--untracked-files=all"],
+            timeout=COMMAND_TIMEOUT_S,
+        )
+        left = [ln[3:] for ln in r.stdout.decode(errors="replace").splitlines() if ln[3:]]
+        if r.returncode == 0 and left:
+            shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+            raise MulluiError(
+                f"{a.name} has uncommitted changes on {name} that a merge would leave out:"
+                f" {shown} — `mullui rm --force {a.name}` commits them to {a.branch},"
+                " then merge again"
+            )
+    fetch_branch(ws, a, repo)
+    # review.merge works on this repository's branch; the host's worktree is not here.
+    here = dataclasses.replace(a, host=None, repo=str(repo), worktree=None)
+    return str(review.merge(ws, here, into=into))
