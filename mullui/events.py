@@ -8,6 +8,7 @@ for the next read, a complete line that is not JSON is reported once and skipped
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -60,21 +61,70 @@ def encode(ev: Event) -> bytes:
 def append_event(paths: Paths, agent_id: str, ev: Event) -> Event:
     """Append ``ev`` to the agent's spool; returns it (with ``agent`` filled in)."""
     ev.setdefault("agent", agent_id)
-    append_line(paths.spool_file(agent_id), encode(ev))
+    append_line(paths.spool_file(agent_id), encode(ev), seal=True)
     return ev
 
 
-def append_line(path: Path, data: bytes) -> None:
+def append_line(path: Path, data: bytes, *, seal: bool = False) -> None:
+    """Append ``data`` under the file's lock.  A write that fails part way (disk full) is
+    cut back off, so it leaves no half line.  With ``seal``, a torn last line left by a
+    writer that died mid-line (kill -9) is ended first: glued to it, ``data`` would be
+    unreadable too (a user's ``stop`` lost, seen in the fault tests)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        start = os.fstat(fd).st_size
+        # Writers hold the lock for whole lines: under it, a missing newline is a torn tail.
+        if seal and start and os.pread(fd, 1, start - 1) != b"\n":
+            data = b"\n" + data
         view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        try:
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def at_line_start(path: Path, offset: int) -> bool:
+    """True when byte ``offset`` of ``path`` begins a line (a reader's saved offset that
+    is not - the file was cut or rewritten behind it - must not be trusted)."""
+    if offset == 0:
+        return True
+    try:
+        with path.open("rb") as f:
+            f.seek(offset - 1)
+            return f.read(1) == b"\n"
+    except OSError:
+        return False
+
+
+def seal_torn_tail(path: Path, start: int) -> int | None:
+    """End a torn last line that begins at ``start`` (its writer died mid-line); returns
+    the offset after it, or None when there is none or a writer is still at work."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return None  # a writer holds it: the line is being written, not torn
+        size = os.fstat(fd).st_size
+        if size <= start or b"\n" in os.pread(fd, size - start, start):
+            return None
+        os.write(fd, b"\n")
+        return size + 1
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def read_events(path: Path, offset: int = 0) -> tuple[list[Event], int]:

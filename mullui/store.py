@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from mullui.errors import MulluiError, NotFound
-from mullui.events import Event, append_event, append_line, new_event, read_events
+from mullui.events import (
+    Event,
+    append_event,
+    append_line,
+    at_line_start,
+    new_event,
+    read_events,
+    seal_torn_tail,
+)
 from mullui.model import Agent
 from mullui.paths import Paths
 from mullui.reducer import apply_event
@@ -165,10 +173,28 @@ class Store:
                 a, offset, eids = None, 0, []
             if size < 0:
                 return a
+            before = a
+            if a is not None and not at_line_start(spool, offset):
+                # The spool was cut or rewritten behind the record (a torn last line cut
+                # off by hand, a restored backup): replay it whole, the record is a cache.
+                print(
+                    f"mullui: event log {spool} no longer matches its record (cut short or "
+                    "torn); record rebuilt from the events that remain",
+                    file=sys.stderr,
+                )
+                a, offset, eids, corrupt = None, 0, [], True
             events, new_offset = read_events(spool, offset)
+            end = seal_torn_tail(spool, new_offset) if new_offset < size else None
+            if end is not None:
+                if not corrupt:
+                    print(
+                        f"mullui: event log {spool} ended in a torn line (a writer died "
+                        f"mid-line at byte {new_offset}); skipped it",
+                        file=sys.stderr,
+                    )
+                new_offset = end
             if new_offset == offset and not corrupt:
                 return a
-            before = a
             seen = set(eids)
             for ev in events:
                 eid = ev.get("eid")
@@ -201,7 +227,8 @@ class Store:
         if before is None:
             new = [t.to_json() for t in after.history]
         line = {"agent": after.id, "seq": after.seq, "transitions": new, "record": after.to_record()}
-        append_line(self.paths.changes_file, json.dumps(line, ensure_ascii=False, default=str).encode() + b"\n")
+        data = json.dumps(line, ensure_ascii=False, default=str).encode() + b"\n"
+        append_line(self.paths.changes_file, data, seal=True)
 
     def all(self) -> list[Agent]:
         out = []
