@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mullui.errors import MulluiError
-from mullui.events import read_events
+from mullui.events import at_line_start, read_events
 from mullui.model import Agent, State, Transition, utcnow
 from mullui.store import atomic_write_json, read_json
 
@@ -112,16 +112,26 @@ class Cursor:
     seqs: dict[str, int] | None = None
 
     @classmethod
-    def load(cls, path: Path) -> Cursor:
+    def load(cls, path: Path, journal: Path | None = None) -> Cursor:
         try:
             d = read_json(path)
-        except (ValueError, UnicodeDecodeError):
+            if d is not None:
+                seqs = d.get("seqs") or {}
+                cur = cls(int(d.get("offset", 0)), {str(k): int(v) for k, v in seqs.items()})
+        except (ValueError, UnicodeDecodeError, TypeError, AttributeError):
+            # Torn, or valid JSON of the wrong shape (`{"offset": "x"}`, a list).
             print(f"mullui: {path} was corrupt; notifications restart from the journal",
                   file=sys.stderr)
-            d = None
-        if not isinstance(d, dict):
             return cls(0, {})
-        return cls(int(d.get("offset", 0)), {str(k): int(v) for k, v in (d.get("seqs") or {}).items()})
+        if d is None:
+            return cls(0, {})
+        if journal is not None and not at_line_start(journal, cur.offset):
+            # The journal was cut or replaced behind the cursor: read it again from the
+            # start; the per-agent seqs keep what was already told from being told twice.
+            print(f"mullui: {path} points past the end of {journal}; re-reading the journal",
+                  file=sys.stderr)
+            cur.offset = 0
+        return cur
 
     def save(self, path: Path) -> None:
         atomic_write_json(path, {"offset": self.offset, "seqs": self.seqs or {}})
@@ -146,7 +156,9 @@ class Supervisor:
         self.notifier = notifier
         self.notify = notify
         self.run_queue = run_queue
-        self.cursor = Cursor.load(self.paths.notify_cursor) if notify else Cursor(0, {})
+        self.cursor = Cursor(0, {})
+        if notify:
+            self.cursor = Cursor.load(self.paths.notify_cursor, self.paths.changes_file)
         if not notify:
             # A non-notifying observer (a second TUI) starts at the journal's end.
             with contextlib.suppress(OSError):
