@@ -76,7 +76,7 @@ def since(agent: Agent, now: datetime) -> str:
 def tokens(agent: Agent) -> str:
     if agent.tokens_in is None and agent.tokens_out is None:
         return "–"
-    return f"{_si(agent.tokens_in or 0)}/{_si(agent.tokens_out or 0)}"
+    return f"{si(agent.tokens_in or 0)}/{si(agent.tokens_out or 0)}"
 
 
 def usage(agent: Agent) -> str:
@@ -84,10 +84,10 @@ def usage(agent: Agent) -> str:
     if agent.tokens_in is None and agent.tokens_out is None and agent.cost_usd is None:
         return "–"
     total = (agent.tokens_in or 0) + (agent.tokens_out or 0)
-    return f"{_si(total)} · {cost(agent)}"
+    return f"{si(total)} · {cost(agent)}"
 
 
-def _si(n: int) -> str:
+def si(n: int) -> str:
     if n < 1000:
         return str(n)
     if n < 1_000_000:

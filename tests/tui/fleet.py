@@ -133,7 +133,8 @@ def build_fleet(paths: Paths, *, extra: int = 0) -> Store:
         35,
         chain="c1",
         chain_name="plan-critique",
-        chain_step=0,
+        chain_step=1,
+        extra={"chain_steps": 2},
     )
     state(s, "a8", State.WORKING, 34)
     state(s, "a8", State.DONE, 15, cause="hook:Stop", message="PLAN.md written (4 steps).")
@@ -147,7 +148,8 @@ def build_fleet(paths: Paths, *, extra: int = 0) -> Store:
         15,
         chain="c1",
         chain_name="plan-critique",
-        chain_step=1,
+        chain_step=2,
+        extra={"chain_steps": 2},
         after="a8",
     )
     state(s, "a9", State.WORKING, 14)
@@ -188,3 +190,107 @@ def write_log(paths: Paths, agent_id: str, lines: int = 40) -> Path:
             out.append(f"  reading src/auth.py … {i}\r\n")
     p.write_text("".join(out))
     return p
+
+
+def build_chains(paths: Paths) -> Store:
+    """Three chain runs (at step 2 of 2 and blocked; stuck behind a failed first step;
+    all done) and one agent on its own, as ``spawn --chain`` leaves them."""
+    s = Store(paths)
+
+    def step(
+        aid: str, name: str, run: str, chain: str, i: int, n: int, ago: float, **kw: object
+    ) -> None:
+        new(
+            s,
+            aid,
+            name,
+            "claude",
+            f"step {i} of {chain}",
+            ago,
+            chain=run,
+            chain_name=chain,
+            chain_step=i,
+            extra={"chain_steps": n},
+            **kw,
+        )
+
+    step("c1", "cache-1", "pc-1", "plan-critique", 1, 2, 50)
+    state(s, "c1", State.WORKING, 49)
+    state(s, "c1", State.DONE, 30, cause="hook:Stop", message="PLAN.md written.")
+    s.emit("c1", "usage", tokens_in=20_000, tokens_out=1_000, cost_usd=0.30, at=at(30))
+    s.emit("c1", "ack", at=at(29))
+    step(
+        "c2",
+        "cache-2",
+        "pc-1",
+        "plan-critique",
+        2,
+        2,
+        50,
+        after="c1",
+        state=State.QUEUED,
+        cause="waiting for cache-1 (c1) to be done",
+    )
+    state(s, "c2", State.STARTING, 30)
+    state(s, "c2", State.WORKING, 29)
+    state(
+        s,
+        "c2",
+        State.BLOCKED,
+        4,
+        cause="hook:PermissionRequest",
+        question="Write: PLAN.md (critique notes)?",
+    )
+    s.emit("c2", "usage", tokens_in=9_000, tokens_out=500, cost_usd=0.11, at=at(4))
+
+    step("d1", "ship-1", "bts-1", "build-test-ship", 1, 3, 40)
+    state(s, "d1", State.WORKING, 39)
+    s.emit("d1", "exit", exit_code=2, at=at(20))
+    step(
+        "d2",
+        "ship-2",
+        "bts-1",
+        "build-test-ship",
+        2,
+        3,
+        40,
+        after="d1",
+        state=State.QUEUED,
+        cause="predecessor ship-1 failed: exit:2",
+    )
+    step(
+        "d3",
+        "ship-3",
+        "bts-1",
+        "build-test-ship",
+        3,
+        3,
+        40,
+        after="d2",
+        state=State.QUEUED,
+        cause="waiting for ship-2 (d2) to be done",
+    )
+
+    step("e1", "docs-1", "pc-2", "plan-critique", 1, 2, 90)
+    state(s, "e1", State.WORKING, 89)
+    state(s, "e1", State.DONE, 70, cause="hook:Stop", message="plan ok")
+    s.emit("e1", "ack", at=at(69))
+    step(
+        "e2",
+        "docs-2",
+        "pc-2",
+        "plan-critique",
+        2,
+        2,
+        90,
+        after="e1",
+        state=State.QUEUED,
+        cause="waiting for docs-1 (e1) to be done",
+    )
+    state(s, "e2", State.STARTING, 69)
+    state(s, "e2", State.WORKING, 68)
+    state(s, "e2", State.DONE, 60, cause="hook:Stop", message="Critique in REVIEW.md: 3 risks.")
+
+    new(s, "f1", "solo", "codex", "Bump dependencies", 10)
+    state(s, "f1", State.WORKING, 9)
+    return s

@@ -374,3 +374,43 @@ async def test_quit_delivers_popups_already_decided(fleet: Paths) -> None:
         sup._tasks.add(asyncio.ensure_future(slow_popup()))
         await pilot.press("q")
     assert delivered == ["a1"]
+
+
+# ---- chains read as one unit -------------------------------------------------------------
+async def test_a_chain_is_one_unit_with_its_steps_beneath(paths: Paths) -> None:
+    from tests.tui.fleet import build_chains
+
+    store = build_chains(paths)
+    app = make_app(paths)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(AgentTable)
+        keys = table.row_keys
+        # Each run: its own row, then its steps in order, nothing in between.
+        for run, steps in (("pc-2", ["e1", "e2"]), ("pc-1", ["c1", "c2"])):
+            i = keys.index(f"chain:{run}")
+            assert keys[i + 1 : i + 1 + len(steps)] == steps
+        i = keys.index("chain:bts-1")
+        assert keys[i + 1 : i + 4] == ["d1", "d2", "d3"]
+
+        def cell(key: str, col: str) -> str:
+            return str(table.get_cell(key, col))
+
+        assert "plan-critique 2/2" in cell("chain:pc-1", "name")
+        assert "blocked" in cell("chain:pc-1", "state")
+        assert "step 2/2 cache-2" in cell("chain:pc-1", "branch")
+        assert "awaits review" in cell("chain:pc-2", "branch")
+        assert "$0.41" in cell("chain:pc-1", "usage")  # the steps' costs added up
+        # A stuck follow-up says why it will not start by itself.
+        assert "predecessor ship-1 failed" in cell("d2", "branch")
+
+        # The chain's row stands for the step it is at: actions work on it.
+        table.focus()
+        table.move_cursor(row=keys.index("chain:pc-1"))
+        await until(pilot, lambda: app.main.selected_id == "c2")
+        # The step is answered and finishes: the chain row moves on with it.
+        app.on_change(store.emit("c2", "state", state="done", message="critique done"), ())
+        await until(pilot, lambda: "awaits review" in cell("chain:pc-1", "branch"))
+        assert "done" in cell("chain:pc-1", "state")
+        await pilot.press("a")
+        await until(pilot, lambda: store.load("c2").is_acked())

@@ -70,7 +70,7 @@ async def test_a_burst_of_changes_updates_rows_in_place(paths: Paths) -> None:
         app.main.show = counting_show  # type: ignore[method-assign]
         rebuilt = []
         set_rows = table.set_rows
-        table.set_rows = lambda rows: rebuilt.append(set_rows(rows)) or rebuilt[-1]  # type: ignore[method-assign,func-returns-value]
+        table.set_rows = lambda *a: rebuilt.append(set_rows(*a)) or rebuilt[-1]  # type: ignore[method-assign,func-returns-value]
         workers = [a for a in app.agents.values() if a.id.startswith("x")]
         t0 = time.perf_counter()
         for a in workers:  # what the supervisor reports when 89 agents finish at once

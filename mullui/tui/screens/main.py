@@ -137,6 +137,9 @@ class MainScreen(Screen[None]):
 
         table = self.query_one(AgentTable)
         table.show(agents, now, colours, snoozed_ids)
+        if table.has_focus and table.selected_id not in (None, self.selected_id):
+            # The cursor rests on a chain's row and the chain moved on to its next step.
+            self.select(table.selected_id)
         self.query_one("#agents-title", Label).update(
             f"Agents {len(agents)}" if agents else "Agents"
         )
@@ -257,7 +260,7 @@ class MainScreen(Screen[None]):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         table = event.data_table
         if isinstance(table, AgentRows) and table.has_focus and event.row_key.value:
-            self.select(str(event.row_key.value))
+            self.select(table.target(str(event.row_key.value)))
 
     def on_descendant_focus(self) -> None:
         focused = self.focused

@@ -3,6 +3,9 @@
 With 100 agents a full rebuild on every event would be visible as lag (and lose the
 scroll position); here a change to one agent touches only the cells that differ, and the
 rows are rebuilt only when agents are added, removed or reordered.
+
+A row may stand for another agent (a chain's row stands for the step it is at): keys
+in ``targets`` select their target, so every action works on a chain row too.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class AgentRows(DataTable[Cell]):
         )
         self._order: list[str] = []
         self._cells: dict[str, tuple[Cell, ...]] = {}
+        self._targets: dict[str, str] = {}
 
     def on_mount(self) -> None:
         for key, label, width in self.COLUMNS:
@@ -46,19 +50,37 @@ class AgentRows(DataTable[Cell]):
 
     @property
     def selected_id(self) -> str | None:
+        """The agent the cursor is on (for a chain row: the step it stands for)."""
         if not self._order or self.cursor_row < 0 or self.cursor_row >= len(self._order):
             return None
-        return self._order[self.cursor_row]
+        return self.target(self._order[self.cursor_row])
+
+    def target(self, row_key: str) -> str:
+        return self._targets.get(row_key, row_key)
 
     @property
     def ids(self) -> list[str]:
+        """The agents with a row of their own, top to bottom."""
+        if not self._targets:
+            return list(self._order)
+        return [k for k in self._order if k not in self._targets]
+
+    @property
+    def row_keys(self) -> list[str]:
         return list(self._order)
 
-    def set_rows(self, rows: Sequence[tuple[str, tuple[Cell, ...]]]) -> bool:
-        """Show ``rows`` (agent id, cells); returns True when the rows were rebuilt."""
+    def set_rows(
+        self,
+        rows: Sequence[tuple[str, tuple[Cell, ...]]],
+        targets: dict[str, str] | None = None,
+    ) -> bool:
+        """Show ``rows`` (row key, cells); ``targets`` maps a row key that is not an
+        agent to the agent it stands for.  Returns True when the rows were rebuilt."""
+        self._targets = targets or {}
         order = [rid for rid, _ in rows]
         if order != self._order:
-            keep = self.selected_id
+            at = self.cursor_row
+            keep = self._order[at] if 0 <= at < len(self._order) else None
             self.clear()
             self._order = order
             self._cells = {}

@@ -1,7 +1,11 @@
-"""All agents: name, profile, state (colour + symbol), time in state, tokens, cost, branch.
+"""All agents: state (colour + symbol), name, profile, time in state, tokens, cost, branch.
 
-Chains stay together (their steps in order) and read as one unit: ``plan ⛓1/2``.  A
-collision with another agent shows as ``⚠`` (conflict) or ``≈`` (same files touched).
+A chain reads as one unit: a row of its own (its state, the step it is at, what that
+step waits for) with its steps indented beneath it, in order.  That row stands for the
+step it is at, so ack, merge, log and reply work on it directly.  A queued agent shows
+what it waits for where its branch would be, in the warning colour when it will not start
+by itself (its predecessor failed, was stopped or vanished).  A collision with another
+agent shows as ``⚠ other`` (conflict) or ``≈ other`` (the same files touched).
 """
 
 from __future__ import annotations
@@ -11,22 +15,23 @@ from datetime import datetime
 
 from rich.text import Text
 
-from mullui.model import Agent
+from mullui.model import Agent, State
+from mullui.queue import ChainRun, chain_runs, is_stuck, unreviewed
 from mullui.tui import cells
 from mullui.tui.widgets.agent_rows import AgentRows, Cell
+
+#: Row keys of chain rows (agent ids never contain a colon).
+CHAIN_KEY = "chain:"
+NAME_WIDTH = 28
+NOTE_WIDTH = 48
 
 
 def chain_positions(agents: Sequence[Agent]) -> dict[str, tuple[int, int]]:
     """agent id -> (position from 1, steps) for agents in a chain."""
-    groups: dict[str, list[Agent]] = {}
-    for a in agents:
-        if a.chain:
-            groups.setdefault(a.chain, []).append(a)
     out: dict[str, tuple[int, int]] = {}
-    for members in groups.values():
-        members.sort(key=lambda a: (a.chain_step or 0, a.created_at, a.id))
-        for i, a in enumerate(members, 1):
-            out[a.id] = (i, len(members))
+    for run in chain_runs(agents):
+        for i, a in enumerate(run.steps, 1):
+            out[a.id] = (i, run.total)
     return out
 
 
@@ -46,6 +51,61 @@ def table_order(agents: Sequence[Agent]) -> list[Agent]:
     return sorted(agents, key=key)
 
 
+def collision_note(a: Agent, names: dict[str, str]) -> Text:
+    """``⚠ refactor-db`` / ``≈ docs +1``: the marker and whom it collides with."""
+    if not a.collisions:
+        return Text("")
+    worst = sorted(a.collisions, key=lambda c: not c.conflict)
+    first = worst[0]
+    t = cells.collision_marker(a)
+    t.append(cells.one_line(names.get(first.agent, first.agent), 16))
+    if len(worst) > 1:
+        t.append(f" +{len(worst) - 1}", style="dim")
+    return t
+
+
+def waiting_note(a: Agent) -> Text:
+    """What a queued agent waits for; a stuck one in the warning colour."""
+    if is_stuck(a):
+        return Text(f"⚠ {cells.one_line(a.cause, NOTE_WIDTH)}", style="bold yellow")
+    return Text(cells.one_line(a.cause, NOTE_WIDTH), style="dim italic")
+
+
+def chain_state(run: ChainRun, colours: dict[str, str]) -> Text:
+    cur = run.current
+    if run.state == "done" or cur is None:
+        return cells.state_cell(State.DONE, colours)
+    return cells.state_cell(cur.state, colours)
+
+
+def chain_note(run: ChainRun, position: int) -> Text:
+    """Where the chain stands: the step it is at and, when stuck, why."""
+    cur = run.current
+    if cur is None:
+        return Text("no steps", style="dim")
+    if run.state == "done":
+        if cur.merged_into:
+            return Text(f"all {run.total} steps done, merged into {cur.merged_into}", style="dim")
+        if unreviewed(cur):
+            return Text(f"all {run.total} steps done: awaits review", style="italic")
+        return Text(f"all {run.total} steps done", style="dim italic")
+    if cur.state is State.QUEUED:
+        return waiting_note(cur)
+    doing = cells.why(cur) if cur.state in (State.BLOCKED, State.FAILED) else cur.state.value
+    note = f"step {position}/{run.total} {cur.name}: {doing}"
+    return Text(cells.one_line(note, NOTE_WIDTH), style="dim italic")
+
+
+def _sum_usage(steps: Sequence[Agent]) -> str:
+    tin = [s.tokens_in for s in steps if s.tokens_in is not None]
+    tout = [s.tokens_out for s in steps if s.tokens_out is not None]
+    cost = [s.cost_usd for s in steps if s.cost_usd is not None]
+    if not (tin or tout or cost):
+        return "–"
+    total = sum(tin) + sum(tout)
+    return f"{cells.si(total)} · " + (f"${sum(cost):.2f}" if cost else "–")
+
+
 class AgentTable(AgentRows):
     COLUMNS = (
         ("state", "state", 11),
@@ -53,22 +113,33 @@ class AgentTable(AgentRows):
         ("profile", "profile", None),
         ("since", "for", 6),
         ("usage", "tokens · cost", None),
-        ("branch", "branch", None),
+        ("branch", "branch / waits for", None),
     )
 
     def show(
         self, agents: Sequence[Agent], now: datetime, colours: dict[str, str], snoozed: set[str]
     ) -> bool:
-        chains = chain_positions(agents)
+        names = {a.id: a.name for a in agents}
+        runs = {r.run: r for r in chain_runs(agents)}
+        step_of = {s.id: i for r in runs.values() for i, s in enumerate(r.steps, 1)}
         rows: list[tuple[str, tuple[Cell, ...]]] = []
+        targets: dict[str, str] = {}
         for a in table_order(agents):
-            name = Text(cells.one_line(a.name, 28))
-            if a.id in chains:
-                pos, total = chains[a.id]
-                name.append(f" ⛓{pos}/{total}", style="dim")
+            run = runs.get(a.chain) if a.chain else None
+            name = Text()
+            if run is not None:
+                pos = step_of[a.id]
+                if pos == 1:
+                    rows.append(self._chain_row(run, now, colours, targets))
+                name.append("└ " if pos == len(run.steps) else "├ ", style="dim")
+            name.append(cells.one_line(a.name, NAME_WIDTH))
             if a.collisions:
                 name.append(" ")
-                name.append_text(cells.collision_marker(a))
+                name.append_text(collision_note(a, names))
+            if a.state is State.QUEUED:
+                last: Cell = waiting_note(a)
+            else:
+                last = Text(cells.one_line(a.branch or "–", 40), style="dim")
             rows.append(
                 (
                     a.id,
@@ -78,8 +149,34 @@ class AgentTable(AgentRows):
                         a.profile,
                         cells.since(a, now),
                         cells.usage(a),
-                        Text(cells.one_line(a.branch or "–", 40), style="dim"),
+                        last,
                     ),
                 )
             )
-        return self.set_rows(rows)
+        return self.set_rows(rows, targets)
+
+    def _chain_row(
+        self,
+        run: ChainRun,
+        now: datetime,
+        colours: dict[str, str],
+        targets: dict[str, str],
+    ) -> tuple[str, tuple[Cell, ...]]:
+        cur = run.current or run.steps[-1]
+        pos = next(i for i, s in enumerate(run.steps, 1) if s.id == cur.id)
+        key = f"{CHAIN_KEY}{run.run}"
+        targets[key] = cur.id
+        name = Text("⛓ ", style="bold")
+        name.append(cells.one_line(run.chain_name, NAME_WIDTH - 6), style="bold")
+        name.append(f" {pos}/{run.total}", style="dim")
+        return (
+            key,
+            (
+                chain_state(run, colours),
+                name,
+                Text("chain", style="dim"),
+                cells.since(cur, now),
+                _sum_usage(run.steps),
+                chain_note(run, pos),
+            ),
+        )
