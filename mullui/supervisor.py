@@ -169,6 +169,9 @@ class Supervisor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._saved_offset = 0
         self.last_change_at: float | None = None  # monotonic, for benchmarks
+        # Links to the hosts remote agents run on: only the notifying supervisor (the
+        # lock holder) follows them, so each remote change is mirrored here once.
+        self.remote: Any | None = None
 
     # -- public ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -179,6 +182,10 @@ class Supervisor:
         watcher = asyncio.create_task(self._watch(ready))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ready.wait(), 5.0)
+        if self.notify:
+            from mullui.remote.mirror import RemoteLinks
+
+            self.remote = RemoteLinks(self.ws, poke=self.poke)
         self.catch_up_all()
         try:
             while not self._stop.is_set():
@@ -198,6 +205,8 @@ class Supervisor:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
+            if self.remote is not None:
+                await self.remote.close()
 
     async def stop(self) -> None:
         self._stop.set()
@@ -231,6 +240,8 @@ class Supervisor:
         self.catch_up_all()
 
     def _after_apply(self, touched: list[Agent]) -> None:
+        if self.remote is not None:
+            self.remote.sync(touched)
         self.process_journal()
         if self.run_queue:
             self._queue_tick()
@@ -315,6 +326,11 @@ class Supervisor:
         if last.state is a.state and a.state in NOTIFY_STATES and self.notify:
             if a.is_snoozed() or a.is_acked():
                 return
+            if a.host is not None:
+                from mullui.remote.mirror import back_from_unknown
+
+                if back_from_unknown(a, last):
+                    return  # its host came back; the agent did nothing new meanwhile
             self._notify(a, last)
 
     def _notify(self, a: Agent, t: Transition) -> None:

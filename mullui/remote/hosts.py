@@ -279,6 +279,7 @@ def _default_argv(mullui: Sequence[str]) -> Callable[[int], list[str]]:
 
 EventCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 StateCallback = Callable[[str, datetime], None]
+CaughtUpCallback = Callable[[], Awaitable[None] | None]
 
 CONNECTING, CONNECTED, UNREACHABLE, STOPPED = "connecting", "connected", "unreachable", "stopped"
 
@@ -294,7 +295,10 @@ class HostLink:
     ``reason``) -> ``connected`` ... -> ``stopped``.  ``on_state(state, since)`` is called
     on every change; ``on_event(event)`` for each new event, in cursor order, and the
     cursor is saved after it returns (so an event is delivered again only if mullui dies
-    between the two).
+    between the two).  ``on_caught_up()`` is called on the first heartbeat of each
+    connection: the remote side sends it after the backlog, so by then every event missed
+    while away has been delivered.  ``cwd`` is where the remote command runs (the host's
+    repository, so its ``.mullui.toml`` applies there).
     """
 
     def __init__(
@@ -310,8 +314,13 @@ class HostLink:
         healthy_after_s: float = 10.0,
         idle_timeout_s: float | None = None,
         confirm_after_s: float = 2.0,
+        on_caught_up: CaughtUpCallback | None = None,
+        cwd: str | None = None,
     ) -> None:
         self.host = host
+        self.on_caught_up = on_caught_up
+        self.cwd = cwd
+        self._caught_up = False
         self.cursor_path = cursor_path
         self.on_event = on_event
         self.on_state = on_state
@@ -366,7 +375,15 @@ class HostLink:
             log.warning("%s: skipping a line that is not JSON: %.200s", self.host.name, line)
             return False
         if isinstance(ev, dict) and ev.get("kind") == "heartbeat":
-            return False  # liveness only (and how the remote side notices we are gone)
+            # Liveness (and how the remote side notices we are gone); the first one of a
+            # connection also says the backlog is through.
+            if not self._caught_up:
+                self._caught_up = True
+                if self.on_caught_up is not None:
+                    done = self.on_caught_up()
+                    if inspect.isawaitable(done):
+                        await done
+            return False
         cursor = ev.get("cursor") if isinstance(ev, dict) else None
         if not isinstance(cursor, int) or isinstance(cursor, bool):
             log.warning(
@@ -399,7 +416,8 @@ class HostLink:
                     confirm = asyncio.get_running_loop().call_later(
                         self.confirm_after_s, self._set_state, CONNECTED
                     )
-                    stream = self.host.stream(self.argv(self.cursor))
+                    self._caught_up = False
+                    stream = self.host.stream(self.argv(self.cursor), cwd=self.cwd)
                     async with contextlib.aclosing(stream):
                         while True:
                             try:
