@@ -19,7 +19,12 @@ duplicate inbox item.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import subprocess
+import sys
+import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +41,8 @@ from mullui.collisions import (
 )
 from mullui.collisions import Collision as FoundCollision
 from mullui.errors import MulluiError
-from mullui.model import Agent, Collision
+from mullui.model import Agent, Collision, State
+from mullui.store import atomic_write_json, read_json
 
 if TYPE_CHECKING:
     from mullui.workspace import Workspace
@@ -229,8 +235,6 @@ def _record(
 def refresh_quietly(ws: Workspace, agents: Sequence[Agent] | None = None) -> bool:
     """``refresh`` for ``ls``-like commands: a git problem is one line on stderr, never a
     failed listing.  True when something was recomputed."""
-    import sys
-
     try:
         refresh(ws, agents=agents)
     except MulluiError as e:
@@ -319,3 +323,160 @@ def merge_advice(ws: Workspace, agent: Agent, target: str) -> str | None:
 def agents_with_work(agents: Iterable[Agent]) -> int:
     """How many agents take part in the radar (for callers deciding whether to bother)."""
     return sum(1 for a in agents if eligible(a))
+
+
+# ---- the supervisor's radar ------------------------------------------------------------------
+def _without_radar(a: Agent) -> Agent:
+    return dataclasses.replace(a, collisions=(), conflict=None)
+
+
+class Scheduler:
+    """When the supervisor recomputes collisions, and the one cache it keeps for it.
+
+    * a state change, an exit, a merge, a removal, a new worktree: at once, for that agent;
+    * any other event of a working agent (an edit hook, activity): at most once per
+      ``interval_s`` per agent;
+    * while an agent is working, every ``interval_s`` for it (a shell agent has no hooks
+      that would say it edited a file);
+    * nothing while no agent works: :meth:`timeout` is None and no git runs.
+
+    The git work runs in a worker thread (``asyncio.to_thread``), one refresh at a time;
+    what arrives meanwhile is folded into the next one.  The radar's own ``collisions``
+    events come back through the journal and are recognized as such (no refresh loop).
+    """
+
+    def __init__(self, ws: Workspace, interval_s: float, *, notify: bool = True) -> None:
+        self.ws = ws
+        self.interval_s = max(0.5, float(interval_s))
+        self.notify = notify
+        self.cache = CollisionCache()
+        self.runs = 0  # refreshes done (tests, benchmarks)
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[str] | None = set()  # None: everyone
+        self._want = False
+        self._seen: dict[str, Agent] = {}
+        self._last: dict[str, float] = {}  # monotonic time of the last refresh per agent
+        self._working: set[str] = set()
+        self._errors: set[str] = set()
+        self._told_path = ws.paths.notify_cursor.with_name("conflicts-told.json")
+        self._told: dict[str, str] | None = None
+        self._closed = False
+
+    # -- input ---------------------------------------------------------------------------
+    def request(self, ids: Iterable[str] | None) -> None:
+        """Refresh now for ``ids`` (None: everyone)."""
+        if ids is None:
+            self._pending = None
+        elif self._pending is not None:
+            self._pending.update(ids)
+        self._want = True
+        self._start()
+
+    def begin(self, agents: Iterable[Agent]) -> None:
+        """Start from the current records (after the supervisor's catch-up): everyone once."""
+        for a in agents:
+            if a.id not in self._seen:
+                self._seen[a.id] = a
+                if a.state is State.WORKING and eligible(a):
+                    self._working.add(a.id)
+                    self._last.setdefault(a.id, time.monotonic())
+        self.request(None)
+
+    def saw(self, a: Agent, state_changed: bool) -> None:
+        """One applied change from the journal."""
+        prev = self._seen.get(a.id)
+        self._seen[a.id] = a
+        if a.state is State.WORKING and eligible(a):
+            self._working.add(a.id)
+            self._last.setdefault(a.id, time.monotonic())
+        else:
+            self._working.discard(a.id)
+        if prev is None:
+            if eligible(a) or a.collisions:
+                self.request([a.id])
+            return
+        if state_changed or any(
+            getattr(prev, f) != getattr(a, f)
+            for f in ("removed", "merged_into", "branch", "worktree", "base", "exit_code")
+        ):
+            self.request([a.id])
+        elif a.id in self._working and _without_radar(prev) != _without_radar(a):
+            if time.monotonic() - self._last.get(a.id, 0.0) >= self.interval_s:
+                self.request([a.id])
+            # else: the periodic deadline of a working agent picks it up
+
+    # -- timing ----------------------------------------------------------------------------
+    def timeout(self) -> float | None:
+        """Seconds until a working agent is due (None: nothing works, no timer)."""
+        if not self._working:
+            return None
+        due = min(self._last.get(i, 0.0) for i in self._working) + self.interval_s
+        return max(0.0, due - time.monotonic())
+
+    def tick(self) -> None:
+        """Refresh the working agents that are due."""
+        now = time.monotonic()
+        due = [i for i in self._working if now - self._last.get(i, 0.0) >= self.interval_s - 0.01]
+        for i in due:
+            # Counted from now, not from when the refresh ends: a slow refresh in flight
+            # must not turn the supervisor's wait into a busy loop.
+            self._last[i] = now
+        if due:
+            self.request(due)
+
+    # -- work --------------------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._closed or not self._want or (self._task is not None and not self._task.done()):
+            return
+        ids, self._pending, self._want = self._pending, set(), False
+        self._task = asyncio.get_running_loop().create_task(self._run(ids))
+
+    async def _run(self, ids: set[str] | None) -> None:
+        started = time.monotonic()
+        try:
+            await asyncio.to_thread(refresh, self.ws, self.cache, ids)
+            self.runs += 1
+        except MulluiError as e:
+            if str(e) not in self._errors:  # a lasting problem is said once, not every 5 s
+                self._errors.add(str(e))
+                print(f"mullui: collisions: {e}", file=sys.stderr)
+        except Exception as e:  # the radar must never take the supervisor down
+            print(f"mullui: collisions: unexpected {type(e).__name__}: {e}", file=sys.stderr)
+        touched = self._working if ids is None else ids
+        for i in touched:
+            self._last[i] = started
+        self._start()  # what arrived meanwhile
+
+    async def close(self, timeout: float = 1.0) -> None:
+        """Wait (briefly) for a refresh in flight, then drop the cache's scratch objects."""
+        self._closed = True
+        if self._task is not None and not self._task.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait([self._task], timeout=timeout)
+        self.cache.close()
+
+    # -- notifications ---------------------------------------------------------------------------
+    def to_tell(self, a: Agent) -> str | None:
+        """The dedupe key of a conflict item of ``a`` not yet notified (None: nothing new).
+        Remembered on disk: a restarted supervisor replaying the journal tells no twice."""
+        if self._told is None:
+            try:
+                d = read_json(self._told_path)
+            except (ValueError, UnicodeDecodeError):
+                d = None
+            self._told = {str(k): str(v) for k, v in d.items()} if isinstance(d, dict) else {}
+        item = a.conflict if a.has_conflict_item() else None
+        if item is None:
+            if self._told.pop(a.id, None) is not None:
+                self._save_told()
+            return None
+        key = f"conflict:{a.id}:{item.agent}:{item.since.isoformat()}"
+        if self._told.get(a.id) == key:
+            return None
+        self._told[a.id] = key
+        self._save_told()
+        return key if self.notify and not a.is_snoozed() else None
+
+    def _save_told(self) -> None:
+        with contextlib.suppress(MulluiError, OSError):
+            atomic_write_json(self._told_path, self._told)

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mullui import radar
 from mullui.errors import MulluiError
 from mullui.events import at_line_start, read_events
 from mullui.model import Agent, State, Transition, utcnow
@@ -168,6 +169,7 @@ class Supervisor:
         self._dirty: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._saved_offset = 0
+        self._radar: radar.Scheduler | None = None  # the collision radar, while run() runs
         self.last_change_at: float | None = None  # monotonic, for benchmarks
         # Links to the hosts remote agents run on: only the notifying supervisor (the
         # lock holder) follows them, so each remote change is mirrored here once.
@@ -186,7 +188,14 @@ class Supervisor:
             from mullui.remote.mirror import RemoteLinks
 
             self.remote = RemoteLinks(self.ws, poke=self.poke)
+        if self.notify:  # the one supervisor that notifies keeps the radar (not observers)
+            cfg = self.ws.config
+            self._radar = radar.Scheduler(
+                self.ws, cfg.collisions_interval_s, notify=cfg.collisions_notify
+            )
         self.catch_up_all()
+        if self._radar is not None:
+            self._radar.begin(self.ws.store.all())
         try:
             while not self._stop.is_set():
                 timeout = self._next_timeout()
@@ -202,6 +211,8 @@ class Supervisor:
                     self.on_timer()
         finally:
             self._stop.set()
+            if self._radar is not None:
+                await self._radar.close()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
@@ -236,7 +247,13 @@ class Supervisor:
         self._after_apply(agents)
 
     def on_timer(self) -> None:
-        """A deadline passed: stall limits, snooze ends, the tmux safety check."""
+        """A deadline passed: stall limits, snooze ends, the tmux safety check; or only a
+        working agent's collision refresh (then no tmux or record is looked at)."""
+        if self._radar is not None:
+            self._radar.tick()
+            other = self._state_timeout()
+            if other is None or other > 0.05:
+                return
         self.catch_up_all()
 
     def _after_apply(self, touched: list[Agent]) -> None:
@@ -282,6 +299,11 @@ class Supervisor:
                     self.on_change(a, trs)
                 except Exception as ex:  # a UI callback bug must not stop supervision
                     print(f"mullui: on_change failed: {ex}", file=sys.stderr)
+            if self._radar is not None:
+                self._radar.saw(a, bool(trs))
+                told = self._radar.to_tell(a)
+                if told is not None:
+                    self._notify_conflict(a, told)
             if trs:
                 self._on_transitions(a, trs)
                 seqs[aid] = max(seqs.get(aid, 0), max(t.seq for t in trs))
@@ -350,6 +372,26 @@ class Supervisor:
         )
         self._submit(notice)
 
+    def _notify_conflict(self, a: Agent, key: str) -> None:
+        """One notification per new conflict (the radar raised an item on ``a``)."""
+        if self.notifier is None or a.conflict is None:
+            return
+        try:
+            from mullui.notify import Notice
+        except ImportError:
+            return
+        c = a.conflict
+        notice = Notice(
+            agent_id=a.id,
+            agent_name=a.name,
+            state="conflict",
+            body=", ".join(c.files),
+            key=key,
+            at=c.since,
+            title=f"{a.name} conflicts with {c.name}",
+        )
+        self._submit(notice)
+
     def _submit(self, notice: Any) -> None:
         if self.notifier is None:
             return
@@ -374,6 +416,14 @@ class Supervisor:
 
     def _next_timeout(self) -> float | None:
         """Seconds until the nearest known deadline (None: sleep until an event)."""
+        t = self._state_timeout()
+        r = self._radar.timeout() if self._radar is not None else None
+        if r is None:
+            return t
+        return r if t is None else min(t, r)
+
+    def _state_timeout(self) -> float | None:
+        """Seconds until the nearest deadline of an agent's state or the safety check."""
         now = utcnow()
         deadlines: list[datetime] = []
         live = False
