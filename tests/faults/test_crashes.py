@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,7 +82,9 @@ def pane_alive(sock: str, target: str) -> bool:
 
 
 # ---- torn files ----------------------------------------------------------------------------
-def test_torn_record_is_reported_once_and_rebuilt(cli: Cli, git_repo: Path, mullui_home: Path) -> None:
+def test_torn_record_is_reported_once_and_rebuilt(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
     aid = spawn_demo(cli, git_repo, "torn")
     send_hook(mullui_home, aid, "Ask", {"question": "deploy to prod?"})
     before = row(cli, git_repo, aid)
@@ -169,3 +172,152 @@ def test_notify_cursor_with_wrong_types_is_rebuilt(
     assert r.returncode == 0
     d = json.loads(cursor.read_text())
     assert isinstance(d["offset"], int) and d["offset"] > 0
+
+
+# ---- kill -9 ---------------------------------------------------------------------------------
+def start_watch(cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "mullui", "watch"], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def lock_holder(home: Path) -> int | None:
+    try:
+        txt = (home / "state" / "supervisor.lock").read_text().strip()
+    except OSError:
+        return None
+    return int(txt) if txt.isdigit() else None
+
+
+def test_kill9_watch_mid_run_applies_every_event_once(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
+    aid = spawn_demo(cli, git_repo, "asker")
+    ticker = spawn(cli, git_repo, "while true; do echo tick; sleep 0.2; done", "ticker")
+    sock = os.environ["MULLUI_TMUX_SOCKET"]
+    cursor = mullui_home / "state" / "notified.json"
+    sent = 0
+
+    def burst(n: int, pause: float = 0.0) -> None:
+        nonlocal sent
+        for _ in range(n):
+            send_hook(mullui_home, aid, "Ask", {"question": f"q{sent}"})
+            send_hook(mullui_home, aid, "Working", {})
+            sent += 1
+            time.sleep(pause)
+
+    def told() -> int:
+        try:
+            return int(json.loads(cursor.read_text())["seqs"].get(aid, 0))
+        except (OSError, ValueError):
+            return 0
+
+    # Three rounds: a supervisor follows a stream of hooks and is killed in the middle of
+    # it, right after it has applied part of the stream (mid catch-up, mid journal line,
+    # mid record write - wherever it happens to be).
+    for _round in range(3):
+        watch = start_watch(git_repo)
+        pid = watch.pid
+        try:
+            wait_for(lambda p=pid: lock_holder(mullui_home) == p, timeout=10)
+            wait_for(cursor.exists, timeout=10)
+            before = told()
+            stream = threading.Thread(target=burst, args=(12, 0.03))
+            stream.start()
+            wait_for(lambda b=before: told() > b, timeout=10)
+        finally:
+            watch.send_signal(signal.SIGKILL)
+            watch.wait(10)
+        stream.join(30)
+        assert told() < 3 + 2 * sent, "the kill came after the stream: nothing tested"
+        burst(3)  # while nobody supervises
+    expected_seq = 3 + 2 * sent
+    for a in ls_json(cli, git_repo):  # agents kept working through every kill
+        assert a["state"] == "working", a
+        assert pane_alive(sock, a["tmux_target"]), a
+    watch = start_watch(git_repo)
+    try:
+        wait_for(lambda: json.loads(cursor.read_text())["seqs"].get(aid) == expected_seq,
+                 timeout=15)
+    finally:
+        watch.terminate()
+        assert watch.wait(10) == 0
+        assert "Traceback" not in (watch.stderr.read() if watch.stderr else "")
+    rec = json.loads((mullui_home / "state" / "agents" / f"{aid}.json").read_text())
+    assert rec["seq"] == expected_seq == len(rec["history"])
+    states = [t["state"] for t in rec["history"]]
+    assert states == ["queued", "starting", "working"] + ["blocked", "working"] * sent
+    questions = [e for e in journal(mullui_home) if e["agent"] == aid]
+    seen: dict[int, dict[str, Any]] = {}
+    for entry in questions:
+        for t in entry["transitions"]:
+            # The journal is written before the record; a kill between the two may repeat a
+            # line, which readers drop by (agent, seq) - so a repeat must be the same change.
+            assert seen.setdefault(t["seq"], t) == t, f"seq {t['seq']} journaled differently"
+    assert sorted(seen) == list(range(1, expected_seq + 1))
+    assert row(cli, git_repo, ticker)["state"] == "working"
+
+
+def test_kill9_tui_keeps_agents_and_frees_the_supervisor_lock(
+    cli: Cli, git_repo: Path, mullui_home: Path, server: Any
+) -> None:
+    aid = spawn_demo(cli, git_repo, "bg")
+    env = {
+        "MULLUI_HOME": str(mullui_home),
+        "MULLUI_TMUX_SOCKET": os.environ["MULLUI_TMUX_SOCKET"],
+        "MULLUI_NOTIFY": "none",
+        "MULLUI_DEMO_SPEED": "0.0001",
+        "PYTHONPATH": str(ROOT),
+        "TERM": "xterm-256color",
+    }
+    # The TUI in a terminal of its own: a tmux server on another socket (libtmux's fixture).
+    server.new_session("tui", window_command=f"{sys.executable} -m mullui",
+                       start_directory=str(git_repo), environment=env, x=120, y=40)
+    pid = wait_for(lambda: lock_holder(mullui_home), timeout=20)
+    # Mid-run: the agent asks while the TUI supervises.
+    send_hook(mullui_home, aid, "Ask", {"question": "ship it?"})
+    time.sleep(0.3)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or
+             "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), timeout=10)
+    a = row(cli, git_repo, aid)
+    assert a["state"] == "blocked"
+    assert pane_alive(os.environ["MULLUI_TMUX_SOCKET"], a["tmux_target"])
+    # flock dies with its holder: a new supervisor takes over at once.
+    r = cli("watch", "--once", cwd=git_repo)
+    no_traceback(r)
+    assert r.returncode == 0 and "another supervisor" not in r.stderr, r.stderr
+    assert lock_holder(mullui_home) != pid
+
+
+def test_killing_tmux_fails_agents_naming_tmux_and_rm_keeps_the_work(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
+    shell = spawn(cli, git_repo, "echo keep > w.txt; sleep 60", "writer")
+    demo = spawn_demo(cli, git_repo, "hooked")
+    wt = Path(row(cli, git_repo, shell)["worktree"])
+    wait_for(lambda: (wt / "w.txt").exists(), timeout=10)
+    subprocess.run(["tmux", "-L", os.environ["MULLUI_TMUX_SOCKET"], "kill-server"], check=True)
+    r = cli("ls", "--json", cwd=git_repo)
+    no_traceback(r)
+    assert r.returncode == 0, r.stderr
+    rows = {a["id"]: a for a in json.loads(r.stdout)}
+    for aid in (shell, demo):
+        assert rows[aid]["state"] == "failed" and "tmux" in rows[aid]["cause"], rows[aid]
+        assert Path(rows[aid]["worktree"]).is_dir()
+    assert (wt / "w.txt").read_text() == "keep\n"
+    inbox = json.loads(cli("inbox", "--json", cwd=git_repo).stdout)
+    assert {x["id"] for x in inbox} == {shell, demo}
+    # rm still refuses to lose the uncommitted file; --force commits it to the branch.
+    r = cli("rm", shell, cwd=git_repo)
+    no_traceback(r)
+    assert r.returncode == 1 and "w.txt" in r.stderr and len(mullui_lines(r.stderr)) == 1
+    assert (wt / "w.txt").exists()
+    r = cli("rm", shell, "--force", cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    assert git(git_repo, "show", f"{rows[shell]['branch']}:w.txt") == "keep\n"
+    # send/attach say the server is gone, in one line
+    for args in (("send", demo, "hello"), ("attach", demo)):
+        r = cli(*args, cwd=git_repo)
+        no_traceback(r)
+        assert r.returncode == 1 and len(mullui_lines(r.stderr)) == 1, (args, r.stderr)
