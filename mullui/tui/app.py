@@ -29,6 +29,7 @@ from mullui.paths import Paths, get_paths
 from mullui.store import Store
 from mullui.tui import cells, themes
 from mullui.tui.adapter import AgentActions, Pipeline, keep_watching, open_actions
+from mullui.tui.screens.collisions import CollisionsScreen, rows_from_report
 from mullui.tui.screens.confirm import ConfirmScreen
 from mullui.tui.screens.help import HelpScreen
 from mullui.tui.screens.main import MainScreen
@@ -36,7 +37,7 @@ from mullui.tui.screens.merge import MergeQuestion, MergeScreen
 from mullui.tui.screens.new_agent import NewAgent, NewAgentScreen
 from mullui.tui.screens.reply import ReplyScreen
 from mullui.tui.screens.snooze import SnoozeChoice, SnoozeScreen
-from mullui.tui.screens.tables import CollisionsScreen, ReportScreen
+from mullui.tui.screens.tables import ReportScreen
 from mullui.tui.screens.text_view import DiffScreen, LogScreen
 
 Clock = Callable[[], datetime]
@@ -224,6 +225,15 @@ class MulluiApp(App[None]):
                         title=f"{a.name} {a.state.value}",
                         severity=sev,  # type: ignore[arg-type]
                     )
+            if (
+                toast
+                and not self.notifies
+                and old is not None
+                and not old.has_conflict_item()
+                and cells.conflict_shown(a)
+                and a.in_inbox(self.now())
+            ):
+                self.notify(cells.why(a), title=f"{a.name}: conflict", severity="error")
         self.request_render()
 
     def request_render(self) -> None:
@@ -622,7 +632,29 @@ class MulluiApp(App[None]):
         return ledger_rows(led)
 
     def action_collisions(self) -> None:
-        self.push_screen(CollisionsScreen(list(self.agents.values())))
+        screen = CollisionsScreen(list(self.agents.values()))
+        self.push_screen(screen)
+        self._check_collisions(screen)
+
+    @work(thread=True, exclusive=True, group="collisions")
+    def _check_collisions(self, screen: CollisionsScreen) -> None:
+        """Ask the radar (git merge-tree over every agent's work) for its full answer."""
+        from mullui import radar
+
+        ws: Any = self.actions
+        try:
+            found = rows_from_report(radar.collisions_report(ws))
+        except Exception as e:
+            # A refusal is one line; anything else is a bug, shown, not a crashed TUI.
+            msg = e.message if isinstance(e, MulluiError) else f"internal error: {e!r} (a bug)"
+            self.call_from_thread(screen.show_error, msg)
+            return
+        self.call_from_thread(screen.show_report, found)
+        # The report refreshed the records (collisions, conflict items): show them now.
+        if self.pipeline is not None:
+            self.call_from_thread(self.pipeline.poke, None)
+        else:
+            self.call_from_thread(self._load_reconciled)
 
     def action_focus_area(self, which: str) -> None:
         self.main.query_one(f"#{which}").focus()

@@ -54,6 +54,32 @@ def state_cell(state: State, colours: dict[str, str], *, snoozed: bool = False) 
     return t
 
 
+CONFLICT_SYMBOL = "⚠"
+
+
+def conflict_shown(agent: Agent) -> bool:
+    """The inbox item is the radar's conflict (not a question the agent asks)."""
+    return agent.has_conflict_item() and not (agent.state is State.BLOCKED and agent.question)
+
+
+def inbox_state_cell(agent: Agent, colours: dict[str, str], *, snoozed: bool = False) -> Text:
+    """The state, or ``⚠ conflict`` for the radar's conflict item."""
+    if not conflict_shown(agent):
+        return state_cell(agent.state, colours, snoozed=snoozed)
+    colour = colours.get("state-failed") or FALLBACK_COLOURS["state-failed"]
+    t = Text(f"{CONFLICT_SYMBOL} conflict", style=f"bold {colour}")
+    if snoozed:
+        t.append(f" {SNOOZE_SYMBOL}", style="dim")
+    return t
+
+
+def waited(agent: Agent, now: datetime) -> str:
+    """How long the inbox item has waited: since the conflict, or in its state."""
+    if conflict_shown(agent) and agent.conflict is not None:
+        return duration(now - agent.conflict.since)
+    return since(agent, now)
+
+
 def duration(delta: timedelta) -> str:
     """A short, calm duration: ``<1m``, ``12m``, ``3h05m``, ``2d4h``."""
     s = max(0, int(delta.total_seconds()))

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from mullui.model import State
 from mullui.paths import Paths, get_paths
+from mullui.store import Store
 from mullui.tui.app import MulluiApp
 from mullui.workspace import Workspace
 from tests.support.gitrepo import commit_file, git, make_repo
@@ -77,3 +79,48 @@ async def until(pilot: Pilot[Any], pred: Callable[[], Any], timeout: float = 5.0
 
 
 Step = Callable[[Pilot[Any]], Awaitable[None]]
+
+
+@pytest.fixture
+def colliding(paths: Paths, tmp_path: Path) -> Paths:
+    """Three agents with real worktrees: fix-login and refactor-db change the same lines
+    of src/auth.py (a conflict); refactor-db and perf-bench change src/db.py far apart
+    (an overlap).  Records as the radar last wrote them."""
+    from tests.support.collide_repo import add_worktree, commit_all, lines, write
+    from tests.support.collide_repo import make_repo as make_collide_repo
+    from tests.tui.fleet import new, state
+
+    repo = make_collide_repo(
+        tmp_path / "repo", {"src/auth.py": lines(10), "src/db.py": lines(40), "README.md": "x\n"}
+    )
+    changes = {
+        "fix-login": {"src/auth.py": lines(10, L3="redirect(next_url)")},
+        "refactor-db": {
+            "src/auth.py": lines(10, L3="session = Session()"),
+            "src/db.py": lines(40, L2="engine = create_engine(url)"),
+        },
+        "perf-bench": {"src/db.py": lines(40, L38="cache = {}"), "bench.py": "run()\n"},
+    }
+    store = Store(paths)
+    for i, (name, files) in enumerate(changes.items(), 1):
+        wt = add_worktree(repo, tmp_path / f"wt-{name}", f"mullui/{name}")
+        for rel, text in files.items():
+            write(wt, rel, text)
+        commit_all(wt, name)
+        new(
+            store,
+            f"k{i}",
+            name,
+            "claude",
+            f"work on {name}",
+            60 - i * 10,
+            repo=str(repo),
+            worktree=str(wt),
+            base="main",
+        )
+        state(store, f"k{i}", State.WORKING, 59 - i * 10)
+    from mullui import radar
+    from mullui.workspace import Workspace
+
+    radar.refresh(Workspace(paths, cwd=repo))
+    return paths

@@ -1,4 +1,4 @@
-"""Tabular screens opened from the palette: the cost ledger (report) and collisions."""
+"""The cost-to-deliver ledger (report), opened from the palette."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Label
 
-from mullui.model import Agent
 from mullui.tui.widgets.key_bar import KeyBar
 
 
@@ -73,26 +72,3 @@ class ReportScreen(Screen[None]):
 
     def action_cursor_up(self) -> None:
         self.query_one("#report", DataTable).action_cursor_up()
-
-
-class CollisionsScreen(ReportScreen):
-    """Agents whose changes touch the same files: conflict or overlap."""
-
-    def __init__(self, agents: Sequence[Agent]) -> None:
-        names = {a.id: a.name for a in agents}
-        rows: list[dict[str, Any]] = []
-        for a in agents:
-            for c in a.collisions:
-                rows.append(
-                    {
-                        "agent": a.name,
-                        "with": names.get(c.agent, c.agent),
-                        "kind": "⚠ conflict" if c.conflict else "≈ overlap",
-                        "files": ", ".join(c.files),
-                    }
-                )
-        super().__init__(
-            rows,
-            title="Collisions: agents touching the same files",
-            empty_text="No collisions: no two agents touch the same files.",
-        )

@@ -89,6 +89,10 @@ class AgentRows(DataTable[Cell]):
                 self._cells[rid] = cells
             if keep in self._cells:
                 self.move_cursor(row=order.index(keep), animate=False)
+            # Textual 8.2: a widget caches its box model by layout generation, and a
+            # DataTable that gains rows does not start a new one, so an auto-height parent
+            # kept the old height and cut the last row off (seen at 120x30).
+            self.call_after_refresh(self.refresh, layout=True)
             return True
         for rid, cells in rows:
             old = self._cells.get(rid)

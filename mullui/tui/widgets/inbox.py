@@ -1,8 +1,9 @@
 """The inbox (agents that need the human) and the collapsible group of snoozed items.
 
 Each row: state, name, how long it has waited, and why — the question, the tool call,
-the last message or the exit code.  Order comes from ``model.inbox``: blocked first,
-then failed, then done.
+the last message, the exit code, what a stuck follow-up waits for, or the files a new
+conflict with another agent is in (``⚠ conflict``).  Order comes from ``model.inbox``:
+blocked first, then failed, stuck and conflicts, then done.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ class InboxTable(AgentRows):
             (
                 a.id,
                 (
-                    cells.state_cell(a.state, colours),
+                    cells.inbox_state_cell(a, colours),
                     Text(cells.one_line(a.name, 24), style="bold"),
-                    cells.since(a, now),
+                    cells.waited(a, now),
                     clip(cells.why(a), why_width),
                 ),
             )
@@ -62,7 +63,7 @@ class SnoozedTable(AgentRows):
             (
                 a.id,
                 (
-                    cells.state_cell(a.state, colours, snoozed=True),
+                    cells.inbox_state_cell(a, colours, snoozed=True),
                     cells.one_line(a.name, 24),
                     cells.wake_time(a, now),
                     clip(cells.why(a), why_width),

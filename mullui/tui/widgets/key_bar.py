@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from textual import events
 from textual.content import Content
+from textual.dom import NoScreen
 from textual.markup import escape
 from textual.widgets import Static
 
@@ -36,9 +37,13 @@ class KeyBar(Static):
         self.call_after_refresh(self._render_keys)
 
     def _render_keys(self) -> None:
+        try:
+            screen = self.screen
+        except NoScreen:
+            return  # the screen was dismissed between the bindings change and this refresh
         parts: list[Content] = []
         seen: set[str] = set()
-        for key, active in self.screen.active_bindings.items():
+        for key, active in screen.active_bindings.items():
             binding = active.binding
             action = binding.action.removeprefix("app.")
             if not binding.show or action in seen:
