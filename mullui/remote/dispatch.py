@@ -39,7 +39,7 @@ _SAVED = re.compile(r"^saved uncommitted work of .* as ([0-9a-f]{7,40}) on ", re
 SPAWN_TIMEOUT_S = 120.0
 COMMAND_TIMEOUT_S = 60.0
 
-_cache: dict[tuple[str, Host], SshHost] = {}
+_cache: dict[tuple[str, str], SshHost] = {}
 
 
 def host_config(ws: Workspace, name: str) -> Host:
@@ -57,7 +57,7 @@ def host_config(ws: Workspace, name: str) -> Host:
 def transport(ws: Workspace, name: str) -> tuple[Host, SshHost]:
     """The host's config and its (cached, so its master is reused) ssh transport."""
     cfg = host_config(ws, name)
-    key = (str(ws.paths.state_dir), cfg)
+    key = (str(ws.paths.state_dir), repr(cfg))  # Host holds a dict: not hashable
     if key not in _cache:
         _cache[key] = ssh_host(cfg, ws.paths)
     return cfg, _cache[key]
