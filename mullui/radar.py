@@ -310,7 +310,7 @@ def merge_advice(ws: Workspace, agent: Agent, target: str) -> str | None:
         for a in ws.store.all()
         if eligible(a) and a.repo == agent.repo and (a.base == target or a.id == agent.id)
     ]
-    if len(pending) < 2 or agent not in pending:
+    if len(pending) < 2 or agent.id not in {a.id for a in pending}:
         return None
     plan = merge_order([work_of(a) for a in pending], target)
     if plan.order is None or not plan.order or plan.order[0] == agent.id:

@@ -307,6 +307,20 @@ def _problem(
     return None
 
 
+def _with_advice(ws: Workspace, p: MergePlan, problem: str) -> str:
+    """A conflict refusal plus, when another order of the pending merges into the target
+    stays clean (collision radar), that order."""
+    if not p.conflicts or "would conflict" not in problem:
+        return problem
+    from mullui import radar
+
+    try:
+        advice = radar.merge_advice(ws, p.agent, p.target)
+    except MulluiError:
+        return problem  # the advice is a bonus; the refusal stands on its own
+    return f"{problem}; {advice}" if advice else problem
+
+
 def merge(ws: Workspace, agent: Agent, into: str | None = None) -> str:
     """Merge the agent's branch into its base (or ``into``); returns what was done.
 
@@ -319,7 +333,7 @@ def merge(ws: Workspace, agent: Agent, into: str | None = None) -> str:
     """
     p = plan(ws, agent, into)
     if p.problem:
-        raise MulluiError(p.problem)
+        raise MulluiError(_with_advice(ws, p, p.problem))
     a = p.agent
     repo = Path(a.repo or ".")
     ident = (

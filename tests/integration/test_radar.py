@@ -1,0 +1,383 @@
+"""The collision radar as users see it: real git repositories, real shell agents in tmux,
+the real CLI (``ls --json``, ``inbox``, ``collisions``, ``merge``, ``rm``) and a real
+``mullui watch`` for the notification; the supervisor in-process where its refresh
+counters are the evidence (idle costs nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mullui.model import State
+from tests.conftest import ROOT, git, ls_json, make_repo, wait_for
+from tests.integration.test_queue import get, spawn, wait_state
+
+pytestmark = pytest.mark.timeout(120)
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+N = 40  # lines in shared.py: line 2 vs line 30 merge cleanly, the same line conflicts
+
+
+@pytest.fixture
+def repo(tmp_path: Path, mullui_home: Path) -> Path:
+    r = make_repo(
+        tmp_path / "repo",
+        {"shared.py": "".join(f"line {i}\n" for i in range(1, N + 1)), "other.py": "other\n"},
+    )
+    # Agents commit inside tmux, whose environment may lack the test's git identity.
+    git(r, "config", "user.name", "mullui-test")
+    git(r, "config", "user.email", "test@mullui.invalid")
+    # Fast periodic refresh for the supervisor tests (the default is 5 s).
+    (mullui_home / "config.toml").write_text("[collisions]\ninterval_s = 1\n")
+    return r
+
+
+def edit(line: int, text: str, *, commit: bool = False, then: str = "sleep 60") -> str:
+    """A shell agent's task: replace one line of shared.py (and maybe commit), then ``then``."""
+    task = f"sed -i 's/^line {line}$/{text}/' shared.py"
+    if commit:
+        task += " && git add -A && git commit -qm work"
+    return f"{task}; {then}"
+
+
+def collisions_of(cli: Cli, repo: Path) -> dict[str, list[dict[str, Any]]]:
+    return {a["id"]: a["collisions"] for a in ls_json(cli, repo)}
+
+
+def wait_edited(agent_id: str, text: str) -> None:
+    """Until the agent's worktree holds its edit (the shell runs asynchronously in tmux)."""
+    wt = Path(get(agent_id).worktree or "")
+    wait_for(lambda: text in (wt / "shared.py").read_text(), timeout=15)
+
+
+def wait_committed(agent_id: str) -> None:
+    wait_state(agent_id, State.DONE)
+
+
+# ---- the markers in `ls --json` ----------------------------------------------------------
+def test_same_lines_in_one_file_mark_both_agents_with_a_conflict(cli: Cli, repo: Path) -> None:
+    a = spawn(cli, repo, edit(5, "A five", commit=True, then="true"), "--name", "a")
+    b = spawn(cli, repo, edit(5, "B five", commit=True, then="true"), "--name", "b")
+    wait_committed(a)
+    wait_committed(b)
+
+    cols = collisions_of(cli, repo)
+
+    assert cols[a] == [{"agent": b, "files": ["shared.py"], "conflict": True}]
+    assert cols[b] == [{"agent": a, "files": ["shared.py"], "conflict": True}]
+
+
+def test_different_parts_of_one_file_are_an_overlap_and_other_files_are_not_marked(
+    cli: Cli, repo: Path
+) -> None:
+    a = spawn(cli, repo, edit(2, "A two", commit=True, then="true"), "--name", "a")
+    b = spawn(cli, repo, edit(30, "B thirty", commit=True, then="true"), "--name", "b")
+    c = spawn(cli, repo, "echo mine > other.py && git commit -qam c; true", "--name", "c")
+    for x in (a, b, c):
+        wait_committed(x)
+
+    cols = collisions_of(cli, repo)
+
+    assert cols[a] == [{"agent": b, "files": ["shared.py"], "conflict": False}]
+    assert cols[b] == [{"agent": a, "files": ["shared.py"], "conflict": False}]
+    assert cols[c] == []
+
+
+def test_an_uncommitted_change_of_a_working_agent_counts(cli: Cli, repo: Path) -> None:
+    a = spawn(cli, repo, edit(5, "A five", commit=True, then="true"), "--name", "a")
+    b = spawn(cli, repo, edit(5, "B five"), "--name", "b")  # edits, never commits, works on
+    wait_committed(a)
+    wait_edited(b, "B five")
+    assert get(b).state is State.WORKING
+    assert git(Path(get(b).worktree or ""), "log", "--oneline", "main..HEAD") == ""
+
+    cols = collisions_of(cli, repo)
+
+    assert cols[b] == [{"agent": a, "files": ["shared.py"], "conflict": True}]
+    assert cols[a] == [{"agent": b, "files": ["shared.py"], "conflict": True}]
+
+
+def test_the_marker_clears_when_one_of_them_is_removed(cli: Cli, repo: Path) -> None:
+    a = spawn(cli, repo, edit(5, "A five"), "--name", "a")
+    b = spawn(cli, repo, edit(5, "B five"), "--name", "b")
+    wait_edited(a, "A five")
+    wait_edited(b, "B five")
+    assert collisions_of(cli, repo)[b] != []
+
+    r = cli("rm", "--force", a, cwd=repo)
+    assert r.returncode == 0, r.stderr
+
+    cols = collisions_of(cli, repo)
+    assert cols[a] == [] and cols[b] == []
+    assert get(a).branch and git(repo, "rev-parse", get(a).branch or "")  # its branch stays
+
+
+def test_the_marker_clears_when_one_is_merged_and_the_base_conflict_shows(
+    cli: Cli, repo: Path
+) -> None:
+    a = spawn(cli, repo, edit(5, "A five", commit=True, then="true"), "--name", "a")
+    b = spawn(cli, repo, edit(5, "B five", commit=True, then="true"), "--name", "b")
+    c = spawn(cli, repo, edit(30, "C thirty", commit=True, then="true"), "--name", "c")
+    for x in (a, b, c):
+        wait_committed(x)
+    r = cli("collisions", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "CONFLICT  a <-> b: shared.py",
+        "overlap   a <-> c: shared.py",
+        "overlap   b <-> c: shared.py",
+        "no clean merge order into main: a conflicts with b on shared.py",
+    ]
+
+    r = cli("merge", a, cwd=repo)
+    assert r.returncode == 0, r.stderr
+
+    cols = collisions_of(cli, repo)
+    assert cols[a] == []
+    assert cols[b] == [{"agent": c, "files": ["shared.py"], "conflict": False}]  # a is gone
+    assert cols[c] == [{"agent": b, "files": ["shared.py"], "conflict": False}]
+    # b now conflicts with the base a moved: said against main, with the clean order.
+    r = cli("collisions", "--json", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[1:] == [
+        {
+            "agents": [b],
+            "names": ["b"],
+            "files": ["shared.py"],
+            "conflict": True,
+            "base": "main",
+            "behind": 2,  # a's commit and its merge
+        }
+    ]
+    assert cli("collisions", cwd=repo).stdout.splitlines() == [
+        "overlap   b <-> c: shared.py",
+        "CONFLICT  b <-> main (2 commits ahead): shared.py",
+        "no clean merge order into main: b conflicts with main on shared.py",
+    ]
+
+
+def test_collisions_json_lists_pairs_with_names(cli: Cli, repo: Path) -> None:
+    a = spawn(cli, repo, edit(5, "A five"), "--name", "a")
+    b = spawn(cli, repo, edit(5, "B five"), "--name", "b")
+    c = spawn(cli, repo, edit(30, "C thirty"), "--name", "c")
+    for x, t in ((a, "A five"), (b, "B five"), (c, "C thirty")):
+        wait_edited(x, t)
+
+    r = cli("collisions", "--json", cwd=repo)
+
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [
+        {"agents": [a, b], "names": ["a", "b"], "files": ["shared.py"], "conflict": True,
+         "base": None},
+        {"agents": [a, c], "names": ["a", "c"], "files": ["shared.py"], "conflict": False,
+         "base": None},
+        {"agents": [b, c], "names": ["b", "c"], "files": ["shared.py"], "conflict": False,
+         "base": None},
+    ]  # fmt: skip
+
+
+def test_no_collisions_says_so(cli: Cli, repo: Path) -> None:
+    a = spawn(cli, repo, edit(5, "A five"), "--name", "a")
+    wait_edited(a, "A five")
+    r = cli("collisions", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "no collisions: no two agents touch the same files\n"
+    assert json.loads(cli("collisions", "--json", cwd=repo).stdout) == []
+
+
+# ---- the inbox item ------------------------------------------------------------------------
+def inbox(cli: Cli, repo: Path) -> list[dict[str, Any]]:
+    r = cli("inbox", "--json", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)  # type: ignore[no-any-return]
+
+
+def test_a_new_conflict_is_one_inbox_item_on_the_newer_agent_until_acked(
+    cli: Cli, repo: Path
+) -> None:
+    a = spawn(cli, repo, edit(5, "A five"), "--name", "a")
+    b = spawn(cli, repo, edit(5, "B five"), "--name", "b")
+    wait_edited(a, "A five")
+    wait_edited(b, "B five")
+
+    items = inbox(cli, repo)
+
+    assert [(i["id"], i["state"], i["why"]) for i in items] == [
+        (b, "working", "conflicts with a on shared.py")
+    ]
+    r = cli("ack", b, cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert inbox(cli, repo) == []
+    # Still a conflict (the marker stays), but not a new one: no second item.
+    assert collisions_of(cli, repo)[b][0]["conflict"] is True
+    assert inbox(cli, repo) == []
+
+
+def test_an_overlap_is_no_inbox_item(cli: Cli, repo: Path) -> None:
+    a = spawn(cli, repo, edit(2, "A two"), "--name", "a")
+    b = spawn(cli, repo, edit(30, "B thirty"), "--name", "b")
+    wait_edited(a, "A two")
+    wait_edited(b, "B thirty")
+    assert collisions_of(cli, repo)[b] == [{"agent": a, "files": ["shared.py"], "conflict": False}]
+    assert inbox(cli, repo) == []
+
+
+def test_the_conflict_item_goes_when_the_other_agent_is_removed(cli: Cli, repo: Path) -> None:
+    a = spawn(cli, repo, edit(5, "A five"), "--name", "a")
+    b = spawn(cli, repo, edit(5, "B five"), "--name", "b")
+    wait_edited(a, "A five")
+    wait_edited(b, "B five")
+    assert [i["id"] for i in inbox(cli, repo)] == [b]
+
+    assert cli("rm", "--force", a, cwd=repo).returncode == 0
+
+    assert inbox(cli, repo) == []
+    assert get(b).conflict is None
+
+
+# ---- merge advice ---------------------------------------------------------------------------
+def test_a_refused_merge_proposes_the_order_that_stays_clean(cli: Cli, repo: Path) -> None:
+    # a forks, then main moves under it (someone merged first); b forks from the new main and
+    # lands on the same text as a.  a into main now conflicts; b first, then a, is clean.
+    a = spawn(cli, repo, edit(5, "X", commit=True, then="true"), "--name", "a")
+    wait_committed(a)
+    (repo / "shared.py").write_text((repo / "shared.py").read_text().replace("line 5\n", "M\n"))
+    git(repo, "commit", "-qam", "human edits line 5")
+    b = spawn(cli, repo, "sed -i 's/^M$/X/' shared.py && git commit -qam b; true", "--name", "b")
+    wait_committed(b)
+
+    r = cli("merge", a, cwd=repo)
+
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "would conflict in shared.py" in r.stderr
+    assert r.stderr.rstrip().endswith("; merge order into main that stays clean: b, a")
+    assert cli("merge", b, cwd=repo).returncode == 0
+    r = cli("merge", a, cwd=repo)
+    assert r.returncode == 0, r.stderr
+
+
+# ---- the supervisor: one notification, no work while idle ------------------------------------
+class Watch:
+    """A real ``mullui watch`` writing terminal notifications (OSC 777) to a file."""
+
+    def __init__(self, repo: Path, out: Path) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env["MULLUI_NOTIFY"] = "terminal"
+        self.out = out
+        self.err = out.with_suffix(".err")
+        with out.open("wb") as o, self.err.open("wb") as e:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mullui", "watch"], cwd=repo, env=env,
+                stdout=o, stderr=e, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        wait_for(lambda: "notifications:" in self.err.read_text(), timeout=15)
+
+    def titles(self) -> list[str]:
+        text = self.out.read_text(errors="replace")
+        return [chunk.split(";")[0] for chunk in text.split("\x1b]777;notify;")[1:]]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        assert "Traceback" not in self.err.read_text(), self.err.read_text()
+
+
+@pytest.fixture
+def watches(tmp_path: Path, repo: Path) -> Iterator[Callable[[], Watch]]:
+    started: list[Watch] = []
+
+    def start() -> Watch:
+        w = Watch(repo, tmp_path / f"watch-{len(started)}.out")
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+def test_a_new_conflict_is_notified_once_by_the_watch(
+    cli: Cli, repo: Path, watches: Callable[[], Watch]
+) -> None:
+    w = watches()
+    # Both edit after a second, while working: only the periodic refresh can see it.
+    a = spawn(cli, repo, edit(5, "A five", then="sleep 60").replace("sed", "sleep 1; sed", 1),
+              "--name", "a")  # fmt: skip
+    b = spawn(cli, repo, edit(5, "B five", then="sleep 60").replace("sed", "sleep 1; sed", 1),
+              "--name", "b")  # fmt: skip
+    wait_for(lambda: "b conflicts with a" in w.titles(), timeout=20)
+    assert get(b).conflict is not None and get(b).conflict.name == "a"  # type: ignore[union-attr]
+    assert get(a).conflict is None
+    assert "\x1b]777;notify;b conflicts with a;shared.py\x07" in w.out.read_text()
+
+    time.sleep(2.5)  # two more periodic refreshes, and an `ls` refreshing too
+    ls_json(cli, repo)
+    time.sleep(1.2)
+    assert w.titles() == ["b conflicts with a"]
+
+    # A restarted watch replays the journal but does not tell the same conflict again.
+    w.stop()
+    w2 = watches()
+    time.sleep(2.5)
+    assert w2.titles() == []
+
+
+def _cpu_s() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+async def _until(pred: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_no_refresh_and_no_cpu_while_every_agent_is_idle(cli: Cli, repo: Path) -> None:
+    from mullui.supervisor import Supervisor
+    from mullui.workspace import Workspace
+
+    a = spawn(cli, repo, edit(5, "A five", commit=True, then="true"), "--name", "a")
+    b = spawn(cli, repo, edit(30, "B thirty", commit=True, then="true"), "--name", "b")
+    wait_committed(a)
+    wait_committed(b)
+    sup = Supervisor(Workspace(cwd=repo), notifier=None, run_queue=False)
+    task = asyncio.create_task(sup.run())
+    try:
+        await _until(lambda: sup._radar is not None and sup._radar.runs >= 1, 10)
+        radar = sup._radar
+        assert radar is not None
+        await _until(lambda: get(b).collisions != (), 5)
+        await asyncio.sleep(0.5)  # the journal lines of its own collisions events come back
+        runs, calls, cpu = radar.runs, radar.cache.stats.git_calls, _cpu_s()
+
+        await asyncio.sleep(5)
+
+        spent = _cpu_s() - cpu
+        assert (radar.runs, radar.cache.stats.git_calls) == (runs, calls)
+        assert sup._next_timeout() is None  # no timer at all
+        assert spent < 0.1, f"{spent:.3f} s of CPU in 5 s idle"
+
+        # The same supervisor does refresh while an agent works (the test can fail).
+        c = spawn(cli, repo, "sleep 60", "--name", "c")
+        await _until(lambda: radar.runs >= runs + 3, 10)  # the start, then every 1 s
+        assert get(c).state is State.WORKING
+        assert sup._next_timeout() is not None
+    finally:
+        await sup.stop()
+        await asyncio.wait_for(task, 10)
