@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from mullui.errors import MulluiError
 from mullui.model import iso, utcnow
 from mullui.paths import Paths
 
@@ -83,10 +84,12 @@ def append_line(path: Path, data: bytes, *, seal: bool = False) -> None:
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
-        except OSError:
+        except OSError as e:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, start)
-            raise
+            raise MulluiError(
+                f"cannot write {path}: {e.strerror or e} — free space or fix permissions"
+            ) from e
     finally:
         os.close(fd)  # closing releases the lock
 

@@ -83,6 +83,7 @@ class Store:
 
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
+        self._unsaved = False  # a failed save was reported
         paths.ensure()
 
     # ---- ids ---------------------------------------------------------------------
@@ -209,11 +210,20 @@ class Store:
                     print(f"mullui: {agent_id}: skipped a malformed event ({e})", file=sys.stderr)
             if a is None:
                 return None
-            self._journal(before, a)
             rec = a.to_record()
             rec["_offset"] = new_offset
             rec["_eids"] = eids[-RECENT_EIDS:]
-            atomic_write_json(self.paths.record_file(agent_id), rec)
+            try:
+                self._journal(before, a)
+                atomic_write_json(self.paths.record_file(agent_id), rec)
+            except (MulluiError, OSError) as e:
+                # The record is a cache of the spool: on a full disk show the agent as its
+                # events say and save it on a later read (no half record: writes are
+                # atomic).  Said once per process, not once per agent.
+                if not self._unsaved:
+                    self._unsaved = True
+                    why = e.message if isinstance(e, MulluiError) else f"{e.strerror} ({e.filename})"
+                    print(f"mullui: {why} (agents shown unsaved)", file=sys.stderr)
             return a
 
     def _journal(self, before: Agent | None, after: Agent) -> None:
