@@ -368,7 +368,11 @@ def test_hosts_lists_and_checks_what_is_missing(
     broken.pop("key")
     stranger = {**broken, "ssh_options": ssh_options(sshd, tmp_path / "s2", sshd.other_key)}
     good = {k: v for k, v in devbox.items() if k != "key"}
-    write_config(mullui_home, {"devbox": good, "bare": broken, "stranger": stranger})
+    # git and tmux there, but no mullui on its PATH.
+    plain = {**good, "mullui": ["mullui"], "env": {**good["env"], "PATH": "/usr/bin:/bin"}}
+    write_config(
+        mullui_home, {"devbox": good, "bare": broken, "stranger": stranger, "plain": plain}
+    )
 
     r = cli("hosts", "check", "devbox", cwd=git_repo)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -388,8 +392,15 @@ def test_hosts_lists_and_checks_what_is_missing(
     r = cli("spawn", "--host", "bare", "--agent", "shell", "true", cwd=git_repo)
     assert r.returncode == 1
     assert len(r.stderr.strip().splitlines()) == 1 and "bare" in r.stderr, r.stderr
+    r = cli("spawn", "--host", "plain", "--agent", "shell", "true", cwd=git_repo)
+    assert r.returncode == 1
+    assert r.stderr == (
+        "mullui: mullui is not installed on plain: pip install mullui there"
+        " (or set PATH in [hosts.plain] env)\n"
+    )
     r = cli("spawn", "--host", "nowhere", "--agent", "shell", "true", cwd=git_repo)
     assert r.returncode == 1 and "no host 'nowhere'" in r.stderr
+    assert json.loads(cli("ls", "--json", cwd=git_repo).stdout) == []  # nothing half-made
 
 
 # ---- the mirror's numbering (pure) ------------------------------------------------------------
