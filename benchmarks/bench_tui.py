@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -206,15 +207,31 @@ class TuiSession:
             self.tmux("kill-session", "-t", "tui", check=False)
 
 
-def key_echo(cc: ControlClient, pane: str, keys: list[tuple[str, str]], gap: float) -> list[float]:
-    """ms from each key sent to the first output naming the row the cursor moved to."""
+def schedstat(pid: int) -> tuple[float, float]:
+    """(ms on a CPU, ms runnable but waiting for one) of the app's main thread, where
+    Textual's event loop runs (/proc/PID/schedstat, nanoseconds): splits a latency into
+    the app's own work and the machine being busy."""
+    fields = Path(f"/proc/{pid}/schedstat").read_text().split()
+    return int(fields[0]) / 1e6, int(fields[1]) / 1e6
+
+
+def key_echo(
+    cc: ControlClient, pane: str, pid: int, keys: list[tuple[str, str]], gap: float,
+    split: list[tuple[float, float]] | None = None,
+) -> list[float]:
+    """ms from each key sent to the first output naming the row the cursor moved to.
+    ``split`` collects (CPU ms, run-queue wait ms) of the app over each echo."""
     out = []
     for key, needle in keys:
         start = cc.mark()
+        s0 = schedstat(pid)
         t0 = cc.send(f"send-keys -t {pane} {key}")
         t1 = cc.wait_for(start, needle.encode(), 5.0)
+        s1 = schedstat(pid)
         if t1 is not None:
             out.append((t1 - t0) * 1000)
+            if split is not None:
+                split.append((s1[0] - s0[0], s1[1] - s0[1]))
         time.sleep(gap)
     return out
 
@@ -226,8 +243,9 @@ def walk(n: int) -> list[tuple[str, str]]:
     return down + up
 
 
-def frames(outputs: list[tuple[float, bytes]], gap_s: float = 0.005) -> list[tuple[float, float]]:
-    """Output bursts as (start, end): outputs closer than ``gap_s`` are one frame."""
+def frames(outputs: list[tuple[float, bytes]], gap_s: float = 0.010) -> list[tuple[float, float]]:
+    """Output bursts as (start, end): outputs closer than ``gap_s`` are one frame (tmux
+    relays one frame of the app in several ``%output`` pieces)."""
     bursts: list[tuple[float, float]] = []
     for t, _ in outputs:
         if bursts and t - bursts[-1][1] < gap_s:
@@ -265,6 +283,89 @@ async def pilot_echo(sb: Sandbox, presses: int) -> dict[str, list[float]]:
     return {"wall_ms": wall, "cpu_ms": cpu}
 
 
+def flood_block() -> bytes:
+    """256 KB of the flood writer's coloured lines (the same as WRITER prints)."""
+    lines = (f"\x1b[36m● step {i:>9}\x1b[0m reading src/module_{i % 977:04d}.py "
+             f"\x1b[2m… {'x' * 40}\x1b[0m\r\n" for i in range(2600))  # fmt: skip
+    return "".join(lines).encode()[: 256 * 1024]
+
+
+async def pilot_flood(sb: Sandbox, log: Path, seconds: float) -> dict[str, Any]:
+    """The app in-process, its log pane on ``log`` while a thread appends to the file at
+    FLOOD_RATE (no tmux or pty in the way, so the full 50 MB/s arrives).  Measures the
+    log pane's indexing per 250 ms poll, poll start -> the refresh after it is done
+    (the frame), key echo meanwhile, and this process's RSS."""
+    from mullui.tui.app import MulluiApp
+    from mullui.tui.widgets.agent_table import AgentTable
+    from mullui.tui.widgets.log_view import LogView
+
+    app = MulluiApp(paths=sb.paths, actions=sb.workspace(), supervise=False, title="mullui")
+    scans: list[float] = []
+    frame_ms: list[float] = []
+    echo: list[float] = []
+    rss: list[tuple[float, float]] = []
+    stop = threading.Event()
+    written = [0, 0.0]
+
+    def writer() -> None:
+        block = flood_block()
+        t0 = time.monotonic()
+        with log.open("ab") as f:
+            while not stop.is_set():
+                f.write(block)
+                f.flush()
+                written[0] += len(block)
+                ahead = t0 + written[0] / FLOOD_RATE - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+        written[1] = time.monotonic() - t0
+
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.5)
+        view = app.screen.query_one(LogView)
+        if view.lines is None or view.path != log:
+            raise RuntimeError(f"Pilot: the flood agent's log is not shown ({view.path})")
+        lines = view.lines
+        scan = lines.scan
+
+        def timed_scan() -> int:  # LogView.poll looks scan up on each call
+            t0 = time.perf_counter()
+            n = scan()
+            scans.append((time.perf_counter() - t0) * 1000)
+            if n:
+                app.call_after_refresh(lambda: frame_ms.append((time.perf_counter() - t0) * 1000))
+            return n
+
+        lines.scan = timed_scan  # type: ignore[method-assign]
+        table = app.screen.query_one(AgentTable)
+        table.focus()
+        thread = threading.Thread(target=writer, daemon=True)
+        t_start = time.monotonic()
+        thread.start()
+        try:
+            while time.monotonic() - t_start < seconds:
+                for key in ("j", "k"):  # the flood agent stays selected (60 ms settle)
+                    row = table.cursor_row
+                    painted = asyncio.Event()
+                    t0 = time.perf_counter()
+                    app.simulate_key(key)
+                    while table.cursor_row == row:
+                        await asyncio.sleep(0)
+                    app.call_after_refresh(painted.set)
+                    await painted.wait()
+                    echo.append((time.perf_counter() - t0) * 1000)
+                rss.append((time.monotonic() - t_start, rss_bytes(os.getpid()) / 2**20))
+                await pilot.pause(0.2)
+        finally:
+            stop.set()
+            thread.join(5)
+        shown = view.path == log
+    log.write_bytes(b"")  # the real flood later starts from an empty log (cat >> appends)
+    return {"scan_ms": [x for x in scans if x > 0.05], "frame_ms": frame_ms, "echo_ms": echo,
+            "rss_mb": rss, "mb_s": written[0] / max(written[1], 1e-9) / 2**20,
+            "still_shown": shown}  # fmt: skip
+
+
 def _slope(points: list[tuple[float, float]]) -> float:
     """Least-squares slope of (t, y)."""
     if len(points) < 2:
@@ -299,6 +400,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             tui.quit()
 
         pilot = asyncio.run(pilot_echo(sb, walk_n))
+        pflood = asyncio.run(pilot_flood(sb, sb.paths.log_file(flood_id), 4.0 if quick else 8.0))
 
         startup.append(tui.start(ready))
         time.sleep(3.0)  # settle: the reconcile thread, the supervisor's first catch-up
@@ -307,7 +409,8 @@ def run(quick: bool = False) -> dict[str, Any]:
 
         cc = ControlClient(tui.socket, "tui")
         time.sleep(0.3)
-        echo = key_echo(cc, tui.pane, walk(walk_n), gap=0.2)
+        echo_split: list[tuple[float, float]] = []
+        echo = key_echo(cc, tui.pane, tui.pid, walk(walk_n), gap=0.2, split=echo_split)
 
         # The flood: the first agent (selected, its log shown) starts printing.
         if "agent-000" not in tui.screen().split("Log ·", 1)[-1][:40]:
@@ -328,15 +431,17 @@ def run(quick: bool = False) -> dict[str, Any]:
         # Second half: keep sampling RSS between key presses (j then k: the flood agent
         # stays selected, as the settle timer only switches the log after 60 ms of rest).
         flood_echo: list[float] = []
+        flood_split: list[tuple[float, float]] = []
+        keys_from = cc.mark()
         while time.monotonic() < t0 + flood_s:
-            flood_echo += key_echo(cc, tui.pane, [("j", "agent-001"), ("k", "agent-000")],
-                                   gap=0.02)  # fmt: skip
+            flood_echo += key_echo(cc, tui.pane, tui.pid, [("j", "agent-001"), ("k", "agent-000")],
+                                   gap=0.02, split=flood_split)  # fmt: skip
             rss.append((time.monotonic() - t0, rss_bytes(tui.pid) / 2**20))
             time.sleep(0.2)
         t1, c1 = time.monotonic(), cpu_seconds(tui.pid)
         size1 = log.stat().st_size if log.exists() else 0
         with cc.cond:
-            window = [o for o in cc.outputs[mark:]]
+            window = cc.outputs[mark:keys_from]  # the first half: no keys, only the log
         bursts = frames(window)
         interval = [(b[0] - a[0]) * 1000 for a, b in zip(bursts, bursts[1:], strict=False)]
         burst_len = [(b[1] - b[0]) * 1000 for b in bursts]
@@ -346,6 +451,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         wait_until(report.exists, flood_s)
         wrote = json.loads(report.read_text()) if report.exists() else {}
 
+    p_rss = pflood["rss_mb"]
+    p_slope = _slope([(t, y) for t, y in p_rss if t >= p_rss[-1][0] / 2]) if p_rss else 0.0
+    p_growth = p_rss[-1][1] - p_rss[0][1] if p_rss else None
     second = [(t, y) for t, y in rss if t >= flood_s / 2]
     slope = _slope(second)
     rss_max = max(y for _, y in rss)
@@ -364,6 +472,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         metric("key echo, Pilot (in-process)", "ms", samples=pilot["wall_ms"],
                target="p95 < 50 ms", limit=KEY_ECHO_P95_MS,
                note=f"CPU p95 {max(pilot['cpu_ms']) if pilot['cpu_ms'] else 0:.1f} ms max"),
+        metric("Pilot flood 50 MB/s: log indexing per poll", "ms", samples=pflood["scan_ms"],
+               note=f"{pflood['mb_s']:.0f} MB/s appended to the shown log"),
+        metric("Pilot flood 50 MB/s: frame (poll -> painted)", "ms", samples=pflood["frame_ms"]),
+        metric("Pilot flood 50 MB/s: key echo", "ms", samples=pflood["echo_ms"],
+               target="p95 < 50 ms", limit=KEY_ECHO_P95_MS),
+        metric("Pilot flood 50 MB/s: RSS growth", "MB", value=p_growth, target="bounded",
+               note=f"second-half slope {p_slope:+.2f} MB/s (bench process)"),
         metric("log flood: frame interval", "ms", samples=interval,
                note=f"{len(bursts)} frames in {t1 - t0:.0f} s; burst p50 "
                     f"{sorted(burst_len)[len(burst_len) // 2] if burst_len else 0:.1f} ms"),
@@ -376,9 +491,19 @@ def run(quick: bool = False) -> dict[str, Any]:
         metric("log flood: rate reaching the log", "MB/s", value=flood_mbps,
                note=f"writer managed {writer_mbps or 0:.1f} MB/s of 50 (pty back-pressure)"),
     ]  # fmt: skip
-    metrics[7]["ok"] = bounded
-    metrics[5]["note"] = (metrics[5]["note"] or "") + (
-        "" if still_flood else "flood agent no longer selected!")
+    by_name = {m["metric"]: m for m in metrics}
+    by_name["log flood: TUI RSS (max)"]["ok"] = bounded
+    by_name["Pilot flood 50 MB/s: RSS growth"]["ok"] = bool(p_rss) and p_slope < 0.5
+    def own(split: list[tuple[float, float]]) -> str:
+        if not split:
+            return ""
+        cpu = sorted(c for c, _ in split)
+        wait = sorted(w for _, w in split)
+        return (f"app CPU p50 {cpu[len(cpu) // 2]:.1f} ms, waiting for a CPU p95 "
+                f"{wait[int(len(wait) * 0.95)]:.1f} ms")
+    by_name["key echo, real terminal (tmux -C)"]["note"] = own(echo_split)
+    by_name["log flood: key echo (tmux -C)"]["note"] = own(flood_split) + (
+        "" if still_flood else "; flood agent no longer selected!")
     return {
         "what": "the real TUI in tmux with 100 agents; Pilot for in-process key echo",
         "quick": quick,
@@ -398,6 +523,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             "writer": wrote,
             "flood_cpu_pct": flood_cpu,
             "flood_agent_still_shown": still_flood,
+            "echo_sched_ms": echo_split,
+            "flood_echo_sched_ms": flood_split,
+            "pilot_flood": pflood,
         },
     }
 
