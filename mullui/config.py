@@ -7,6 +7,7 @@ the key: ``config.toml line 3: [profiles.x] command must be a list of strings``.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Callable
@@ -217,6 +218,14 @@ def _line_of(text: str, table: tuple[str, ...], key: str | None) -> int | None:
     return None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _toml_key(name: str) -> str:
+    """``name`` as TOML spells it in a table header: bare when it can be, else quoted."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name, ensure_ascii=False)
+
+
 class _Validator:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
@@ -225,7 +234,9 @@ class _Validator:
     def fail(self, table: tuple[str, ...], key: str | None, what: str) -> ConfigError:
         line = _line_of(self.text, table, key)
         where = f"{self.path.name} line {line}" if line else self.path.name
-        label = f"[{'.'.join(table)}] " if table else ""
+        label = f"[{'.'.join(_toml_key(t) for t in table)}] " if table else ""
+        # A quoted key may hold a newline ([profiles."a\nb"]): the message stays one line.
+        what = _CONTROL.sub(lambda m: json.dumps(m.group())[1:-1], what)
         return ConfigError(f"{where}: {label}{what} ({self.path})")
 
     def table(self, data: Any, table: tuple[str, ...], schema: dict[str, Check]) -> None:
