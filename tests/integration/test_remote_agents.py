@@ -353,6 +353,11 @@ def test_a_dropped_connection_marks_agents_unknown_then_replays_once(
     assert text.count("\x1b]777;notify;") == 1, (text, err)
     assert "waiter" in text and "done" in text.lower()
     assert b"unreachable" in err
+    # The cost ledger sees the remote agent's time, the outage included.
+    r = cli("report", "--json", cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    row = next(x for x in json.loads(r.stdout)["agents"] if x["id"] == aid)
+    assert row["state"] == "done" and row["working_s"] > 0 and row["unknown_s"] > 0, row
 
 
 def test_hosts_lists_and_checks_what_is_missing(
