@@ -232,6 +232,33 @@ def _record(
     return new
 
 
+def supervisor_alive(ws: Workspace) -> bool:
+    """A supervisor (TUI or ``mullui watch``) seems to hold the lock, so it keeps the
+    records' collisions fresh.  Judged by the pid in the lock file, never by taking the
+    lock: a probe holding it for an instant would make a watch starting then give up."""
+    import os
+
+    try:
+        text = ws.paths.supervisor_lock.read_text().strip()
+        pid = int(text) if text else 0
+    except (OSError, ValueError):
+        return False
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # The pid may have been reused since that supervisor ended; its cmdline says.
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc (macOS): trust the pid
+    return b"mullui" in cmdline
+
+
 def refresh_quietly(ws: Workspace, agents: Sequence[Agent] | None = None) -> bool:
     """``refresh`` for ``ls``-like commands: a git problem is one line on stderr, never a
     failed listing.  True when something was recomputed."""
