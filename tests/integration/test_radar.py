@@ -381,3 +381,65 @@ async def test_no_refresh_and_no_cpu_while_every_agent_is_idle(cli: Cli, repo: P
     finally:
         await sup.stop()
         await asyncio.wait_for(task, 10)
+
+
+# ---- the pure parts: the reducer's item, the notification's shape ---------------------------
+def _collisions_event(*cols: tuple[str, bool], conflict: str | None = None) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "kind": "collisions",
+        "at": "2025-01-01T00:00:00Z",
+        "collisions": [{"agent": o, "files": ["f.py"], "conflict": c} for o, c in cols],
+    }
+    if conflict:
+        ev["conflict"] = {"agent": conflict, "name": f"name-{conflict}", "files": ["f.py"]}
+    return ev
+
+
+def test_the_reducer_raises_a_conflict_item_once_and_drops_it_when_the_conflict_goes() -> None:
+    from mullui.model import Agent
+    from mullui.reducer import apply_event
+
+    a: Agent | None = Agent(id="b", name="b", profile="shell", task="t", state=State.WORKING)
+    a = apply_event(a, _collisions_event(("o", True), conflict="o"))
+    assert a is not None and a.conflict is not None
+    assert (a.conflict.agent, a.conflict.name, a.needs_human()) == ("o", "name-o", True)
+    assert a.why() == "conflicts with name-o on f.py"
+
+    a = apply_event(a, {"kind": "ack"})
+    assert a is not None and a.conflict is None and not a.needs_human()
+    # A stale second refresh that still calls it new: the record knew it, no new item.
+    a = apply_event(a, _collisions_event(("o", True), conflict="o"))
+    assert a is not None and a.conflict is None
+
+    a = apply_event(a, _collisions_event(("o", False)))  # resolved to an overlap
+    a = apply_event(a, _collisions_event(("o", True), conflict="o"))  # and back: new again
+    assert a is not None and a.conflict is not None
+    a = apply_event(a, _collisions_event())  # the other agent was merged
+    assert a is not None and a.conflict is None
+
+
+def test_a_conflict_ranks_next_to_failures_in_the_inbox() -> None:
+    from datetime import UTC, datetime
+
+    from mullui.model import Agent, ConflictItem, inbox
+
+    t = datetime(2025, 1, 1, tzinfo=UTC)
+    item = ConflictItem("x", "x", ("f.py",), t)
+    blocked = Agent(id="1", name="1", profile="p", task="t", state=State.BLOCKED, state_since=t)
+    done = Agent(id="2", name="2", profile="p", task="t", state=State.DONE, state_since=t)
+    working = Agent(id="3", name="3", profile="p", task="t", state=State.WORKING, conflict=item)
+    quiet = Agent(id="4", name="4", profile="p", task="t", state=State.WORKING)
+    assert [a.id for a in inbox([done, working, quiet, blocked])] == ["1", "3", "2"]
+
+
+def test_a_conflict_notice_is_critical_titled_and_outside_the_state_filter() -> None:
+    from datetime import UTC, datetime
+
+    from mullui.notify.policy import Notice, NotifyConfig, NotifyPolicy
+
+    p = NotifyPolicy(NotifyConfig(states=frozenset({"blocked"}), coalesce_ms=0))
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    n = Notice("b", "b", "conflict", "f.py", "k1", at, title="b conflicts with a")
+    [d] = p.submit(n)
+    assert (d.title, d.body, d.critical, d.popup) == ("b conflicts with a", "f.py", True, True)
+    assert p.submit(n) == []  # the same key once
