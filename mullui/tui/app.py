@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,8 @@ from mullui.tui.screens.main import MainScreen
 from mullui.tui.screens.merge import MergeQuestion, MergeScreen
 from mullui.tui.screens.new_agent import NewAgent, NewAgentScreen
 from mullui.tui.screens.reply import ReplyScreen
+from mullui.tui.screens.report import ReportScreen
 from mullui.tui.screens.snooze import SnoozeChoice, SnoozeScreen
-from mullui.tui.screens.tables import ReportScreen
 from mullui.tui.screens.text_view import DiffScreen, LogScreen
 
 Clock = Callable[[], datetime]
@@ -620,16 +620,14 @@ class MulluiApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_report(self) -> None:
-        self.blocking(
-            "report", self._report_rows, then=lambda rows: self.push_screen(ReportScreen(rows))
-        )
+        self.blocking("report", self._ledger, then=lambda led: self.push_screen(ReportScreen(led)))
 
-    def _report_rows(self) -> list[dict[str, Any]]:
+    def _ledger(self) -> dict[str, Any]:
+        """report.ledger reads every spool and runs git numstat: a thread's job."""
         from mullui import report
 
         ws: Any = self.actions
-        led = report.ledger(ws, now=self.now())
-        return ledger_rows(led)
+        return report.ledger(ws, now=self.now())
 
     def action_collisions(self) -> None:
         screen = CollisionsScreen(list(self.agents.values()))
@@ -711,44 +709,6 @@ class MulluiApp(App[None]):
         for cmd in super().get_system_commands(screen):
             if cmd.title != "Quit":
                 yield cmd
-
-
-def ledger_rows(led: dict[str, Any]) -> list[dict[str, Any]]:
-    """``report.ledger`` as screen rows: agents, then chain runs, then the totals; times
-    in hours and minutes, the columns a human compares."""
-
-    def dur(v: Any) -> str | None:
-        return cells.duration(timedelta(seconds=float(v))) if v is not None else None
-
-    def row(r: dict[str, Any], name: str) -> dict[str, Any]:
-        added, deleted = r.get("lines_added"), r.get("lines_deleted")
-        return {
-            "agent": name,
-            "state": r.get("state"),
-            "wall": dur(r.get("wall_s")),
-            "working": dur(r.get("working_s")),
-            "waiting on you": dur((r.get("blocked_s") or 0) + (r.get("review_wait_s") or 0)),
-            "tokens in/out": f"{r.get('tokens_in') or 0:,}/{r.get('tokens_out') or 0:,}",
-            "cost $": r.get("cost_usd"),
-            "est/actual h": (
-                f"{r['estimate_h']:.1f}/{r.get('actual_h') or 0:.1f}"
-                if r.get("estimate_h") is not None
-                else None
-            ),
-            "files": r.get("files_changed"),
-            "lines +/-": f"+{added}/-{deleted}" if added is not None else None,
-            "merged": r.get("merged"),
-        }
-
-    rows = [row(r, r["name"]) for r in led.get("agents", [])]
-    rows += [
-        row(c, f"⛓ {c.get('chain_name') or 'chain'} ({c.get('steps_done')}/{c.get('steps')})")
-        for c in led.get("chains", [])
-    ]
-    total = led.get("totals")
-    if rows and isinstance(total, dict):
-        rows.append(row({**total, "state": ""}, "total"))
-    return rows
 
 
 def run(cwd: Path | None = None) -> int:

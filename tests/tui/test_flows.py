@@ -398,7 +398,7 @@ async def test_a_chain_is_one_unit_with_its_steps_beneath(paths: Paths) -> None:
 
         assert "plan-critique 2/2" in cell("chain:pc-1", "name")
         assert "blocked" in cell("chain:pc-1", "state")
-        assert "step 2/2 cache-2" in cell("chain:pc-1", "branch")
+        assert "cache-2: Write: PLAN.md" in cell("chain:pc-1", "branch")  # the step, its ask
         assert "awaits review" in cell("chain:pc-2", "branch")
         assert "$0.41" in cell("chain:pc-1", "usage")  # the steps' costs added up
         # A stuck follow-up says why it will not start by itself.

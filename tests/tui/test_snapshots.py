@@ -95,7 +95,7 @@ def test_dark_theme_stop_confirm(fleet: Paths, snap_compare: Any) -> None:
 
 def test_report_screen(fleet: Paths, snap_compare: Any) -> None:
     async def report(pilot: Pilot[Any]) -> None:
-        from mullui.tui.screens.tables import ReportScreen
+        from mullui.tui.screens.report import ReportScreen
 
         pilot.app.action_report()
         await until(pilot, lambda: isinstance(pilot.app.screen, ReportScreen))
@@ -104,12 +104,65 @@ def test_report_screen(fleet: Paths, snap_compare: Any) -> None:
     assert snap_compare(make_app(fleet), terminal_size=WIDE, run_before=report)
 
 
-def test_collisions_screen(fleet: Paths, snap_compare: Any) -> None:
-    async def collisions(pilot: Pilot[Any]) -> None:
-        pilot.app.action_collisions()
+def test_report_screen_small_terminal(fleet: Paths, snap_compare: Any) -> None:
+    async def report(pilot: Pilot[Any]) -> None:
+        from mullui.tui.screens.report import ReportScreen
+
+        pilot.app.action_report()
+        await until(pilot, lambda: isinstance(pilot.app.screen, ReportScreen))
         await pilot.pause()
 
-    assert snap_compare(make_app(fleet), terminal_size=WIDE, run_before=collisions)
+    assert snap_compare(make_app(fleet), terminal_size=SMALL, run_before=report)
+
+
+def test_collisions_screen(colliding: Paths, snap_compare: Any) -> None:
+    # Real worktrees: a conflict, an overlap, and the radar's verdict on the merge order.
+    async def collisions(pilot: Pilot[Any]) -> None:
+        from mullui.tui.screens.collisions import CollisionsScreen
+
+        pilot.app.action_collisions()
+        await until(
+            pilot,
+            lambda: isinstance(pilot.app.screen, CollisionsScreen) and pilot.app.screen.checked,
+            timeout=20,
+        )
+        await pilot.pause()
+
+    assert snap_compare(make_app(colliding), terminal_size=WIDE, run_before=collisions)
+
+
+def test_conflict_in_the_inbox(colliding: Paths, snap_compare: Any) -> None:
+    # The conflict item with its why; markers naming the other agent in the list.
+    assert snap_compare(make_app(colliding), terminal_size=SMALL)
+
+
+def test_chains_as_one_unit(paths: Paths, snap_compare: Any) -> None:
+    # At step 2/2 and blocked; stuck behind a failed first step (the reason shown);
+    # all done and awaiting review.
+    from tests.tui.fleet import build_chains
+
+    build_chains(paths)
+    assert snap_compare(make_app(paths), terminal_size=(160, 36))
+
+
+def test_merge_confirm(fleet: Paths, snap_compare: Any) -> None:
+    async def ask(pilot: Pilot[Any]) -> None:
+        from mullui.tui.screens.merge import MergeQuestion, MergeScreen
+
+        files = ("src/auth.py", "src/session.py", *(f"tests/test_{i}.py" for i in range(9)))
+        q = MergeQuestion(
+            "a3",
+            "docs-refresh",
+            f"Merge docs-refresh ({len(files)} files) into main?",
+            "mullui/docs-refresh",
+            "main",
+            files,
+            Path("/home/me/src/project"),
+        )
+        pilot.app.push_screen(MergeScreen(q))
+        await pilot.pause()
+
+    assert snap_compare(make_app(fleet), terminal_size=SMALL, run_before=ask)
 
 
 def test_snapshot_dir_is_in_the_repo() -> None:

@@ -13,8 +13,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-#: Files listed in the dialog before "and N more" (the dialog must fit 80x24).
+#: Files listed in the dialog before "and N more"; fewer on a short terminal.
 SHOWN_FILES = 8
+#: Lines the dialog takes besides the file list (border, title, buttons, hints).
+CHROME_LINES = 16
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,9 @@ class MergeScreen(ModalScreen[bool]):
             yield Label(q.question, classes="dialog-title", markup=False)
             yield Label(line, classes="dialog-detail", markup=False)
             yield Label("Files it changes in the target:", classes="field-label")
-            yield Static(files_text(q.files), id="merge-files")
-            yield Label(where, classes="dialog-hint", markup=False)
+            shown = max(2, min(SHOWN_FILES, self.app.size.height - CHROME_LINES))
+            yield Static(files_text(q.files, shown), id="merge-files")
+            yield Static(Text(where), classes="dialog-hint")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Merge (y)", variant="primary", id="yes")
                 yield Button("Cancel (n)", id="no")

@@ -23,7 +23,7 @@ from mullui.tui.widgets.agent_rows import AgentRows, Cell
 #: Row keys of chain rows (agent ids never contain a colon).
 CHAIN_KEY = "chain:"
 NAME_WIDTH = 28
-NOTE_WIDTH = 48
+NOTE_WIDTH = 30  # the list shares 160 columns with the log pane
 
 
 def chain_positions(agents: Sequence[Agent]) -> dict[str, tuple[int, int]]:
@@ -78,21 +78,21 @@ def chain_state(run: ChainRun, colours: dict[str, str]) -> Text:
     return cells.state_cell(cur.state, colours)
 
 
-def chain_note(run: ChainRun, position: int) -> Text:
+def chain_note(run: ChainRun) -> Text:
     """Where the chain stands: the step it is at and, when stuck, why."""
     cur = run.current
     if cur is None:
         return Text("no steps", style="dim")
     if run.state == "done":
         if cur.merged_into:
-            return Text(f"all {run.total} steps done, merged into {cur.merged_into}", style="dim")
+            return Text(f"all done, merged into {cur.merged_into}", style="dim")
         if unreviewed(cur):
-            return Text(f"all {run.total} steps done: awaits review", style="italic")
-        return Text(f"all {run.total} steps done", style="dim italic")
+            return Text("all done: awaits review", style="italic")
+        return Text("all done", style="dim italic")
     if cur.state is State.QUEUED:
         return waiting_note(cur)
     doing = cells.why(cur) if cur.state in (State.BLOCKED, State.FAILED) else cur.state.value
-    note = f"step {position}/{run.total} {cur.name}: {doing}"
+    note = f"{cur.name}: {doing}"  # the name cell says which step (2/3)
     return Text(cells.one_line(note, NOTE_WIDTH), style="dim italic")
 
 
@@ -139,7 +139,7 @@ class AgentTable(AgentRows):
             if a.state is State.QUEUED:
                 last: Cell = waiting_note(a)
             else:
-                last = Text(cells.one_line(a.branch or "–", 40), style="dim")
+                last = Text(cells.one_line(a.branch or "–", NOTE_WIDTH), style="dim")
             rows.append(
                 (
                     a.id,
@@ -177,6 +177,6 @@ class AgentTable(AgentRows):
                 Text("chain", style="dim"),
                 cells.since(cur, now),
                 _sum_usage(run.steps),
-                chain_note(run, pos),
+                chain_note(run),
             ),
         )
