@@ -215,6 +215,14 @@ def cmd_inbox(a: argparse.Namespace) -> int:
     return 0
 
 
+def _checkout_progress(line: str) -> None:
+    """git's checkout progress of a big repository, on one self-overwriting line."""
+    if line.startswith("Updating files"):
+        end = "\n" if "done" in line else "\r"
+        sys.stderr.write(f"mullui: {line}\x1b[K{end}")
+        sys.stderr.flush()
+
+
 def cmd_spawn(a: argparse.Namespace) -> int:
     ws = _ws()
     if a.from_file:
@@ -226,6 +234,8 @@ def cmd_spawn(a: argparse.Namespace) -> int:
         return 0
     if a.task is None:
         raise UsageError("spawn needs a TASK (or --from FILE)")
+    if sys.stderr.isatty():
+        ws.progress = _checkout_progress
     agent = ws.spawn(
         a.task, agent=a.agent, name=a.name, base=a.base, after=a.after, chain=a.chain, host=a.host
     )

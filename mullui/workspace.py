@@ -18,6 +18,7 @@ import sys
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mullui import config as config_mod
@@ -65,6 +66,8 @@ class Workspace:
         self._repo: Path | None = None
         self._config: config_mod.Config | None = None
         self._tmux: Tmux | None = None
+        #: receives worktree checkout progress lines (big repositories); the CLI shows them
+        self.progress: Callable[[str], None] | None = None
 
     # ---- context -------------------------------------------------------------------
     def repo(self) -> Path:
@@ -305,7 +308,9 @@ class Workspace:
         a = self.store.emit(a.id, "start", cause="spawn")
         wt = None
         try:
-            wt = worktrees.create(repo, self.paths.worktrees_dir, slugify(a.name), a.id, base)
+            wt = worktrees.create(
+                repo, self.paths.worktrees_dir, slugify(a.name), a.id, base, progress=self.progress
+            )
             self.store.emit(
                 a.id, "update", fields={"branch": wt.branch, "worktree": str(wt.path), "base": base}
             )
