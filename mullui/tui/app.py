@@ -561,11 +561,22 @@ class MulluiApp(App[None]):
     def action_new_agent(self) -> None:
         self.blocking("new agent", self._new_agent_defaults, then=self._open_new_agent)
 
-    def _new_agent_defaults(self) -> tuple[list[str], str | None]:
-        return self.actions.profile_names(), self.actions.current_branch()
+    def _new_agent_defaults(self) -> tuple[list[str], str | None, list[str]]:
+        ws: Any = self.actions
+        try:
+            chains = sorted(ws.config.chains)
+        except (AttributeError, MulluiError):
+            chains = []  # a broken config is reported by spawn itself, in one line
+        return self.actions.profile_names(), self.actions.current_branch(), chains
 
-    def _open_new_agent(self, defaults: tuple[list[str], str | None]) -> None:
-        profiles, base = defaults
+    def _open_new_agent(self, defaults: tuple[list[str], str | None, list[str]]) -> None:
+        profiles, base, chains = defaults
+        # Newest first: a follow-up usually follows what was just started.
+        after = [
+            (f"{a.name} ({a.state.value})", a.id)
+            for a in sorted(self.agents.values(), key=lambda a: a.created_at, reverse=True)
+            if a.state not in (State.STOPPED,) and not a.removed
+        ]
 
         def start(req: NewAgent | None) -> None:
             if req is None:
@@ -574,17 +585,28 @@ class MulluiApp(App[None]):
                 "new agent",
                 self.actions.spawn,
                 req.task,
-                agent=req.profile,
+                agent=None if req.chain else req.profile,
                 name=req.name,
                 base=req.base,
+                after=req.after,
+                chain=req.chain,
                 then=self._started,
-                done=lambda a: f"started {a.name}",
+                done=lambda a: (
+                    f"started {a.name}"
+                    if a.state is not State.QUEUED
+                    else f"queued {a.name}: {a.cause}"
+                ),
             )
 
-        self.push_screen(NewAgentScreen(profiles, self.default_profile, base), start)
+        self.push_screen(
+            NewAgentScreen(profiles, self.default_profile, base, after=after, chains=chains),
+            start,
+        )
 
     def _started(self, a: Agent) -> None:
         self.apply_changes([a], toast=False)
+        if a.chain:
+            self._load_reconciled()  # spawn returns the first step; the others exist too
         self.select_agent(a.id)
 
     def action_log(self) -> None:
@@ -682,18 +704,35 @@ class MulluiApp(App[None]):
                 self.action_snooze_pick,
             ),
             ("Wake", "End the snooze of the selected item (w)", self.action_wake),
-            ("New agent", "Start an agent: task, profile, base, name (n)", self.action_new_agent),
+            (
+                "New agent",
+                "Start an agent: task, profile, base, name; after another, or a chain (n)",
+                self.action_new_agent,
+            ),
             ("Log", "The selected agent's full log (l)", self.action_log),
             ("Diff", "The agent's changes against its base (d)", self.action_diff),
-            ("Ack", "Mark the inbox item handled (a)", self.action_ack),
-            ("Merge", "Merge the agent's branch into its base; asks first (m)", self.action_merge),
+            (
+                "Ack",
+                "Mark the inbox item handled: reviewed, answered, conflict seen (a)",
+                self.action_ack,
+            ),
+            (
+                "Merge",
+                "Merge the agent's branch into its base: asks with the files first (m)",
+                self.action_merge,
+            ),
             ("Stop", "Stop the agent; asks first (x)", self.action_stop),
             (
                 "Report",
-                "Cost to deliver: time, tokens, cost per agent and chain",
+                "Cost to deliver per agent and chain: time working and waiting on you, "
+                "tokens, cost, estimate vs actual, changes, merged",
                 self.action_report,
             ),
-            ("Collisions", "Agents whose changes touch the same files", self.action_collisions),
+            (
+                "Collisions",
+                "Agents whose work touches the same files: conflict or overlap, merge order",
+                self.action_collisions,
+            ),
             ("Focus inbox", "Move focus to the inbox", lambda: self.action_focus_area("inbox")),
             (
                 "Focus agents",

@@ -414,3 +414,61 @@ async def test_a_chain_is_one_unit_with_its_steps_beneath(paths: Paths) -> None:
         assert "done" in cell("chain:pc-1", "state")
         await pilot.press("a")
         await until(pilot, lambda: store.load("c2").is_acked())
+
+
+# ---- new agent: after another, or a chain ------------------------------------------------
+async def test_new_agent_after_another_is_queued_behind_it(fleet: Paths, tmp_path: Path) -> None:
+    from textual.widgets import Select
+
+    from mullui.tui.screens.new_agent import NewAgentScreen
+
+    app = make_app(fleet, cwd=tmp_path / "repo")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        screen = await until(pilot, lambda: isinstance(app.screen, NewAgentScreen) and app.screen)
+        await pilot.press(*"write the release notes")
+        after = screen.query_one("#after", Select)
+        assert ("fix-login (blocked)", "a1") in screen.after
+        after.value = "a1"
+        await pilot.press("ctrl+s")
+        new = await until(
+            pilot,
+            lambda: next(
+                (a for a in app.agents.values() if a.task == "write the release notes"), None
+            ),
+        )
+        assert new.after == "a1" and new.state is State.QUEUED
+        assert "waiting for fix-login" in str(
+            app.screen.query_one(AgentTable).get_cell(new.id, "branch")
+        )
+
+
+async def test_new_agent_from_a_chain_shows_the_chain(paths: Paths, tmp_path: Path) -> None:
+    from textual.widgets import Select
+
+    from mullui.tui.screens.new_agent import NewAgentScreen
+
+    (paths.config_file).write_text(
+        "[chains.build-check]\n"
+        'steps = [ { agent = "shell", task = "echo build {task}" },'
+        ' { agent = "shell", task = "echo check" } ]\n'
+    )
+    repo = make_repo(tmp_path / "chain-repo")
+    app = make_app(paths, cwd=repo, clock=utcnow)
+    async with app.run_test(size=(160, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        screen = await until(pilot, lambda: isinstance(app.screen, NewAgentScreen) and app.screen)
+        await pilot.press(*"docs")
+        screen.query_one("#chain", Select).value = "build-check"
+        await pilot.press("ctrl+s")
+        table = app.screen.query_one(AgentTable)
+        # The chain's row, then its two steps.
+        await until(pilot, lambda: len(table.row_keys) == 3)
+        key = table.row_keys[0]
+        assert key.startswith("chain:")
+        i = 0
+        assert "build-check" in str(table.get_cell(key, "name"))
+        steps = [app.agents[k] for k in table.row_keys[i + 1 :]]
+        assert [s.task for s in steps] == ["echo build docs", "echo check"]

@@ -64,6 +64,16 @@ def test_new_agent_dialog(fleet: Paths, snap_compare: Any) -> None:
     assert snap_compare(make_app(fleet), terminal_size=WIDE, run_before=open_dialog)
 
 
+def test_new_agent_dialog_small_terminal(fleet: Paths, snap_compare: Any) -> None:
+    # Every field and both buttons on 80x24, "after" included.
+    async def open_dialog(pilot: Pilot[Any]) -> None:
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(pilot.app.screen, NewAgentScreen))
+        await pilot.pause()
+
+    assert snap_compare(make_app(fleet), terminal_size=SMALL, run_before=open_dialog)
+
+
 def test_snooze_picker(fleet: Paths, snap_compare: Any) -> None:
     assert snap_compare(make_app(fleet), terminal_size=WIDE, press=["S"])
 

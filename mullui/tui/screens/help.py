@@ -16,11 +16,11 @@ KEYS: list[tuple[str, str]] = [
     ("s", "snooze the selected inbox item for 30 minutes"),
     ("S", "snooze: 15 min / 1 h / 4 h / tomorrow 9:00 / until it changes"),
     ("w", "wake a snoozed item"),
-    ("n", "new agent (task, profile, base, name)"),
+    ("n", "new agent (task, profile, base, name; after another agent, or a chain)"),
     ("l", "the agent's full log"),
     ("d", "the agent's diff against its base"),
-    ("a", "ack: mark the item handled; it leaves the inbox"),
-    ("m", "merge the agent's branch (asks first)"),
+    ("a", "ack: mark the item handled (reviewed, answered, conflict seen); it leaves the inbox"),
+    ("m", "merge the agent's branch: asks first with the target and files; refuses a conflict"),
     ("x", "stop the agent (asks first; worktree and branch stay)"),
     ("?", "this help"),
     ("ctrl+p", "command palette: every action, themes, report, collisions"),
@@ -39,8 +39,11 @@ STATES = """\
 | ■ stopped | stopped by you |
 | ? unknown | its remote host cannot be reached |
 
-☾ marks a snoozed item, ⚠ a conflict with another agent's changes,
-≈ files another agent also touches, ⛓ a chain step."""
+☾ marks a snoozed item; `⚠ other` a conflict with another agent's work, `≈ other` files
+another agent also touches (ctrl+p Collisions: every pair and a clean merge order).
+A chain is one row (`⛓ name 2/3`: the step it is at, what it waits for) with its
+steps beneath; on that row every key acts on the step it is at.  A queued agent shows
+what it waits for; `⚠` when it will not start by itself (its predecessor failed)."""
 
 
 def help_markdown() -> str:

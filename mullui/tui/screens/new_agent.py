@@ -1,4 +1,4 @@
-"""New agent: task, profile, base, name."""
+"""New agent: task, profile, base, name; optionally after another agent, or a chain."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, TextArea
 
@@ -17,6 +17,11 @@ class NewAgent:
     profile: str
     base: str | None
     name: str | None
+    after: str | None = None  # predecessor agent id: starts when that one is done
+    chain: str | None = None  # a [chains.NAME] of the config: its steps get the task
+
+
+NONE = "none"
 
 
 class NewAgentScreen(ModalScreen[NewAgent | None]):
@@ -25,16 +30,28 @@ class NewAgentScreen(ModalScreen[NewAgent | None]):
         Binding("ctrl+s", "start", "Start", priority=True),
     ]
 
-    def __init__(self, profiles: list[str], default_profile: str, base: str | None) -> None:
+    def __init__(
+        self,
+        profiles: list[str],
+        default_profile: str,
+        base: str | None,
+        *,
+        after: list[tuple[str, str]] | None = None,
+        chains: list[str] | None = None,
+    ) -> None:
+        """``after``: (label, agent id) of agents a new one may follow, newest first."""
         super().__init__(classes="dialog-screen")
         self.profiles = profiles or [default_profile]
         self.default_profile = (
             default_profile if default_profile in self.profiles else self.profiles[0]
         )
         self.base = base
+        self.after = after or []
+        self.chains = chains or []
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="new-agent"):
+        # Scrolls when the terminal is too short for it (After/Chain on 80x24).
+        with VerticalScroll(classes="dialog", id="new-agent"):
             yield Label("New agent", classes="dialog-title")
             yield Label("Task", classes="field-label")
             yield TextArea(id="task", soft_wrap=True, show_line_numbers=False)
@@ -53,6 +70,26 @@ class NewAgentScreen(ModalScreen[NewAgent | None]):
                 with Vertical(classes="field"):
                     yield Label("Name", classes="field-label")
                     yield Input(placeholder="from the task", id="name")
+            if self.after or self.chains:
+                with Horizontal(classes="fields"):
+                    if self.after:
+                        with Vertical(classes="field"):
+                            yield Label("After (starts when it is done)", classes="field-label")
+                            yield Select(
+                                [("no: start now", NONE), *self.after],
+                                value=NONE,
+                                allow_blank=False,
+                                id="after",
+                            )
+                    if self.chains:
+                        with Vertical(classes="field"):
+                            yield Label("Chain (its steps get the task)", classes="field-label")
+                            yield Select(
+                                [("no chain", NONE), *[(c, c) for c in self.chains]],
+                                value=NONE,
+                                allow_blank=False,
+                                id="chain",
+                            )
             yield Label("", id="new-agent-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Start (ctrl+s)", variant="primary", id="start")
@@ -76,7 +113,21 @@ class NewAgentScreen(ModalScreen[NewAgent | None]):
         profile = self.query_one("#profile", Select).value
         base = self.query_one("#base", Input).value.strip() or None
         name = self.query_one("#name", Input).value.strip() or None
-        self.dismiss(NewAgent(task, str(profile), base, name))
+        after = self._choice("#after")
+        chain = self._choice("#chain")
+        if after and chain:
+            self.query_one("#new-agent-error", Label).update(
+                "Pick either After or a Chain: a chain orders its own steps."
+            )
+            return
+        self.dismiss(NewAgent(task, str(profile), base, name, after=after, chain=chain))
+
+    def _choice(self, selector: str) -> str | None:
+        found = self.query(selector)
+        if not found:
+            return None
+        value = found.first(Select).value
+        return None if value in (NONE, Select.BLANK) else str(value)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
