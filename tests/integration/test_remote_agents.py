@@ -163,19 +163,25 @@ def state_is(aid: str, *states: str) -> Callable[[], bool]:
 def test_remote_agents_run_there_and_report_done_and_failed_here(
     cli: CLI, git_repo: Path, remote: Remote, devbox: dict[str, Any]
 ) -> None:
-    ok = spawn(
-        cli, git_repo, "--agent", "shell", "--name", "ok", "sleep 1.5; echo out-of-$((40+2))"
-    )
-    bad = spawn(cli, git_repo, "--agent", "shell", "--name", "bad", "sleep 1.5; exit 3")
-    wait_for(state_is(ok, "working"), timeout=15, interval=0.05)
+    # Each waits on a FIFO until the test has seen it working (no race with a sleep).
+    wait = "mkfifo go && read -r x < go; "
+    ok = spawn(cli, git_repo, "--agent", "shell", "--name", "ok", wait + "echo out-of-$((40+2))")
+    bad = spawn(cli, git_repo, "--agent", "shell", "--name", "bad", wait + "exit 3")
+    for aid in (ok, bad):
+        wait_for(state_is(aid, "working"), timeout=30, interval=0.05)
     seen = ls_one(cli, git_repo, ok)
     assert seen["host"] == "devbox" and seen["state"] == "working", seen
     # It runs there: the worktree and window belong to the remote side.
     assert Path(seen["worktree"]).is_relative_to(remote.home)
     assert remote.agent(ok)["host"] is None  # local to the host itself
+    for aid in (ok, bad):
+        fifo = Path(ls_one(cli, git_repo, aid)["worktree"]) / "go"
+        wait_for(fifo.exists, timeout=10)
+        with fifo.open("w") as f:  # opens once the agent reads
+            f.write("go\n")
 
-    wait_for(state_is(bad, "failed"), timeout=15, interval=0.05)
-    wait_for(state_is(ok, "done"), timeout=15, interval=0.05)
+    wait_for(state_is(bad, "failed"), timeout=30, interval=0.05)
+    wait_for(state_is(ok, "done"), timeout=30, interval=0.05)
     b = ls_one(cli, git_repo, bad)
     assert (b["state"], b["exit_code"], b["cause"], b["host"]) == ("failed", 3, "exit:3", "devbox")
     o = ls_one(cli, git_repo, ok)
@@ -200,7 +206,7 @@ def test_send_and_logs_follow_cross_ssh_byte_for_byte(
         "shell",
         'IFS= read -r line; printf %s "$line" > got.txt; echo "got it"',
     )
-    wait_for(state_is(aid, "working"), timeout=15, interval=0.05)
+    wait_for(state_is(aid, "working"), timeout=30, interval=0.05)
     marker = tmp_path / "PWNED"
     text = f'-rf it\'s "quoted" $(touch {marker}) `touch {marker}` ; | & > ü ☃ $HOME'
     time.sleep(0.3)  # the shell must be reading before the keys arrive
@@ -209,7 +215,7 @@ def test_send_and_logs_follow_cross_ssh_byte_for_byte(
     follow = cli("logs", "-f", aid, cwd=git_repo, timeout=30)  # returns once the agent ends
     assert follow.returncode == 0, follow.stderr
     assert "got it" in follow.stdout
-    wait_for(state_is(aid, "done"), timeout=15, interval=0.05)
+    wait_for(state_is(aid, "done"), timeout=30, interval=0.05)
     worktree = Path(ls_one(cli, git_repo, aid)["worktree"])
     assert (worktree / "got.txt").read_text() == text
     assert not marker.exists()
@@ -230,7 +236,7 @@ def test_a_hostile_task_reaches_the_remote_agent_byte_for_byte(
     r = cli("spawn", "--host", "devbox", "--agent", "echoer", "--", hostile, cwd=git_repo)
     assert r.returncode == 0, r.stderr
     aid = r.stdout.strip()
-    wait_for(state_is(aid, "done"), timeout=20, interval=0.05)
+    wait_for(state_is(aid, "done"), timeout=30, interval=0.05)
     a = ls_one(cli, git_repo, aid)
     assert a["task"] == hostile
     assert (Path(a["worktree"]) / "task.txt").read_text(encoding="utf-8") == hostile
@@ -241,7 +247,7 @@ def test_stop_rm_and_merge_across_ssh(
     cli: CLI, git_repo: Path, remote: Remote, devbox: dict[str, Any]
 ) -> None:
     busy = spawn(cli, git_repo, "--agent", "shell", "sleep 60")
-    wait_for(state_is(busy, "working"), timeout=15, interval=0.05)
+    wait_for(state_is(busy, "working"), timeout=30, interval=0.05)
     r = cli("stop", busy, cwd=git_repo)
     assert r.returncode == 0, r.stderr
     assert ls_one(cli, git_repo, busy)["state"] == "stopped"
@@ -256,7 +262,7 @@ def test_stop_rm_and_merge_across_ssh(
         "feature",
         "echo hi > new.txt && git add new.txt && git commit -qm add && echo left > wip.txt",
     )
-    wait_for(state_is(work, "done"), timeout=20, interval=0.05)
+    wait_for(state_is(work, "done"), timeout=30, interval=0.05)
     # Uncommitted work on the host: merge and rm refuse, naming it; nothing is lost.
     r = cli("merge", work, cwd=git_repo)
     assert r.returncode == 1 and "wip.txt" in r.stderr, r.stderr
@@ -310,7 +316,7 @@ def test_a_dropped_connection_marks_agents_unknown_then_replays_once(
             "waiter",
             "while [ ! -e go ]; do sleep 0.05; done; exit 0",
         )
-        wait_for(state_is(aid, "working"), timeout=15, interval=0.05)
+        wait_for(state_is(aid, "working"), timeout=30, interval=0.05)
         worktree = Path(local(aid).worktree or "")
 
         # The network goes away: the master dies and no new connection is accepted.
@@ -323,19 +329,19 @@ def test_a_dropped_connection_marks_agents_unknown_then_replays_once(
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
 
-        wait_for(state_is(aid, "unknown"), timeout=10, interval=0.05)
+        wait_for(state_is(aid, "unknown"), timeout=20, interval=0.05)
         a = ls_one(cli, git_repo, aid)
         assert a["state"] == "unknown" and "devbox unreachable since" in a["cause"], a
         assert "was working" in a["cause"]
 
         # Meanwhile the agent finishes on the host.
         (worktree / "go").touch()
-        wait_for(lambda: remote.agent(aid)["state"] == "done", timeout=10, interval=0.1)
+        wait_for(lambda: remote.agent(aid)["state"] == "done", timeout=20, interval=0.1)
         time.sleep(0.3)
         assert local(aid).state is State.UNKNOWN  # still away: never failed, never guessed
 
         key.with_name("hidden").rename(key)  # the network is back
-        wait_for(state_is(aid, "done"), timeout=20, interval=0.05)
+        wait_for(state_is(aid, "done"), timeout=30, interval=0.05)
         time.sleep(1.5)  # room for a duplicate to show up
     finally:
         watch.send_signal(signal.SIGTERM)
