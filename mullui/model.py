@@ -84,7 +84,7 @@ def iso(t: datetime | None) -> str | None:
 
 
 def parse_iso(s: str | None) -> datetime | None:
-    if not s:
+    if not s or not isinstance(s, str):  # events are JSON: any type may arrive
         return None
     try:
         t = datetime.fromisoformat(s.replace("Z", "+00:00"))
