@@ -61,6 +61,24 @@ def _clip(s: Any) -> str | None:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
+# Events are JSON from many writers: a field of the wrong type is dropped, never stored
+# (a string exit code in a record would break every reader of `ls --json`).
+def _int(v: Any, default: int | None = None) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else default
+
+
+def _num(v: Any, default: float | None = None) -> float | None:
+    return v if isinstance(v, int | float) and not isinstance(v, bool) else default
+
+
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
 def _move(a: Agent, new: State, cause: str, at: Any, **changes: Any) -> Agent:
     """Transition when legal; otherwise keep the record (a stale or duplicate event)."""
     if new is not a.state and not can_transition(a.state, new):
@@ -110,7 +128,7 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
             if a.state is D:
                 changes["exit_code"] = None
         if "exit_code" in ev:
-            changes["exit_code"] = ev["exit_code"]
+            changes["exit_code"] = _int(ev["exit_code"])
         if new is B and a.state is B and changes.get("question") == a.question:
             # The same question again (Claude's late Notification): keep the earlier,
             # more precise cause.
@@ -176,15 +194,15 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
         return _move(a, back, cause, at)
 
     if kind == "meta":
-        ch = {k: ev[k] for k in ("session_id", "transcript_path") if ev.get(k)}
+        ch = {k: ev[k] for k in ("session_id", "transcript_path") if isinstance(ev.get(k), str)}
         return dataclasses.replace(a, **ch) if ch else a
 
     if kind == "usage":
         return dataclasses.replace(
             a,
-            tokens_in=ev.get("tokens_in", a.tokens_in),
-            tokens_out=ev.get("tokens_out", a.tokens_out),
-            cost_usd=ev.get("cost_usd", a.cost_usd),
+            tokens_in=_int(ev.get("tokens_in"), a.tokens_in),
+            tokens_out=_int(ev.get("tokens_out"), a.tokens_out),
+            cost_usd=_num(ev.get("cost_usd"), a.cost_usd),
         )
 
     if kind == "snooze":
@@ -210,7 +228,8 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
     if kind == "collisions":
         cols = tuple(
             Collision(str(c["agent"]), tuple(c.get("files") or ()), bool(c.get("conflict")))
-            for c in ev.get("collisions") or ()
+            for c in _list(ev.get("collisions"))
+            if isinstance(c, dict) and "agent" in c
         )
         item = a.conflict
         conflicting = {c.agent: c for c in cols if c.conflict}
@@ -242,7 +261,8 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
             return a
 
     if kind == "update":
-        ch = {k: v for k, v in (ev.get("fields") or {}).items() if k in UPDATABLE}
+        fields = ev.get("fields")
+        ch = {k: v for k, v in _dict(fields).items() if k in UPDATABLE}
         return dataclasses.replace(a, **ch) if ch else a
 
     print(f"mullui: ignoring unknown event kind {kind!r} for agent {a.id}", file=sys.stderr)
