@@ -73,7 +73,8 @@ def refuse(paths: Paths, agent_id: str, event: str, why: str) -> MulluiError:
             f.write(line + "\n")
     except OSError:
         pass
-    return MulluiError(f"hook {event} refused for agent {agent_id}: {why}")
+    shown = event if event.isprintable() else repr(event)  # one line, whatever was passed
+    return MulluiError(f"hook {shown} refused for agent {agent_id}: {why}")
 
 
 def ingest(
@@ -125,7 +126,16 @@ def ingest(
             profile = get_profile(record, None)
         except MulluiError:
             profile = None
-        evs = profile.translate(event, payload, args) if profile is not None else []
+        try:
+            evs = profile.translate(event, payload, args) if profile is not None else []
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            # A payload of the wrong shape ({"tokens_in": "abc"}): say so in one line
+            # rather than a traceback in the agent's pane; the event is not recorded.
+            raise MulluiError(
+                f"hook {event} for agent {agent_id}: payload not understood by profile "
+                f"{profile.name if profile else '?'} ({type(e).__name__}: {e})"[:500]
+                .replace("\n", " ")
+            ) from None
         if not evs:
             evs = [{"kind": "activity", "cause": f"hook:{event}"}]
     out = []
