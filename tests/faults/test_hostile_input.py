@@ -252,3 +252,178 @@ def test_config_of_wrong_types_loads_or_says_why_in_one_line(
             assert prof["command"] and all(isinstance(x, str) for x in prof["command"])
     for steps in cfg.chains.values():
         assert steps and all(isinstance(s.task, str) and isinstance(s.agent, str) for s in steps)
+
+
+# ---- hook payloads ------------------------------------------------------------------------------
+PROFILES = ("claude", "codex", "gemini", "opencode", "aider", "demo", "shell")
+HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse",
+               "PermissionRequest", "Notification", "Stop", "StopFailure", "SubagentStop",
+               "SessionEnd", "BeforeAgent", "BeforeTool", "AfterTool", "AfterAgent",
+               "codex-notify", "aider-idle", "session.idle", "session.busy", "session.error",
+               "permission.asked", "question.asked", "Working", "Ask", "pane-died", "silence",
+               "activity")
+# Keys the profiles read from payloads (transcript paths left out: reading them is the
+# usage tests' business, and a path to a FIFO is a hostile agent's own foot).
+PAYLOAD_KEYS = ("agent_id", "background_tasks", "command", "cost_usd", "cwd", "description",
+                "error", "error_details", "last_assistant_message", "last_message", "message",
+                "notification_type", "patterns", "permission", "prompt_response", "question",
+                "questions", "reason", "sessionID", "session_id", "title", "tokens_in",
+                "tokens_out", "tool_input", "tool_name", "type", "exit_code", "state")
+small_text = st.one_of(st.text(max_size=30), st.sampled_from(SHELLISH))
+json_value = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False,
+              allow_infinity=False), small_text),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=12,
+)
+known_payload = st.dictionaries(st.sampled_from(PAYLOAD_KEYS), json_value, max_size=6)
+MEGA = "x" * (1 << 20)
+BIG_PAYLOADS = [json.dumps({"message": MEGA}), json.dumps({"question": MEGA, "tool_input": MEGA}),
+                json.dumps([MEGA]), '{"message": "' + MEGA, MEGA]
+stdin_text = st.one_of(
+    known_payload.map(json.dumps),
+    json_value.map(json.dumps),
+    hostile_text,  # malformed JSON, control characters, nothing at all
+    st.sampled_from(BIG_PAYLOADS),
+)
+
+
+@pytest.fixture(scope="module")
+def hook_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[str, str]]:
+    paths = get_paths({"MULLUI_HOME": str(tmp_path_factory.mktemp("hooks") / "home")})
+    store = Store(paths)
+    tokens = {}
+    for p in PROFILES:
+        aid = f"{p[:4]}0001"
+        _a, tokens[aid] = store.create(Agent(id=aid, name=p, profile=p, task="t",
+                                             hooks=p not in ("shell", "aider")))
+        store.emit(aid, "start", cause="spawn")
+        store.emit(aid, "state", state="working", cause="spawned")
+    return store, tokens
+
+
+def assert_sane(store: Store, aid: str) -> Agent:
+    """The record loads, in a real state, with the types `ls --json` promises."""
+    a = store.load(aid)
+    assert isinstance(a.state, State) and isinstance(a.cause, str)
+    assert a.seq == len(a.history) and [t.seq for t in a.history] == list(range(1, a.seq + 1))
+    for v in (a.exit_code, a.tokens_in, a.tokens_out):
+        assert v is None or (isinstance(v, int) and not isinstance(v, bool)), a
+    assert a.cost_usd is None or isinstance(a.cost_usd, int | float), a
+    for v in (a.question, a.last_message, a.session_id):
+        assert v is None or isinstance(v, str), a
+    json.dumps(a.to_ls_json())
+    rec = json.loads(store.paths.record_file(aid).read_text())  # whole, valid JSON
+    assert Agent.from_record(rec).seq == a.seq
+    return a
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(data=st.data())
+def test_any_hook_call_is_ingested_or_refused_and_records_stay_sane(
+    hook_state: tuple[Store, dict[str, str]], data: st.DataObject
+) -> None:
+    store, tokens = hook_state
+    known = sorted(tokens)
+    who = data.draw(st.integers(0, 9))  # mostly the agent itself, sometimes an impostor
+    aid = data.draw(st.sampled_from(known) if who > 1 else st.one_of(st.sampled_from(
+        ["deadbeef", "", "../" + known[0], known[0] + "\n", "a" * 65, "ü"]), st.text(max_size=9)))
+    token = tokens.get(aid, "") if who > 2 else data.draw(st.text(max_size=40))
+    event = data.draw(st.one_of(st.sampled_from(HOOK_EVENTS), hostile_text))
+    args = data.draw(st.lists(st.one_of(hostile_text, known_payload.map(json.dumps)), max_size=3))
+    status = data.draw(st.one_of(st.none(), st.sampled_from(["0", "1", "-9", "137"]),
+                                 hostile_text))
+    seconds = data.draw(st.one_of(st.none(), st.sampled_from(["60", "0"]), hostile_text))
+    stdin = data.draw(stdin_text)
+    try:
+        evs = hook_mod.ingest(event, args, agent=aid, token=token, status=status,
+                              seconds=seconds, state_dir=str(store.paths.state_dir),
+                              stdin=stdin)
+    except MulluiError as e:
+        assert "\n" not in e.message.strip()
+    else:
+        assert aid in tokens and token == tokens[aid]  # only the agent itself gets in
+        assert all(isinstance(ev.get("kind"), str) for ev in evs)
+        raw = store.paths.spool_file(aid).read_bytes().splitlines()[-1]
+        assert len(raw) <= 256 * 1024 + 1  # a 1 MB payload is clipped, not replayed forever
+    for k in known:
+        assert_sane(store, k)
+
+
+# ---- the reducer --------------------------------------------------------------------------------
+KINDS = ("created", "state", "exit", "activity", "silence", "stall", "stop", "fail", "start",
+         "unknown", "reachable", "meta", "usage", "snooze", "wake", "ack", "merged", "removed",
+         "collisions", "mirror", "update")
+iso_time = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+                        timezones=st.just(UTC)).map(lambda t: t.isoformat())
+state_value = st.one_of(st.sampled_from([s.value for s in State]), json_value)
+record_value = st.fixed_dictionaries(
+    {"id": st.just("ab12cd34"), "name": st.just("n"), "profile": st.just("shell"),
+     "task": st.just("t")},
+    optional={"state": state_value, "cause": json_value, "exit_code": json_value,
+              "tokens_in": json_value, "cost_usd": json_value, "history": json_value,
+              "collisions": json_value})
+event = st.fixed_dictionaries(
+    {"kind": st.one_of(st.sampled_from(KINDS), st.text(max_size=8))},
+    optional={
+        "state": state_value, "cause": json_value, "question": json_value,
+        "message": json_value, "exit_code": json_value, "at": st.one_of(iso_time, json_value),
+        "tokens_in": json_value, "tokens_out": json_value, "cost_usd": json_value,
+        "until": st.one_of(iso_time, json_value), "until_change": json_value,
+        "seconds": json_value, "into": json_value, "sha": json_value,
+        "session_id": json_value, "transcript_path": json_value, "collisions": json_value,
+        "fields": st.dictionaries(st.sampled_from(["branch", "worktree", "tmux_target",
+                                                   "task", "extra", "after", "host", "x"]),
+                                  json_value, max_size=3),
+        "record": st.one_of(record_value, json_value),
+    })
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=st.lists(event, max_size=25))
+def test_reducer_never_raises_and_keeps_the_record_whole(events: list[dict[str, Any]]) -> None:
+    created = {"kind": "created", "at": "2030-01-01T00:00:00Z",
+               "record": {"id": "ab12cd34", "name": "n", "profile": "shell", "task": "t"}}
+    a: Agent | None = None
+    for ev in [created, *events]:
+        a = apply_event(a, ev)
+        assert a is not None
+        assert isinstance(a.state, State)
+        assert a.seq == len(a.history)
+        # what the store writes must read back
+        back = Agent.from_record(json.loads(json.dumps(a.to_record(), default=str)))
+        assert back.state is a.state and back.seq == a.seq
+
+
+WRONG_TYPES = [
+    {"tokens_in": "abc", "tokens_out": [1], "cost_usd": "x", "question": {"a": 1},
+     "message": [1, 2]},
+    {"tool_input": "str", "tool_name": 5, "questions": "x", "permission": "x", "error": 5,
+     "patterns": 5, "type": 5, "title": [1]},
+    {"tool_input": {"command": 5, "description": [1]}, "questions": [1, None, "x"],
+     "permission": {"patterns": "x", "title": 5}, "session_id": 5, "cwd": []},
+    {"last_assistant_message": 5, "notification_type": 5, "prompt_response": 5,
+     "background_tasks": "x", "error_details": 5, "reason": 5, "agent_id": {}},
+]
+
+
+def test_every_profile_survives_wrong_types_in_every_event(
+    hook_state: tuple[Store, dict[str, str]],
+) -> None:
+    store, tokens = hook_state
+    refused = 0
+    for aid, token in tokens.items():
+        for ev in HOOK_EVENTS:
+            for payload in WRONG_TYPES:
+                try:
+                    hook_mod.ingest(ev, [json.dumps(payload)], agent=aid, token=token,
+                                    state_dir=str(store.paths.state_dir),
+                                    stdin=json.dumps(payload))
+                except MulluiError as e:
+                    assert "\n" not in e.message and aid in e.message
+                    refused += 1
+            assert_sane(store, aid)
+    assert refused <= 2  # the demo's usage ints; every real profile takes what it can
