@@ -57,6 +57,13 @@ def state_cell(state: State, colours: dict[str, str], *, snoozed: bool = False) 
 CONFLICT_SYMBOL = "⚠"
 
 
+def list_state_cell(agent: Agent, colours: dict[str, str], *, snoozed: bool = False) -> Text:
+    """The agent list's state: ``✓ merged`` (dim: nothing left to do) for merged work."""
+    if agent.state is State.DONE and agent.merged_into:
+        return Text(f"{SYMBOL[State.DONE]} merged", style="dim")
+    return state_cell(agent.state, colours, snoozed=snoozed)
+
+
 def conflict_shown(agent: Agent) -> bool:
     """The inbox item is the radar's conflict (not a question the agent asks)."""
     return agent.has_conflict_item() and not (agent.state is State.BLOCKED and agent.question)

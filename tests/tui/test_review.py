@@ -116,3 +116,19 @@ async def test_ack_takes_a_done_item_out_and_counts_it_reviewed(fleet: Paths) ->
         await until(pilot, lambda: Store(fleet).load("a3").is_acked())
         await until(pilot, lambda: "a3" not in inbox_ids(app))
         await until(pilot, lambda: "1 done await review" in str(status.render()))
+
+
+async def test_after_ack_the_next_item_takes_its_place(fleet: Paths) -> None:
+    app = make_app(fleet)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert inbox_ids(app) == ["a1", "a2", "a3"]
+        await pilot.press("j")  # a2, the failure
+        await until(pilot, lambda: app.main.selected_id == "a2")
+        await pilot.press("a")
+        await until(pilot, lambda: inbox_ids(app) == ["a1", "a3"])
+        # Like a mail client: the cursor stays put and a3 moved up under it.
+        await until(pilot, lambda: app.main.selected_id == "a3")
+        await pilot.press("a")
+        await until(pilot, lambda: inbox_ids(app) == ["a1"])
+        await until(pilot, lambda: app.main.selected_id == "a1")

@@ -5,7 +5,6 @@ cost, estimate against actual, files and lines changed, merged; the totals benea
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from rich.text import Text
@@ -14,6 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Label, Static
 
+from mullui import report
 from mullui.tui import cells
 from mullui.tui.widgets.key_bar import KeyBar
 
@@ -21,9 +21,11 @@ Row = dict[str, Any]
 
 
 def dur(v: Any) -> str | Text:
+    """Seconds as the CLI report writes them (``45s``, ``12m05s``): a ledger is read for
+    exact figures, and a demo's agents finish inside a minute."""
     if v is None:
         return Text("–", style="dim")
-    return cells.duration(timedelta(seconds=float(v))) if v >= 60 else ("0" if not v else "<1m")
+    return report.duration(float(v))
 
 
 def tokens(r: Row) -> str | Text:
@@ -91,7 +93,11 @@ def totals_text(led: dict[str, Any]) -> Text:
     if not t.get("agents"):
         return Text("Nothing to report yet: the ledger fills as agents run.", style="dim")
     states = ", ".join(f"{n} {s}" for s, n in (t.get("by_state") or {}).items())
-    per_day = f" ({t['delivered_per_day']:g}/day)" if t.get("delivered_per_day") else ""
+    # A rate per day over a span of minutes says nothing (a demo: "3482.93/day").
+    long_enough = (t.get("span_s") or 0) >= 86400
+    per_day = (
+        f" ({t['delivered_per_day']:g}/day)" if long_enough and t.get("delivered_per_day") else ""
+    )
     est = (
         f"; estimated {t['estimate_h']:g}h, took {t.get('actual_h_of_estimated') or 0:.1f}h"
         if t.get("estimate_h") is not None

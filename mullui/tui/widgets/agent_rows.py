@@ -89,6 +89,10 @@ class AgentRows(DataTable[Cell]):
                 self._cells[rid] = cells
             if keep in self._cells:
                 self.move_cursor(row=order.index(keep), animate=False)
+            elif order and at > 0:
+                # The row under the cursor left (acked, merged): the next one takes its
+                # place, as in a mail client; clear() alone would jump back to the top.
+                self.move_cursor(row=min(at, len(order) - 1), animate=False)
             # Textual 8.2: a widget caches its box model by layout generation, and a
             # DataTable that gains rows does not start a new one, so an auto-height parent
             # kept the old height and cut the last row off (seen at 120x30).

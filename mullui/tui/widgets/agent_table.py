@@ -139,12 +139,12 @@ class AgentTable(AgentRows):
             if a.state is State.QUEUED:
                 last: Cell = waiting_note(a)
             else:
-                last = Text(cells.one_line(a.branch or "–", NOTE_WIDTH), style="dim")
+                last = Text(cells.one_line(a.branch or "–", 40), style="dim")
             rows.append(
                 (
                     a.id,
                     (
-                        cells.state_cell(a.state, colours, snoozed=a.id in snoozed),
+                        cells.list_state_cell(a, colours, snoozed=a.id in snoozed),
                         name,
                         a.profile,
                         cells.since(a, now),
