@@ -404,7 +404,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
         startup.append(tui.start(ready))
         time.sleep(3.0)  # settle: the reconcile thread, the supervisor's first catch-up
-        idle_pct, idle_cpu = idle_cpu_percent(tui.pid, idle_s)
+        idle_pct, idle_kids_pct = idle_cpu_percent(tui.pid, idle_s)
         rss_idle = rss_bytes(tui.pid)
 
         cc = ControlClient(tui.socket, "tui")
@@ -464,9 +464,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     metrics = [
         metric("TUI start-up to a full table, 100 agents", "s", samples=startup,
                target="< 1.5 s", limit=STARTUP_S, note="python -m mullui in tmux, 200x50"),
-        metric("idle CPU, TUI (supervising), 100 agents", "%", value=idle_pct,
-               target="< 3 %", limit=TUI_IDLE_PCT, judge="value",
-               note=f"% of one core over {idle_s:.0f} s"),
+        metric("idle CPU, TUI (supervising) + children, 100 agents", "%",
+               value=idle_pct + idle_kids_pct, target="< 3 %", limit=TUI_IDLE_PCT, judge="value",
+               note=f"% of one core over {idle_s:.0f} s: app {idle_pct:.2f} %, its children "
+                    f"(git) {idle_kids_pct:.2f} %"),
         metric("key echo, real terminal (tmux -C)", "ms", samples=echo,
                target="p95 < 50 ms", limit=KEY_ECHO_P95_MS, note="j/k -> first output of the row"),
         metric("key echo, Pilot (in-process)", "ms", samples=pilot["wall_ms"],
@@ -511,7 +512,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "raw": {
             "startup_s": startup,
             "idle_pct": idle_pct,
-            "idle_cpu_s": idle_cpu,
+            "idle_children_pct": idle_kids_pct,
             "echo_ms": echo,
             "pilot": pilot,
             "flood_echo_ms": flood_echo,
