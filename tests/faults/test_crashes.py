@@ -7,6 +7,7 @@ rebuilt, agents still running, worktrees intact, every event applied once.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -189,6 +190,10 @@ def lock_holder(home: Path) -> int | None:
     return int(txt) if txt.isdigit() else None
 
 
+def holds_lock(home: Path, pid: int) -> bool:
+    return lock_holder(home) == pid
+
+
 def test_kill9_watch_mid_run_applies_every_event_once(
     cli: Cli, git_repo: Path, mullui_home: Path
 ) -> None:
@@ -219,12 +224,12 @@ def test_kill9_watch_mid_run_applies_every_event_once(
         watch = start_watch(git_repo)
         pid = watch.pid
         try:
-            wait_for(lambda p=pid: lock_holder(mullui_home) == p, timeout=10)
+            wait_for(functools.partial(holds_lock, mullui_home, pid), timeout=10)
             wait_for(cursor.exists, timeout=10)
             before = told()
             stream = threading.Thread(target=burst, args=(12, 0.03))
             stream.start()
-            wait_for(lambda b=before: told() > b, timeout=10)
+            wait_for(functools.partial(lambda b: told() > b, before), timeout=10)
         finally:
             watch.send_signal(signal.SIGKILL)
             watch.wait(10)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from mullui.paths import get_paths
 from mullui.reducer import apply_event
 from mullui.store import Store
 from mullui.workspace import Workspace, slugify
-from tests.conftest import ROOT, git, ls_json, make_repo, wait_for
+from tests.conftest import git, ls_json, make_repo, wait_for
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -311,8 +310,8 @@ def assert_sane(store: Store, aid: str) -> Agent:
     for v in (a.exit_code, a.tokens_in, a.tokens_out):
         assert v is None or (isinstance(v, int) and not isinstance(v, bool)), a
     assert a.cost_usd is None or isinstance(a.cost_usd, int | float), a
-    for v in (a.question, a.last_message, a.session_id):
-        assert v is None or isinstance(v, str), a
+    for text in (a.question, a.last_message, a.session_id):
+        assert text is None or isinstance(text, str), a
     json.dumps(a.to_ls_json())
     rec = json.loads(store.paths.record_file(aid).read_text())  # whole, valid JSON
     assert Agent.from_record(rec).seq == a.seq
@@ -427,3 +426,93 @@ def test_every_profile_survives_wrong_types_in_every_event(
                     refused += 1
             assert_sane(store, aid)
     assert refused <= 2  # the demo's usage ints; every real profile takes what it can
+
+
+# ---- a few fixed cases through the real CLI -----------------------------------------------
+def one_line_failure(r: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    out = [x for x in r.stderr.splitlines() if x.strip() and not x.startswith("usage:")]
+    assert len(out) == 1 and out[0].startswith("mullui: "), r.stderr
+    return out[0]
+
+
+def test_hostile_cli_input_runs_nothing_and_says_why_in_one_line(
+    cli: Cli, git_repo: Path, mullui_home: Path, tmp_path: Path
+) -> None:
+    mark = tmp_path / "PWNED"
+    sock = os.environ["MULLUI_TMUX_SOCKET"]
+    # A window name tmux would expand as a format (#() runs a shell command there).
+    name = f"#(touch {mark}) #{{pane_id}} ;"
+    r = cli("spawn", "--agent", "shell", "--name", name, "--no-attach",
+            'IFS= read -r line; printf %s "$line" > got.txt', cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    aid = r.stdout.strip()
+    a = next(x for x in ls_json(cli, git_repo) if x["id"] == aid)
+    names = subprocess.run(["tmux", "-L", sock, "list-windows", "-a", "-F", "#{window_name}"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert name in names
+    assert a["branch"].startswith("mullui/touch-") and git(git_repo, "check-ref-format",
+                                                            "--branch", a["branch"])
+    # Keys tmux would read as key names or options arrive as text.
+    text = "-h C-c #{pane_id} $(touch " + str(mark) + ")"
+    one_line_failure(cli("send", aid, text, cwd=git_repo), code=2)  # looks like an option
+    r = cli("send", aid, "--", text, cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    wt = Path(a["worktree"])
+    wait_for(lambda: (wt / "got.txt").exists(), timeout=10)
+    assert (wt / "got.txt").read_text() == text
+
+    one_line_failure(cli("spawn", "--agent", "shell", "--name", "two\nlines", "true",
+                         cwd=git_repo))
+    for base in (f"--upload-pack=touch {mark}", f"$(touch {mark})", "main;touch x"):
+        line = one_line_failure(cli("spawn", "--agent", "shell", "--base", base, "true",
+                                    cwd=git_repo))
+        assert "not found" in line
+    line = one_line_failure(cli("spawn", "--agent", "../../bin/sh", "true", cwd=git_repo))
+    assert "unknown agent profile" in line
+    r = cli("spawn", "--agent", "shell", "--name", "../../../escape", "--no-attach", "true",
+            cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    esc = next(x for x in ls_json(cli, git_repo) if x["id"] == r.stdout.strip())
+    assert Path(esc["worktree"]).resolve().is_relative_to((mullui_home / "data").resolve())
+    one_line_failure(cli("snooze", aid, "--for", "rm -rf /", cwd=git_repo), code=2)
+    one_line_failure(cli("logs", "../../../etc/passwd", cwd=git_repo))
+    one_line_failure(cli("ack", "", cwd=git_repo))
+    assert not mark.exists()
+
+
+def test_hostile_hook_calls_through_the_cli(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
+    r = cli("spawn", "--agent", "demo", "--name", "d", "--no-attach", "x", cwd=git_repo,
+            env={"MULLUI_DEMO_SPEED": "0.0001"})
+    assert r.returncode == 0, r.stderr
+    aid = r.stdout.strip()
+    token = (mullui_home / "state" / "secrets" / aid).read_text()
+    env = {"MULLUI_AGENT_ID": aid, "MULLUI_AGENT_TOKEN": token}
+    mega = json.dumps({"question": "why? " + "x" * (1 << 20)})
+    for event, stdin in (("Ask", mega), ("Ask", "{not json"), ("Stop", '{"tokens_in": "lots"}'),
+                         ("Working", "[1, 2, 3]"), ("Ask", "\0\x1b[2J")):
+        r = cli("hook", event, input=stdin, env=env, cwd=git_repo)
+        assert "Traceback" not in r.stderr and r.returncode in (0, 1), r.stderr
+        if r.returncode:
+            one_line_failure(r)
+    for bad in ({"MULLUI_AGENT_ID": "../../etc"}, {"MULLUI_AGENT_ID": "deadbeef"},
+                {"MULLUI_AGENT_TOKEN": "forged"}):
+        one_line_failure(cli("hook", "Stop", input="{}", env={**env, **bad}, cwd=git_repo))
+    a = next(x for x in ls_json(cli, git_repo) if x["id"] == aid)
+    assert a["state"] == "blocked" and a["tokens_in"] is None
+    spool = (mullui_home / "state" / "spool" / f"{aid}.jsonl").read_bytes()
+    assert max(len(x) for x in spool.splitlines()) <= 256 * 1024
+
+
+def test_wrong_config_is_one_line_naming_the_file_for_every_command(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
+    (git_repo / ".mullui.toml").write_text('[limits]\nmax_running = "eight"\n')
+    for args in (("ls",), ("inbox",), ("spawn", "--agent", "shell", "true"), ("watch", "--once")):
+        line = one_line_failure(cli(*args, cwd=git_repo))
+        assert ".mullui.toml line 2" in line and "max_running" in line, line
+    (git_repo / ".mullui.toml").write_text('[profiles."a\nb"]\ncommand = 5\n')
+    one_line_failure(cli("ls", cwd=git_repo))
