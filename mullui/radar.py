@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -367,9 +368,12 @@ class Scheduler:
       that would say it edited a file);
     * nothing while no agent works: :meth:`timeout` is None and no git runs.
 
-    The git work runs in a worker thread (``asyncio.to_thread``), one refresh at a time;
-    what arrives meanwhile is folded into the next one.  The radar's own ``collisions``
-    events come back through the journal and are recognized as such (no refresh loop).
+    The git work runs in the radar's own worker thread, one refresh at a time; what arrives
+    meanwhile is folded into the next one.  Not ``asyncio.to_thread``: ``asyncio.run``
+    joins the default executor on exit, and a stopping supervisor (a TUI taking over from
+    ``mullui watch``) must let go of its lock without waiting for git.  The radar's own
+    ``collisions`` events come back through the journal and are recognized as such (no
+    refresh loop).
     """
 
     def __init__(self, ws: Workspace, interval_s: float, *, notify: bool = True) -> None:
@@ -379,6 +383,8 @@ class Scheduler:
         self.cache = CollisionCache()
         self.runs = 0  # refreshes done (tests, benchmarks)
         self._task: asyncio.Task[None] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mullui-radar")
+        self._inflight: Future[list[NewConflict]] | None = None
         self._pending: set[str] | None = set()  # None: everyone
         self._want = False
         self._seen: dict[str, Agent] = {}
@@ -461,7 +467,8 @@ class Scheduler:
     async def _run(self, ids: set[str] | None) -> None:
         started = time.monotonic()
         try:
-            await asyncio.to_thread(refresh, self.ws, self.cache, ids)
+            self._inflight = self._pool.submit(refresh, self.ws, self.cache, ids)
+            await asyncio.wrap_future(self._inflight)
             self.runs += 1
         except MulluiError as e:
             if str(e) not in self._errors:  # a lasting problem is said once, not every 5 s
@@ -474,13 +481,20 @@ class Scheduler:
             self._last[i] = started
         self._start()  # what arrived meanwhile
 
-    async def close(self, timeout: float = 1.0) -> None:
-        """Wait (briefly) for a refresh in flight, then drop the cache's scratch objects."""
+    async def close(self) -> None:
+        """Stop at once: a refresh in flight finishes in its thread (its result is still
+        written), then the cache's scratch objects go."""
         self._closed = True
         if self._task is not None and not self._task.done():
-            with contextlib.suppress(Exception):
-                await asyncio.wait([self._task], timeout=timeout)
-        self.cache.close()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        running = self._inflight
+        if running is not None and not running.done():
+            running.add_done_callback(lambda _f: self.cache.close())
+        else:
+            self.cache.close()
 
     # -- notifications ---------------------------------------------------------------------------
     def to_tell(self, a: Agent) -> str | None:

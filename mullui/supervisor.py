@@ -194,7 +194,7 @@ class Supervisor:
                 self.ws, cfg.collisions_interval_s, notify=cfg.collisions_notify
             )
         self.catch_up_all()
-        if self._radar is not None:
+        if self._radar is not None and not self._stop.is_set():
             self._radar.begin(self.ws.store.all())
         try:
             while not self._stop.is_set():
