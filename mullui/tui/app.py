@@ -429,6 +429,7 @@ class MulluiApp(App[None]):
             )
 
         question = cells.why(a) if a.state is State.BLOCKED else ""
+        self._quiet_for_dialog()
         self.push_screen(ReplyScreen(a.name, question), send)
 
     def _inbox_item(self, verb: str) -> Agent | None:
@@ -519,6 +520,11 @@ class MulluiApp(App[None]):
             follow_up=a.after is not None and a.base is not None and a.base != p.target,
         )
 
+    def _quiet_for_dialog(self) -> None:
+        """Toasts sit above every screen: on 80 columns a burst of them (the demo's start)
+        hid the question being answered.  Each is in the inbox already."""
+        self.clear_notifications()
+
     def _ask_merge(self, q: MergeQuestion) -> None:
         def confirmed(yes: bool | None) -> None:
             if yes:
@@ -531,6 +537,7 @@ class MulluiApp(App[None]):
                     done=lambda msg: str(msg) or f"merged {q.agent_name}",
                 )
 
+        self._quiet_for_dialog()
         self.push_screen(MergeScreen(q), confirmed)
 
     def action_stop(self) -> None:
