@@ -471,3 +471,38 @@ def test_back_from_unknown_keeps_the_ack_and_is_not_news() -> None:
     back = Agent.from_record({**away.to_record(), **rec})
     assert back.state is State.DONE and back.is_acked()
     assert back_from_unknown(back, back.history[-1])
+
+
+def test_attach_is_an_ssh_tty_into_the_remote_pane_and_detach_returns(
+    cli: CLI, git_repo: Path, remote: Remote, devbox: dict[str, Any], mullui_home: Path
+) -> None:
+    aid = spawn(cli, git_repo, "--agent", "shell", "mkfifo go && read -r x < go")
+    wait_for(state_is(aid, "working"), timeout=30, interval=0.05)
+    argv = Workspace(get_paths(), cwd=git_repo).attach_argv(aid)
+    assert argv is not None and "-t" in argv
+    # A terminal to attach from: a pane of the local tmux server (it gives ssh a tty).
+    here = ["tmux", "-L", os.environ["MULLUI_TMUX_SOCKET"]]
+    subprocess.run([*here, "new-session", "-d", "-s", "term", "-x", "100", "-y", "30", *argv],
+                   check=True, timeout=10)  # fmt: skip
+    there = ["tmux", "-L", remote.socket]
+
+    def clients() -> list[str]:
+        r = subprocess.run([*there, "list-clients", "-F", "#{pane_id}"],
+                           capture_output=True, text=True, timeout=5, check=False)  # fmt: skip
+        return r.stdout.split()
+
+    wait_for(clients, timeout=20, interval=0.1)
+    target = remote.agent(aid)["tmux_target"]
+    assert clients() == [target], (clients(), target)
+    ttys = subprocess.run([*there, "list-clients", "-F", "#{client_tty}"], capture_output=True,
+                          text=True, timeout=5, check=True).stdout.split()  # fmt: skip
+    for tty in ttys:  # the user presses the detach key
+        subprocess.run([*there, "detach-client", "-t", tty], timeout=5, check=True)
+
+    def term_gone() -> bool:
+        r = subprocess.run([*here, "has-session", "-t", "=term"], capture_output=True,
+                           timeout=5, check=False)  # fmt: skip
+        return r.returncode != 0
+
+    wait_for(term_gone, timeout=20, interval=0.1)  # ssh returned: back where we came from
+    assert ls_one(cli, git_repo, aid)["state"] == "working"  # detaching stops nothing
