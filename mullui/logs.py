@@ -54,7 +54,7 @@ def show(ws: Workspace, ref: str, *, follow: bool = False) -> int:
             raise MulluiError(f"agent {a.name} is queued ({a.cause}): no output yet")
         return 0
     offset = _copy(path, 0)
-    if not follow:
+    if not follow or _ended(ws, a.id):
         return 0
     from watchfiles import watch
 

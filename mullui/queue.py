@@ -115,8 +115,10 @@ def plan(agents: Sequence[Agent], cfg: Config) -> list[tuple[Agent, str | None]]
     running: Counter[str | None] = Counter(_slot_key(a) for a in agents if _holds_slot(a))
     waiting_review = {a.id for a in agents if unreviewed(a)}
     out: list[tuple[Agent, str | None]] = []
+    # A mirror of an agent queued on its host is the host's queue to start, not ours.
     queued = sorted(
-        (a for a in agents if a.state is Q and not a.removed), key=lambda a: (a.created_at, a.id)
+        (a for a in agents if a.state is Q and not a.removed and "remote_seq" not in a.extra),
+        key=lambda a: (a.created_at, a.id),
     )
     for a in queued:
         reason = predecessor_reason(a, by_id)
@@ -301,18 +303,15 @@ def wait_reason(ws: Workspace, agent: Agent) -> str | None:
 def _start(ws: Workspace, a: Agent) -> Agent | None:
     a = _expand_for_start(ws, a)
     if a.host is not None:
+        from mullui.remote import dispatch
+
         try:
-            from mullui.remote import dispatch  # type: ignore[attr-defined]
-        except ImportError:
-            dispatch = None
-        start = getattr(dispatch, "start", None)
-        if start is None:
-            msg = f"host {a.host!r}: starting queued remote agents is not supported yet"
+            return dispatch.start(ws, a.id)
+        except MulluiError as e:
+            msg = f"{CANNOT_START}{e}"
             if a.cause != msg:
                 ws.store.emit(a.id, "state", state="queued", cause=msg)
             return None
-        started: Agent = start(ws, a.id)
-        return started
     return ws.start(a.id)
 
 
@@ -378,8 +377,8 @@ def enforce_budget(ws: Workspace, agent: Agent) -> Agent | None:
     cause = f"over budget: ${a.cost_usd:.2f} > ${limit:.2f}"
     a = ws.store.emit(a.id, "fail", cause=cause)
     if a.host is not None:
-        with contextlib.suppress(ImportError, AttributeError, MulluiError):
-            from mullui.remote import dispatch  # type: ignore[attr-defined]
+        with contextlib.suppress(MulluiError):
+            from mullui.remote import dispatch
 
             dispatch.stop(ws, a)
         return a

@@ -124,6 +124,10 @@ class Workspace:
         agents = self.store.all()
         if reconcile:
             agents = self.reconcile(agents)
+            if any(a.host and a.state in (*LIVE_LOCAL, State.UNKNOWN) for a in agents):
+                # Remote agents change only through a supervisor's link to their host:
+                # without one, their mirrors would quietly keep a stale state.
+                self.ensure_supervisor()
         return agents
 
     def reconcile(self, agents: list[Agent]) -> list[Agent]:
