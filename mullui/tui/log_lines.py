@@ -18,6 +18,9 @@ MAX_LINES = 200_000
 CACHE_LINES = 2_000
 CHUNK = 1 << 20
 MAX_LINE_BYTES = 16 * 1024  # a line longer than this is drawn clipped
+#: Far behind the end, only the last ``max_lines * TAIL_LINE_BYTES`` bytes are indexed line
+#: by line; the lines before them are counted (see :meth:`LogLines.scan`).
+TAIL_LINE_BYTES = 128
 
 
 class LogLines:
@@ -69,6 +72,21 @@ class LogLines:
             pos = self._scanned
             if pos == 0:
                 self._starts.append(0)
+            # Far behind (a first look at a log of gigabytes, a flood between two polls):
+            # only the last max_lines lines are kept anyway, so the bytes before the tail
+            # are only counted (C speed), not indexed line by line on the UI thread (a
+            # 1 GB log took 2.5 s to show that way; benchmarks/bench_tui.py).
+            skip_to = st.st_size - self.max_lines * TAIL_LINE_BYTES
+            if skip_to > pos:
+                skipped = 0
+                while pos < skip_to:
+                    chunk = f.read(min(CHUNK, skip_to - pos))
+                    if not chunk:
+                        break
+                    skipped += chunk.count(b"\n")
+                    pos += len(chunk)
+                self.dropped += len(self._starts) + skipped
+                self._starts = array("Q")
             while True:
                 chunk = f.read(CHUNK)
                 if not chunk:
