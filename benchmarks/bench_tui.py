@@ -168,6 +168,7 @@ class TuiSession:
         self.conf.write_text(TMUX_CONF)
         self.pane = ""
         self.pid = 0
+        self.cpu_at_ready = 0.0
 
     def tmux(self, *args: str, check: bool = True) -> str:
         r = subprocess.run(["tmux", "-L", self.socket, "-f", str(self.conf), *args],
@@ -193,6 +194,7 @@ class TuiSession:
         info = self.tmux("display-message", "-p", "-t", "tui", "#{pane_id} #{pane_pid}")
         pane, pid = info.split()
         self.pane, self.pid = pane, int(pid)
+        self.cpu_at_ready = cpu_seconds(self.pid)  # its own work so far: load-independent
         cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
         if b"mullui" not in cmdline:
             raise RuntimeError(f"pane pid {self.pid} is not the app: {cmdline!r}")
@@ -406,8 +408,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         tui = TuiSession(sb)
 
         startup: list[float] = []
+        startup_cpu: list[float] = []
         for _ in range(starts):
             startup.append(tui.start(ready))
+            startup_cpu.append(tui.cpu_at_ready)
             time.sleep(1.0)
             tui.quit()
 
@@ -415,6 +419,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         pflood = asyncio.run(pilot_flood(sb, sb.paths.log_file(flood_id), 4.0 if quick else 8.0))
 
         startup.append(tui.start(ready))
+        startup_cpu.append(tui.cpu_at_ready)
         time.sleep(3.0)  # settle: the reconcile thread, the supervisor's first catch-up
         idle_pct, idle_kids_pct = idle_cpu_percent(tui.pid, idle_s)
         rss_idle = rss_bytes(tui.pid)
@@ -479,7 +484,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     bounded = half_growth < rss[0][1] / 10 and rss_max - rss[0][1] < 64
     metrics = [
         metric("TUI start-up to a full table, 100 agents", "s", samples=startup,
-               target="< 1.5 s", limit=STARTUP_S, note="python -m mullui in tmux, 200x50"),
+               target="< 1.5 s", limit=STARTUP_S,
+               note=f"python -m mullui in tmux, 200x50; the app's CPU by then p50 "
+                    f"{sorted(startup_cpu)[len(startup_cpu) // 2]:.2f} s"),
         metric("idle CPU, TUI (supervising) + children, 100 agents", "%",
                value=idle_pct + idle_kids_pct, target="< 3 %", limit=TUI_IDLE_PCT, judge="value",
                note=f"% of one core over {idle_s:.0f} s: app {idle_pct:.2f} %, its children "
@@ -530,6 +537,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "metrics": metrics,
         "raw": {
             "startup_s": startup,
+            "startup_cpu_s": startup_cpu,
             "idle_pct": idle_pct,
             "idle_children_pct": idle_kids_pct,
             "echo_ms": echo,
