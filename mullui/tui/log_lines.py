@@ -19,7 +19,8 @@ CACHE_LINES = 2_000
 CHUNK = 1 << 20
 MAX_LINE_BYTES = 16 * 1024  # a line longer than this is drawn clipped
 #: Far behind the end, only the last ``max_lines * TAIL_LINE_BYTES`` bytes are indexed line
-#: by line; the lines before them are counted (see :meth:`LogLines.scan`).
+#: by line; the lines before them are counted (see :meth:`LogLines.scan`).  Where lines
+#: average more than this, fewer than ``max_lines`` are kept: the last 25 MB by default.
 TAIL_LINE_BYTES = 128
 
 
