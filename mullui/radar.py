@@ -394,6 +394,10 @@ class Scheduler:
         self._told_path = ws.paths.notify_cursor.with_name("conflicts-told.json")
         self._told: dict[str, str] | None = None
         self._closed = False
+        # Requests wait until begin(): the supervisor's catch-up at start must not share
+        # the records' locks (and the GIL) with a refresh thread, and begin() checks
+        # everyone anyway.
+        self._begun = False
 
     # -- input ---------------------------------------------------------------------------
     def request(self, ids: Iterable[str] | None) -> None:
@@ -413,6 +417,7 @@ class Scheduler:
                 if a.state is State.WORKING and eligible(a):
                     self._working.add(a.id)
                     self._last.setdefault(a.id, time.monotonic())
+        self._begun = True
         self.request(None)
 
     def saw(self, a: Agent, state_changed: bool) -> None:
@@ -459,7 +464,9 @@ class Scheduler:
 
     # -- work --------------------------------------------------------------------------------
     def _start(self) -> None:
-        if self._closed or not self._want or (self._task is not None and not self._task.done()):
+        if self._closed or not self._begun or not self._want:
+            return
+        if self._task is not None and not self._task.done():
             return
         ids, self._pending, self._want = self._pending, set(), False
         self._task = asyncio.get_running_loop().create_task(self._run(ids))
