@@ -208,6 +208,14 @@ class Sandbox:
                     p.wait(5)
         for s in self.sockets:
             subprocess.run(["tmux", "-L", s, "kill-server"], capture_output=True, check=False)
+            # tmux 3.3a leaves the socket file of a killed server behind: remove ours, once
+            # nothing answers on it.
+            alive = subprocess.run(["tmux", "-L", s, "list-sessions"], capture_output=True,
+                                   check=False).returncode == 0  # fmt: skip
+            tmpdir = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+            if not alive:
+                with contextlib.suppress(OSError):
+                    (tmpdir / s).unlink()
         for k, v in self._saved.items():
             if v is None:
                 os.environ.pop(k, None)
