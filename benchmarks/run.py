@@ -242,6 +242,9 @@ def main() -> int:
     }, indent=2, default=str) + "\n")  # fmt: skip
     print()
     print_table(rows)
+    for m in rows:
+        if m["ok"] is False:
+            print(f"  FAIL {m['metric'].strip()}: {m['note'] or 'see its JSON'}")
     print(f"\n{seconds:.0f} s; machine: {mach['cpu']}, {mach['cpus']} CPUs, load "
           f"{mach['load_avg_1m_at_start']} -> {mach['load_avg_1m_at_end']}")  # fmt: skip
     print(f"wrote {(RESULTS / 'all.json').relative_to(ROOT)}")
