@@ -73,7 +73,15 @@ def tear(path: Path, keep: float = 0.5) -> None:
 
 
 def journal(home: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in (home / "state" / "changes.jsonl").read_text().splitlines()]
+    """The change journal's whole lines.  A line torn by a kill is skipped, as the
+    supervisor skips it: its change was never saved, so it is journaled again on replay."""
+    out = []
+    for raw in (home / "state" / "changes.jsonl").read_text().splitlines():
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            continue
+    return out
 
 
 def pane_alive(sock: str, target: str) -> bool:
