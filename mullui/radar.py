@@ -362,11 +362,11 @@ class Scheduler:
     """When the supervisor recomputes collisions, and the one cache it keeps for it.
 
     * a state change, an exit, a merge, a removal, a new worktree: at once, for that agent;
-    * any other event of a working agent (an edit hook, activity): at most once per
-      ``interval_s`` per agent;
-    * while an agent is working, every ``interval_s`` for it (a shell agent has no hooks
-      that would say it edited a file);
-    * nothing while no agent works: :meth:`timeout` is None and no git runs.
+    * any other event of a working agent (an edit hook, activity), or new output in its
+      pane's log (a shell agent has no hooks that would say it edited a file): at most
+      once per ``interval_s`` per agent;
+    * a working agent that shows no sign of life costs one ``stat`` of its log per
+      ``interval_s``, no git; with no agent working there is no timer at all.
 
     The git work runs in the radar's own worker thread, one refresh at a time; what arrives
     meanwhile is folded into the next one.  Not ``asyncio.to_thread``: ``asyncio.run``
@@ -383,12 +383,17 @@ class Scheduler:
         self.cache = CollisionCache()
         self.runs = 0  # refreshes done (tests, benchmarks)
         self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mullui-radar")
         self._inflight: Future[list[NewConflict]] | None = None
         self._pending: set[str] | None = set()  # None: everyone
         self._want = False
         self._seen: dict[str, Agent] = {}
-        self._last: dict[str, float] = {}  # monotonic time of the last refresh per agent
+        self._checked: dict[str, float] = {}  # monotonic: a working agent's last look
+        self._refreshed: dict[str, float] = {}  # monotonic: its last refresh
+        self._output: dict[str, int] = {}  # its log's mtime (ns) at the last look
+        self._stirred: set[str] = set()  # events since its last refresh, not yet refreshed
         self._working: set[str] = set()
         self._errors: set[str] = set()
         self._told_path = ws.paths.notify_cursor.with_name("conflicts-told.json")
@@ -414,21 +419,16 @@ class Scheduler:
         for a in agents:
             if a.id not in self._seen:
                 self._seen[a.id] = a
-                if a.state is State.WORKING and eligible(a):
-                    self._working.add(a.id)
-                    self._last.setdefault(a.id, time.monotonic())
+                self._track(a)
         self._begun = True
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
         self.request(None)
 
     def saw(self, a: Agent, state_changed: bool) -> None:
         """One applied change from the journal."""
         prev = self._seen.get(a.id)
         self._seen[a.id] = a
-        if a.state is State.WORKING and eligible(a):
-            self._working.add(a.id)
-            self._last.setdefault(a.id, time.monotonic())
-        else:
-            self._working.discard(a.id)
+        self._track(a)
         if prev is None:
             if eligible(a) or a.collisions:
                 self.request([a.id])
@@ -439,28 +439,57 @@ class Scheduler:
         ):
             self.request([a.id])
         elif a.id in self._working and _without_radar(prev) != _without_radar(a):
-            if time.monotonic() - self._last.get(a.id, 0.0) >= self.interval_s:
+            if time.monotonic() - self._refreshed.get(a.id, 0.0) >= self.interval_s:
                 self.request([a.id])
-            # else: the periodic deadline of a working agent picks it up
+            else:
+                self._stirred.add(a.id)  # the ticker refreshes it when its interval is up
+
+    def _track(self, a: Agent) -> None:
+        if a.state is State.WORKING and eligible(a):
+            if a.id not in self._working:
+                self._working.add(a.id)
+                self._checked[a.id] = time.monotonic()
+                self._output[a.id] = self._log_mtime(a.id)
+                self._wake.set()
+        else:
+            self._working.discard(a.id)
+            self._stirred.discard(a.id)
 
     # -- timing ----------------------------------------------------------------------------
     def timeout(self) -> float | None:
-        """Seconds until a working agent is due (None: nothing works, no timer)."""
+        """Seconds until a working agent is looked at again (None: nothing works)."""
         if not self._working:
             return None
-        due = min(self._last.get(i, 0.0) for i in self._working) + self.interval_s
+        due = min(self._checked.get(i, 0.0) for i in self._working) + self.interval_s
         return max(0.0, due - time.monotonic())
 
     def tick(self) -> None:
-        """Refresh the working agents that are due."""
+        """Look at the working agents that are due: refresh those that stirred."""
         now = time.monotonic()
-        due = [i for i in self._working if now - self._last.get(i, 0.0) >= self.interval_s - 0.01]
-        for i in due:
-            # Counted from now, not from when the refresh ends: a slow refresh in flight
-            # must not turn the supervisor's wait into a busy loop.
-            self._last[i] = now
-        if due:
-            self.request(due)
+        stirred: list[str] = []
+        for i in list(self._working):
+            if now - self._checked.get(i, 0.0) < self.interval_s - 0.01:
+                continue
+            self._checked[i] = now
+            mtime = self._log_mtime(i)
+            if i in self._stirred or mtime != self._output.get(i):
+                stirred.append(i)
+            self._output[i] = mtime
+        if stirred:
+            self.request(stirred)
+
+    def _log_mtime(self, agent_id: str) -> int:
+        try:
+            return self.ws.paths.log_file(agent_id).stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    async def _tick_loop(self) -> None:
+        while not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.timeout())
+            self._wake.clear()
+            self.tick()
 
     # -- work --------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -473,6 +502,8 @@ class Scheduler:
 
     async def _run(self, ids: set[str] | None) -> None:
         started = time.monotonic()
+        touched = set(self._seen) if ids is None else ids
+        self._stirred -= touched
         try:
             self._inflight = self._pool.submit(refresh, self.ws, self.cache, ids)
             await asyncio.wrap_future(self._inflight)
@@ -483,19 +514,19 @@ class Scheduler:
                 print(f"mullui: collisions: {e}", file=sys.stderr)
         except Exception as e:  # the radar must never take the supervisor down
             print(f"mullui: collisions: unexpected {type(e).__name__}: {e}", file=sys.stderr)
-        touched = self._working if ids is None else ids
         for i in touched:
-            self._last[i] = started
+            self._refreshed[i] = started
         self._start()  # what arrived meanwhile
 
     async def close(self) -> None:
         """Stop at once: a refresh in flight finishes in its thread (its result is still
         written), then the cache's scratch objects go."""
         self._closed = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for task in (self._ticker, self._task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         self._pool.shutdown(wait=False, cancel_futures=True)
         running = self._inflight
         if running is not None and not running.done():

@@ -247,13 +247,7 @@ class Supervisor:
         self._after_apply(agents)
 
     def on_timer(self) -> None:
-        """A deadline passed: stall limits, snooze ends, the tmux safety check; or only a
-        working agent's collision refresh (then no tmux or record is looked at)."""
-        if self._radar is not None:
-            self._radar.tick()
-            other = self._state_timeout()
-            if other is None or other > 0.05:
-                return
+        """A deadline passed: stall limits, snooze ends, the tmux safety check."""
         self.catch_up_all()
 
     def _after_apply(self, touched: list[Agent]) -> None:
@@ -416,14 +410,6 @@ class Supervisor:
 
     def _next_timeout(self) -> float | None:
         """Seconds until the nearest known deadline (None: sleep until an event)."""
-        t = self._state_timeout()
-        r = self._radar.timeout() if self._radar is not None else None
-        if r is None:
-            return t
-        return r if t is None else min(t, r)
-
-    def _state_timeout(self) -> float | None:
-        """Seconds until the nearest deadline of an agent's state or the safety check."""
         now = utcnow()
         deadlines: list[datetime] = []
         live = False

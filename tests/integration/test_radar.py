@@ -313,11 +313,11 @@ def test_a_new_conflict_is_notified_once_by_the_watch(
     cli: Cli, repo: Path, watches: Callable[[], Watch]
 ) -> None:
     w = watches()
-    # Both edit after a second, while working: only the periodic refresh can see it.
-    a = spawn(cli, repo, edit(5, "A five", then="sleep 60").replace("sed", "sleep 1; sed", 1),
-              "--name", "a")  # fmt: skip
-    b = spawn(cli, repo, edit(5, "B five", then="sleep 60").replace("sed", "sleep 1; sed", 1),
-              "--name", "b")  # fmt: skip
+    # Both edit after a second, while working, and say so on their pane: only that output
+    # (no hook, no state change) tells the radar to look again.
+    talk = "echo edited; sleep 60"
+    a = spawn(cli, repo, "sleep 1; " + edit(5, "A five", then=talk), "--name", "a")
+    b = spawn(cli, repo, "sleep 1; " + edit(5, "B five", then=talk), "--name", "b")
     wait_for(lambda: "b conflicts with a" in w.titles(), timeout=20)
     assert get(b).conflict is not None and get(b).conflict.name == "a"  # type: ignore[union-attr]
     assert get(a).conflict is None
@@ -370,14 +370,21 @@ async def test_no_refresh_and_no_cpu_while_every_agent_is_idle(cli: Cli, repo: P
 
         spent = _cpu_s() - cpu
         assert (radar.runs, radar.cache.stats.git_calls) == (runs, calls)
-        assert sup._next_timeout() is None  # no timer at all
+        assert sup._next_timeout() is None and radar.timeout() is None  # no timer at all
         assert spent < 0.1, f"{spent:.3f} s of CPU in 5 s idle"
 
-        # The same supervisor does refresh while an agent works (the test can fail).
+        # A working agent that shows no sign of life: looked at (a stat), not refreshed.
         c = spawn(cli, repo, "sleep 60", "--name", "c")
-        await _until(lambda: radar.runs >= runs + 3, 10)  # the start, then every 1 s
-        assert get(c).state is State.WORKING
-        assert sup._next_timeout() is not None
+        await _until(lambda: radar.runs > runs, 5)  # its start is a state change
+        await asyncio.sleep(0.5)
+        runs = radar.runs
+        assert radar.timeout() is not None
+        await asyncio.sleep(2.5)
+        assert radar.runs == runs
+        # One that keeps printing is refreshed about every interval (the test can fail).
+        d = spawn(cli, repo, "while :; do echo working; sleep 0.2; done", "--name", "d")
+        await _until(lambda: radar.runs >= runs + 3, 10)
+        assert get(c).state is State.WORKING and get(d).state is State.WORKING
     finally:
         await sup.stop()
         await asyncio.wait_for(task, 10)
