@@ -139,10 +139,12 @@ class Store:
             return None, 0, [], True
         if d is None:
             return None, 0, [], False
+        if not isinstance(d, dict) or d.get("id") != agent_id:
+            return None, 0, [], True  # valid JSON, but not this agent's record ([1, 2])
         try:
             a = Agent.from_record(d)
             return a, int(d.get("_offset", 0)), list(d.get("_eids", [])), False
-        except (KeyError, ValueError, TypeError):
+        except (KeyError, ValueError, TypeError, AttributeError):
             return None, 0, [], True
 
     def load(self, agent_id: str) -> Agent:
