@@ -112,6 +112,24 @@ def test_torn_record_is_reported_once_and_rebuilt(
     assert r.returncode == 0 and r.stderr == ""  # reported once, not on every ls
 
 
+@pytest.mark.parametrize("body", ["[1, 2]", '"text"', "null", '{"id": "someone-else"}',
+                                  '{"state": "working"}', "\u0000\u0001", ""])
+def test_record_of_the_wrong_shape_is_rebuilt(
+    cli: Cli, git_repo: Path, mullui_home: Path, body: str
+) -> None:
+    aid = spawn(cli, git_repo, "sleep 60", "shape")
+    before = row(cli, git_repo, aid)
+    rec = mullui_home / "state" / "agents" / f"{aid}.json"
+    rec.write_text(body)
+    r = cli("ls", "--json", cwd=git_repo)
+    no_traceback(r)
+    assert r.returncode == 0
+    if body != "null":  # JSON null reads as "no record yet": rebuilt without a word
+        assert len(mullui_lines(r.stderr)) == 1 and str(rec) in r.stderr, r.stderr
+    assert next(a for a in json.loads(r.stdout) if a["id"] == aid) == before
+    assert json.loads(rec.read_text())["id"] == aid
+
+
 def test_torn_spool_tail_is_reported_and_later_events_are_not_lost(
     cli: Cli, git_repo: Path, mullui_home: Path
 ) -> None:
