@@ -193,7 +193,10 @@ class Supervisor:
             self._radar = radar.Scheduler(
                 self.ws, cfg.collisions_interval_s, notify=cfg.collisions_notify
             )
-        self.catch_up_all()
+        if not self._stop.is_set():
+            # A supervisor told to stop while starting (SIGHUP from a dying tmux server)
+            # releases its lock at once instead of replaying first.
+            self.catch_up_all()
         if self._radar is not None and not self._stop.is_set():
             self._radar.begin(self.ws.store.all())
         try:
