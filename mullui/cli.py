@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chain", metavar="C", help="run the steps of [chains.C]")
     s.add_argument("--host", metavar="H", help="run on [hosts.H] over SSH")
     s.add_argument("--from", dest="from_file", metavar="FILE", help="spawn a backlog from a tasks TOML file")
-    s.add_argument("--no-attach", action="store_true", help="do not switch to the agent's pane")
-    s.add_argument("--attach", action="store_true", help="switch to the agent's pane after spawning")
+    s.add_argument("--no-attach", action="store_true",
+                   help="stay here (default when not run from a terminal)")
+    s.add_argument("--attach", action="store_true", help=argparse.SUPPRESS)
 
     s = sub.add_parser("ls", help="all agents")
     s.add_argument("--json", action="store_true")
@@ -241,7 +242,10 @@ def cmd_spawn(a: argparse.Namespace) -> int:
     )
     print(agent.id)
     sys.stdout.flush()
-    if a.attach and not a.no_attach and agent.tmux_target:
+    # Like SPEC's --no-attach implies: from an interactive terminal, spawn takes you to
+    # the agent's pane (detach to come back); scripts and pipes never block on it.
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if (a.attach or interactive) and not a.no_attach and agent.tmux_target:
         argv = ws.attach_argv(agent.id)
         if argv:
             import subprocess
