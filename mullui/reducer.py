@@ -262,7 +262,12 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
 
     if kind == "update":
         fields = ev.get("fields")
-        ch = {k: v for k, v in _dict(fields).items() if k in UPDATABLE}
+        ch = {
+            k: v
+            for k, v in _dict(fields).items()
+            if k in UPDATABLE
+            and (isinstance(v, dict) if k == "extra" else v is None or isinstance(v, str))
+        }
         return dataclasses.replace(a, **ch) if ch else a
 
     print(f"mullui: ignoring unknown event kind {kind!r} for agent {a.id}", file=sys.stderr)

@@ -201,7 +201,7 @@ class Store:
             seen = set(eids)
             for ev in events:
                 eid = ev.get("eid")
-                if eid in seen:
+                if isinstance(eid, str) and eid in seen:  # a hand-edited line: any type
                     continue
                 if isinstance(eid, str):
                     eids.append(eid)
@@ -224,7 +224,8 @@ class Store:
                 # atomic).  Said once per process, not once per agent.
                 if not self._unsaved:
                     self._unsaved = True
-                    why = e.message if isinstance(e, MulluiError) else f"{e.strerror} ({e.filename})"
+                    why = (e.message if isinstance(e, MulluiError)
+                           else f"{e.strerror} ({e.filename})")
                     print(f"mullui: {why} (agents shown unsaved)", file=sys.stderr)
             return a
 
