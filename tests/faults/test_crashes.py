@@ -130,6 +130,34 @@ def test_record_of_the_wrong_shape_is_rebuilt(
     assert json.loads(rec.read_text())["id"] == aid
 
 
+@pytest.mark.parametrize("line", [
+    '{"eid": [1], "kind": "ack"}', '{"eid": {"a": 1}, "kind": "wake"}', "[1, 2]", '"text"',
+    '{"kind": "created", "record": [1]}', '{"kind": "state", "state": "done", "at": 5}',
+    '{"kind": "update", "fields": {"task": 5, "branch": ["x"], "extra": "y"}}',
+    '{"kind": "usage", "tokens_in": "many", "cost_usd": {}}', '{"kind": ["state"]}',
+    '{"kind": "exit", "exit_code": "nine"}', "not json at all",
+])
+def test_a_spool_line_of_the_wrong_shape_is_skipped_or_applied_sanely(
+    cli: Cli, git_repo: Path, mullui_home: Path, line: str
+) -> None:
+    aid = spawn(cli, git_repo, "sleep 60", "odd")
+    before = row(cli, git_repo, aid)
+    spool = mullui_home / "state" / "spool" / f"{aid}.jsonl"
+    with spool.open("a") as f:
+        f.write(line + "\n")
+    r = cli("ls", "--json", cwd=git_repo)
+    no_traceback(r)
+    assert r.returncode == 0 and len(mullui_lines(r.stderr)) <= 1, r.stderr
+    after = next(a for a in json.loads(r.stdout) if a["id"] == aid)
+    assert after["task"] == before["task"] and after["branch"] == before["branch"]
+    for k in ("exit_code", "tokens_in", "tokens_out"):
+        assert after[k] is None or type(after[k]) is int, after
+    assert after["cost_usd"] is None or isinstance(after["cost_usd"], float | int)
+    r = cli("stop", aid, cwd=git_repo)  # and the agent still works normally
+    assert r.returncode == 0, r.stderr
+    assert row(cli, git_repo, aid)["state"] == "stopped"
+
+
 def test_torn_spool_tail_is_reported_and_later_events_are_not_lost(
     cli: Cli, git_repo: Path, mullui_home: Path
 ) -> None:
