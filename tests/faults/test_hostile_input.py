@@ -516,3 +516,53 @@ def test_wrong_config_is_one_line_naming_the_file_for_every_command(
         assert ".mullui.toml line 2" in line and "max_running" in line, line
     (git_repo / ".mullui.toml").write_text('[profiles."a\nb"]\ncommand = 5\n')
     one_line_failure(cli("ls", cwd=git_repo))
+
+
+@st.composite
+def backlog_data(draw: st.DrawFn) -> dict[str, Any]:
+    def mostly(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.one_of(good, good, good, json_value.filter(lambda v: v is not None))
+
+    task = st.fixed_dictionaries(
+        {"task": mostly(small_text)},
+        optional={"name": mostly(st.sampled_from(["t1", "t2", "t3"])),
+                  "agent": mostly(st.sampled_from(["shell", "claude", "nope"])),
+                  "after": mostly(st.sampled_from(["t1", "t2", "t9"])),
+                  "base": mostly(st.just("main")),
+                  "estimate_h": mostly(st.floats(0, 100)), "x": json_value})
+    shape = draw(st.sampled_from(["list", "table", "junk"]))
+    if shape == "list":
+        return {"tasks": draw(st.lists(task, max_size=4))}
+    if shape == "table":
+        return {"tasks": draw(st.dictionaries(st.sampled_from(["t1", "t2", "a\nb", "☃"]), task,
+                                              max_size=3))}
+    return draw(st.dictionaries(st.text(max_size=5), toml_value, max_size=3))
+
+
+@FAST
+@given(data=st.one_of(backlog_data(), toml_ish))
+def test_backlog_file_parses_or_says_why_in_one_line(
+    cfg_dir: Path, data: dict[str, Any] | str
+) -> None:
+    from mullui.queue import parse_backlog
+
+    try:
+        text = data if isinstance(data, str) else tomli_w.dumps(data)
+    except (TypeError, ValueError):
+        return
+    path = cfg_dir / "tasks.toml"
+    try:
+        tasks = parse_backlog(text, path, ["claude", "shell", "demo"])
+    except ConfigError as e:
+        one_line_naming(e, path)
+        return
+    names = [t.name for t in tasks if t.name is not None]
+    assert len(names) == len(set(names))
+    for t in tasks:
+        assert isinstance(t.task, str)
+        for v in (t.name, t.agent, t.after, t.base):
+            assert v is None or isinstance(v, str)
+        assert t.agent is None or t.agent in ("claude", "shell", "demo")
+        assert t.after is None or t.after in names
+        assert t.estimate_h is None or (isinstance(t.estimate_h, int | float)
+                                        and not isinstance(t.estimate_h, bool))
