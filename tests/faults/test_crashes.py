@@ -380,3 +380,30 @@ def test_killing_tmux_fails_agents_naming_tmux_and_rm_keeps_the_work(
         r = cli(*args, cwd=git_repo)
         no_traceback(r)
         assert r.returncode == 1 and len(mullui_lines(r.stderr)) == 1, (args, r.stderr)
+
+
+# ---- a spawn interrupted half way ------------------------------------------------------------
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_spawn_interrupted_half_way_frees_its_slot(
+    cli: Cli, git_repo: Path, mullui_home: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    (mullui_home / "config.toml").write_text("[limits]\nmax_running = 1\n")
+    # Hold the spawn inside its worktree checkout (git runs post-checkout there).
+    reached = tmp_path / "in-checkout"
+    hook = git_repo / ".git" / "hooks" / "post-checkout"
+    hook.write_text(f"#!/bin/sh\ntouch {reached}\nsleep 5\n")
+    hook.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen([sys.executable, "-m", "mullui", "spawn", "--agent", "shell",
+                          "--name", "cut", "--no-attach", "sleep 60"], cwd=git_repo, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(reached.exists, timeout=20)
+    p.send_signal(sig)
+    _out, err = p.communicate(timeout=20)
+    assert "Traceback" not in err, err
+    hook.unlink()
+    [cut] = ls_json(cli, git_repo)
+    assert cut["state"] == "failed" and "interrupted" in cut["cause"], cut
+    # The slot is free again: the next agent starts at once instead of queueing forever.
+    nxt = spawn(cli, git_repo, "sleep 60", "next")
+    assert row(cli, git_repo, nxt)["state"] == "working"
