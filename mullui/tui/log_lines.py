@@ -43,6 +43,10 @@ class LogLines:
     def size(self) -> int:
         return self._scanned
 
+    def forget_text(self) -> None:
+        """Drop the cached line texts (the offsets stay): for an index kept aside."""
+        self._cache.clear()
+
     def reset(self) -> None:
         self._starts = array("Q")
         self._scanned = 0

@@ -9,6 +9,7 @@ thread per watched file buys nothing; a stat every 250 ms of one file costs well
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 from rich.segment import Segment
@@ -25,6 +26,10 @@ from textual.timer import Timer
 from mullui.tui.log_lines import LogLines
 
 POLL_S = 0.25
+#: Indexes of the last few logs shown, kept (their line caches dropped) so coming back to
+#: an agent only indexes what it printed meanwhile: re-indexing a busy agent's 400 MB log
+#: took ~0.1-0.3 s on the UI thread every time the selection came back (bench_tui).
+RECENT_LOGS = 4
 
 
 class LogView(ScrollView, can_focus=True):
@@ -54,6 +59,7 @@ class LogView(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self.empty_text = empty_text
         self.lines: LogLines | None = LogLines(path) if path else None
+        self._recent: OrderedDict[Path, LogLines] = OrderedDict()
         self._timer: Timer | None = None
         self._strips: dict[int, Strip] = {}
 
@@ -64,7 +70,14 @@ class LogView(ScrollView, can_focus=True):
             self.empty_text = empty_text
         if self.lines is not None and path == self.lines.path:
             return
-        self.lines = LogLines(path) if path else None
+        if self.lines is not None:
+            self.lines.forget_text()
+            self._recent[self.lines.path] = self.lines
+            self._recent.move_to_end(self.lines.path)
+            while len(self._recent) > RECENT_LOGS:
+                self._recent.popitem(last=False)
+        kept = self._recent.pop(path, None) if path else None
+        self.lines = kept if kept is not None else (LogLines(path) if path else None)
         self._strips.clear()
         self.follow = True
         self.poll()
