@@ -367,9 +367,14 @@ async def pilot_flood(sb: Sandbox, log: Path, seconds: float) -> dict[str, Any]:
             stop.set()
             thread.join(5)
         shown = view.path == log
-        # Coming back to an agent with a big log: LogView indexes the file afresh (on the
-        # UI thread) when the selection rests on it.
+        # A big log shown: for the first time (what show_file does on the UI thread for a
+        # log it has no index of), and again after the selection moved away and back.
         big_mb = log.stat().st_size / 2**20
+        from mullui.tui.log_lines import LogLines
+
+        t0 = time.perf_counter()
+        LogLines(log).scan()
+        first_ms = (time.perf_counter() - t0) * 1000
         view.show_file(None)
         t0 = time.perf_counter()
         view.show_file(log)
@@ -377,7 +382,8 @@ async def pilot_flood(sb: Sandbox, log: Path, seconds: float) -> dict[str, Any]:
     log.write_bytes(b"")  # the real flood later starts from an empty log (cat >> appends)
     return {"scan_ms": [x for x in scans if x > 0.05], "frame_ms": frame_ms, "echo_ms": echo,
             "rss_mb": rss, "mb_s": written[0] / max(written[1], 1e-9) / 2**20,
-            "still_shown": shown, "reopen_ms": reopen_ms, "reopen_mb": big_mb}  # fmt: skip
+            "still_shown": shown, "reopen_ms": reopen_ms, "first_ms": first_ms,
+            "reopen_mb": big_mb}  # fmt: skip
 
 
 def _slope(points: list[tuple[float, float]]) -> float:
@@ -505,8 +511,10 @@ def run(quick: bool = False) -> dict[str, Any]:
                target="p95 < 50 ms", limit=KEY_ECHO_P95_MS),
         metric("Pilot flood 50 MB/s: RSS growth", "MB", value=p_growth, target="bounded",
                note=f"second half {p_half:+.1f} MB ({p_slope:+.2f} MB/s), bench process"),
-        metric("select an agent with a big log: show it", "ms", value=pflood["reopen_ms"],
+        metric("a big log shown for the first time", "ms", value=pflood["first_ms"],
                note=f"{pflood['reopen_mb']:.0f} MB log, indexed on the UI thread"),
+        metric("a big log shown again (selection back)", "ms", value=pflood["reopen_ms"],
+               note="its index kept aside: only what was appended"),
         metric("log flood: frame interval", "ms", samples=interval,
                note=f"{len(bursts)} frames in {t1 - t0:.0f} s; burst p50 "
                     f"{sorted(burst_len)[len(burst_len) // 2] if burst_len else 0:.1f} ms"),
