@@ -18,7 +18,8 @@ is removed afterwards, tmux servers included:
   in-process append (``hook.ingest``) to the moment the journal line is on disk.  The
   journal line is written before the record (see ``Store._journal``).
 - **idle CPU of watch**: a fresh ``mullui watch`` with those 100 agents, CPU seconds
-  (utime+stime from /proc/PID/stat) over 20 s, as a percentage of one core.
+  over 20 s as a percentage of one core: its own (utime+stime from /proc/PID/stat) plus
+  the children it ran and waited for (cutime+cstime: the collision radar's git).
 - **ls --json**: wall time of ``mullui ls --json`` with the 101 agents.
 
     python benchmarks/bench_core.py [--quick]
