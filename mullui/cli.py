@@ -52,15 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("spawn", help="start an agent (or queue it); prints its id")
     s.add_argument("task", nargs="?", help="the prompt (or, with --agent shell, a command line)")
-    s.add_argument("--agent", metavar="P", help="profile: claude, codex, aider, gemini, opencode, shell, or custom")
+    s.add_argument(
+        "--agent",
+        metavar="P",
+        help="profile: claude, codex, aider, gemini, opencode, shell, or custom",
+    )
     s.add_argument("--name", metavar="N")
-    s.add_argument("--base", metavar="REF", help="branch/ref to start from (default: current branch)")
+    s.add_argument(
+        "--base", metavar="REF", help="branch/ref to start from (default: current branch)"
+    )
     s.add_argument("--after", metavar="ID", help="queue until agent ID is done")
     s.add_argument("--chain", metavar="C", help="run the steps of [chains.C]")
     s.add_argument("--host", metavar="H", help="run on [hosts.H] over SSH")
-    s.add_argument("--from", dest="from_file", metavar="FILE", help="spawn a backlog from a tasks TOML file")
-    s.add_argument("--no-attach", action="store_true",
-                   help="stay here (default when not run from a terminal)")
+    s.add_argument(
+        "--from", dest="from_file", metavar="FILE", help="spawn a backlog from a tasks TOML file"
+    )
+    s.add_argument(
+        "--no-attach", action="store_true", help="stay here (default when not run from a terminal)"
+    )
     s.add_argument("--attach", action="store_true", help=argparse.SUPPRESS)
 
     s = sub.add_parser("ls", help="all agents")
@@ -97,8 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id")
     s = sub.add_parser("rm", help="remove the agent's worktree and window (never loses work)")
     s.add_argument("id")
-    s.add_argument("--force", action="store_true",
-                   help="commit uncommitted work to the agent's branch first, then remove")
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="commit uncommitted work to the agent's branch first, then remove",
+    )
     s = sub.add_parser("hook", help="ingest one agent event (JSON on stdin); agents' hooks call it")
     s.add_argument("event")
     s.add_argument("args", nargs="*", help="payload as argv (Codex passes JSON last)")
@@ -139,7 +151,9 @@ def _age(t: datetime | None, now: datetime) -> str:
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     for r in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -185,8 +199,15 @@ def cmd_ls(a: argparse.Namespace) -> int:
         return 0
     now = datetime.now(UTC)
     rows = [
-        [x.id, _one_line(x.name, 24), x.profile, x.state.value, _age(x.state_since, now),
-         _one_line(x.why(), 50), x.host or ""]
+        [
+            x.id,
+            _one_line(x.name, 24),
+            x.profile,
+            x.state.value,
+            _age(x.state_since, now),
+            _one_line(x.why(), 50),
+            x.host or "",
+        ]
         for x in agents
     ]
     print(_table(rows, ["ID", "NAME", "PROFILE", "STATE", "FOR", "WHY", "HOST"]))
@@ -210,8 +231,16 @@ def cmd_inbox(a: argparse.Namespace) -> int:
         print("inbox is empty: nothing needs you")
         return 0
     now = datetime.now(UTC)
-    rows = [[x.id, _one_line(x.name, 24), x.state.value, _age(x.state_since, now), _one_line(x.why(), 60)]
-            for x in items]
+    rows = [
+        [
+            x.id,
+            _one_line(x.name, 24),
+            x.state.value,
+            _age(x.state_since, now),
+            _one_line(x.why(), 60),
+        ]
+        for x in items
+    ]
     print(_table(rows, ["ID", "NAME", "STATE", "WAITING", "WHY"]))
     return 0
 
@@ -347,8 +376,15 @@ def cmd_rm(a: argparse.Namespace) -> int:
 def cmd_hook(a: argparse.Namespace) -> int:
     from mullui import hook
 
-    hook.ingest(a.event, a.args, agent=a.agent, token=a.token, status=a.status,
-                seconds=a.seconds, state_dir=a.state_dir)
+    hook.ingest(
+        a.event,
+        a.args,
+        agent=a.agent,
+        token=a.token,
+        status=a.status,
+        seconds=a.seconds,
+        state_dir=a.state_dir,
+    )
     return 0
 
 
@@ -359,15 +395,15 @@ def cmd_hosts(a: argparse.Namespace) -> int:
 
 
 def cmd_watch(a: argparse.Namespace) -> int:
-    from mullui import supervisor
+    from mullui import watch
 
-    return supervisor.watch_main(_ws(), once=a.once)
+    return watch.watch_main(_ws(), once=a.once)
 
 
 def cmd_events(a: argparse.Namespace) -> int:
-    from mullui import supervisor
+    from mullui import watch
 
-    return supervisor.events_main(_ws(), follow=a.follow, since=a.since)
+    return watch.events_main(_ws(), follow=a.follow, since=a.since)
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -420,8 +456,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith("mullui."):
-            print(f"mullui: {args.cmd or 'tui'} is not available in this build yet ({e.name})",
-                  file=sys.stderr)
+            print(
+                f"mullui: {args.cmd or 'tui'} is not available in this build yet ({e.name})",
+                file=sys.stderr,
+            )
             return 1
         raise
     except OSError as e:

@@ -36,7 +36,9 @@ def _is(kind: type | tuple[type, ...], phrase: str) -> Check:
 
 
 def _positive_int(v: Any) -> str | None:
-    return None if isinstance(v, int) and not isinstance(v, bool) and v > 0 else "a positive integer"
+    return (
+        None if isinstance(v, int) and not isinstance(v, bool) and v > 0 else "a positive integer"
+    )
 
 
 def _nonneg_int(v: Any) -> str | None:
@@ -108,6 +110,8 @@ HOST: dict[str, Check] = {
     "ssh_options": _str_list,
     "mullui": _str_list,
 }
+
+
 def _notify_states(v: Any) -> str | None:
     ok = isinstance(v, list) and all(x in ("blocked", "done", "failed") for x in v)
     return None if ok else 'a list drawn from "blocked", "done", "failed"'
@@ -379,7 +383,9 @@ def build(data: dict[str, Any], sources: tuple[Path, ...] = ()) -> Config:
         hosts=hosts,
         chains=chains,
         notify=dict(data.get("notify", {})),
-        prices={k: {kk: float(vv) for kk, vv in v.items()} for k, v in data.get("prices", {}).items()},
+        prices={
+            k: {kk: float(vv) for kk, vv in v.items()} for k, v in data.get("prices", {}).items()
+        },
         watch_on_quit=watch.get("on_quit", True),
         collisions_interval_s=col.get("interval_s", 5),
         collisions_notify=col.get("notify", True),

@@ -53,7 +53,9 @@ def encode(ev: Event) -> bytes:
     if len(line) > MAX_LINE:
         line = json.dumps(_clip(ev), ensure_ascii=False, separators=(",", ":"), default=str)
     if len(line) > MAX_LINE:
-        slim: Event = {k: ev[k] for k in ("eid", "kind", "at", "agent", "state", "cause") if k in ev}
+        slim: Event = {
+            k: ev[k] for k in ("eid", "kind", "at", "agent", "state", "cause") if k in ev
+        }
         slim["clipped"] = True
         line = json.dumps(slim, ensure_ascii=False, separators=(",", ":"), default=str)
     return (line + "\n").encode("utf-8", "replace")

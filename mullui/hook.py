@@ -96,7 +96,8 @@ def ingest(
     token = token if token is not None else os.environ.get("MULLUI_AGENT_TOKEN", "")
     if not agent_id or not all(c.isalnum() or c in "-_" for c in agent_id) or len(agent_id) > 64:
         raise MulluiError(
-            "mullui hook needs the agent id (MULLUI_AGENT_ID): hooks are run by agents mullui started"
+            "mullui hook needs the agent id (MULLUI_AGENT_ID): "
+            "hooks are run by agents mullui started"
         )
     try:
         expected = paths.secret_file(agent_id).read_text().strip()
@@ -107,10 +108,17 @@ def ingest(
 
     if event == "pane-died":
         code = int(status) if status and status.lstrip("-").isdigit() else None
-        evs = [{"kind": "exit", "exit_code": code,
-                "cause": f"exit:{code}" if code is not None else "exit:?"}]
+        evs = [
+            {
+                "kind": "exit",
+                "exit_code": code,
+                "cause": f"exit:{code}" if code is not None else "exit:?",
+            }
+        ]
     elif event == "silence":
-        evs = [{"kind": "silence", "seconds": int(seconds) if seconds and seconds.isdigit() else None}]
+        evs = [
+            {"kind": "silence", "seconds": int(seconds) if seconds and seconds.isdigit() else None}
+        ]
     elif event == "activity":
         evs = [{"kind": "activity", "cause": "output"}]
     else:
@@ -133,8 +141,9 @@ def ingest(
             # rather than a traceback in the agent's pane; the event is not recorded.
             raise MulluiError(
                 f"hook {event} for agent {agent_id}: payload not understood by profile "
-                f"{profile.name if profile else '?'} ({type(e).__name__}: {e})"[:500]
-                .replace("\n", " ")
+                f"{profile.name if profile else '?'} ({type(e).__name__}: {e})"[:500].replace(
+                    "\n", " "
+                )
             ) from None
         if not evs:
             evs = [{"kind": "activity", "cause": f"hook:{event}"}]

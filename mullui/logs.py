@@ -37,7 +37,9 @@ def _ended(ws: Workspace, agent_id: str) -> bool:
     a = ws.store.get(agent_id)
     if a is None:
         return True
-    return a.removed or a.state is State.STOPPED or a.exit_code is not None or a.state is State.FAILED
+    return (
+        a.removed or a.state is State.STOPPED or a.exit_code is not None or a.state is State.FAILED
+    )
 
 
 def show(ws: Workspace, ref: str, *, follow: bool = False) -> int:
@@ -61,8 +63,9 @@ def show(ws: Workspace, ref: str, *, follow: bool = False) -> int:
     spool = ws.paths.spool_file(a.id)
     watched = [str(path.parent), str(spool.parent)]
     # inotify on the two directories: woken by new output or a new event, never polling.
-    for changes in watch(*watched, debounce=50, step=20, rust_timeout=5000, yield_on_timeout=True,
-                         recursive=False):
+    for changes in watch(
+        *watched, debounce=50, step=20, rust_timeout=5000, yield_on_timeout=True, recursive=False
+    ):
         names = {os.path.basename(p) for _c, p in changes}
         if not changes or path.name in names:
             offset = _copy(path, offset)

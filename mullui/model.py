@@ -107,7 +107,9 @@ class Transition:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Transition:
-        return cls(int(d["seq"]), State(d["state"]), str(d["cause"]), parse_iso(d["at"]) or utcnow())
+        return cls(
+            int(d["seq"]), State(d["state"]), str(d["cause"]), parse_iso(d["at"]) or utcnow()
+        )
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,12 @@ class ConflictItem:
     since: datetime
 
     def to_json(self) -> dict[str, Any]:
-        return {"agent": self.agent, "name": self.name, "files": list(self.files),
-                "since": iso(self.since)}
+        return {
+            "agent": self.agent,
+            "name": self.name,
+            "files": list(self.files),
+            "since": iso(self.since),
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ConflictItem:
@@ -220,8 +226,10 @@ class Agent:
         """Where the item sorts in the inbox: its state's rank, a conflict next to the
         failures; and since when it needs the human."""
         acked = self.is_acked() or (self.state is D and self.merged_into is not None)
-        if self.state in INBOX_RANK and not acked and (
-            self.state is not Q or self.cause.startswith(STUCK_CAUSES)
+        if (
+            self.state in INBOX_RANK
+            and not acked
+            and (self.state is not Q or self.cause.startswith(STUCK_CAUSES))
         ):
             rank, since = INBOX_RANK[self.state], self.state_since
             if self.conflict is not None and rank > 1:
@@ -243,7 +251,8 @@ class Agent:
             shown = ", ".join(self.conflict.files[:5])
             more = len(self.conflict.files) - 5
             return f"conflicts with {self.conflict.name} on {shown}" + (
-                f" and {more} more" if more > 0 else "")
+                f" and {more} more" if more > 0 else ""
+            )
         if self.state is D and self.last_message:
             return self.last_message
         if self.state is F and self.exit_code is not None and self.cause.startswith("exit"):

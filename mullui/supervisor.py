@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -121,16 +119,20 @@ class Cursor:
                 cur = cls(int(d.get("offset", 0)), {str(k): int(v) for k, v in seqs.items()})
         except (ValueError, UnicodeDecodeError, TypeError, AttributeError):
             # Torn, or valid JSON of the wrong shape (`{"offset": "x"}`, a list).
-            print(f"mullui: {path} was corrupt; notifications restart from the journal",
-                  file=sys.stderr)
+            print(
+                f"mullui: {path} was corrupt; notifications restart from the journal",
+                file=sys.stderr,
+            )
             return cls(0, {})
         if d is None:
             return cls(0, {})
         if journal is not None and not at_line_start(journal, cur.offset):
             # The journal was cut or replaced behind the cursor: read it again from the
             # start; the per-agent seqs keep what was already told from being told twice.
-            print(f"mullui: {path} points past the end of {journal}; re-reading the journal",
-                  file=sys.stderr)
+            print(
+                f"mullui: {path} points past the end of {journal}; re-reading the journal",
+                file=sys.stderr,
+            )
             cur.offset = 0
         return cur
 
@@ -314,6 +316,7 @@ class Supervisor:
         if not pending:
             self._save_cursor(snapshot)
             return
+
         # Save the cursor only once this batch's notifications went out: after a kill -9
         # in between, a popup shown twice beats a "blocked" never shown.
         async def save_after() -> None:
@@ -449,8 +452,14 @@ class Supervisor:
             # step=20 ms: a hook's line is picked up ~20 ms after it lands (the default
             # 50 ms would eat a third of the 150 ms p95 budget); debounce caps a burst at
             # 200 ms.
-            async for changes in awatch(spool, stop_event=self._stop, debounce=200, step=20,
-                                        rust_timeout=10_000, recursive=False):
+            async for changes in awatch(
+                spool,
+                stop_event=self._stop,
+                debounce=200,
+                step=20,
+                rust_timeout=10_000,
+                recursive=False,
+            ):
                 if ready is not None and not ready.is_set():
                     ready.set()
                     sentinel.unlink(missing_ok=True)
@@ -467,285 +476,3 @@ class Supervisor:
             if p.suffix == ".jsonl":
                 self._dirty.add(p.stem)
         self._kick.set()
-
-
-# ---- `mullui watch` -----------------------------------------------------------------------------
-def make_notifier(ws: Workspace, on_action: Callable[[str, str], None], **kw: Any) -> Any | None:
-    """The notifier a supervisor owns: mode from ``MULLUI_NOTIFY`` or ``[notify] mode``,
-    policy from ``[notify]``; ``kw`` goes to :class:`mullui.notify.Notifier` (the TUI
-    passes ``toast`` and ``is_focused``, ``mullui watch`` its stdout as ``terminal``).
-    Call ``await notifier.start()`` before the first notice."""
-    try:
-        from mullui import notify
-    except ImportError:
-        return None
-    mode = notify.notify_mode(configured=ws.config.notify.get("mode"))
-    cfg = notify.NotifyConfig.from_table(ws.config.notify)
-    return notify.Notifier(mode, config=cfg, on_action=on_action, **kw)
-
-
-def headless_action(ws: Workspace, agent_id: str, action: str) -> None:
-    """A notification button clicked with no TUI open: "snooze" snoozes the agent for
-    30 minutes; "attach" and a click on the popup itself ("select": there is no TUI
-    selection to move) run ``[notify] attach_command`` ({id} {name} {tmux_target}
-    {socket} filled in), else switch an attached tmux client of our server to the agent."""
-    try:
-        if action == "snooze":
-            ws.snooze(agent_id, minutes=30)
-            return
-        cmd = ws.config.notify.get("attach_command")
-        a = ws.get(agent_id)
-        if cmd:
-            from mullui.agents.shell import expand
-
-            values = {"id": a.id, "name": a.name, "tmux_target": a.tmux_target or "",
-                      "socket": ws.socket}
-            # Its own session: the terminal it opens must outlive a watch that hands over.
-            subprocess.Popen([expand(x, values) for x in cmd], start_new_session=True,
-                             stdin=subprocess.DEVNULL)
-        elif a.tmux_target:
-            # A client attached to our server (a terminal left open): bring the agent up.
-            subprocess.run([*ws.tmux._base(), "switch-client", "-t", a.tmux_target],
-                           capture_output=True, timeout=5, check=False)
-    except (MulluiError, OSError, subprocess.SubprocessError) as e:
-        print(f"mullui: notification action {action} for {agent_id}: {e}", file=sys.stderr)
-
-
-def attached_panes(ws: Workspace) -> frozenset[str]:
-    """Pane ids that a client of mullui's tmux server shows right now (``%N``).
-
-    One ``list-clients``: in a client's context ``#{pane_id}`` is the active pane of its
-    current window (tmux 3.3a; control-mode clients count too)."""
-    try:
-        r = subprocess.run([*ws.tmux._base(), "list-clients", "-F", "#{pane_id}"],
-                           capture_output=True, text=True, timeout=2, check=False)
-    except (MulluiError, OSError, subprocess.SubprocessError):
-        return frozenset()
-    if r.returncode != 0:  # no server: nobody is looking
-        return frozenset()
-    return frozenset(line.strip() for line in r.stdout.splitlines() if line.strip())
-
-
-def attached_focus(ws: Workspace) -> Callable[[str], bool]:
-    """``is_focused`` for a supervisor with no TUI: an agent whose pane the human is
-    looking at (attached in a terminal) needs no popup."""
-
-    def is_focused(agent_id: str) -> bool:
-        try:
-            a = ws.store.get(agent_id)
-        except MulluiError:
-            return False
-        if a is None or a.host is not None or not a.tmux_target:
-            return False
-        return a.tmux_target in attached_panes(ws)
-
-    return is_focused
-
-
-#: How long a stopping supervisor waits for popups already decided on (the cursor already
-#: counts them as told).  A Notify takes milliseconds; the bound keeps a handover well
-#: inside ``SupervisorLock.take_over``'s 3 s even with a hung notification server.
-DRAIN_S = 1.0
-
-
-async def finish_notifications(
-    sup: Supervisor, notifier: Any | None, timeout: float = DRAIN_S
-) -> None:
-    """Deliver the notices a stopping supervisor already handed to its notifier, then
-    close the notifier.  The cursor counts them as told, so dropping them here would
-    lose them for good (a handover to the TUI, ``--once``, a TUI quitting)."""
-    pending = [t for t in sup._tasks if not t.done()]
-    if pending:
-        await asyncio.wait(pending, timeout=timeout)
-    if notifier is not None:
-        flush = getattr(notifier, "flush", None)  # a held burst summary, when supported
-        if flush is not None:
-            with contextlib.suppress(Exception):
-                await flush()
-        await notifier.close()
-
-
-def watch_main(ws: Workspace, *, once: bool = False) -> int:
-    """``mullui watch``: the headless supervisor, while it holds ``supervisor.lock``.
-
-    Exits 0 at once when another supervisor (a TUI, another watch) holds the lock, and
-    on SIGTERM/SIGINT/SIGHUP (what :meth:`SupervisorLock.take_over` sends)."""
-    lock = SupervisorLock(ws.paths.supervisor_lock)
-    if not lock.acquire():
-        print(f"mullui: another supervisor is running (pid {lock.holder()}); nothing to do",
-              file=sys.stderr)
-        return 0
-
-    async def main() -> None:
-        # No TUI to toast in: the terminal fallback goes to our own stdout (the hidden
-        # tmux window, or the terminal `mullui watch` was started in).
-        notifier = make_notifier(ws, lambda aid, act: headless_action(ws, aid, act),
-                                 terminal=sys.stdout, is_focused=attached_focus(ws))
-        if notifier is not None:
-            await notifier.start()
-            print(f"mullui watch: notifications: {notifier.backend} ({notifier.reason})",
-                  file=sys.stderr, flush=True)
-        sup = Supervisor(ws, notifier=notifier)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(sup.stop()))
-        try:
-            if once:
-                sup.catch_up_all()
-            else:
-                await sup.run()
-        finally:
-            await finish_notifications(sup, notifier)
-
-    try:
-        asyncio.run(main())
-    finally:
-        lock.release()
-    return 0
-
-
-WATCH_SESSION = "mullui-supervisor"
-
-
-#: What the hidden ``mullui watch`` needs from the spawning process's environment: tmux's
-#: global environment is the one of whoever started the server, often long ago.
-WATCH_ENV = ("MULLUI_HOME", "MULLUI_TMUX_SOCKET", "MULLUI_NOTIFY", "MULLUI_STATE_DIR",
-             "DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "WAYLAND_DISPLAY", "HOME", "PATH",
-             "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME",
-             "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL")
-
-
-def ensure_running(ws: Workspace) -> bool:
-    """Start ``mullui watch`` in a hidden window of mullui's tmux server (session
-    ``mullui-supervisor``) unless some supervisor already holds the lock.  Returns True
-    when one was started.  Two callers racing may both start one: the second exits at
-    once, finding the lock held."""
-    lock = SupervisorLock(ws.paths.supervisor_lock)
-    if not lock.is_free():
-        return False
-    env = {k: v for k, v in os.environ.items() if k in WATCH_ENV}
-    argv = [sys.executable, "-m", "mullui", "watch"]
-    # In the repository when there is one, so its .mullui.toml ([notify], limits) applies.
-    cwd = str(ws.repo_or_none() or Path.home())
-    try:
-        base = ws.tmux._base()
-        envargs = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
-        has = subprocess.run([*base, "has-session", "-t", f"={WATCH_SESSION}"],
-                             capture_output=True, timeout=10, check=False)
-        if has.returncode == 0:
-            cmd = [*base, "new-window", "-d", "-t", f"={WATCH_SESSION}:", "-n", "watch",
-                   "-c", cwd, *envargs, *argv]
-        else:
-            cmd = [*base, "new-session", "-d", "-s", WATCH_SESSION, "-n", "watch",
-                   "-c", cwd, *envargs, *argv]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
-        if r.returncode != 0:
-            raise MulluiError(r.stderr.strip() or "tmux refused")
-    except (MulluiError, OSError, subprocess.SubprocessError) as e:
-        print(f"mullui: could not start `mullui watch`: {e}", file=sys.stderr)
-        return False
-    return True
-
-
-# ---- `mullui events` (the feed a remote host's mullui streams over SSH) -------------------------
-#: How often ``mullui events --follow`` prints ``{"kind": "heartbeat"}``: the local
-#: HostLink counts a stream silent for ~3 of these as dropped, and a write is the only way
-#: this side learns that the ssh channel is gone (no tty, so no SIGHUP).
-HEARTBEAT_S = 10.0
-
-
-def _quiet_stdout() -> None:
-    """The reader went away: point stdout at /dev/null so the interpreter's final flush
-    does not print a BrokenPipeError traceback."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-
-
-def events_main(ws: Workspace, *, follow: bool, since: str) -> int:
-    """Print journal entries after byte offset ``since`` as JSON lines with a ``cursor``
-    (the byte offset just after the entry); with ``--follow`` keep applying events and
-    printing until stdout closes, with a ``{"kind": "heartbeat"}`` line once the backlog
-    is out and every :data:`HEARTBEAT_S` after."""
-    offset = int(since) if since.isdigit() else 0
-    out = sys.stdout
-
-    def drain() -> None:
-        nonlocal offset
-        path = ws.paths.changes_file
-        try:
-            with path.open("rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
-            return
-        end = data.rfind(b"\n")
-        if end < 0:
-            return
-        pos = offset
-        for raw in data[: end + 1].splitlines(keepends=True):
-            pos += len(raw)
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                continue
-            entry["cursor"] = pos
-            out.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
-        out.flush()
-        offset += end + 1
-
-    def heartbeat() -> None:
-        out.write('{"kind": "heartbeat"}\n')
-        out.flush()
-
-    try:
-        ws.agents(reconcile=True)
-        drain()
-        if not follow:
-            return 0
-        # After the backlog: the reader knows it has caught up when this line arrives.
-        heartbeat()
-    except BrokenPipeError:
-        _quiet_stdout()
-        return 0
-
-    async def main() -> None:
-        sup = Supervisor(ws, notify=False, on_change=lambda a, t: None)
-        sup.cursor.offset = offset
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-            with contextlib.suppress(ValueError, RuntimeError):
-                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(sup.stop()))
-        orig = sup.process_journal
-
-        def process() -> None:
-            orig()
-            try:
-                drain()
-            except BrokenPipeError:
-                _quiet_stdout()
-                asyncio.ensure_future(sup.stop())
-
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(HEARTBEAT_S)
-                try:
-                    heartbeat()
-                except BrokenPipeError:
-                    _quiet_stdout()
-                    await sup.stop()
-                    return
-
-        sup.process_journal = process  # type: ignore[method-assign]
-        beater = asyncio.create_task(beat())
-        try:
-            await sup.run()
-        finally:
-            beater.cancel()
-
-    try:
-        asyncio.run(main())
-    except BrokenPipeError:
-        _quiet_stdout()
-    return 0

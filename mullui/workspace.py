@@ -16,9 +16,9 @@ import secrets
 import shutil
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mullui import config as config_mod
@@ -36,7 +36,7 @@ LIVE_LOCAL = (State.STARTING, State.WORKING, State.BLOCKED)
 
 
 def slugify(text: str, limit: int = 24) -> str:
-    """A branch- and tmux-safe slug from free text (``Fix the login bug`` -> ``fix-the-login-bug``)."""
+    """A branch- and tmux-safe slug from free text (``Fix the bug`` -> ``fix-the-bug``)."""
     s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     s = s[:limit].rstrip("-")
     return s or "agent"
@@ -137,6 +137,7 @@ class Workspace:
         pane whose hook was missed gets its exit applied, and an agent with no sign of life
         past the stall limit is ``failed: stalled`` - never ``working`` forever.
         """
+        agents = self._interrupted_spawns(agents)
         live = [a for a in agents if a.host is None and a.state in LIVE_LOCAL and a.tmux_target]
         if not live:
             return agents
@@ -169,6 +170,40 @@ class Workspace:
             if stall is not None and stall <= now:
                 changed[a.id] = self.store.emit(a.id, "stall", cause="stalled")
         return [changed.get(a.id, a) for a in agents]
+
+    def _interrupted_spawns(self, agents: list[Agent]) -> list[Agent]:
+        """A spawn killed between its "start" and its tmux window (kill -9, a crash) would
+        leave its agent "starting" forever, holding a max_running slot: fail it once the
+        process that was starting it is gone (its pid is in the "start" event)."""
+        out = []
+        for a in agents:
+            if a.state is State.STARTING and a.host is None and not a.tmux_target:
+                from mullui.events import read_events
+
+                events, _ = read_events(self.paths.spool_file(a.id))
+                pids = [e.get("pid") for e in events if e.get("kind") == "start"]
+                pid = pids[-1] if pids else None
+                if isinstance(pid, int) and pid > 0 and not _alive(pid):
+                    a = self.store.emit(
+                        a.id, "fail", cause=f"spawn interrupted (mullui process {pid} is gone)"
+                    )
+                    a = self._adopt_worktree(a)
+            out.append(a)
+        return out
+
+    def _adopt_worktree(self, a: Agent) -> Agent:
+        """The worktree an interrupted spawn made before its record learnt of it: named
+        in the record, so ``rm`` can remove it (and refuses to lose work in it)."""
+        if a.worktree or not a.repo:
+            return a
+        from mullui.runtime import worktrees
+
+        slug = slugify(a.name)
+        path = worktrees.worktree_path(Path(a.repo), self.paths.worktrees_dir, slug, a.id)
+        if not path.exists():
+            return a
+        fields = {"worktree": str(path), "branch": f"mullui/{slug}-{a.id}"}
+        return self.store.emit(a.id, "update", fields=fields)
 
     def last_sign_of_life(self, a: Agent) -> datetime:
         """Newest of: the last hook/activity event, and the last pane output (log mtime)."""
@@ -287,8 +322,13 @@ class Workspace:
     def _forget(self, agent_id: str) -> None:
         """Remove every file of an agent whose spawn failed before it ever ran."""
         p = self.paths
-        for f in (p.spool_file(agent_id), p.record_file(agent_id), p.secret_file(agent_id),
-                  p.agents_dir / f"{agent_id}.lock", p.log_file(agent_id)):
+        for f in (
+            p.spool_file(agent_id),
+            p.record_file(agent_id),
+            p.secret_file(agent_id),
+            p.agents_dir / f"{agent_id}.lock",
+            p.log_file(agent_id),
+        ):
             with contextlib.suppress(OSError):
                 f.unlink()
         shutil.rmtree(p.profile_dir(agent_id), ignore_errors=True)
@@ -309,7 +349,7 @@ class Workspace:
             base = self.store.load(a.after).branch
         if base is None:
             base = worktrees.current_branch(repo)
-        a = self.store.emit(a.id, "start", cause="spawn")
+        a = self.store.emit(a.id, "start", cause="spawn", pid=os.getpid())
         wt = None
         try:
             wt = worktrees.create(
@@ -354,12 +394,33 @@ class Workspace:
                 self.store.emit(a.id, "meta", session_id=session_id)
             session = session_name(repo)
             self.tmux.ensure_session(session, repo)
-            on_exit = [*hook_argv(), "pane-died", "--agent", a.id, "--token", token,
-                       "--state-dir", str(self.paths.state_dir)]
-            silence = None if profile.has_hooks else int(
-                options.get("silence_after_s", cfg.limits.silence_after_s))
-            on_silence = [*hook_argv(), "silence", "--agent", a.id, "--token", token,
-                          "--state-dir", str(self.paths.state_dir), "--seconds", str(silence)]
+            on_exit = [
+                *hook_argv(),
+                "pane-died",
+                "--agent",
+                a.id,
+                "--token",
+                token,
+                "--state-dir",
+                str(self.paths.state_dir),
+            ]
+            silence = (
+                None
+                if profile.has_hooks
+                else int(options.get("silence_after_s", cfg.limits.silence_after_s))
+            )
+            on_silence = [
+                *hook_argv(),
+                "silence",
+                "--agent",
+                a.id,
+                "--token",
+                token,
+                "--state-dir",
+                str(self.paths.state_dir),
+                "--seconds",
+                str(silence),
+            ]
             # "working" goes into the spool *before* the window exists: a command that
             # exits at once must not have its exit overtaken by a late "working".
             self.store.emit(a.id, "state", state="working", cause="spawned")
@@ -374,8 +435,18 @@ class Workspace:
                 on_exit=on_exit,
                 silence_seconds=silence,
                 on_silence=on_silence if silence else None,
-                on_activity=[*hook_argv(), "activity", "--agent", a.id, "--token", token,
-                             "--state-dir", str(self.paths.state_dir)] if silence else None,
+                on_activity=[
+                    *hook_argv(),
+                    "activity",
+                    "--agent",
+                    a.id,
+                    "--token",
+                    token,
+                    "--state-dir",
+                    str(self.paths.state_dir),
+                ]
+                if silence
+                else None,
             )
             return self.store.emit(
                 a.id, "update", fields={"tmux_target": target, "tmux_session": session}
@@ -392,6 +463,12 @@ class Workspace:
                     worktrees.discard(repo, wt)
             self.store.emit(a.id, "fail", cause=f"spawn failed: {type(e).__name__}: {e}")
             raise
+        except BaseException:  # Ctrl-C half way: no agent left "starting" forever
+            if wt is not None:
+                with contextlib.suppress(MulluiError):
+                    worktrees.discard(repo, wt)
+            self.store.emit(a.id, "fail", cause="spawn interrupted")
+            raise
 
     # ---- acting on agents ----------------------------------------------------------
     def _local(self, a: Agent, what: str) -> None:
@@ -406,7 +483,9 @@ class Workspace:
             dispatch.send(self, a, text)
             return a
         if not a.tmux_target or a.state in (State.QUEUED, State.STOPPED) or a.removed:
-            raise MulluiError(f"agent {a.name} has no running pane ({a.state.value}): nothing to send to")
+            raise MulluiError(
+                f"agent {a.name} has no running pane ({a.state.value}): nothing to send to"
+            )
         if a.exit_code is not None:
             raise MulluiError(f"agent {a.name} has exited (exit {a.exit_code}): nothing to send to")
         self.tmux.send(a.tmux_target, text)
@@ -465,7 +544,8 @@ class Workspace:
         if a.worktree and a.repo and a.branch:
             if a.state in LIVE_LOCAL and not force:
                 raise MulluiError(
-                    f"agent {a.name} is {a.state.value}: `mullui stop {a.name}` first, or rm --force"
+                    f"agent {a.name} is {a.state.value}: "
+                    f"`mullui stop {a.name}` first, or rm --force"
                 )
             saved = worktrees.remove(
                 Path(a.repo), Path(a.worktree), a.branch, force=force, agent_name=a.name
@@ -522,7 +602,11 @@ class Workspace:
 
             r = subprocess.run(
                 ["git", "diff", *(["--color=always"] if color else []), f"{a.base}...{a.branch}"],
-                cwd=a.repo, capture_output=True, text=True, timeout=60, check=False,
+                cwd=a.repo,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
             )
             if r.returncode != 0:
                 raise MulluiError(f"cannot diff {a.branch}: {r.stderr.strip() or 'git failed'}")
@@ -543,9 +627,19 @@ class Workspace:
     def ensure_supervisor(self) -> None:
         """Make sure some supervisor (TUI or ``mullui watch``) is running to start queued
         agents and notify; starts ``mullui watch`` in a hidden tmux window when none is."""
-        from mullui import supervisor
+        from mullui import watch
 
-        supervisor.ensure_running(self)
+        watch.ensure_running(self)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 def remove_agent_files(paths: Paths, agent_id: str) -> None:

@@ -35,12 +35,24 @@ max_running = 8
 def make_repo(root: Path) -> Path:
     repo = root / "sandbox-repo"
     repo.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "mullui-demo", "GIT_AUTHOR_EMAIL": "demo@mullui.invalid",
-           "GIT_COMMITTER_NAME": "mullui-demo", "GIT_COMMITTER_EMAIL": "demo@mullui.invalid"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "mullui-demo",
+        "GIT_AUTHOR_EMAIL": "demo@mullui.invalid",
+        "GIT_COMMITTER_NAME": "mullui-demo",
+        "GIT_COMMITTER_EMAIL": "demo@mullui.invalid",
+    }
 
     def git(*args: str) -> None:
-        r = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True,
-                           timeout=30, check=False)
+        r = subprocess.run(
+            ["git", *args],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         if r.returncode != 0:
             raise MulluiError(f"demo: git {' '.join(args)} failed: {r.stderr.strip()}")
 
@@ -79,8 +91,11 @@ def setup(root: Path | None = None) -> tuple[Path, list[str]]:
 def run_demo(*, tui: bool = True) -> int:
     repo, ids = setup()
     print(f"mullui demo: {len(ids)} scripted agents in {repo}", file=sys.stderr)
-    print(f"  MULLUI_HOME={os.environ['MULLUI_HOME']} MULLUI_TMUX_SOCKET={os.environ['MULLUI_TMUX_SOCKET']}",
-          file=sys.stderr)
+    print(
+        f"  MULLUI_HOME={os.environ['MULLUI_HOME']}"
+        f" MULLUI_TMUX_SOCKET={os.environ['MULLUI_TMUX_SOCKET']}",
+        file=sys.stderr,
+    )
     if not tui:
         for i in ids:
             print(i)

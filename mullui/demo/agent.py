@@ -16,7 +16,14 @@ from pathlib import Path
 from mullui.errors import MulluiError
 
 CYAN, GREEN, YELLOW, RED, DIM, BOLD, RESET = (
-    "\x1b[36m", "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[2m", "\x1b[1m", "\x1b[0m")
+    "\x1b[36m",
+    "\x1b[32m",
+    "\x1b[33m",
+    "\x1b[31m",
+    "\x1b[2m",
+    "\x1b[1m",
+    "\x1b[0m",
+)
 SPEED = float(os.environ.get("MULLUI_DEMO_SPEED", "1"))
 
 
@@ -50,8 +57,13 @@ def commit(path: str, text: str, message: str) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "demo-agent", "GIT_AUTHOR_EMAIL": "demo@mullui.invalid",
-           "GIT_COMMITTER_NAME": "demo-agent", "GIT_COMMITTER_EMAIL": "demo@mullui.invalid"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "demo-agent",
+        "GIT_AUTHOR_EMAIL": "demo@mullui.invalid",
+        "GIT_COMMITTER_NAME": "demo-agent",
+        "GIT_COMMITTER_EMAIL": "demo@mullui.invalid",
+    }
     subprocess.run(["git", "add", "-A"], check=False, env=env, capture_output=True)
     subprocess.run(["git", "commit", "-qm", message], check=False, env=env, capture_output=True)
     say(f"{GREEN}✓{RESET} committed: {message}")
@@ -68,8 +80,11 @@ def ask(question: str) -> str:
 
 
 def usage(tokens_in: int, tokens_out: int) -> dict[str, object]:
-    return {"tokens_in": tokens_in, "tokens_out": tokens_out,
-            "cost_usd": round(tokens_in * 3e-6 + tokens_out * 15e-6, 4)}
+    return {
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "cost_usd": round(tokens_in * 3e-6 + tokens_out * 15e-6, 4),
+    }
 
 
 def main() -> int:
@@ -78,8 +93,14 @@ def main() -> int:
     hook("Working")
     if script == "refactor":
         work(["Reading src/parser.py", "Extracting tokenize()", "Running the tests (12 passed)"], 8)
-        commit("src/parser.py", "def tokenize(text):\n    return text.split()\n", "Extract tokenize()")
-        hook("Stop", message="Extracted tokenize() from parse(); 12 tests pass.", **usage(18000, 2400))
+        commit(
+            "src/parser.py", "def tokenize(text):\n    return text.split()\n", "Extract tokenize()"
+        )
+        hook(
+            "Stop",
+            message="Extracted tokenize() from parse(); 12 tests pass.",
+            **usage(18000, 2400),
+        )
     elif script == "question":
         work(["Reading the API docs", "Drafting the new endpoint"], 5)
         answer = ask("Should the new /export endpoint also accept CSV? (y/n)")
@@ -96,7 +117,10 @@ def main() -> int:
             hook("Stop", message="Left build/ alone as asked.", **usage(7000, 500))
     elif script == "flaky":
         work(["Installing dependencies", "Running the integration tests"], 6)
-        say(f"{RED}FAILED tests/test_sync.py::test_retry - TimeoutError: upstream did not answer{RESET}")
+        say(
+            f"{RED}FAILED tests/test_sync.py::test_retry - "
+            f"TimeoutError: upstream did not answer{RESET}"
+        )
         say(f"{RED}1 failed, 41 passed{RESET}")
         return 1
     elif script == "long":

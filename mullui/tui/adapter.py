@@ -109,6 +109,7 @@ class Pipeline:
 
     async def run(self) -> None:
         from mullui import supervisor as sup
+        from mullui import watch
 
         ws: Any = self.actions
         self.lock = sup.SupervisorLock(ws.paths.supervisor_lock)
@@ -116,7 +117,7 @@ class Pipeline:
         self.owner = self.lock.acquire() or self.lock.take_over()
         if self.owner:
             try:
-                self.notifier = sup.make_notifier(
+                self.notifier = watch.make_notifier(
                     ws,
                     self.on_action,
                     terminal=None,  # a notification written to the tty would tear the TUI
@@ -144,13 +145,13 @@ class Pipeline:
     async def stop(self) -> None:
         """Quit or hand over: popups the supervisor already decided on still go out
         (its cursor counts them as told), then the notifier closes and the lock goes."""
-        from mullui import supervisor as sup
+        from mullui import watch
 
         if self.supervisor is not None:
             await self.supervisor.stop()
             if self.owner:
                 try:
-                    await sup.finish_notifications(self.supervisor, self.notifier)
+                    await watch.finish_notifications(self.supervisor, self.notifier)
                 except Exception as e:  # quitting must finish whatever the notifier does
                     print(f"mullui: notifications not finished: {e!r}", file=sys.stderr)
                 self.notifier = None
@@ -167,6 +168,7 @@ def keep_watching(actions: AgentActions) -> bool:
     window) when the config asks for it (``[watch] on_quit``, default on).  True when a
     supervisor runs afterwards."""
     from mullui import supervisor as sup
+    from mullui import watch
 
     ws: Any = actions
     try:
@@ -176,5 +178,5 @@ def keep_watching(actions: AgentActions) -> bool:
         print(f"mullui: {e}", file=sys.stderr)
         return False
     if sup.SupervisorLock(ws.paths.supervisor_lock).is_free():
-        return bool(sup.ensure_running(ws))
+        return bool(watch.ensure_running(ws))
     return True

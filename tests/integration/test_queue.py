@@ -286,10 +286,10 @@ def test_an_agent_over_max_cost_is_stopped_and_the_inbox_says_so(
     config(mullui_home, "[limits]\nmax_cost_usd = 10.0\n")
     a = spawn(cli, git_repo, "sleep 60")
     # Make sure the supervisor runs (nothing queued here would start it).
-    from mullui import supervisor
+    from mullui import supervisor, watch
     from mullui.workspace import Workspace
 
-    supervisor.ensure_running(Workspace(cwd=git_repo))
+    watch.ensure_running(Workspace(cwd=git_repo))
     wait_state(a, State.WORKING)
     try:
         wait_for(
@@ -395,10 +395,10 @@ def test_the_queue_survives_a_restart_of_tmux_and_mullui(
     r = cli("ls", cwd=git_repo)
     assert r.returncode == 0, r.stderr
     assert get(long).state is State.FAILED
-    from mullui import supervisor
+    from mullui import watch
     from mullui.workspace import Workspace
 
-    supervisor.ensure_running(Workspace(cwd=git_repo))
+    watch.ensure_running(Workspace(cwd=git_repo))
     done_c = wait_state(c, State.DONE, timeout=30)
     assert (Path(done_c.worktree or "") / "c.txt").read_text() == "b\n"
 
@@ -451,10 +451,10 @@ def test_max_cost_stops_a_real_claude_code_agent(
         r = cli("spawn", "--agent", "claude", "--no-attach", "Rewrite the README", cwd=git_repo)
         assert r.returncode == 0, r.stderr
         a = r.stdout.strip()
-        from mullui import supervisor
+        from mullui import watch
         from mullui.workspace import Workspace
 
-        supervisor.ensure_running(Workspace(cwd=git_repo))
+        watch.ensure_running(Workspace(cwd=git_repo))
         assert stub.wait_served(1, timeout=60), f"claude never asked the stub{_diagnose()}"
         failed = wait_state(a, State.FAILED, timeout=60)
     assert failed.cost_usd is not None and failed.cost_usd > 1.0

@@ -25,7 +25,8 @@ import pytest
 
 from mullui.model import parse_iso
 from mullui.paths import get_paths
-from mullui.supervisor import WATCH_SESSION, SupervisorLock
+from mullui.supervisor import SupervisorLock
+from mullui.watch import WATCH_SESSION
 from tests.conftest import ROOT, make_repo, wait_for
 from tests.support.fake_notifications import (
     FakeNotificationServer,

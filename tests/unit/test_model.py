@@ -82,15 +82,17 @@ def test_illegal_examples_raise() -> None:
 
 
 def test_inbox_order_blocked_failed_done_oldest_first() -> None:
-    mk = lambda i, s, m: Agent(
-        id=i,
-        name=i,
-        profile="shell",
-        task="t",
-        state=s,  # noqa: E731
-        state_since=T0 + timedelta(minutes=m),
-        created_at=T0,
-    )
+    def mk(i: str, s: State, m: int) -> Agent:
+        return Agent(
+            id=i,
+            name=i,
+            profile="shell",
+            task="t",
+            state=s,
+            state_since=T0 + timedelta(minutes=m),
+            created_at=T0,
+        )
+
     agents = [
         mk("d-new", State.DONE, 9),
         mk("b-new", State.BLOCKED, 8),

@@ -10,7 +10,9 @@ import pytest
 from mullui.agents import get_profile
 
 
-def test_config_prices_reach_priced_profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_prices_reach_priced_profiles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     f = tmp_path / "prices.json"
     f.write_text(json.dumps({"claude-sonnet-4-5": {"output": 99.0}}))
     monkeypatch.setenv("MULLUI_PRICES", str(f))
@@ -19,7 +21,9 @@ def test_config_prices_reach_priced_profiles(tmp_path: Path, monkeypatch: pytest
     assert claude.prices["claude-sonnet-4-5"].input == 3.0  # type: ignore[attr-defined]
 
 
-def test_broken_prices_file_falls_back_to_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broken_prices_file_falls_back_to_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     f = tmp_path / "prices.json"
     f.write_text("{torn")
     monkeypatch.setenv("MULLUI_PRICES", str(f))
