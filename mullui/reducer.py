@@ -252,13 +252,14 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
 
     if kind == "mirror":
         # A remote agent's record, as its own host's mullui applied it (remote hosts).
-        rec = dict(ev.get("record") or {})
+        rec = dict(_dict(ev.get("record")))
         rec["id"] = a.id
         rec["host"] = a.host
         try:
-            return Agent.from_record({**a.to_record(), **rec})
-        except (KeyError, ValueError, TypeError):
+            b = Agent.from_record({**a.to_record(), **rec})
+        except (KeyError, ValueError, TypeError, AttributeError):
             return a
+        return b if b.seq == len(b.history) else a  # a torn or foreign record: keep ours
 
     if kind == "update":
         fields = ev.get("fields")
