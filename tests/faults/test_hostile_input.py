@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import tomli_w
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from mullui import config as config_mod
@@ -35,7 +35,10 @@ from tests.conftest import git, ls_json, make_repo, wait_for
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
-FAST = settings(max_examples=80, deadline=None,
+# No "explain" phase: it traces every line run by a failing example, and with 1 MB
+# payloads that took minutes (hypothesis 6.x scrutineer) before the failure was shown.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
+FAST = settings(max_examples=80, deadline=None, phases=PHASES,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -318,7 +321,7 @@ def assert_sane(store: Store, aid: str) -> Agent:
     return a
 
 
-@settings(max_examples=100, deadline=None,
+@settings(max_examples=100, deadline=None, phases=PHASES,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(data=st.data())
@@ -381,7 +384,7 @@ event = st.fixed_dictionaries(
     })
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, phases=PHASES)
 @given(events=st.lists(event, max_size=25))
 def test_reducer_never_raises_and_keeps_the_record_whole(events: list[dict[str, Any]]) -> None:
     created = {"kind": "created", "at": "2030-01-01T00:00:00Z",
