@@ -404,6 +404,11 @@ def test_spawn_interrupted_half_way_frees_its_slot(
     hook.unlink()
     [cut] = ls_json(cli, git_repo)
     assert cut["state"] == "failed" and "interrupted" in cut["cause"], cut
+    if sig is signal.SIGINT:  # cleaned up on the way out
+        assert cut["worktree"] is None and "mullui/" not in git(git_repo, "branch", "--list")
+    else:  # the half-made worktree is the agent's: rm can find it
+        assert cut["worktree"] and Path(cut["worktree"]).is_dir(), cut
+        assert cut["branch"] == f"mullui/cut-{cut['id']}"
     # The slot is free again: the next agent starts at once instead of queueing forever.
     nxt = spawn(cli, git_repo, "sleep 60", "next")
     assert row(cli, git_repo, nxt)["state"] == "working"
