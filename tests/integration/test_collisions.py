@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,50 @@ def test_scratch_objects_are_recycled_once_they_grow(
     assert [p for p in tmp_path.iterdir() if p.name.startswith("mullui-radar-")] == []
     assert find_collisions([a, b], cache) == first
     assert cache.stats.agent_hits == 0  # recycled: everything was computed again
+
+
+def test_scratch_objects_live_in_ram_when_there_is_room(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ram = tmp_path / "run-user"  # stands for $XDG_RUNTIME_DIR (a tmpfs under systemd)
+    ram.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(ram))
+    a, b = agent(repo, "a"), agent(repo, "b")
+    edit(a, L5="a")
+    edit(b, commit=False, L5="b")
+    cache = CollisionCache()
+    assert find_collisions([a, b], cache)["a"][0].conflict
+    assert [p.name[:13] for p in ram.iterdir()] == ["mullui-radar-"]
+    cache.close()
+    assert list(ram.iterdir()) == []
+
+    # Short of room (a container's 64 MB /dev/shm): the system temp dir instead.
+    monkeypatch.setattr("mullui.collisions.SCRATCH_RAM_MIN_FREE", 2**62)
+    cache = CollisionCache()
+    assert find_collisions([a, b], cache)["a"][0].conflict
+    assert list(ram.iterdir()) == []
+    cache.close()
+
+
+def test_scratch_objects_removed_under_the_radar_are_made_afresh(
+    repo: Path, tmp_path: Path
+) -> None:
+    # systemd-logind's RemoveIPC empties /dev/shm at the user's last logout; mullui may
+    # live on in tmux.
+    a, b = agent(repo, "a"), agent(repo, "b")
+    edit(a, L5="a")
+    edit(b, commit=False, L5="b")
+    cache = CollisionCache(scratch_parent=tmp_path)
+    first = find_collisions([a, b], cache)
+    for p in tmp_path.iterdir():
+        if p.name.startswith("mullui-radar-"):
+            shutil.rmtree(p)
+    edit(b, commit=False, L5="b again")  # a new snapshot must be written somewhere
+
+    again = find_collisions([a, b], cache)
+
+    assert again["a"][0].conflict and again == first
+    cache.close()
 
 
 def test_the_snapshot_is_readable_through_the_cache_environment(repo: Path) -> None:
