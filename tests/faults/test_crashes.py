@@ -55,8 +55,9 @@ def send_hook(home: Path, aid: str, event: str, payload: dict[str, Any]) -> None
     """One hook call through the real ingest path (in-process: a subprocess per hook
     would make the kill-mid-run test slow without testing anything more)."""
     token = (home / "state" / "secrets" / aid).read_text()
-    hook_mod.ingest(event, [], agent=aid, token=token, state_dir=str(home / "state"),
-                    stdin=json.dumps(payload))
+    hook_mod.ingest(
+        event, [], agent=aid, token=token, state_dir=str(home / "state"), stdin=json.dumps(payload)
+    )
 
 
 def no_traceback(r: subprocess.CompletedProcess[str]) -> None:
@@ -85,8 +86,12 @@ def journal(home: Path) -> list[dict[str, Any]]:
 
 
 def pane_alive(sock: str, target: str) -> bool:
-    r = subprocess.run(["tmux", "-L", sock, "display-message", "-p", "-t", target,
-                        "#{pane_dead}"], capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        ["tmux", "-L", sock, "display-message", "-p", "-t", target, "#{pane_dead}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return r.returncode == 0 and r.stdout.strip() == "0"
 
 
@@ -112,8 +117,18 @@ def test_torn_record_is_reported_once_and_rebuilt(
     assert r.returncode == 0 and r.stderr == ""  # reported once, not on every ls
 
 
-@pytest.mark.parametrize("body", ["[1, 2]", '"text"', "null", '{"id": "someone-else"}',
-                                  '{"state": "working"}', "\u0000\u0001", ""])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[1, 2]",
+        '"text"',
+        "null",
+        '{"id": "someone-else"}',
+        '{"state": "working"}',
+        "\u0000\u0001",
+        "",
+    ],
+)
 def test_record_of_the_wrong_shape_is_rebuilt(
     cli: Cli, git_repo: Path, mullui_home: Path, body: str
 ) -> None:
@@ -130,13 +145,22 @@ def test_record_of_the_wrong_shape_is_rebuilt(
     assert json.loads(rec.read_text())["id"] == aid
 
 
-@pytest.mark.parametrize("line", [
-    '{"eid": [1], "kind": "ack"}', '{"eid": {"a": 1}, "kind": "wake"}', "[1, 2]", '"text"',
-    '{"kind": "created", "record": [1]}', '{"kind": "state", "state": "done", "at": 5}',
-    '{"kind": "update", "fields": {"task": 5, "branch": ["x"], "extra": "y"}}',
-    '{"kind": "usage", "tokens_in": "many", "cost_usd": {}}', '{"kind": ["state"]}',
-    '{"kind": "exit", "exit_code": "nine"}', "not json at all",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"eid": [1], "kind": "ack"}',
+        '{"eid": {"a": 1}, "kind": "wake"}',
+        "[1, 2]",
+        '"text"',
+        '{"kind": "created", "record": [1]}',
+        '{"kind": "state", "state": "done", "at": 5}',
+        '{"kind": "update", "fields": {"task": 5, "branch": ["x"], "extra": "y"}}',
+        '{"kind": "usage", "tokens_in": "many", "cost_usd": {}}',
+        '{"kind": ["state"]}',
+        '{"kind": "exit", "exit_code": "nine"}',
+        "not json at all",
+    ],
+)
 def test_a_spool_line_of_the_wrong_shape_is_skipped_or_applied_sanely(
     cli: Cli, git_repo: Path, mullui_home: Path, line: str
 ) -> None:
@@ -214,8 +238,16 @@ def test_torn_notify_cursor_is_reported_and_rewritten(
     assert json.loads(cursor.read_text())["offset"] == good["offset"]
 
 
-@pytest.mark.parametrize("body", ['{"offset": "x"}', '{"offset": 3, "seqs": {"a": "b"}}',
-                                  '[1, 2]', '{"offset": 5, "seqs": [1]}', "null"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"offset": "x"}',
+        '{"offset": 3, "seqs": {"a": "b"}}',
+        "[1, 2]",
+        '{"offset": 5, "seqs": [1]}',
+        "null",
+    ],
+)
 def test_notify_cursor_with_wrong_types_is_rebuilt(
     cli: Cli, git_repo: Path, mullui_home: Path, body: str
 ) -> None:
@@ -232,8 +264,14 @@ def test_notify_cursor_with_wrong_types_is_rebuilt(
 # ---- kill -9 ---------------------------------------------------------------------------------
 def start_watch(cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "mullui", "watch"], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mullui", "watch"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def lock_holder(home: Path) -> int | None:
@@ -296,8 +334,9 @@ def test_kill9_watch_mid_run_applies_every_event_once(
         assert pane_alive(sock, a["tmux_target"]), a
     watch = start_watch(git_repo)
     try:
-        wait_for(lambda: json.loads(cursor.read_text())["seqs"].get(aid) == expected_seq,
-                 timeout=15)
+        wait_for(
+            lambda: json.loads(cursor.read_text())["seqs"].get(aid) == expected_seq, timeout=15
+        )
     finally:
         watch.terminate()
         assert watch.wait(10) == 0
@@ -330,15 +369,26 @@ def test_kill9_tui_keeps_agents_and_frees_the_supervisor_lock(
         "TERM": "xterm-256color",
     }
     # The TUI in a terminal of its own: a tmux server on another socket (libtmux's fixture).
-    server.new_session("tui", window_command=f"{sys.executable} -m mullui",
-                       start_directory=str(git_repo), environment=env, x=120, y=40)
+    server.new_session(
+        "tui",
+        window_command=f"{sys.executable} -m mullui",
+        start_directory=str(git_repo),
+        environment=env,
+        x=120,
+        y=40,
+    )
     pid = wait_for(lambda: lock_holder(mullui_home), timeout=20)
     # Mid-run: the agent asks while the TUI supervises.
     send_hook(mullui_home, aid, "Ask", {"question": "ship it?"})
     time.sleep(0.3)
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or
-             "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), timeout=10)
+    wait_for(
+        lambda: (
+            not Path(f"/proc/{pid}").exists()
+            or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        ),
+        timeout=10,
+    )
     a = row(cli, git_repo, aid)
     assert a["state"] == "blocked"
     assert pane_alive(os.environ["MULLUI_TMUX_SOCKET"], a["tmux_target"])
@@ -394,9 +444,25 @@ def test_spawn_interrupted_half_way_frees_its_slot(
     hook.write_text(f"#!/bin/sh\ntouch {reached}\nsleep 5\n")
     hook.chmod(0o755)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.Popen([sys.executable, "-m", "mullui", "spawn", "--agent", "shell",
-                          "--name", "cut", "--no-attach", "sleep 60"], cwd=git_repo, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mullui",
+            "spawn",
+            "--agent",
+            "shell",
+            "--name",
+            "cut",
+            "--no-attach",
+            "sleep 60",
+        ],
+        cwd=git_repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(reached.exists, timeout=20)
     p.send_signal(sig)
     _out, err = p.communicate(timeout=20)

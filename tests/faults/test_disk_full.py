@@ -34,8 +34,12 @@ def small_state(mullui_home: Path) -> Iterator[Path]:
     """``$MULLUI_HOME/state`` on a 2 MB tmpfs (worktrees stay on the real disk)."""
     state = mullui_home / "state"
     state.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(state)],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(state)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
     try:
@@ -97,13 +101,22 @@ def ok_or_clear_failure(r: subprocess.CompletedProcess[str], state: Path) -> boo
 def hook(
     state: Path, aid: str, event: str, payload: dict[str, Any]
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MULLUI_AGENT_ID": aid, "PYTHONPATH": str(ROOT),
-           "MULLUI_AGENT_TOKEN": (state / "secrets" / aid).read_text(),
-           "MULLUI_STATE_DIR": str(state)}
+    env = {
+        **os.environ,
+        "MULLUI_AGENT_ID": aid,
+        "PYTHONPATH": str(ROOT),
+        "MULLUI_AGENT_TOKEN": (state / "secrets" / aid).read_text(),
+        "MULLUI_STATE_DIR": str(state),
+    }
     env.pop("MULLUI_HOME", None)
-    return subprocess.run([sys.executable, "-m", "mullui", "hook", event],
-                          input=json.dumps(payload), capture_output=True, text=True, env=env,
-                          timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "mullui", "hook", event],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
 
 
 def whole_lines(path: Path) -> list[dict[str, Any]]:
@@ -116,13 +129,22 @@ def test_full_state_dir(cli: Cli, git_repo: Path, mullui_home: Path, small_state
     state = small_state
     shell = spawn(cli, git_repo, "sleep 60", "sleeper")
     demo = spawn(cli, git_repo, "x", "asker", agent="demo")
-    wait_for(lambda: next(a for a in ls_json(cli, git_repo) if a["id"] == demo)["cause"]
-             == "hook:Working", timeout=10)
+    wait_for(
+        lambda: (
+            next(a for a in ls_json(cli, git_repo) if a["id"] == demo)["cause"] == "hook:Working"
+        ),
+        timeout=10,
+    )
     before = {a["id"]: a for a in ls_json(cli, git_repo)}
     branches = git(git_repo, "branch", "--list")
-    watch = subprocess.Popen([sys.executable, "-m", "mullui", "watch"], cwd=git_repo,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "mullui", "watch"],
+        cwd=git_repo,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for((state / "notified.json").exists, timeout=10)
         filler = fill(state)
@@ -131,7 +153,8 @@ def test_full_state_dir(cli: Cli, git_repo: Path, mullui_home: Path, small_state
         r = cli("ls", "--json", cwd=git_repo)
         assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
         assert {a["id"]: a["state"] for a in json.loads(r.stdout)} == {
-            k: v["state"] for k, v in before.items()}
+            k: v["state"] for k, v in before.items()
+        }
 
         # An event bigger than any page's slack: refused whole, no half line left behind.
         r = hook(state, demo, "Ask", {"question": "which one? " + "x" * 20_000})
@@ -149,8 +172,7 @@ def test_full_state_dir(cli: Cli, git_repo: Path, mullui_home: Path, small_state
         rows = {a["id"]: a for a in json.loads(r.stdout)}
         assert rows[demo]["state"] == ("blocked" if asked else "working")
 
-        r = cli("spawn", "--agent", "shell", "--name", "late", "--no-attach", "true",
-                cwd=git_repo)
+        r = cli("spawn", "--agent", "shell", "--name", "late", "--no-attach", "true", cwd=git_repo)
         one_clear_failure(r, state)
         assert git(git_repo, "branch", "--list") == branches  # nothing half made
         for rec in (state / "agents").glob("*.json"):
@@ -175,8 +197,10 @@ def test_full_state_dir(cli: Cli, git_repo: Path, mullui_home: Path, small_state
         whole_lines(state / "changes.jsonl")
         seq = json.loads((state / "agents" / f"{demo}.json").read_text())["seq"]
         # The supervisor lived through it and catches up.
-        wait_for(lambda: json.loads((state / "notified.json").read_text())["seqs"].get(demo)
-                 == seq, timeout=10)
+        wait_for(
+            lambda: json.loads((state / "notified.json").read_text())["seqs"].get(demo) == seq,
+            timeout=10,
+        )
     finally:
         watch.send_signal(signal.SIGTERM)
         watch.wait(10)

@@ -38,15 +38,46 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 # No "explain" phase: it traces every line run by a failing example, and with 1 MB
 # payloads that took minutes (hypothesis 6.x scrutineer) before the failure was shown.
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
-FAST = settings(max_examples=80, deadline=None, phases=PHASES,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=80,
+    deadline=None,
+    phases=PHASES,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 
 # Any unicode (control characters, NUL, newlines, RTL marks, emoji), plus the shell's
 # favourite metacharacters, up to ~10 KB.
-SHELLISH = ["$(touch /tmp/mullui-pwned)", "`id`", "'", '"', ";", "|", "&", ">", "\\", "\n",
-            "\0", "{task}", "{id}", "{", "}", "#(touch /tmp/mullui-pwned)", "#{pane_id}", "-rf",
-            "--upload-pack=touch /tmp/mullui-pwned", "..", "/", "~", "*", "\x1b[31m", "\u202e"]
+SHELLISH = [
+    "$(touch /tmp/mullui-pwned)",
+    "`id`",
+    "'",
+    '"',
+    ";",
+    "|",
+    "&",
+    ">",
+    "\\",
+    "\n",
+    "\0",
+    "{task}",
+    "{id}",
+    "{",
+    "}",
+    "#(touch /tmp/mullui-pwned)",
+    "#{pane_id}",
+    "-rf",
+    "--upload-pack=touch /tmp/mullui-pwned",
+    "..",
+    "/",
+    "~",
+    "*",
+    "\x1b[31m",
+    "\u202e",
+]
 hostile_text = st.one_of(
     st.text(max_size=200),
     st.lists(st.one_of(st.sampled_from(SHELLISH), st.text(max_size=20)), max_size=30).map("".join),
@@ -55,11 +86,23 @@ hostile_text = st.one_of(
 
 
 # ---- custom argv profiles: each placeholder stays inside one argv element ---------------------
-def ctx_for(task: str, agent_id: str = "ab12cd34", branch: str = "mullui/x-ab12cd34",
-            worktree: str = "/tmp/wt") -> LaunchContext:
-    return LaunchContext(agent_id=agent_id, name="n", task=task, worktree=Path(worktree),
-                         branch=branch, repo=Path("/tmp/repo"), profile_dir=Path("/tmp/p"),
-                         hook_argv=("mullui", "hook"), session_id="s")
+def ctx_for(
+    task: str,
+    agent_id: str = "ab12cd34",
+    branch: str = "mullui/x-ab12cd34",
+    worktree: str = "/tmp/wt",
+) -> LaunchContext:
+    return LaunchContext(
+        agent_id=agent_id,
+        name="n",
+        task=task,
+        worktree=Path(worktree),
+        branch=branch,
+        repo=Path("/tmp/repo"),
+        profile_dir=Path("/tmp/p"),
+        hook_argv=("mullui", "hook"),
+        session_id="s",
+    )
 
 
 literal = st.text(max_size=12).filter(lambda s: "{" not in s and "}" not in s)
@@ -67,16 +110,22 @@ template_element = st.lists(st.one_of(literal, st.sampled_from(PLACEHOLDERS)), m
 
 
 @FAST
-@given(task=hostile_text, branch=hostile_text, worktree=hostile_text,
-       template=st.lists(template_element, min_size=1, max_size=6))
+@given(
+    task=hostile_text,
+    branch=hostile_text,
+    worktree=hostile_text,
+    template=st.lists(template_element, min_size=1, max_size=6),
+)
 def test_custom_profile_keeps_each_placeholder_in_its_argv_element(
     task: str, branch: str, worktree: str, template: list[list[str]]
 ) -> None:
     values = {"task": task, "id": "ab12cd34", "branch": branch, "worktree": str(Path(worktree))}
-    command = ["".join("{" + p + "}" if p in PLACEHOLDERS else p for p in parts)
-               for parts in template]
+    command = [
+        "".join("{" + p + "}" if p in PLACEHOLDERS else p for p in parts) for parts in template
+    ]
     argv = CustomProfile("mine", {"command": command}).command(
-        ctx_for(task, branch=branch, worktree=worktree))
+        ctx_for(task, branch=branch, worktree=worktree)
+    )
     assert len(argv) == len(command)  # nothing split, nothing joined
     for got, parts in zip(argv, template, strict=True):
         # One pass: a task that contains "{id}" is not expanded a second time.
@@ -101,8 +150,9 @@ def test_shell_task_is_one_argv_element(task: str) -> None:
 
 # ---- names and branches -------------------------------------------------------------------
 def branch_ok(branch: str) -> bool:
-    r = subprocess.run(["git", "check-ref-format", "--branch", branch], capture_output=True,
-                       check=False)
+    r = subprocess.run(
+        ["git", "check-ref-format", "--branch", branch], capture_output=True, check=False
+    )
     return r.returncode == 0
 
 
@@ -151,22 +201,64 @@ def one_line_naming(e: ConfigError, path: Path) -> None:
     assert path.name in e.message, e.message
 
 
-toml_ish = st.lists(st.one_of(
-    st.sampled_from(["[limits]", "[profiles.x]", "[hosts.h]", "[chains.c]", "[notify]",
-                     "[[chains.c.steps]]", "max_running = ", "command = ", "steps = ", "=",
-                     '"', "'", "[", "]", "{", "}", ",", "\n", "#", "true", "1.5", "-3",
-                     "1979-05-27", '"""', "\\u0000", "\\", "x.y.z = 1", "ssh = \"me@h\""]),
-    st.text(max_size=10)), max_size=40).map("".join)
+toml_ish = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                "[limits]",
+                "[profiles.x]",
+                "[hosts.h]",
+                "[chains.c]",
+                "[notify]",
+                "[[chains.c.steps]]",
+                "max_running = ",
+                "command = ",
+                "steps = ",
+                "=",
+                '"',
+                "'",
+                "[",
+                "]",
+                "{",
+                "}",
+                ",",
+                "\n",
+                "#",
+                "true",
+                "1.5",
+                "-3",
+                "1979-05-27",
+                '"""',
+                "\\u0000",
+                "\\",
+                "x.y.z = 1",
+                'ssh = "me@h"',
+            ]
+        ),
+        st.text(max_size=10),
+    ),
+    max_size=40,
+).map("".join)
 
 SCHEMA = {
-    "default_agent": None, "theme": None, "limits": config_mod.LIMITS,
-    "notify": config_mod.NOTIFY, "watch": config_mod.WATCH, "collisions": config_mod.COLLISIONS,
+    "default_agent": None,
+    "theme": None,
+    "limits": config_mod.LIMITS,
+    "notify": config_mod.NOTIFY,
+    "watch": config_mod.WATCH,
+    "collisions": config_mod.COLLISIONS,
 }
 toml_value = st.recursive(
-    st.one_of(st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False),
-              st.text(max_size=20), st.datetimes()),
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    st.one_of(
+        st.booleans(),
+        st.integers(-(2**40), 2**40),
+        st.floats(allow_nan=False),
+        st.text(max_size=20),
+        st.datetimes(),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 
@@ -175,28 +267,54 @@ toml_value = st.recursive(
 def wrong_typed_config(draw: st.DrawFn) -> dict[str, Any]:
     """Valid TOML whose keys are mostly real and whose values are anything."""
     data: dict[str, Any] = {}
-    for key in draw(st.lists(st.sampled_from([*SCHEMA, "profiles", "hosts", "chains",
-                                              "prices", "bogus"]), max_size=5, unique=True)):
+    for key in draw(
+        st.lists(
+            st.sampled_from([*SCHEMA, "profiles", "hosts", "chains", "prices", "bogus"]),
+            max_size=5,
+            unique=True,
+        )
+    ):
         schema = SCHEMA.get(key)
         if key in ("default_agent", "theme"):
             data[key] = draw(toml_value)
         elif isinstance(schema, dict):
-            data[key] = draw(st.dictionaries(st.sampled_from([*schema, "nope"]), toml_value,
-                                             max_size=4))
+            data[key] = draw(
+                st.dictionaries(st.sampled_from([*schema, "nope"]), toml_value, max_size=4)
+            )
         elif key in ("profiles", "hosts", "prices"):
-            sub = {"profiles": config_mod.PROFILE, "hosts": config_mod.HOST,
-                   "prices": config_mod.PRICE}[key]
-            data[key] = draw(st.dictionaries(
-                st.one_of(st.sampled_from(["claude", "mine", "x y", "a\nb"]), st.text(max_size=5)),
-                st.one_of(st.dictionaries(st.sampled_from([*sub, "nope"]), toml_value, max_size=4),
-                          toml_value),
-                max_size=3))
+            sub = {
+                "profiles": config_mod.PROFILE,
+                "hosts": config_mod.HOST,
+                "prices": config_mod.PRICE,
+            }[key]
+            data[key] = draw(
+                st.dictionaries(
+                    st.one_of(
+                        st.sampled_from(["claude", "mine", "x y", "a\nb"]), st.text(max_size=5)
+                    ),
+                    st.one_of(
+                        st.dictionaries(st.sampled_from([*sub, "nope"]), toml_value, max_size=4),
+                        toml_value,
+                    ),
+                    max_size=3,
+                )
+            )
         elif key == "chains":
-            step = st.one_of(st.dictionaries(st.sampled_from(["agent", "task", "name", "x"]),
-                                             toml_value, max_size=3), toml_value)
-            data[key] = draw(st.dictionaries(st.text(max_size=5), st.one_of(
-                st.fixed_dictionaries({"steps": st.lists(step, max_size=3)}), toml_value),
-                max_size=2))
+            step = st.one_of(
+                st.dictionaries(
+                    st.sampled_from(["agent", "task", "name", "x"]), toml_value, max_size=3
+                ),
+                toml_value,
+            )
+            data[key] = draw(
+                st.dictionaries(
+                    st.text(max_size=5),
+                    st.one_of(
+                        st.fixed_dictionaries({"steps": st.lists(step, max_size=3)}), toml_value
+                    ),
+                    max_size=2,
+                )
+            )
         else:
             data[key] = draw(toml_value)
     return data
@@ -258,31 +376,89 @@ def test_config_of_wrong_types_loads_or_says_why_in_one_line(
 
 # ---- hook payloads ------------------------------------------------------------------------------
 PROFILES = ("claude", "codex", "gemini", "opencode", "aider", "demo", "shell")
-HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse",
-               "PermissionRequest", "Notification", "Stop", "StopFailure", "SubagentStop",
-               "SessionEnd", "BeforeAgent", "BeforeTool", "AfterTool", "AfterAgent",
-               "codex-notify", "aider-idle", "session.idle", "session.busy", "session.error",
-               "permission.asked", "question.asked", "Working", "Ask", "pane-died", "silence",
-               "activity")
+HOOK_EVENTS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "PermissionRequest",
+    "Notification",
+    "Stop",
+    "StopFailure",
+    "SubagentStop",
+    "SessionEnd",
+    "BeforeAgent",
+    "BeforeTool",
+    "AfterTool",
+    "AfterAgent",
+    "codex-notify",
+    "aider-idle",
+    "session.idle",
+    "session.busy",
+    "session.error",
+    "permission.asked",
+    "question.asked",
+    "Working",
+    "Ask",
+    "pane-died",
+    "silence",
+    "activity",
+)
 # Keys the profiles read from payloads (transcript paths left out: reading them is the
 # usage tests' business, and a path to a FIFO is a hostile agent's own foot).
-PAYLOAD_KEYS = ("agent_id", "background_tasks", "command", "cost_usd", "cwd", "description",
-                "error", "error_details", "last_assistant_message", "last_message", "message",
-                "notification_type", "patterns", "permission", "prompt_response", "question",
-                "questions", "reason", "sessionID", "session_id", "title", "tokens_in",
-                "tokens_out", "tool_input", "tool_name", "type", "exit_code", "state")
+PAYLOAD_KEYS = (
+    "agent_id",
+    "background_tasks",
+    "command",
+    "cost_usd",
+    "cwd",
+    "description",
+    "error",
+    "error_details",
+    "last_assistant_message",
+    "last_message",
+    "message",
+    "notification_type",
+    "patterns",
+    "permission",
+    "prompt_response",
+    "question",
+    "questions",
+    "reason",
+    "sessionID",
+    "session_id",
+    "title",
+    "tokens_in",
+    "tokens_out",
+    "tool_input",
+    "tool_name",
+    "type",
+    "exit_code",
+    "state",
+)
 small_text = st.one_of(st.text(max_size=30), st.sampled_from(SHELLISH))
 json_value = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False,
-              allow_infinity=False), small_text),
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        small_text,
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 known_payload = st.dictionaries(st.sampled_from(PAYLOAD_KEYS), json_value, max_size=6)
 MEGA = "x" * (1 << 20)
-BIG_PAYLOADS = [json.dumps({"message": MEGA}), json.dumps({"question": MEGA, "tool_input": MEGA}),
-                json.dumps([MEGA]), '{"message": "' + MEGA, MEGA]
+BIG_PAYLOADS = [
+    json.dumps({"message": MEGA}),
+    json.dumps({"question": MEGA, "tool_input": MEGA}),
+    json.dumps([MEGA]),
+    '{"message": "' + MEGA,
+    MEGA,
+]
 stdin_text = st.one_of(
     known_payload.map(json.dumps),
     json_value.map(json.dumps),
@@ -298,8 +474,9 @@ def hook_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[st
     tokens = {}
     for p in PROFILES:
         aid = f"{p[:4]}0001"
-        _a, tokens[aid] = store.create(Agent(id=aid, name=p, profile=p, task="t",
-                                             hooks=p not in ("shell", "aider")))
+        _a, tokens[aid] = store.create(
+            Agent(id=aid, name=p, profile=p, task="t", hooks=p not in ("shell", "aider"))
+        )
         store.emit(aid, "start", cause="spawn")
         store.emit(aid, "state", state="working", cause="spawned")
     return store, tokens
@@ -321,9 +498,16 @@ def assert_sane(store: Store, aid: str) -> Agent:
     return a
 
 
-@settings(max_examples=100, deadline=None, phases=PHASES,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=100,
+    deadline=None,
+    phases=PHASES,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 @given(data=st.data())
 def test_any_hook_call_is_ingested_or_refused_and_records_stay_sane(
     hook_state: tuple[Store, dict[str, str]], data: st.DataObject
@@ -331,19 +515,31 @@ def test_any_hook_call_is_ingested_or_refused_and_records_stay_sane(
     store, tokens = hook_state
     known = sorted(tokens)
     who = data.draw(st.integers(0, 9))  # mostly the agent itself, sometimes an impostor
-    aid = data.draw(st.sampled_from(known) if who > 1 else st.one_of(st.sampled_from(
-        ["deadbeef", "", "../" + known[0], known[0] + "\n", "a" * 65, "ü"]), st.text(max_size=9)))
+    aid = data.draw(
+        st.sampled_from(known)
+        if who > 1
+        else st.one_of(
+            st.sampled_from(["deadbeef", "", "../" + known[0], known[0] + "\n", "a" * 65, "ü"]),
+            st.text(max_size=9),
+        )
+    )
     token = tokens.get(aid, "") if who > 2 else data.draw(st.text(max_size=40))
     event = data.draw(st.one_of(st.sampled_from(HOOK_EVENTS), hostile_text))
     args = data.draw(st.lists(st.one_of(hostile_text, known_payload.map(json.dumps)), max_size=3))
-    status = data.draw(st.one_of(st.none(), st.sampled_from(["0", "1", "-9", "137"]),
-                                 hostile_text))
+    status = data.draw(st.one_of(st.none(), st.sampled_from(["0", "1", "-9", "137"]), hostile_text))
     seconds = data.draw(st.one_of(st.none(), st.sampled_from(["60", "0"]), hostile_text))
     stdin = data.draw(stdin_text)
     try:
-        evs = hook_mod.ingest(event, args, agent=aid, token=token, status=status,
-                              seconds=seconds, state_dir=str(store.paths.state_dir),
-                              stdin=stdin)
+        evs = hook_mod.ingest(
+            event,
+            args,
+            agent=aid,
+            token=token,
+            status=status,
+            seconds=seconds,
+            state_dir=str(store.paths.state_dir),
+            stdin=stdin,
+        )
     except MulluiError as e:
         assert "\n" not in e.message.strip()
     else:
@@ -356,39 +552,90 @@ def test_any_hook_call_is_ingested_or_refused_and_records_stay_sane(
 
 
 # ---- the reducer --------------------------------------------------------------------------------
-KINDS = ("created", "state", "exit", "activity", "silence", "stall", "stop", "fail", "start",
-         "unknown", "reachable", "meta", "usage", "snooze", "wake", "ack", "merged", "removed",
-         "collisions", "mirror", "update")
-iso_time = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
-                        timezones=st.just(UTC)).map(lambda t: t.isoformat())
+KINDS = (
+    "created",
+    "state",
+    "exit",
+    "activity",
+    "silence",
+    "stall",
+    "stop",
+    "fail",
+    "start",
+    "unknown",
+    "reachable",
+    "meta",
+    "usage",
+    "snooze",
+    "wake",
+    "ack",
+    "merged",
+    "removed",
+    "collisions",
+    "mirror",
+    "update",
+)
+iso_time = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+).map(lambda t: t.isoformat())
 state_value = st.one_of(st.sampled_from([s.value for s in State]), json_value)
 record_value = st.fixed_dictionaries(
-    {"id": st.just("ab12cd34"), "name": st.just("n"), "profile": st.just("shell"),
-     "task": st.just("t")},
-    optional={"state": state_value, "cause": json_value, "exit_code": json_value,
-              "tokens_in": json_value, "cost_usd": json_value, "history": json_value,
-              "collisions": json_value})
+    {
+        "id": st.just("ab12cd34"),
+        "name": st.just("n"),
+        "profile": st.just("shell"),
+        "task": st.just("t"),
+    },
+    optional={
+        "state": state_value,
+        "cause": json_value,
+        "exit_code": json_value,
+        "tokens_in": json_value,
+        "cost_usd": json_value,
+        "history": json_value,
+        "collisions": json_value,
+    },
+)
 event = st.fixed_dictionaries(
     {"kind": st.one_of(st.sampled_from(KINDS), st.text(max_size=8))},
     optional={
-        "state": state_value, "cause": json_value, "question": json_value,
-        "message": json_value, "exit_code": json_value, "at": st.one_of(iso_time, json_value),
-        "tokens_in": json_value, "tokens_out": json_value, "cost_usd": json_value,
-        "until": st.one_of(iso_time, json_value), "until_change": json_value,
-        "seconds": json_value, "into": json_value, "sha": json_value,
-        "session_id": json_value, "transcript_path": json_value, "collisions": json_value,
-        "fields": st.dictionaries(st.sampled_from(["branch", "worktree", "tmux_target",
-                                                   "task", "extra", "after", "host", "x"]),
-                                  json_value, max_size=3),
+        "state": state_value,
+        "cause": json_value,
+        "question": json_value,
+        "message": json_value,
+        "exit_code": json_value,
+        "at": st.one_of(iso_time, json_value),
+        "tokens_in": json_value,
+        "tokens_out": json_value,
+        "cost_usd": json_value,
+        "until": st.one_of(iso_time, json_value),
+        "until_change": json_value,
+        "seconds": json_value,
+        "into": json_value,
+        "sha": json_value,
+        "session_id": json_value,
+        "transcript_path": json_value,
+        "collisions": json_value,
+        "fields": st.dictionaries(
+            st.sampled_from(
+                ["branch", "worktree", "tmux_target", "task", "extra", "after", "host", "x"]
+            ),
+            json_value,
+            max_size=3,
+        ),
         "record": st.one_of(record_value, json_value),
-    })
+    },
+)
 
 
 @settings(max_examples=100, deadline=None, phases=PHASES)
 @given(events=st.lists(event, max_size=25))
 def test_reducer_never_raises_and_keeps_the_record_whole(events: list[dict[str, Any]]) -> None:
-    created = {"kind": "created", "at": "2030-01-01T00:00:00Z",
-               "record": {"id": "ab12cd34", "name": "n", "profile": "shell", "task": "t"}}
+    created = {
+        "kind": "created",
+        "at": "2030-01-01T00:00:00Z",
+        "record": {"id": "ab12cd34", "name": "n", "profile": "shell", "task": "t"},
+    }
     a: Agent | None = None
     for ev in [created, *events]:
         a = apply_event(a, ev)
@@ -401,14 +648,39 @@ def test_reducer_never_raises_and_keeps_the_record_whole(events: list[dict[str, 
 
 
 WRONG_TYPES = [
-    {"tokens_in": "abc", "tokens_out": [1], "cost_usd": "x", "question": {"a": 1},
-     "message": [1, 2]},
-    {"tool_input": "str", "tool_name": 5, "questions": "x", "permission": "x", "error": 5,
-     "patterns": 5, "type": 5, "title": [1]},
-    {"tool_input": {"command": 5, "description": [1]}, "questions": [1, None, "x"],
-     "permission": {"patterns": "x", "title": 5}, "session_id": 5, "cwd": []},
-    {"last_assistant_message": 5, "notification_type": 5, "prompt_response": 5,
-     "background_tasks": "x", "error_details": 5, "reason": 5, "agent_id": {}},
+    {
+        "tokens_in": "abc",
+        "tokens_out": [1],
+        "cost_usd": "x",
+        "question": {"a": 1},
+        "message": [1, 2],
+    },
+    {
+        "tool_input": "str",
+        "tool_name": 5,
+        "questions": "x",
+        "permission": "x",
+        "error": 5,
+        "patterns": 5,
+        "type": 5,
+        "title": [1],
+    },
+    {
+        "tool_input": {"command": 5, "description": [1]},
+        "questions": [1, None, "x"],
+        "permission": {"patterns": "x", "title": 5},
+        "session_id": 5,
+        "cwd": [],
+    },
+    {
+        "last_assistant_message": 5,
+        "notification_type": 5,
+        "prompt_response": 5,
+        "background_tasks": "x",
+        "error_details": 5,
+        "reason": 5,
+        "agent_id": {},
+    },
 ]
 
 
@@ -421,9 +693,14 @@ def test_every_profile_survives_wrong_types_in_every_event(
         for ev in HOOK_EVENTS:
             for payload in WRONG_TYPES:
                 try:
-                    hook_mod.ingest(ev, [json.dumps(payload)], agent=aid, token=token,
-                                    state_dir=str(store.paths.state_dir),
-                                    stdin=json.dumps(payload))
+                    hook_mod.ingest(
+                        ev,
+                        [json.dumps(payload)],
+                        agent=aid,
+                        token=token,
+                        state_dir=str(store.paths.state_dir),
+                        stdin=json.dumps(payload),
+                    )
                 except MulluiError as e:
                     assert "\n" not in e.message and aid in e.message
                     refused += 1
@@ -447,16 +724,29 @@ def test_hostile_cli_input_runs_nothing_and_says_why_in_one_line(
     sock = os.environ["MULLUI_TMUX_SOCKET"]
     # A window name tmux would expand as a format (#() runs a shell command there).
     name = f"#(touch {mark}) #{{pane_id}} ;"
-    r = cli("spawn", "--agent", "shell", "--name", name, "--no-attach",
-            'IFS= read -r line; printf %s "$line" > got.txt', cwd=git_repo)
+    r = cli(
+        "spawn",
+        "--agent",
+        "shell",
+        "--name",
+        name,
+        "--no-attach",
+        'IFS= read -r line; printf %s "$line" > got.txt',
+        cwd=git_repo,
+    )
     assert r.returncode == 0, r.stderr
     aid = r.stdout.strip()
     a = next(x for x in ls_json(cli, git_repo) if x["id"] == aid)
-    names = subprocess.run(["tmux", "-L", sock, "list-windows", "-a", "-F", "#{window_name}"],
-                           capture_output=True, text=True, check=True).stdout.splitlines()
+    names = subprocess.run(
+        ["tmux", "-L", sock, "list-windows", "-a", "-F", "#{window_name}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     assert name in names
-    assert a["branch"].startswith("mullui/touch-") and git(git_repo, "check-ref-format",
-                                                            "--branch", a["branch"])
+    assert a["branch"].startswith("mullui/touch-") and git(
+        git_repo, "check-ref-format", "--branch", a["branch"]
+    )
     # Keys tmux would read as key names or options arrive as text.
     text = "-h C-c #{pane_id} $(touch " + str(mark) + ")"
     one_line_failure(cli("send", aid, text, cwd=git_repo), code=2)  # looks like an option
@@ -466,16 +756,24 @@ def test_hostile_cli_input_runs_nothing_and_says_why_in_one_line(
     wait_for(lambda: (wt / "got.txt").exists(), timeout=10)
     assert (wt / "got.txt").read_text() == text
 
-    one_line_failure(cli("spawn", "--agent", "shell", "--name", "two\nlines", "true",
-                         cwd=git_repo))
+    one_line_failure(cli("spawn", "--agent", "shell", "--name", "two\nlines", "true", cwd=git_repo))
     for base in (f"--upload-pack=touch {mark}", f"$(touch {mark})", "main;touch x"):
-        line = one_line_failure(cli("spawn", "--agent", "shell", "--base", base, "true",
-                                    cwd=git_repo))
+        line = one_line_failure(
+            cli("spawn", "--agent", "shell", "--base", base, "true", cwd=git_repo)
+        )
         assert "not found" in line
     line = one_line_failure(cli("spawn", "--agent", "../../bin/sh", "true", cwd=git_repo))
     assert "unknown agent profile" in line
-    r = cli("spawn", "--agent", "shell", "--name", "../../../escape", "--no-attach", "true",
-            cwd=git_repo)
+    r = cli(
+        "spawn",
+        "--agent",
+        "shell",
+        "--name",
+        "../../../escape",
+        "--no-attach",
+        "true",
+        cwd=git_repo,
+    )
     assert r.returncode == 0, r.stderr
     esc = next(x for x in ls_json(cli, git_repo) if x["id"] == r.stdout.strip())
     assert Path(esc["worktree"]).resolve().is_relative_to((mullui_home / "data").resolve())
@@ -485,24 +783,39 @@ def test_hostile_cli_input_runs_nothing_and_says_why_in_one_line(
     assert not mark.exists()
 
 
-def test_hostile_hook_calls_through_the_cli(
-    cli: Cli, git_repo: Path, mullui_home: Path
-) -> None:
-    r = cli("spawn", "--agent", "demo", "--name", "d", "--no-attach", "x", cwd=git_repo,
-            env={"MULLUI_DEMO_SPEED": "0.0001"})
+def test_hostile_hook_calls_through_the_cli(cli: Cli, git_repo: Path, mullui_home: Path) -> None:
+    r = cli(
+        "spawn",
+        "--agent",
+        "demo",
+        "--name",
+        "d",
+        "--no-attach",
+        "x",
+        cwd=git_repo,
+        env={"MULLUI_DEMO_SPEED": "0.0001"},
+    )
     assert r.returncode == 0, r.stderr
     aid = r.stdout.strip()
     token = (mullui_home / "state" / "secrets" / aid).read_text()
     env = {"MULLUI_AGENT_ID": aid, "MULLUI_AGENT_TOKEN": token}
     mega = json.dumps({"question": "why? " + "x" * (1 << 20)})
-    for event, stdin in (("Ask", mega), ("Ask", "{not json"), ("Stop", '{"tokens_in": "lots"}'),
-                         ("Working", "[1, 2, 3]"), ("Ask", "\0\x1b[2J")):
+    for event, stdin in (
+        ("Ask", mega),
+        ("Ask", "{not json"),
+        ("Stop", '{"tokens_in": "lots"}'),
+        ("Working", "[1, 2, 3]"),
+        ("Ask", "\0\x1b[2J"),
+    ):
         r = cli("hook", event, input=stdin, env=env, cwd=git_repo)
         assert "Traceback" not in r.stderr and r.returncode in (0, 1), r.stderr
         if r.returncode:
             one_line_failure(r)
-    for bad in ({"MULLUI_AGENT_ID": "../../etc"}, {"MULLUI_AGENT_ID": "deadbeef"},
-                {"MULLUI_AGENT_TOKEN": "forged"}):
+    for bad in (
+        {"MULLUI_AGENT_ID": "../../etc"},
+        {"MULLUI_AGENT_ID": "deadbeef"},
+        {"MULLUI_AGENT_TOKEN": "forged"},
+    ):
         one_line_failure(cli("hook", "Stop", input="{}", env={**env, **bad}, cwd=git_repo))
     a = next(x for x in ls_json(cli, git_repo) if x["id"] == aid)
     assert a["state"] == "blocked" and a["tokens_in"] is None
@@ -528,17 +841,24 @@ def backlog_data(draw: st.DrawFn) -> dict[str, Any]:
 
     task = st.fixed_dictionaries(
         {"task": mostly(small_text)},
-        optional={"name": mostly(st.sampled_from(["t1", "t2", "t3"])),
-                  "agent": mostly(st.sampled_from(["shell", "claude", "nope"])),
-                  "after": mostly(st.sampled_from(["t1", "t2", "t9"])),
-                  "base": mostly(st.just("main")),
-                  "estimate_h": mostly(st.floats(0, 100)), "x": json_value})
+        optional={
+            "name": mostly(st.sampled_from(["t1", "t2", "t3"])),
+            "agent": mostly(st.sampled_from(["shell", "claude", "nope"])),
+            "after": mostly(st.sampled_from(["t1", "t2", "t9"])),
+            "base": mostly(st.just("main")),
+            "estimate_h": mostly(st.floats(0, 100)),
+            "x": json_value,
+        },
+    )
     shape = draw(st.sampled_from(["list", "table", "junk"]))
     if shape == "list":
         return {"tasks": draw(st.lists(task, max_size=4))}
     if shape == "table":
-        return {"tasks": draw(st.dictionaries(st.sampled_from(["t1", "t2", "a\nb", "☃"]), task,
-                                              max_size=3))}
+        return {
+            "tasks": draw(
+                st.dictionaries(st.sampled_from(["t1", "t2", "a\nb", "☃"]), task, max_size=3)
+            )
+        }
     return draw(st.dictionaries(st.text(max_size=5), toml_value, max_size=3))
 
 
@@ -567,5 +887,6 @@ def test_backlog_file_parses_or_says_why_in_one_line(
             assert v is None or isinstance(v, str)
         assert t.agent is None or t.agent in ("claude", "shell", "demo")
         assert t.after is None or t.after in names
-        assert t.estimate_h is None or (isinstance(t.estimate_h, int | float)
-                                        and not isinstance(t.estimate_h, bool))
+        assert t.estimate_h is None or (
+            isinstance(t.estimate_h, int | float) and not isinstance(t.estimate_h, bool)
+        )
