@@ -34,6 +34,7 @@ skipped, never fatal - usage is a report, not a source of truth.
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,6 +223,8 @@ class ClaudeTranscript:
         self._requests: dict[str, _Request] = {}
 
     def update(self) -> None:
+        if not is_regular_file(self.path):
+            return
         try:
             with self.path.open("rb") as f:
                 f.seek(self._offset)
@@ -314,6 +317,15 @@ def subagent_transcripts(transcript_path: Path) -> list[Path]:
     return sorted(sub.rglob("*.jsonl")) if sub.is_dir() else []
 
 
+def is_regular_file(path: Path) -> bool:
+    """Only a regular file is read as a transcript: the path comes from the agent's hook
+    payload, and a FIFO or a device there would hang (or flood) the hook process."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def claude_session_usage(transcript_path: Path, prices: Mapping[str, Price] | None = None) -> Usage:
     """Usage of a Claude Code session: its transcript plus its subagents' transcripts.
 
@@ -335,6 +347,8 @@ def codex_session_usage(rollout_path: Path, prices: Mapping[str, Price] | None =
     request, attributed to the model of the latest ``turn_context`` (a session can switch
     models with ``/model``).
     """
+    if not is_regular_file(rollout_path):
+        return Usage()
     try:
         text = rollout_path.read_text(encoding="utf-8", errors="replace")
     except OSError:

@@ -46,7 +46,7 @@ from typing import Any
 
 from mullui.agents.base import Event, LaunchContext, Profile
 from mullui.errors import MulluiError
-from mullui.usage import Price, claude_session_usage
+from mullui.usage import Price, claude_session_usage, is_regular_file
 
 SETTINGS_FILE = "claude-settings.json"
 
@@ -371,7 +371,7 @@ def wait_for_transcript(path: Path, last_message: str, timeout: float = TRANSCRI
     JSON-escaped as the CLI writes it) appearing in the file's tail means it is there.
     """
     first = last_message.strip().split("\n", 1)[0][:100]
-    if not first:
+    if not first or not is_regular_file(path):
         return True
     needle = json.dumps(first, ensure_ascii=False)[1:-1].encode()
     deadline = time.monotonic() + timeout

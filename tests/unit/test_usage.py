@@ -299,3 +299,15 @@ def test_codex_cumulative_totals_become_per_model_usage(tmp_path: Path) -> None:
 
 def test_codex_rollout_missing_is_zero(tmp_path: Path) -> None:
     assert codex_session_usage(tmp_path / "none.jsonl") == Usage()
+
+
+def test_a_fifo_as_transcript_is_not_read(tmp_path: Path) -> None:
+    """The transcript path comes from the agent's payload: a FIFO must not hang the hook."""
+    import os
+
+    from mullui.usage import claude_session_usage, codex_session_usage
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert claude_session_usage(fifo).requests == 0
+    assert codex_session_usage(fifo).tokens_in == 0
