@@ -137,7 +137,11 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
 
     if kind == "exit":
         code = ev.get("exit_code")
-        code = int(code) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else None
+        code = (
+            int(code)
+            if isinstance(code, int) or (isinstance(code, str) and code.isdigit())
+            else None
+        )
         if a.state in (X, Q):
             return dataclasses.replace(a, exit_code=code)
         if a.state is F:
@@ -160,8 +164,13 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
         # Heuristic (no hooks): quiet output may mean the agent waits for input.
         if a.state is W and not a.hooks:
             secs = ev.get("seconds")
-            return _move(a, B, f"silence:{secs}s" if secs else "silence", at,
-                         question=_clip(ev.get("question")) or "no output (waiting for input?)")
+            return _move(
+                a,
+                B,
+                f"silence:{secs}s" if secs else "silence",
+                at,
+                question=_clip(ev.get("question")) or "no output (waiting for input?)",
+            )
         return a
 
     if kind == "stall":

@@ -57,7 +57,9 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise MulluiError(f"cannot write {path}: {e.strerror or e} — free space or fix permissions") from e
+        raise MulluiError(
+            f"cannot write {path}: {e.strerror or e} — free space or fix permissions"
+        ) from e
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)
@@ -224,8 +226,9 @@ class Store:
                 # atomic).  Said once per process, not once per agent.
                 if not self._unsaved:
                     self._unsaved = True
-                    why = (e.message if isinstance(e, MulluiError)
-                           else f"{e.strerror} ({e.filename})")
+                    why = (
+                        e.message if isinstance(e, MulluiError) else f"{e.strerror} ({e.filename})"
+                    )
                     print(f"mullui: {why} (agents shown unsaved)", file=sys.stderr)
             return a
 
@@ -239,7 +242,12 @@ class Store:
         new = [t.to_json() for t in after.history if t.seq > old_seq]
         if before is None:
             new = [t.to_json() for t in after.history]
-        line = {"agent": after.id, "seq": after.seq, "transitions": new, "record": after.to_record()}
+        line = {
+            "agent": after.id,
+            "seq": after.seq,
+            "transitions": new,
+            "record": after.to_record(),
+        }
         data = json.dumps(line, ensure_ascii=False, default=str).encode() + b"\n"
         append_line(self.paths.changes_file, data, seal=True)
 
