@@ -521,7 +521,9 @@ def _snapshot(worktree: Path, head: str, dirty: Sequence[str], cache: CollisionC
     files nor walks the tree for untracked ones a second time.
     """
     index = _index_path(worktree, cache)
-    with tempfile.TemporaryDirectory(prefix="mullui-snap-") as tmp:
+    # Beside the scratch objects (in RAM when there is room): the copy, `add` and
+    # `write-tree` each write this index whole.
+    with tempfile.TemporaryDirectory(prefix="mullui-snap-", dir=cache._scratch_parent) as tmp:
         tmp_index = Path(tmp) / "index"
         try:
             shutil.copyfile(index, tmp_index)
