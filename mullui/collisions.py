@@ -235,8 +235,11 @@ class CollisionCache:
                 # of this pass are lost (it fails once); the next pass starts afresh.
                 self._drop_scratch()
             if self._scratch is None:
+                _sweep_orphans(Path(self._scratch_parent or tempfile.gettempdir()))
                 self._scratch = Path(
-                    tempfile.mkdtemp(prefix="mullui-radar-", dir=self._scratch_parent)
+                    tempfile.mkdtemp(
+                        prefix=f"mullui-radar-{os.getpid()}-", dir=self._scratch_parent
+                    )
                 )
                 self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
             scratch = self._scratch
@@ -313,6 +316,31 @@ class CollisionCache:
             self._drifts = {k: v for k, v in self._drifts.items() if k[1] in commits}
             heads = {e[1].head for e in self._changes.values()}
             self._forks = {k: v for k, v in self._forks.items() if k[2] in heads}
+
+
+def _sweep_orphans(parent: Path) -> None:
+    """Remove scratch directories of our own whose process is gone.
+
+    A supervisor killed with -9 (or by tmux's kill-server) leaves its scratch behind, and
+    in /dev/shm that is memory until the next reboot.  A directory without a pid in its
+    name, or whose pid is alive (maybe reused), is left alone.
+    """
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        pid_text = entry.name[len("mullui-radar-") :].split("-", 1)[0]
+        if not entry.name.startswith("mullui-radar-") or not pid_text.isdigit():
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:  # alive under another user (EPERM), or the entry is gone already
+            continue
 
 
 def _ram_dir() -> Path | None:

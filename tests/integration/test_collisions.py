@@ -328,6 +328,26 @@ def test_scratch_objects_removed_under_the_radar_are_made_afresh(
     cache.close()
 
 
+def test_scratch_left_by_a_killed_radar_is_swept(repo: Path, tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    orphan = tmp_path / f"mullui-radar-{gone.pid}-abc123"
+    alive = tmp_path / f"mullui-radar-{os.getpid()}-def456"
+    unknown = tmp_path / "mullui-radar-x1y2z3"  # an older name without a pid
+    for d in (orphan, alive, unknown):
+        (d / "ab").mkdir(parents=True)
+    a, b = agent(repo, "a"), agent(repo, "b")
+    edit(a, L5="a")
+    edit(b, commit=False, L5="b")
+    cache = CollisionCache(scratch_parent=tmp_path)
+
+    assert find_collisions([a, b], cache)["a"][0].conflict
+
+    assert not orphan.exists()
+    assert alive.exists() and unknown.exists()
+    cache.close()
+
+
 def test_the_snapshot_is_readable_through_the_cache_environment(repo: Path) -> None:
     a = agent(repo, "a")
     assert a.worktree is not None
