@@ -333,17 +333,20 @@ async def pilot_flood(sb: Sandbox, log: Path, seconds: float) -> dict[str, Any]:
         if view.lines is None or view.path != log:
             raise RuntimeError(f"Pilot: the flood agent's log is not shown ({view.path})")
         lines = view.lines
-        scan = lines.scan
+        # Big appends are read on a worker (read_appended) and taken in on the UI thread
+        # (apply): "indexing per poll" is the UI thread's share, the frame runs from the
+        # apply to the paint after it.
+        apply = lines.apply
 
-        def timed_scan() -> int:  # LogView.poll looks scan up on each call
+        def timed_apply(appended: Any) -> int:  # looked up on each call
             t0 = time.perf_counter()
-            n = scan()
+            n = apply(appended)
             scans.append((time.perf_counter() - t0) * 1000)
             if n:
                 app.call_after_refresh(lambda: frame_ms.append((time.perf_counter() - t0) * 1000))
             return n
 
-        lines.scan = timed_scan  # type: ignore[method-assign]
+        lines.apply = timed_apply  # type: ignore[method-assign]
         table = app.screen.query_one(AgentTable)
         table.focus()
         thread = threading.Thread(target=writer, daemon=True)
@@ -504,9 +507,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         metric("key echo, Pilot (in-process)", "ms", samples=pilot["wall_ms"],
                target="p95 < 50 ms", limit=KEY_ECHO_P95_MS,
                note=f"CPU p95 {max(pilot['cpu_ms']) if pilot['cpu_ms'] else 0:.1f} ms max"),
-        metric("Pilot flood 50 MB/s: log indexing per poll", "ms", samples=pflood["scan_ms"],
+        metric("Pilot flood 50 MB/s: log indexing on the UI thread per poll", "ms", samples=pflood["scan_ms"],
                note=f"{pflood['mb_s']:.0f} MB/s appended to the shown log"),
-        metric("Pilot flood 50 MB/s: frame (poll -> painted)", "ms", samples=pflood["frame_ms"]),
+        metric("Pilot flood 50 MB/s: frame (index applied -> painted)", "ms", samples=pflood["frame_ms"]),
         metric("Pilot flood 50 MB/s: key echo", "ms", samples=pflood["echo_ms"],
                target="p95 < 50 ms", limit=KEY_ECHO_P95_MS),
         metric("Pilot flood 50 MB/s: RSS growth", "MB", value=p_growth, target="bounded",
