@@ -25,7 +25,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from mullui.agents.base import Event, LaunchContext, Profile
+from mullui.agents.base import Event, LaunchContext, Profile, model_and_args
 
 IDLE_EVENT = "aider-idle"
 
@@ -45,16 +45,6 @@ class AiderProfile(Profile):
         # (an interpreter path with spaces, say) one word.  The task is never in it.
         return shlex.join([*ctx.hook_argv, IDLE_EVENT])
 
-    def _options(self, ctx: LaunchContext) -> list[str]:
-        argv: list[str] = []
-        model = ctx.options.get("model")
-        if isinstance(model, str) and model:
-            argv += ["--model", model]
-        extra = ctx.options.get("args")
-        if isinstance(extra, list):
-            argv += [str(a) for a in extra]
-        return argv
-
     def command(self, ctx: LaunchContext) -> list[str]:
         # argparse would read a task starting with "-" as an option; the "--opt=value"
         # form keeps it the option's value whatever it starts with.
@@ -66,7 +56,7 @@ class AiderProfile(Profile):
             "--notifications",
             "--notifications-command",
             self.notifications_command(ctx),
-            *self._options(ctx),
+            *model_and_args(ctx),
             *message,
         ]
 

@@ -45,6 +45,27 @@ class LaunchContext:
     options: dict[str, Any] = field(default_factory=dict)  # profile config from TOML
 
 
+def model_and_args(ctx: LaunchContext) -> list[str]:
+    """``--model M`` and extra args from ``[profiles.NAME] model / args`` (most agent
+    CLIs spell the model flag the same way)."""
+    argv: list[str] = []
+    model = ctx.options.get("model")
+    if isinstance(model, str) and model:
+        argv += ["--model", model]
+    extra = ctx.options.get("args")
+    if isinstance(extra, list):
+        argv += [str(a) for a in extra]
+    return argv
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write a generated settings/plugin file whole (temp + rename): an agent starting
+    at the same moment never reads half of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 class Profile(ABC):
     """How to launch and watch one kind of agent CLI."""
 

@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mullui.agents.base import Event, LaunchContext, Profile
+from mullui.agents.base import Event, LaunchContext, Profile, model_and_args, write_file
 from mullui.errors import MulluiError
 from mullui.usage import Price, claude_session_usage, is_regular_file
 
@@ -229,20 +229,8 @@ class ClaudeProfile(Profile):
             raise MulluiError(problem)
         ctx.profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.settings_path(ctx)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.settings(ctx), indent=2) + "\n")
-        tmp.replace(path)
+        write_file(path, json.dumps(self.settings(ctx), indent=2) + "\n")
         return {}
-
-    def _options(self, ctx: LaunchContext) -> list[str]:
-        argv: list[str] = []
-        model = ctx.options.get("model")
-        if isinstance(model, str) and model:
-            argv += ["--model", model]
-        extra = ctx.options.get("args")
-        if isinstance(extra, list):
-            argv += [str(a) for a in extra]
-        return argv
 
     def command(self, ctx: LaunchContext) -> list[str]:
         # "--" ends the options: a task that starts with "-" stays the prompt.
@@ -252,7 +240,7 @@ class ClaudeProfile(Profile):
             str(self.settings_path(ctx)),
             "--session-id",
             ctx.session_id,
-            *self._options(ctx),
+            *model_and_args(ctx),
             "--",
             ctx.task,
         ]
@@ -264,7 +252,7 @@ class ClaudeProfile(Profile):
             ctx.session_id,
             "--settings",
             str(self.settings_path(ctx)),
-            *self._options(ctx),
+            *model_and_args(ctx),
         ]
 
     # ---- watching ------------------------------------------------------------------

@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mullui.agents.base import Event, LaunchContext, Profile
+from mullui.agents.base import Event, LaunchContext, Profile, model_and_args
 from mullui.usage import Price, codex_session_usage
 
 #: Hook events mullui registers (Codex 0.171.0 rejects unknown event names in ``hooks``).
@@ -184,20 +184,10 @@ class CodexProfile(Profile):
             argv += ["-c", "hooks=" + toml_value(hooks_override(ctx.hook_argv))]
         return argv
 
-    def _options(self, ctx: LaunchContext) -> list[str]:
-        argv: list[str] = []
-        model = ctx.options.get("model")
-        if isinstance(model, str) and model:
-            argv += ["--model", model]
-        extra = ctx.options.get("args")
-        if isinstance(extra, list):
-            argv += [str(a) for a in extra]
-        return argv
-
     def command(self, ctx: LaunchContext) -> list[str]:
         # "--" ends the options: a task that starts with "-" (or names a subcommand such as
         # "exec") stays the prompt.
-        return [self.binary, *self.overrides(ctx), *self._options(ctx), "--", ctx.task]
+        return [self.binary, *self.overrides(ctx), *model_and_args(ctx), "--", ctx.task]
 
     def prepare(self, ctx: LaunchContext) -> dict[str, str]:
         # Nothing to write: the wiring lives in argv (``-c``), outside every config file.

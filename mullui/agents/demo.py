@@ -22,14 +22,31 @@ class DemoProfile(Profile):
         if event == "Working":
             return [{"kind": "state", "state": "working", "cause": "hook:Working"}]
         if event == "Ask":
-            return [{"kind": "state", "state": "blocked", "cause": "hook:Ask",
-                     "question": str(payload.get("question", ""))}]
+            return [
+                {
+                    "kind": "state",
+                    "state": "blocked",
+                    "cause": "hook:Ask",
+                    "question": str(payload.get("question", "")),
+                }
+            ]
         if event == "Stop":
-            out: list[Event] = [{"kind": "state", "state": "done", "cause": "hook:Stop",
-                                 "message": str(payload.get("message", ""))}]
+            out: list[Event] = [
+                {
+                    "kind": "state",
+                    "state": "done",
+                    "cause": "hook:Stop",
+                    "message": str(payload.get("message", "")),
+                }
+            ]
             if "tokens_in" in payload:
-                out.append({"kind": "usage", "tokens_in": int(payload["tokens_in"]),
-                            "tokens_out": int(payload.get("tokens_out", 0)),
-                            "cost_usd": float(payload.get("cost_usd", 0.0))})
+                out.append(
+                    {
+                        "kind": "usage",
+                        "tokens_in": int(payload["tokens_in"]),
+                        "tokens_out": int(payload.get("tokens_out", 0)),
+                        "cost_usd": float(payload.get("cost_usd", 0.0)),
+                    }
+                )
             return out
         return [{"kind": "activity", "cause": f"hook:{event}"}]

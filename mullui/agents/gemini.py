@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mullui.agents.base import Event, LaunchContext, Profile
+from mullui.agents.base import Event, LaunchContext, Profile, model_and_args, write_file
 from mullui.errors import MulluiError
 
 DEFAULTS_FILE = "gemini-system-defaults.json"
@@ -147,20 +147,8 @@ class GeminiProfile(Profile):
                 base = loaded
         ctx.profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.defaults_path(ctx)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.settings(ctx, base), indent=2) + "\n")
-        tmp.replace(path)
+        write_file(path, json.dumps(self.settings(ctx, base), indent=2) + "\n")
         return {DEFAULTS_ENV: str(path)}
-
-    def _options(self, ctx: LaunchContext) -> list[str]:
-        argv: list[str] = []
-        model = ctx.options.get("model")
-        if isinstance(model, str) and model:
-            argv += ["--model", model]
-        extra = ctx.options.get("args")
-        if isinstance(extra, list):
-            argv += [str(a) for a in extra]
-        return argv
 
     def command(self, ctx: LaunchContext) -> list[str]:
         # ``--prompt-interactive`` runs the task and stays in the chat (a bare positional
@@ -170,7 +158,7 @@ class GeminiProfile(Profile):
             prompt = [f"--prompt-interactive={ctx.task}"]
         else:
             prompt = ["--prompt-interactive", ctx.task]
-        return [self.binary, *self._options(ctx), *prompt]
+        return [self.binary, *model_and_args(ctx), *prompt]
 
     # ---- watching ------------------------------------------------------------------
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:

@@ -36,7 +36,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mullui.agents.base import Event, LaunchContext, Profile
+from mullui.agents.base import Event, LaunchContext, Profile, model_and_args, write_file
 
 CONFIG_DIR_ENV = "OPENCODE_CONFIG_DIR"
 PLUGIN_FILE = "mullui.js"
@@ -203,20 +203,8 @@ class OpenCodeProfile(Profile):
             plugins = ours / "plugins"
             plugins.mkdir(exist_ok=True)
         path = plugins / PLUGIN_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(plugin_source(ctx))
-        tmp.replace(path)
+        write_file(path, plugin_source(ctx))
         return {CONFIG_DIR_ENV: str(ours)}
-
-    def _options(self, ctx: LaunchContext) -> list[str]:
-        argv: list[str] = []
-        model = ctx.options.get("model")
-        if isinstance(model, str) and model:
-            argv += ["--model", model]
-        extra = ctx.options.get("args")
-        if isinstance(extra, list):
-            argv += [str(a) for a in extra]
-        return argv
 
     def command(self, ctx: LaunchContext) -> list[str]:
         # The TUI with ``--prompt`` submits the task and stays interactive (``opencode run``
@@ -226,7 +214,7 @@ class OpenCodeProfile(Profile):
             prompt = [f"--prompt={ctx.task}"]
         else:
             prompt = ["--prompt", ctx.task]
-        return [self.binary, *self._options(ctx), *prompt]
+        return [self.binary, *model_and_args(ctx), *prompt]
 
     # ---- watching ------------------------------------------------------------------
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:
