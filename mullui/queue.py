@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from mullui.config import Config
 from mullui.errors import ConfigError, MulluiError
 from mullui.model import Agent, State
+from mullui.placeholders import expand
 
 if TYPE_CHECKING:
     from mullui.workspace import Workspace
@@ -143,22 +144,8 @@ def plan(agents: Sequence[Agent], cfg: Config) -> list[tuple[Agent, str | None]]
 
 
 # ---- placeholders (pure) ------------------------------------------------------------------
-def substitute(template: str, values: dict[str, str]) -> str:
-    """Replace ``{key}`` for the keys in ``values``; any other brace stays as typed (a
-    task full of code must never be parsed as a format string)."""
-    out: list[str] = []
-    i = 0
-    while i < len(template):
-        if template[i] == "{":
-            end = template.find("}", i)
-            key = template[i + 1 : end] if end > 0 else ""
-            if key in values:
-                out.append(values[key])
-                i = end + 1
-                continue
-        out.append(template[i])
-        i += 1
-    return "".join(out)
+#: ``{prev.*}`` and ``{task}`` in a queued agent's task (same rules as custom argv).
+substitute = expand
 
 
 def prev_values(

@@ -53,7 +53,7 @@ def headless_action(ws: Workspace, agent_id: str, action: str) -> None:
         cmd = ws.config.notify.get("attach_command")
         a = ws.get(agent_id)
         if cmd:
-            from mullui.agents.shell import expand
+            from mullui.placeholders import expand
 
             values = {
                 "id": a.id,

@@ -10,6 +10,7 @@ from typing import Any
 
 from mullui.agents.base import LaunchContext, Profile
 from mullui.errors import ConfigError
+from mullui.placeholders import expand
 
 
 class ShellProfile(Profile):
@@ -22,26 +23,6 @@ class ShellProfile(Profile):
 
 
 PLACEHOLDERS = ("task", "id", "worktree", "branch")
-
-
-def expand(template: str, values: dict[str, str]) -> str:
-    """Replace ``{task}`` ``{id}`` ``{worktree}`` ``{branch}``; other braces stay as typed.
-
-    Done by hand rather than ``str.format`` so a task containing braces is never parsed.
-    """
-    out = []
-    i = 0
-    while i < len(template):
-        if template[i] == "{":
-            end = template.find("}", i)
-            key = template[i + 1 : end] if end > 0 else ""
-            if key in values:
-                out.append(values[key])
-                i = end + 1
-                continue
-        out.append(template[i])
-        i += 1
-    return "".join(out)
 
 
 class CustomProfile(Profile):
