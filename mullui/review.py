@@ -23,7 +23,6 @@ reviewer who merges expects everything the agent produced to land.  Commit them 
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from mullui.errors import MulluiError
 from mullui.model import Agent, State
+from mullui.runtime import worktrees
 
 if TYPE_CHECKING:
     from mullui.workspace import Workspace
@@ -39,48 +39,15 @@ if TYPE_CHECKING:
 QUICK = 60.0
 SHOWN = 8  # files named in a message before "and N more"
 
-# Variables that would point git at another repository (inherited from a git hook).
-_REPO_ENV = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-)
-
 
 def _git(
     args: Sequence[str], cwd: Path, *, check: bool = True, timeout: float = QUICK
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in _REPO_ENV}
-    env.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_MERGE_AUTOEDIT": "no"})
-    try:
-        r = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-    except FileNotFoundError as e:
-        if not cwd.is_dir():
-            raise MulluiError(f"directory not found: {cwd}") from e
-        raise MulluiError("git not found: install git >= 2.38") from e
-    except subprocess.TimeoutExpired as e:
-        raise MulluiError(f"git {args[0]} took longer than {timeout:.0f}s in {cwd}") from e
-    if check and r.returncode != 0:
-        raise MulluiError(f"git {args[0]} failed in {cwd}: {_reason(r.stderr)}")
-    return r
-
-
-def _reason(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    picked = [ln for ln in lines if ln.startswith(("fatal:", "error:"))] or lines[-1:]
-    return " ".join(picked) or "no message"
+    """The runtime's git runner (clean repo env, C locale, no prompts, one-line errors),
+    with git's merge editor off."""
+    return worktrees.run_git(
+        args, cwd, check=check, timeout=timeout, env={"GIT_MERGE_AUTOEDIT": "no"}
+    )
 
 
 def _names(paths: Sequence[str]) -> str:
@@ -211,8 +178,6 @@ def plan(ws: Workspace, agent: Agent, into: str | None = None) -> MergePlan:
     repo = Path(a.repo)
     target = into or _root_base(ws, a)
     if target is None:
-        from mullui.runtime import worktrees
-
         target = worktrees.current_branch(repo)
     target = target.removeprefix("refs/heads/")
     target_sha = _sha(repo, f"refs/heads/{target}")
@@ -246,7 +211,7 @@ def plan(ws: Workspace, agent: Agent, into: str | None = None) -> MergePlan:
         check=False,
     )
     if r.returncode not in (0, 1):
-        raise MulluiError(f"git merge-tree failed in {repo}: {_reason(r.stderr)}")
+        raise MulluiError(f"git merge-tree failed in {repo}: {worktrees.git_reason(r.stderr)}")
     parts = _z(r.stdout)
     tree, conflicts = parts[0], tuple(dict.fromkeys(parts[1:]))
     files = tuple(_z(_git(["diff", "--name-only", "-z", target_sha, tree], repo).stdout))
@@ -354,7 +319,7 @@ def merge(ws: Workspace, agent: Agent, into: str | None = None) -> str:
         if r.returncode != 0:
             raise MulluiError(
                 f"{p.target} in {p.checkout} could not take the merge "
-                f"({_reason(r.stderr)}); nothing was changed — merge again"
+                f"({worktrees.git_reason(r.stderr)}); nothing was changed — merge again"
             )
     else:
         r = _git(
@@ -371,7 +336,7 @@ def merge(ws: Workspace, agent: Agent, into: str | None = None) -> str:
         )
         if r.returncode != 0:
             raise MulluiError(
-                f"{p.target} moved while merging ({_reason(r.stderr)}); "
+                f"{p.target} moved while merging ({worktrees.git_reason(r.stderr)}); "
                 "nothing was changed — merge again"
             )
     ws.store.emit(a.id, "merged", into=p.target, sha=sha)

@@ -70,7 +70,7 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _git(
+def run_git(
     args: Sequence[str],
     cwd: Path,
     *,
@@ -96,11 +96,11 @@ def _git(
     except subprocess.TimeoutExpired as e:
         raise MulluiError(f"git {args[0]} took longer than {timeout:.0f}s in {cwd}") from e
     if check and r.returncode != 0:
-        raise MulluiError(f"git {args[0]} failed in {cwd}: {_reason(r.stderr)}")
+        raise MulluiError(f"git {args[0]} failed in {cwd}: {git_reason(r.stderr)}")
     return r
 
 
-def _reason(stderr: str) -> str:
+def git_reason(stderr: str) -> str:
     """git's complaint in one line: its fatal/error lines, else its last line."""
     lines = [ln.strip() for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
     picked = [ln for ln in lines if ln.startswith(("fatal:", "error:"))] or lines[-1:]
@@ -111,7 +111,7 @@ def _reason(stderr: str) -> str:
 def repo_root(cwd: Path) -> Path:
     """The main working tree of the repository containing ``cwd`` (also from inside a
     linked worktree, where ``--show-toplevel`` would name the linked one)."""
-    r = _git(["worktree", "list", "--porcelain"], cwd, check=False)
+    r = run_git(["worktree", "list", "--porcelain"], cwd, check=False)
     if r.returncode != 0:
         raise MulluiError(f"not a git repository: {cwd} — run mullui inside a repository")
     # The first entry is always the main worktree.
@@ -126,7 +126,7 @@ def repo_root(cwd: Path) -> Path:
 
 def current_branch(repo: Path) -> str:
     """The branch checked out in ``repo``."""
-    r = _git(["symbolic-ref", "--quiet", "--short", "HEAD"], repo, check=False)
+    r = run_git(["symbolic-ref", "--quiet", "--short", "HEAD"], repo, check=False)
     if r.returncode != 0:
         raise MulluiError(f"detached HEAD in {repo}: check out a branch or pass --base REF")
     return r.stdout.strip()
@@ -136,14 +136,14 @@ def resolve_ref(repo: Path, ref: str) -> str:
     """The commit sha ``ref`` names."""
     if not ref or ref.startswith("-"):
         raise MulluiError(f"base ref {ref!r} not found in {repo}")
-    r = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], repo, check=False)
+    r = run_git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], repo, check=False)
     if r.returncode != 0:
         raise MulluiError(f"base ref {ref!r} not found in {repo}")
     return r.stdout.strip()
 
 
 def _common_dir(repo: Path) -> Path:
-    out = _git(["rev-parse", "--path-format=absolute", "--git-common-dir"], repo).stdout
+    out = run_git(["rev-parse", "--path-format=absolute", "--git-common-dir"], repo).stdout
     return Path(out.strip())
 
 
@@ -184,7 +184,7 @@ def _repo_lock(repo: Path) -> Iterator[None]:
 
 
 def _branch_exists(repo: Path, branch: str) -> bool:
-    r = _git(["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], repo, check=False)
+    r = run_git(["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], repo, check=False)
     return r.returncode == 0
 
 
@@ -209,7 +209,7 @@ def create(
             raise MulluiError(f"{part!r} cannot name a worktree: use letters, digits, . _ -")
     branch = f"mullui/{slug}-{short_id}"
     path = worktree_path(repo, worktrees_dir, slug, short_id)
-    r = _git(["check-ref-format", "--branch", branch], repo, check=False)
+    r = run_git(["check-ref-format", "--branch", branch], repo, check=False)
     if r.returncode != 0:
         raise MulluiError(f"{branch!r} is not a valid branch name: pick another --name")
     base_sha = resolve_ref(repo, base)
@@ -226,7 +226,7 @@ def create(
             # --no-checkout: the registration is what races; the checkout (the slow part
             # in a big repository) runs outside the lock, in parallel.  --no-track: the
             # branch must not follow the base (and skips a config write).
-            r = _git(
+            r = run_git(
                 ["worktree", "add", "--no-checkout", "--no-track", "-b", branch,
                  str(path), base_sha],
                 repo, check=False,
@@ -288,7 +288,7 @@ def _failure(what: str, stderr: str, path: Path) -> MulluiError:
         return MulluiError(
             f"no space left on device for the worktree {path}: free disk space and retry"
         )
-    return MulluiError(f"{what} failed: {_reason(stderr)}")
+    return MulluiError(f"{what} failed: {git_reason(stderr)}")
 
 
 def _disk_nearly_full(path: Path) -> bool:
@@ -311,11 +311,11 @@ def discard(repo: Path, worktree: Worktree) -> None:
 
 def _undo(repo: Path, path: Path, branch: str | None) -> None:
     """Remove what a failed ``create`` made; best effort, the original error wins."""
-    _git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
+    run_git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
     shutil.rmtree(path, ignore_errors=True)
-    _git(["worktree", "prune"], repo, check=False)
+    run_git(["worktree", "prune"], repo, check=False)
     if branch is not None:
-        _git(["branch", "-D", branch], repo, check=False)
+        run_git(["branch", "-D", branch], repo, check=False)
     try:
         path.parent.rmdir()  # only when empty: the per-repository folder
     except OSError:
@@ -324,22 +324,22 @@ def _undo(repo: Path, path: Path, branch: str | None) -> None:
 
 def lock(repo: Path, path: Path, reason: str) -> None:
     """Protect the worktree from ``git worktree prune``/``remove``; idempotent."""
-    r = _git(["worktree", "lock", "--reason", reason, str(path)], repo, check=False)
+    r = run_git(["worktree", "lock", "--reason", reason, str(path)], repo, check=False)
     if r.returncode != 0 and "already locked" not in r.stderr:
-        raise MulluiError(f"git worktree lock failed: {_reason(r.stderr)}")
+        raise MulluiError(f"git worktree lock failed: {git_reason(r.stderr)}")
 
 
 def unlock(repo: Path, path: Path) -> None:
     """Undo :func:`lock`; idempotent (also for a worktree git no longer knows)."""
-    r = _git(["worktree", "unlock", str(path)], repo, check=False)
+    r = run_git(["worktree", "unlock", str(path)], repo, check=False)
     if r.returncode != 0 and not re.search(r"not locked|not a working tree", r.stderr):
-        raise MulluiError(f"git worktree unlock failed: {_reason(r.stderr)}")
+        raise MulluiError(f"git worktree unlock failed: {git_reason(r.stderr)}")
 
 
 def _uncommitted(worktree: Path) -> list[str]:
     # --no-optional-locks: no opportunistic index refresh, so a running agent's own git
     # commands never meet our index.lock.
-    out = _git(
+    out = run_git(
         ["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all",
          "--ignore-submodules=none"],
         worktree,
@@ -361,7 +361,7 @@ def _unique_commits(repo: Path, branch: str) -> list[str]:
     # --exclude applies to the next --branches only, and for --branches its pattern is
     # the short name ("refs/heads/x" silently matches nothing).  Remote-tracking branches
     # count as another branch: pushed work is safe.
-    out = _git(
+    out = run_git(
         ["rev-list", f"refs/heads/{branch}", "--not",
          f"--exclude={branch}", "--branches", "--remotes"],
         repo,
@@ -378,7 +378,7 @@ def safety(repo: Path, worktree: Path, branch: str) -> Safety:
 
 def _has_identity(worktree: Path) -> bool:
     for var in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"):
-        if _git(["var", var], worktree, check=False).returncode != 0:
+        if run_git(["var", var], worktree, check=False).returncode != 0:
             return False
     return True
 
@@ -395,7 +395,7 @@ def remove(repo: Path, worktree: Path, branch: str, *, force: bool, agent_name: 
     if not worktree.is_dir():
         # Deleted by hand: only git's registration is left (prune skips locked ones).
         unlock(repo, worktree)
-        _git(["worktree", "prune"], repo)
+        run_git(["worktree", "prune"], repo)
         return None
     s = safety(repo, worktree, branch)
     if not force and not s.safe:
@@ -413,28 +413,28 @@ def remove(repo: Path, worktree: Path, branch: str, *, force: bool, agent_name: 
         )
     saved: str | None = None
     if s.uncommitted:
-        on = _git(["symbolic-ref", "--quiet", "HEAD"], worktree, check=False).stdout.strip()
+        on = run_git(["symbolic-ref", "--quiet", "HEAD"], worktree, check=False).stdout.strip()
         if on != f"refs/heads/{branch}":
             raise MulluiError(
                 f"{worktree} is not on {branch} (HEAD: {on or 'detached'}): "
                 "commit or discard its changes by hand, then rm again"
             )
-        _git(["add", "--all"], worktree)
+        run_git(["add", "--all"], worktree)
         ident = [] if _has_identity(worktree) else [
             "-c", "user.name=mullui", "-c", "user.email=mullui@localhost",
         ]  # fmt: skip
         # --no-verify and no signing: saving work must not hang on a hook or a passphrase.
-        _git(
+        run_git(
             [*ident, "-c", "commit.gpgsign=false", "commit", "--no-verify", "--quiet",
              "-m", f"mullui: save uncommitted work of {agent_name} before removal"],
             worktree,
         )  # fmt: skip
-        saved = _git(["rev-parse", "HEAD"], worktree).stdout.strip()
+        saved = run_git(["rev-parse", "HEAD"], worktree).stdout.strip()
     unlock(repo, worktree)
-    r = _git(["worktree", "remove", "--force", str(worktree)], repo, check=False)
+    r = run_git(["worktree", "remove", "--force", str(worktree)], repo, check=False)
     if r.returncode != 0:
-        raise MulluiError(f"git worktree remove failed: {_reason(r.stderr)}")
-    _git(["worktree", "prune"], repo)
+        raise MulluiError(f"git worktree remove failed: {git_reason(r.stderr)}")
+    run_git(["worktree", "prune"], repo)
     return saved
 
 
@@ -445,9 +445,9 @@ def diff(repo: Path, base: str, worktree: Path, color: bool = True) -> str:
     Untracked files are marked intent-to-add in a *copy* of the worktree's index
     (``GIT_INDEX_FILE``), so the worktree and its real index stay untouched.
     """
-    r = _git(["merge-base", base, "HEAD"], worktree, check=False)
+    r = run_git(["merge-base", base, "HEAD"], worktree, check=False)
     since = r.stdout.strip() if r.returncode == 0 else resolve_ref(repo, base)
-    index = Path(_git(["rev-parse", "--path-format=absolute", "--git-path", "index"],
+    index = Path(run_git(["rev-parse", "--path-format=absolute", "--git-path", "index"],
                       worktree).stdout.strip())  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="mullui-diff-") as tmp:
         tmp_index = Path(tmp) / "index"
@@ -460,12 +460,12 @@ def diff(repo: Path, base: str, worktree: Path, color: bool = True) -> str:
                 raise MulluiError("no space left on device for a temporary index") from e
             raise
         env = {"GIT_INDEX_FILE": str(tmp_index)}
-        untracked = _git(["ls-files", "--others", "--exclude-standard", "-z"], worktree,
+        untracked = run_git(["ls-files", "--others", "--exclude-standard", "-z"], worktree,
                          env=env).stdout  # fmt: skip
         if untracked:
             # core.splitIndex=false: with a split index (git 2.39) writing even a private
             # index drops a new sharedindex.* file into the worktree's git dir.
-            _git(
+            run_git(
                 [
                     "-c",
                     "core.splitIndex=false",
@@ -478,7 +478,7 @@ def diff(repo: Path, base: str, worktree: Path, color: bool = True) -> str:
                 env={**env, "GIT_LITERAL_PATHSPECS": "1"},
                 stdin=untracked,
             )
-        out = _git(
+        out = run_git(
             [
                 "-c",
                 "core.quotePath=false",
