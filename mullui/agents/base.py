@@ -58,6 +58,17 @@ def model_and_args(ctx: LaunchContext) -> list[str]:
     return argv
 
 
+def meta_events(payload: dict[str, Any]) -> list[Event]:
+    """A ``meta`` event for the hook payload's ``session_id`` / ``transcript_path`` (the
+    Claude-style hook payload fields), or nothing when it carries neither."""
+    meta = {
+        k: payload[k]
+        for k in ("session_id", "transcript_path")
+        if isinstance(payload.get(k), str) and payload[k]
+    }
+    return [{"kind": "meta", **meta}] if meta else []
+
+
 def write_file(path: Path, text: str) -> None:
     """Write a generated settings/plugin file whole (temp + rename): an agent starting
     at the same moment never reads half of it."""

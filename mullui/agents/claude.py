@@ -44,7 +44,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mullui.agents.base import Event, LaunchContext, Profile, model_and_args, write_file
+from mullui.agents.base import (
+    Event,
+    LaunchContext,
+    Profile,
+    meta_events,
+    model_and_args,
+    write_file,
+)
 from mullui.errors import MulluiError
 from mullui.usage import Price, claude_session_usage, is_regular_file
 
@@ -257,14 +264,7 @@ class ClaudeProfile(Profile):
 
     # ---- watching ------------------------------------------------------------------
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:
-        out: list[Event] = []
-        meta = {
-            k: payload[k]
-            for k in ("session_id", "transcript_path")
-            if isinstance(payload.get(k), str) and payload[k]
-        }
-        if meta:
-            out.append({"kind": "meta", **meta})
+        out: list[Event] = meta_events(payload)
         out.extend(self._state_events(event, payload))
         if event in USAGE_EVENTS and isinstance(payload.get("transcript_path"), str):
             transcript = Path(payload["transcript_path"])

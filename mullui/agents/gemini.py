@@ -37,7 +37,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mullui.agents.base import Event, LaunchContext, Profile, model_and_args, write_file
+from mullui.agents.base import (
+    Event,
+    LaunchContext,
+    Profile,
+    meta_events,
+    model_and_args,
+    write_file,
+)
 from mullui.errors import MulluiError
 
 DEFAULTS_FILE = "gemini-system-defaults.json"
@@ -162,14 +169,7 @@ class GeminiProfile(Profile):
 
     # ---- watching ------------------------------------------------------------------
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:
-        out: list[Event] = []
-        meta = {
-            k: payload[k]
-            for k in ("session_id", "transcript_path")
-            if isinstance(payload.get(k), str) and payload[k]
-        }
-        if meta:
-            out.append({"kind": "meta", **meta})
+        out: list[Event] = meta_events(payload)
         out.extend(self._state_events(event, payload))
         if not any(e["kind"] in ("state", "exit") for e in out):
             out.append({"kind": "activity", "cause": f"hook:{event}"})
