@@ -7,6 +7,7 @@ One module knows every location.  ``MULLUI_HOME`` puts everything under one root
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,10 +120,19 @@ def get_paths(env: dict[str, str] | None = None) -> Paths:
         root = Path(home).expanduser().absolute()
         return Paths(config_dir=root, state_dir=root / "state", data_dir=root / "data")
     user = Path(e.get("HOME") or Path.home())
-    cfg = Path(e.get("XDG_CONFIG_HOME") or user / ".config")
-    st = Path(e.get("XDG_STATE_HOME") or user / ".local" / "state")
-    data = Path(e.get("XDG_DATA_HOME") or user / ".local" / "share")
+    cfg = _xdg(e, "XDG_CONFIG_HOME", user / ".config")
+    st = _xdg(e, "XDG_STATE_HOME", user / ".local" / "state")
+    data = _xdg(e, "XDG_DATA_HOME", user / ".local" / "share")
     return Paths(config_dir=cfg / "mullui", state_dir=st / "mullui", data_dir=data / "mullui")
+
+
+def _xdg(env: Mapping[str, str], name: str, default: Path) -> Path:
+    """An XDG base directory.  The spec: "All paths set in these environment variables
+    must be absolute.  If an implementation encounters a relative path in any of these
+    variables it should consider the path invalid and ignore it" — a relative one would
+    put mullui's state wherever the command happens to run."""
+    value = env.get(name, "")
+    return Path(value) if os.path.isabs(value) else default
 
 
 def tmux_socket(env: dict[str, str] | None = None) -> str:

@@ -16,7 +16,8 @@ tmux quirks this module works around (seen on tmux 3.3a):
   so user text like ``"fix it;"`` would split the command.  :func:`_arg` escapes it.
 - Window names, ``-c`` directories, ``run-shell`` and ``pipe-pane`` commands are expanded
   as formats: a literal ``#`` must be written ``##``.
-- One client command is limited to about 16 KB (``command too long``).
+- One client command is limited to about 16 KB (``command too long``): the agent's argv
+  goes through a file that the pane's wrapper reads (see ``_WRAPPER``).
 - ``alert-silence`` fires once per window until its alert flag is cleared; with the flag
   cleared it fires again every N seconds of continued silence.  See :meth:`Tmux.launch`.
 - The server sometimes loses a pane's SIGCHLD: no status, no ``pane-died``.  See
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mullui.errors import MulluiError
+from mullui.runtime import processes
 
 MIN_VERSION = (3, 2)
 # tmux's MAX_IMSGSIZE is 16384 bytes for the whole packed argv; keep a margin.
@@ -56,6 +58,14 @@ _NO_SERVER = re.compile(
     r"no server running|server exited unexpectedly"
     r"|error connecting to .*\((No such file or directory|Connection refused)\)"
 )
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """How :meth:`Tmux.stop` went."""
+
+    exited: bool  # the agent ended by itself after C-c (its exit hook ran)
+    survivors: list[int]  # pids of its tree still alive after SIGKILL (normally none)
 
 
 @dataclass(frozen=True)
@@ -285,7 +295,9 @@ class Tmux:
     ) -> str:
         """Start ``argv`` in a new window of ``session``; return its pane id (``%N``).
 
-        - ``argv`` is exec'd directly (never a shell); ``env`` is added with ``-e``.
+        - ``argv`` is exec'd directly (never a shell), read from a file (any size up to
+          Linux's own limits); ``env`` is added with ``-e``, and ``MULLUI_AGENT_ID`` is
+          set to ``agent_id`` (:meth:`kill` finds the agent's processes by it).
         - The command is gated: it waits on a tmux ``wait-for`` channel that is signalled
           only after ``pipe-pane`` (log), ``remain-on-exit`` and the hooks are in place,
           so no early output and no early exit is missed.  (tmux remembers a signal sent
@@ -306,21 +318,37 @@ class Tmux:
             log_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise MulluiError(f"cannot create the log directory {log_path.parent}: {e}") from e
+        _check_argv(argv, env)
         channel = f"mullui-gate-{agent_id}-{secrets.token_hex(4)}"
         gate = _WRAPPER.replace("TMUX_BIN", shlex.quote(self._bin or "tmux")).replace(
             "CHANNEL", channel
         )
+        # The argv travels in a file the wrapper sources, never on tmux's command line
+        # (one client message is limited to 16 KB; tasks are specs of any size).
+        argv_file = log_path.parent / f".{agent_id}-{secrets.token_hex(4)}.argv"
+        try:
+            fd = os.open(argv_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
+                fh.write("set -- " + " ".join(shlex.quote(a) for a in argv) + "\n")
+        except OSError as e:
+            argv_file.unlink(missing_ok=True)
+            raise MulluiError(f"cannot write the agent's command to {argv_file}: {e}") from e
         new_window = [
             "new-window", "-d", "-P", "-F", f"#{{window_id}}{_SEP}#{{pane_id}}",
             "-t", f"={session}:", "-n", _fmt_literal(window_name),
             "-c", _fmt_literal(str(cwd)),
         ]  # fmt: skip
-        for key, value in env.items():
+        # The tag by which kill() finds every process of the agent, however detached.
+        for key, value in {**env, "MULLUI_AGENT_ID": agent_id}.items():
             new_window += ["-e", f"{key}={value}"]
         # Two or more arguments after the flags: tmux >= 3.0 execvp()s them, no shell
-        # parses them; the wrapper script is ours and gets the agent's argv as "$@".
-        new_window += ["sh", "-c", gate, "mullui-agent", *argv]
-        out = self._cmd(*new_window).strip()
+        # parses them; the wrapper script is ours and reads the agent's argv into "$@".
+        new_window += ["sh", "-c", gate, "mullui-agent", str(argv_file)]
+        try:
+            out = self._cmd(*new_window).strip()
+        except MulluiError:
+            argv_file.unlink(missing_ok=True)
+            raise
         window_id, _, pane_id = out.partition(_SEP)
         if not window_id.startswith("@") or not pane_id.startswith("%"):
             raise MulluiError(f"tmux new-window printed {out!r}, expected window and pane ids")
@@ -372,6 +400,7 @@ class Tmux:
         except MulluiError:
             # Nothing half-made: the gated command has not started yet.
             self.kill(pane_id)
+            argv_file.unlink(missing_ok=True)
             raise
         return pane_id
 
@@ -431,20 +460,20 @@ class Tmux:
         the foreground itself, e.g. after suspending a TUI)."""
         return [*self._base(), "attach-session", "-t", target]
 
-    def stop(self, target: str, grace: float = 3.0) -> bool:
-        """Ask the agent to stop (C-c, twice: Claude Code wants two), then kill its window.
+    def stop(self, target: str, grace: float = 3.0) -> Stopped:
+        """Ask the agent to stop (C-c, twice: Claude Code wants two), then end its window
+        and its whole process tree (see :meth:`kill`).
 
-        Returns True when the process ended by itself within ``grace`` seconds — its
-        ``pane-died`` hook then reported the exit.  Otherwise the window is killed and
-        no hook runs (tmux only fires ``pane-died`` for a process that exits), so the
-        caller records the stop itself.  Either way the window is gone afterwards;
-        the log file stays.
+        ``exited`` is True when the process ended by itself within ``grace`` seconds —
+        its ``pane-died`` hook then reported the exit.  Otherwise the window is killed
+        and no hook runs (tmux only fires ``pane-died`` for a process that exits), so the
+        caller records the stop itself.  Either way the window is gone afterwards; the
+        log file stays.
         """
         exited = False
         try:
             if self._pane_dead(target):
-                self.kill(target)
-                return True
+                return Stopped(True, self.kill(target, grace=grace))
             self._cmd("send-keys", "-t", target, "C-c")
             deadline = time.monotonic() + grace
             second = time.monotonic() + min(0.5, grace / 2)
@@ -459,11 +488,28 @@ class Tmux:
                 time.sleep(0.05)
         except (MulluiError, _NoServer):
             pass  # the window is already gone, or the server is
-        self.kill(target)
-        return exited
+        return Stopped(exited, self.kill(target, grace=grace))
 
-    def kill(self, target: str) -> None:
-        """Kill the agent's window at once (SIGHUP to its process); no error if gone."""
+    def kill(self, target: str, grace: float = 3.0) -> list[int]:
+        """Kill the agent's window and end its whole process tree: its session and
+        process group, their descendants, and every process that inherited its
+        ``MULLUI_AGENT_ID`` (``nohup``, ``setsid``, daemons) get SIGTERM, then SIGKILL
+        after ``grace`` seconds.  Returns the pids that survived even SIGKILL (empty
+        normally); no error if the window is gone."""
+        root: int | None = None
+        tag: str | None = None
+        server: int | None = None
+        try:
+            info = self._pane_format(
+                target, f"#{{pane_dead}}{_SEP}#{{pane_pid}}{_SEP}#{{@mullui_agent}}{_SEP}#{{pid}}"
+            ).split(_SEP)
+            if len(info) == 4:
+                dead, pid, agent, srv = info
+                root = _int(pid) if dead != "1" else None
+                tag = f"MULLUI_AGENT_ID={agent}" if agent else None
+                server = _int(srv)
+        except MulluiError:
+            pass  # gone, or no server: whatever carries the tag is still ended below
         try:
             self._cmd("kill-window", "-t", target)
         except _NoServer:
@@ -471,6 +517,9 @@ class Tmux:
         except MulluiError as e:
             if "can't find" not in e.message:
                 raise
+        if root is None and tag is None:
+            return []
+        return processes.end(root, tag, grace=grace, keep=[server] if server else [])
 
     def _pane_dead(self, target: str) -> bool:
         return self._pane_format(target, "#{pane_dead}") == "1"
@@ -548,17 +597,20 @@ class _NoServer(MulluiError):
 # 1. Gate: wait until launch() has attached pipe-pane and the hooks.  $TMUX is
 #    "socket_path,server_pid,session" in every pane; tmux's path is absolute because the
 #    caller's env may replace PATH.
-# 2. Run the agent as a child, not exec: tmux 3.3a (and 3.4; fixed in 3.5) sometimes loses
+# 2. Read the agent's argv from the file launch() wrote (``set -- 'arg' ...``, each word
+#    quoted by shlex) and delete it.
+# 3. Run the agent as a child, not exec: tmux 3.3a (and 3.4; fixed in 3.5) sometimes loses
 #    the SIGCHLD of a pane's process — the pane shows dead with no status, stays a zombie,
 #    and pane-died never fires (measured here: 4-8 of 40 quick exits).  A SIGCHLD sent to
 #    the server makes it reap and fire the hook, so after the agent ends a detached helper
 #    (immune to the hangup of the closing pty) nudges the server three times.
-# 3. Leave with the agent's status; a death by a common signal is re-raised so tmux
+# 4. Leave with the agent's status; a death by a common signal is re-raised so tmux
 #    reports it as a signal (#{pane_dead_signal}).  The wrapper ignores C-c while the
 #    agent runs (a caught signal resets to default in the child), so C-c reaches the
 #    agent and the wrapper stays to report.
 _WRAPPER = """\
 TMUX_BIN -S "${TMUX%%,*}" wait-for CHANNEL || exit 125
+f=$1; . "$f" || exit 126; rm -f "$f"
 trap : INT QUIT
 "$@"
 rc=$?
@@ -570,6 +622,33 @@ if [ "$rc" -gt 128 ]; then
 fi
 exit "$rc"
 """
+
+
+# Linux's limits on what execve() passes: MAX_ARG_STRLEN for one argument, and about a
+# quarter of the stack limit (2 MB by default) for argv and environment together.
+MAX_ARG_BYTES = 128 * 1024 - 1
+MAX_ARGV_BYTES = 2 * 1024 * 1024 - 64 * 1024
+
+
+def _check_argv(argv: Sequence[str], env: dict[str, str]) -> None:
+    """Refuse, in one line, an argv no program could receive (execve would fail with
+    E2BIG in the pane, where nobody reads it)."""
+    for a in argv:
+        n = len(a.encode(errors="surrogateescape"))
+        if n > MAX_ARG_BYTES:
+            raise MulluiError(
+                f"one argument of the agent's command is {n} bytes; Linux passes at most "
+                f"{MAX_ARG_BYTES + 1} bytes in one program argument: put the text in a file "
+                "in the repository and ask the agent to read it"
+            )
+    total = sum(len(a.encode(errors="surrogateescape")) + 1 for a in argv)
+    total += sum(len(k) + len(v.encode(errors="surrogateescape")) + 2 for k, v in env.items())
+    total += sum(len(k) + len(v) + 2 for k, v in os.environ.items())
+    if total > MAX_ARGV_BYTES:
+        raise MulluiError(
+            f"the agent's command and environment are {total} bytes, over the ~2 MB Linux "
+            "passes to a program: put the text in a file in the repository and refer to it"
+        )
 
 
 def _int(s: str) -> int | None:

@@ -173,10 +173,28 @@ def test_task_text_reaches_the_program_unchanged_and_runs_nothing(
     assert not (tmp_path / "X").exists()
 
 
-def test_a_task_too_long_for_tmux_is_refused_clearly(tmux: Tmux, tmp_path: Path) -> None:
-    with pytest.raises(MulluiError, match="too long for tmux"):
-        launch(tmux, tmp_path, ["echo", "x" * 20_000])
+def test_a_task_of_100_kb_reaches_the_program_whole(tmux: Tmux, tmp_path: Path) -> None:
+    # Over tmux's 16 KB command limit: the argv goes through a file the wrapper reads.
+    task = (NASTY + "\n\ttabbed line\n") * 1100
+    assert 100_000 < len(task.encode()) < 128 * 1024
+    got = tmp_path / "argv.txt"
+    prog = "import sys, json; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))"
+    launch(tmux, tmp_path, [PY, "-c", prog, str(got), task, "x" * 20_000])
+    import json
+
+    assert wait_for(lambda: read(got), what="argv") and json.loads(read(got)) == [
+        task,
+        "x" * 20_000,
+    ]
+    assert not (tmp_path / "X").exists()
+    assert not list(tmp_path.glob(".*.argv")), "the argv file is removed once read"
+
+
+def test_an_argument_linux_cannot_pass_is_refused_clearly(tmux: Tmux, tmp_path: Path) -> None:
+    with pytest.raises(MulluiError, match="at most 131072 bytes in one program argument"):
+        launch(tmux, tmp_path, ["echo", "x" * 200_000])
     assert tmux.panes() == {}
+    assert not list(tmp_path.glob(".*.argv"))
 
 
 @pytest.mark.parametrize(
@@ -244,7 +262,7 @@ def test_stop_interrupts_then_removes_the_window(tmux: Tmux, tmp_path: Path) -> 
         tmux, tmp_path, ["sh", "-c", "trap 'exit 130' INT; while :; do sleep 0.05; done"]
     )
     time.sleep(0.1)  # let sh install its trap
-    assert tmux.stop(target, grace=3.0) is True
+    assert tmux.stop(target, grace=3.0).exited is True
     assert wait_for(lambda: read(tmp_path / "a1.exit")).split()[:2] == ["--status", "130"]
     assert tmux.panes() == {}
     tmux.kill(target)  # gone already: no error
@@ -254,7 +272,7 @@ def test_stop_kills_an_agent_that_ignores_ctrl_c(tmux: Tmux, tmp_path: Path) -> 
     target = launch(tmux, tmp_path, ["sh", "-c", "trap '' INT; while :; do sleep 0.05; done"])
     time.sleep(0.1)
     t0 = time.monotonic()
-    assert tmux.stop(target, grace=0.6) is False
+    assert tmux.stop(target, grace=0.6).exited is False
     assert time.monotonic() - t0 < 2.0
     assert tmux.panes() == {}
 
@@ -412,3 +430,54 @@ def test_attach_inside_tmux_switches_the_client(tmux: Tmux, tmp_path: Path) -> N
         assert wait_for(lambda: _client_panes(tmux.socket_name) == [target], what="switch")
     finally:
         client.kill()
+
+
+def _pids(path: Path, n: int) -> list[int]:
+    return [int(x) for x in wait_for(lambda: len(read(path).split()) >= n and read(path)).split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"  # a zombie the container's init never reaps
+
+
+def test_stop_ends_the_whole_tree_even_processes_that_ignore_term_and_hup(
+    tmux: Tmux, tmp_path: Path
+) -> None:
+    # The agent ignores TERM and HUP and C-c; it starts a nohup'd child, a child in its
+    # own session (setsid, re-parented to init when its parent goes) and a plain one.
+    pids = tmp_path / "pids"
+    script = (
+        "trap '' TERM HUP INT; "
+        f"nohup sh -c 'trap \"\" TERM; echo $$ >> {pids}; exec sleep 300' >/dev/null 2>&1 & "
+        f"setsid sh -c 'trap \"\" TERM HUP; echo $$ >> {pids}; while :; do sleep 1; done' & "
+        f"sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; "
+        "while :; do sleep 1; done"
+    )
+    target = launch(tmux, tmp_path, ["sh", "-c", script])
+    tree = _pids(pids, 4)
+    assert all(_alive(p) for p in tree)
+    t0 = time.monotonic()
+    stopped = tmux.stop(target, grace=0.5)
+    assert stopped.exited is False and stopped.survivors == []
+    assert time.monotonic() - t0 < 5.0
+    assert [p for p in tree if _alive(p)] == []
+    assert tmux.panes() == {}
+
+
+def test_kill_ends_a_dead_agents_leftover_children(tmux: Tmux, tmp_path: Path) -> None:
+    # The agent exited; its nohup'd server lives on (re-parented): rm --force ends it.
+    pids = tmp_path / "pids"
+    script = (
+        f"nohup sh -c 'trap \"\" HUP TERM; echo $$ >> {pids}; exec sleep 300' >/dev/null 2>&1 & "
+        f"while [ ! -s {pids} ]; do sleep 0.02; done"  # past nohup's signal(SIGHUP, SIG_IGN)
+    )
+    target = launch(tmux, tmp_path, ["sh", "-c", script])
+    (child,) = _pids(pids, 1)
+    wait_for(lambda: read(tmp_path / "a1.exit"), what="exit")
+    assert _alive(child)
+    assert tmux.kill(target, grace=0.3) == []
+    assert wait_for(lambda: not _alive(child), what="child ended")
