@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--status", help=argparse.SUPPRESS)
     s.add_argument("--seconds", help=argparse.SUPPRESS)
     s.add_argument("--state-dir", help=argparse.SUPPRESS)
+    s = sub.add_parser(
+        "trust", help="let a repository's .mullui.toml set profiles, hosts, prices (this content)"
+    )
+    s.add_argument(
+        "path", nargs="?", metavar="PATH", help="the file or its repository (default: here)"
+    )
+    s.add_argument("--revoke", action="store_true", help="stop trusting it")
     s = sub.add_parser("hosts", help="configured remote hosts, reachable or not")
     s.add_argument("action", nargs="?", choices=["check"])
     s.add_argument("name", nargs="?")
@@ -166,10 +173,16 @@ def _one_line(s: str, n: int = 60) -> str:
 
 
 # ---- commands --------------------------------------------------------------------------
-def _ws() -> Any:
+def _notice(line: str) -> None:
+    print(f"mullui: {line}", file=sys.stderr)
+
+
+def _ws(*, notices: bool = True) -> Any:
     from mullui.workspace import Workspace
 
     ws = Workspace()
+    if notices:  # what an untrusted .mullui.toml could not set, said on every command
+        ws.notice = _notice
     ws.config  # noqa: B018 - a broken config is reported by every command, at once
     return ws
 
@@ -388,6 +401,31 @@ def cmd_hook(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trust(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mullui import config
+    from mullui.workspace import Workspace
+
+    ws = Workspace()
+    target = Path(a.path).absolute() if a.path else ws.repo()
+    if target.is_dir():
+        target = target / ".mullui.toml"
+    if a.revoke:
+        if config.revoke(ws.paths.trust_file, target):
+            print(f"no longer trusted: {target}")
+        else:
+            print(f"{target} was not trusted")
+        return 0
+    digest, keys = config.trust(ws.paths.trust_file, target)
+    what = f"its {', '.join(keys)} now apply" if keys else "it sets nothing that needed trust"
+    print(
+        f"trusted {target} (sha256 {digest[:12]}): {what}; any change to it needs "
+        "`mullui trust` again"
+    )
+    return 0
+
+
 def cmd_hosts(a: argparse.Namespace) -> int:
     from mullui.remote import cli as remote_cli
 
@@ -403,7 +441,7 @@ def cmd_watch(a: argparse.Namespace) -> int:
 def cmd_events(a: argparse.Namespace) -> int:
     from mullui import watch
 
-    return watch.events_main(_ws(), follow=a.follow, since=a.since)
+    return watch.events_main(_ws(notices=False), follow=a.follow, since=a.since)
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -435,6 +473,7 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "stop": cmd_stop,
     "rm": cmd_rm,
     "hook": cmd_hook,
+    "trust": cmd_trust,
     "hosts": cmd_hosts,
     "watch": cmd_watch,
     "events": cmd_events,

@@ -3,15 +3,22 @@
 ``config.toml`` (config dir, or ``$MULLUI_HOME/config.toml``) is merged with the
 repository's ``.mullui.toml`` (the repository wins).  Errors name the file, the line and
 the key: ``config.toml line 3: [profiles.x] command must be a list of strings``.
+
+A repository's file is written by whoever can commit to it - an agent included - so
+until the user trusts its exact content (``mullui trust``: a sha256 in the user's state,
+re-asked whenever the file changes) only keys that can neither run code nor weaken a
+safety limit apply (:func:`untrusted_part`); the rest is ignored and named in
+:meth:`Config.trust_notice`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,9 +188,23 @@ class Config:
     collisions_interval_s: int = 5
     collisions_notify: bool = True
     sources: tuple[Path, ...] = ()
+    #: the repository file whose keys were ignored for want of trust, and those keys
+    untrusted: Path | None = None
+    ignored: tuple[str, ...] = ()
 
     def profile_names(self) -> list[str]:
         return sorted(set(BUILTIN_PROFILES) | set(self.profiles))
+
+    def trust_notice(self) -> str | None:
+        """One line naming what an untrusted repository file tried to set, or None."""
+        if self.untrusted is None or not self.ignored:
+            return None
+        keys = ", ".join(self.ignored)
+        return (
+            f"ignored {keys} from {self.untrusted}: a repository's file may set these only "
+            f"once you trust its content (they can run code or loosen limits); read it, "
+            f"then `mullui trust {self.untrusted}`"
+        )
 
 
 # ---- locating keys for messages ---------------------------------------------------------
@@ -306,14 +327,17 @@ class _Validator:
                         raise self.fail(t, "steps", f"step {i}: task is required")
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse and validate one config file; a missing file is empty."""
+def _read_text(path: Path) -> str | None:
+    """A config file's text; None when there is none."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}
+        return None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read config: {e}") from e
+
+
+def _parse(path: Path, text: str) -> dict[str, Any]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -326,6 +350,12 @@ def read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse and validate one config file; a missing file is empty."""
+    text = _read_text(path)
+    return {} if text is None else _parse(path, text)
+
+
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for k, v in b.items():
@@ -336,17 +366,156 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load(config_file: Path, repo: Path | None = None) -> Config:
-    """The effective config: ``config_file`` merged with ``repo/.mullui.toml``."""
+def load(config_file: Path, repo: Path | None = None, trust_file: Path | None = None) -> Config:
+    """The effective config: ``config_file`` merged with ``repo/.mullui.toml``.
+
+    The repository file applies whole only when ``trust_file`` records its exact
+    content; otherwise only its :func:`untrusted_part` does.
+    """
     data = read_toml(config_file)
     sources = [config_file] if data else []
+    untrusted: Path | None = None
+    ignored: list[str] = []
     if repo is not None:
         local = repo / ".mullui.toml"
-        extra = read_toml(local)
+        text = _read_text(local)
+        extra = _parse(local, text) if text is not None else {}
         if extra:
             sources.append(local)
+            if text is None or not is_trusted(trust_file, local, text):
+                extra, ignored = untrusted_part(data, extra)
+                if ignored:
+                    untrusted = local
         data = _merge(data, extra)
-    return build(data, tuple(sources))
+    cfg = build(data, tuple(sources))
+    return replace(cfg, untrusted=untrusted, ignored=tuple(ignored)) if ignored else cfg
+
+
+# ---- what a repository may set without trust ---------------------------------------------
+#: Profiles whose task is a prompt, never a command line: an untrusted file may name them
+#: as ``default_agent`` or in a chain's steps (``shell`` and custom profiles run the task).
+PROMPT_AGENTS = ("claude", "codex", "aider", "gemini", "opencode")
+#: Limits a repository may only tighten without trust (raising them spends more).
+_CAPS = ("max_running", "max_cost_usd")
+
+
+def untrusted_part(user: dict[str, Any], repo: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The part of a validated, untrusted ``repo`` table that cannot run code or weaken a
+    safety limit (given the ``user``'s own table), and the dotted keys left out.
+
+    Kept: ``theme``; ``default_agent`` naming a prompt agent; ``[limits]`` (caps only
+    lowered); ``[notify]`` but ``attach_command``; ``[watch]``; ``[collisions]``; chains
+    whose steps all run prompt agents; a profile's ``silence_after_s``.  Left out: every
+    other profile key (command, args, env, model, resume, hooks), ``[hosts]`` (ssh
+    options run commands), ``[prices]`` (they decide the budget), ``attach_command``.
+    """
+    kept: dict[str, Any] = {}
+    ignored: list[str] = []
+    user_limits = user.get("limits", {})
+    defaults = Limits()
+    for key, value in repo.items():
+        if key == "theme" or key in ("watch", "collisions"):
+            kept[key] = value
+        elif key == "default_agent":
+            if value in PROMPT_AGENTS:
+                kept[key] = value
+            else:
+                ignored.append(key)
+        elif key == "limits":
+            table: dict[str, Any] = {}
+            for k, v in value.items():
+                mine = user_limits.get(k, getattr(defaults, k))
+                looser = (k in _CAPS and v > mine) or (
+                    k == "max_unreviewed" and mine and (v == 0 or v > mine)
+                )
+                if looser:
+                    ignored.append(f"limits.{k}")
+                else:
+                    table[k] = v
+            kept[key] = table
+        elif key == "notify":
+            kept[key] = {k: v for k, v in value.items() if k != "attach_command"}
+            if "attach_command" in value:
+                ignored.append("notify.attach_command")
+        elif key == "chains":
+            default = repo.get("default_agent")
+            if default not in PROMPT_AGENTS:
+                default = user.get("default_agent", "claude")
+            chains: dict[str, Any] = {}
+            for name, body in value.items():
+                if all((st.get("agent") or default) in PROMPT_AGENTS for st in body["steps"]):
+                    chains[name] = body
+                else:
+                    ignored.append(f"chains.{_toml_key(name)}")
+            kept[key] = chains
+        elif key == "profiles":
+            known = set(BUILTIN_PROFILES) | set(user.get("profiles", {}))
+            profiles: dict[str, Any] = {}
+            for name, body in value.items():
+                for k in body:
+                    if k == "silence_after_s" and name in known:
+                        profiles.setdefault(name, {})[k] = body[k]
+                    else:
+                        ignored.append(f"profiles.{_toml_key(name)}.{k}")
+            kept[key] = profiles
+        else:  # hosts, prices, and anything a later schema adds: trust first
+            if isinstance(value, dict) and value:
+                ignored.extend(f"{key}.{_toml_key(n)}" for n in value)
+            else:
+                ignored.append(key)
+    return kept, ignored
+
+
+# ---- trust: a sha256 of each trusted file's content, in the user's state ---------------------
+def content_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _trusted(trust_file: Path) -> dict[str, str]:
+    try:
+        data = json.loads(trust_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # missing or torn: nothing is trusted, which is the safe reading
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def is_trusted(trust_file: Path | None, path: Path, text: str) -> bool:
+    """Whether the user trusted exactly this ``text`` as the content of ``path``."""
+    if trust_file is None:
+        return False
+    return _trusted(trust_file).get(str(path.absolute())) == content_digest(text)
+
+
+def trust(trust_file: Path, path: Path) -> tuple[str, list[str]]:
+    """Record ``path``'s current content as trusted.  Returns its digest and the keys
+    that now apply (those an untrusted copy would ignore)."""
+    from mullui.store import atomic_write
+
+    path = path.absolute()
+    text = _read_text(path)
+    if text is None:
+        raise ConfigError(f"no config file {path}: give a repository or its .mullui.toml")
+    data = _parse(path, text)  # an invalid file is refused, not trusted
+    _, keys = untrusted_part({}, data)
+    table = _trusted(trust_file)
+    digest = content_digest(text)
+    table[str(path)] = digest
+    trust_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write(trust_file, (json.dumps(table, indent=1, sort_keys=True) + "\n").encode())
+    return digest, keys
+
+
+def revoke(trust_file: Path, path: Path) -> bool:
+    """Forget ``path``'s trust; False when it was not trusted."""
+    from mullui.store import atomic_write
+
+    table = _trusted(trust_file)
+    if table.pop(str(path.absolute()), None) is None:
+        return False
+    atomic_write(trust_file, (json.dumps(table, indent=1, sort_keys=True) + "\n").encode())
+    return True
 
 
 def build(data: dict[str, Any], sources: tuple[Path, ...] = ()) -> Config:

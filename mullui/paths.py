@@ -73,6 +73,11 @@ class Paths:
         return self.state_dir / "notified.json"
 
     @property
+    def trust_file(self) -> Path:
+        """sha256 of each repository ``.mullui.toml`` the user trusted (``mullui trust``)."""
+        return self.state_dir / "trusted.json"
+
+    @property
     def ui_state(self) -> Path:
         """Small UI preferences (chosen theme)."""
         return self.state_dir / "ui.json"

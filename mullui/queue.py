@@ -262,9 +262,7 @@ def _config(ws: Workspace, agents: Sequence[Agent]) -> Config:
 def _repo_config(ws: Workspace, repo: str | None) -> Config:
     if ws.repo_or_none() is not None or not repo or not Path(repo).is_dir():
         return ws.config
-    from mullui import config as config_mod
-
-    return config_mod.load(ws.paths.config_file, Path(repo))
+    return ws.load_config(Path(repo))
 
 
 def wait_reason(ws: Workspace, agent: Agent) -> str | None:

@@ -120,6 +120,11 @@ def _has_identity(repo: Path) -> bool:
     )
 
 
+#: The repository's own config: a merge that changes it says so (a new content is not
+#: trusted until the user says so: ``config.untrusted_part``).
+REPO_CONFIG = ".mullui.toml"
+
+
 @dataclass(frozen=True)
 class MergePlan:
     """What ``merge`` would do, computed without changing anything (the TUI asks with it)."""
@@ -137,7 +142,8 @@ class MergePlan:
     def question(self) -> str:
         """One line to confirm with: ``Merge fix-login (3 files) into main?``."""
         n = len(self.files)
-        return f"Merge {self.agent.name} ({n} file{'s' if n != 1 else ''}) into {self.target}?"
+        cfg = ", changes .mullui.toml" if REPO_CONFIG in self.files else ""
+        return f"Merge {self.agent.name} ({n} file{'s' if n != 1 else ''}{cfg}) into {self.target}?"
 
 
 def _predecessors(ws: Workspace, a: Agent) -> list[Agent]:
@@ -359,4 +365,10 @@ def merge(ws: Workspace, agent: Agent, into: str | None = None) -> str:
         if a.worktree and Path(a.worktree).is_dir()
         else ""
     )
-    return f"merged {a.name} ({a.branch}) into {p.target} as {sha[:10]}: {stat}{after}"
+    note = (
+        f"; it changed {REPO_CONFIG}: until you read it and `mullui trust` it, its keys "
+        "that can run code or loosen limits are ignored"
+        if REPO_CONFIG in p.files
+        else ""
+    )
+    return f"merged {a.name} ({a.branch}) into {p.target} as {sha[:10]}: {stat}{after}{note}"

@@ -68,6 +68,8 @@ class Workspace:
         self._tmux: Tmux | None = None
         #: receives worktree checkout progress lines (big repositories); the CLI shows them
         self.progress: Callable[[str], None] | None = None
+        #: receives, once, the line naming what an untrusted ``.mullui.toml`` could not set
+        self.notice: Callable[[str], None] | None = None
 
     # ---- context -------------------------------------------------------------------
     def repo(self) -> Path:
@@ -87,8 +89,15 @@ class Workspace:
     @property
     def config(self) -> config_mod.Config:
         if self._config is None:
-            self._config = config_mod.load(self.paths.config_file, self.repo_or_none())
+            self._config = self.load_config(self.repo_or_none())
+            notice = self._config.trust_notice()
+            if notice and self.notice is not None:
+                self.notice(notice)
         return self._config
+
+    def load_config(self, repo: Path | None) -> config_mod.Config:
+        """The user's config merged with ``repo``'s ``.mullui.toml`` (as far as trusted)."""
+        return config_mod.load(self.paths.config_file, repo, self.paths.trust_file)
 
     @property
     def tmux(self) -> Tmux:

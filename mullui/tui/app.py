@@ -109,6 +109,7 @@ class MulluiApp(App[None]):
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         for p in self.theme_problems:
             self.notify(p.message, title="theme not loaded", severity="warning", timeout=8)
+        self._trust_notice()
         self.push_screen(MainScreen())
         # A fast first frame from the records on disk, then the workspace's reconciled
         # view (it asks tmux which windows are alive) from a thread.
@@ -117,6 +118,22 @@ class MulluiApp(App[None]):
         if self.supervise:
             self._run_feed()
         self.set_interval(TICK_S, self.request_render)
+
+    def _trust_notice(self) -> None:
+        """What the repository's untrusted ``.mullui.toml`` could not set, and how to
+        trust it (the config is loaded before the app starts: no I/O here)."""
+        try:
+            notice = self.actions.config.trust_notice()  # type: ignore[attr-defined]
+        except (AttributeError, MulluiError):
+            return
+        if notice:
+            self.notify(
+                notice,
+                title="repository config not trusted",
+                severity="warning",
+                timeout=20,
+                markup=False,
+            )
 
     @work(thread=True, exclusive=True, group="load")
     def _load_reconciled(self) -> None:

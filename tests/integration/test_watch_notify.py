@@ -363,6 +363,37 @@ def test_attach_button_and_popup_click_run_the_attach_command(
     assert agent(cli, repo, aid)["snoozed_until"] is None
 
 
+def test_a_repositorys_attach_command_runs_only_once_its_file_is_trusted(
+    desktop: DesktopThread,
+    start_watch: Callable[..., Watch],
+    cli: CLI,
+    repo: Path,
+    tmp_path: Path,
+) -> None:
+    """An agent can commit ``.mullui.toml``: its ``attach_command`` is a command, so it
+    waits for ``mullui trust`` (issue 20 item 2)."""
+    touch = "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text('ran')"
+    mark = tmp_path / "repo-attach-ran"
+    (repo / ".mullui.toml").write_text(
+        "[notify]\ncoalesce_ms = 0\nattach_command = "
+        + json.dumps([sys.executable, "-c", touch, str(mark)])
+        + "\n"
+    )
+    w = start_watch()
+    assert "ignored notify.attach_command" in w.stderr and "mullui trust" in w.stderr, w.stderr
+    spawn(cli, repo, "exit 3", "--name", "first")
+    desktop.click(desktop.wait_title("first is failed"), "attach")
+    time.sleep(SETTLE_S)
+    assert not mark.exists()
+
+    assert cli("trust", cwd=repo).returncode == 0
+    w.stop()
+    start_watch()
+    spawn(cli, repo, "exit 3", "--name", "second")
+    desktop.click(desktop.wait_title("second is failed"), "attach")
+    wait_for(mark.exists)
+
+
 def test_attach_with_no_attach_command_brings_the_agent_up_in_an_open_terminal(
     desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI, repo: Path
 ) -> None:

