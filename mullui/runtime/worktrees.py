@@ -47,6 +47,16 @@ class Worktree:
     branch: str
     base: str  # the ref as given (``main``, ``HEAD~2``, a sha)
     base_sha: str
+    notes: tuple[str, ...] = ()  # one line each, for the user (submodules that failed)
+
+
+@dataclass(frozen=True)
+class Base:
+    """Where a new agent starts, resolved in the directory the user stands in."""
+
+    ref: str  # what the agent's record keeps: a branch name, a stable ref, or a sha
+    sha: str
+    note: str | None = None  # for the user: why it is a commit and not a branch
 
 
 @dataclass(frozen=True)
@@ -124,12 +134,73 @@ def repo_root(cwd: Path) -> Path:
     raise MulluiError(f"not a git repository: {cwd} — run mullui inside a repository")
 
 
-def current_branch(repo: Path) -> str:
-    """The branch checked out in ``repo``."""
-    r = run_git(["symbolic-ref", "--quiet", "--short", "HEAD"], repo, check=False)
-    if r.returncode != 0:
-        raise MulluiError(f"detached HEAD in {repo}: check out a branch or pass --base REF")
-    return r.stdout.strip()
+def current_branch(cwd: Path) -> str:
+    """The branch checked out in the worktree that holds ``cwd`` (a linked worktree's
+    own branch, not the main checkout's)."""
+    branch = branch_of(cwd)
+    if branch is None:
+        raise MulluiError(f"detached HEAD in {cwd}: check out a branch or pass --base REF")
+    return branch
+
+
+def branch_of(worktree: Path) -> str | None:
+    """The branch the worktree holding ``worktree`` has checked out; None when detached."""
+    r = run_git(["symbolic-ref", "--quiet", "--short", "HEAD"], worktree, check=False)
+    return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else None
+
+
+def has_commits(cwd: Path) -> bool:
+    """False for a repository where nothing was ever committed."""
+    if run_git(["rev-parse", "--verify", "--quiet", "HEAD"], cwd, check=False).returncode == 0:
+        return True
+    r = run_git(["for-each-ref", "--count=1", "--format=%(objectname)"], cwd, check=False)
+    return bool(r.stdout.strip())
+
+
+NO_COMMITS = "this repository has no commits yet: commit something first, then spawn"
+
+
+def resolve_base(cwd: Path, ref: str | None) -> Base:
+    """The base of a new agent, resolved where the user stands (``cwd``), once, at spawn.
+
+    - None: the branch checked out in ``cwd``'s worktree; a detached HEAD gives its
+      commit, with a note (there is no branch to merge into).
+    - A name that means a local branch here (``main``, ``HEAD``, ``@``, ``@{-1}``): that
+      branch.  Inside the agent's worktree ``HEAD`` would mean the agent's own branch.
+    - A tag or remote-tracking branch: kept as given (it means the same everywhere).
+    - Anything else (``HEAD~2``, ``main^``, a sha): the commit it names now, with a note.
+    """
+    if not has_commits(cwd):
+        raise MulluiError(NO_COMMITS)
+    if ref is None:
+        branch = branch_of(cwd)
+        if branch is not None:
+            r = run_git(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], cwd, check=False)
+            if r.returncode != 0:
+                raise MulluiError(
+                    f"branch {branch} has no commits yet: commit something on it first, "
+                    "or pass --base REF"
+                )
+            return Base(branch, r.stdout.strip())
+        sha = resolve_ref(cwd, "HEAD")
+        return Base(sha, sha, _commit_note("HEAD (detached)", sha))
+    sha = resolve_ref(cwd, ref)
+    r = run_git(["rev-parse", "--symbolic-full-name", ref], cwd, check=False)
+    full = r.stdout.strip() if r.returncode == 0 else ""
+    if full.startswith("refs/heads/"):
+        return Base(full[len("refs/heads/") :], sha)
+    if full.startswith("refs/"):
+        return Base(ref, sha)
+    if re.fullmatch(r"[0-9a-f]{4,64}", ref) and sha.startswith(ref):
+        return Base(sha, sha, _commit_note(ref[:12], sha))
+    return Base(sha, sha, _commit_note(ref, sha))
+
+
+def _commit_note(what: str, sha: str) -> str:
+    return (
+        f"{what} is commit {sha[:12]}, not a branch: the agent starts there, and "
+        "`mullui merge` will need --into BRANCH"
+    )
 
 
 def resolve_ref(repo: Path, ref: str) -> str:
@@ -138,6 +209,8 @@ def resolve_ref(repo: Path, ref: str) -> str:
         raise MulluiError(f"base ref {ref!r} not found in {repo}")
     r = run_git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], repo, check=False)
     if r.returncode != 0:
+        if not has_commits(repo):
+            raise MulluiError(NO_COMMITS)
         raise MulluiError(f"base ref {ref!r} not found in {repo}")
     return r.stdout.strip()
 
@@ -197,17 +270,18 @@ def create(
     progress: Callable[[str], None] | None = None,
 ) -> Worktree:
     """Create branch ``mullui/<slug>-<short_id>`` at ``base`` and check it out in a new
-    worktree under ``worktrees_dir``.
+    worktree under ``worktrees_dir``, its submodules initialised as in the main checkout.
 
     ``progress`` receives one line per step and git's checkout progress
     ("Updating files:  40% (1200/3000)").  On failure nothing is left behind: no
-    directory, no branch, no registered worktree.
+    directory, no branch, no registered worktree.  Submodules that cannot be initialised
+    do not fail it: the returned ``notes`` say so.
     """
     for part in (slug, short_id):
         # Both end up in a path: no separators, no "..", nothing git or a shell minds.
         if not _NAME.fullmatch(part) or ".." in part:
             raise MulluiError(f"{part!r} cannot name a worktree: use letters, digits, . _ -")
-    branch = f"mullui/{slug}-{short_id}"
+    branch = branch_name(repo, slug, short_id)
     path = worktree_path(repo, worktrees_dir, slug, short_id)
     r = run_git(["check-ref-format", "--branch", branch], repo, check=False)
     if r.returncode != 0:
@@ -236,10 +310,58 @@ def create(
                 raise _failure("git worktree add", r.stderr, path)
         say(f"checking out {path}")
         _checkout(path, say)
+        notes = _init_submodules(path, _common_dir(repo) / "modules", say, "")
     except BaseException:
         _undo(repo, path, branch if made_branch else None)
         raise
-    return Worktree(path=path, branch=branch, base=base, base_sha=base_sha)
+    return Worktree(path=path, branch=branch, base=base, base_sha=base_sha, notes=tuple(notes))
+
+
+def branch_name(repo: Path, slug: str, short_id: str) -> str:
+    """The agent's branch: ``mullui/<slug>-<id>``, or ``mullui-<slug>-<id>`` in a
+    repository with a branch named ``mullui`` (git cannot have both ``mullui`` and
+    ``mullui/x``: "cannot lock ref")."""
+    if _branch_exists(repo, "mullui"):
+        return f"mullui-{slug}-{short_id}"
+    return f"mullui/{slug}-{short_id}"
+
+
+def _init_submodules(
+    top: Path, modules: Path, say: Callable[[str], None], prefix: str
+) -> list[str]:
+    """Initialise, in the new worktree ``top``, the submodules the main checkout has
+    initialised (those with a git dir under ``modules``), recursively, each cloned with
+    the main checkout's copy as ``--reference`` so that only missing objects travel.
+
+    Returns one line per submodule that failed (the worktree is still usable)."""
+    if not (top / ".gitmodules").is_file():
+        return []
+    r = run_git(
+        ["config", "-f", ".gitmodules", "-z", "--get-regexp", r"^submodule\..*\.path$"],
+        top,
+        check=False,
+    )
+    notes: list[str] = []
+    for entry in filter(None, r.stdout.split("\0")):
+        key, _, sub = entry.partition("\n")
+        name = key[len("submodule.") : -len(".path")]
+        reference = modules / name
+        if not sub or not (reference / "HEAD").is_file():
+            continue  # not initialised in the main checkout: left alone there too
+        say(f"initialising submodule {prefix}{sub}")
+        u = run_git(
+            ["-c", "submodule.alternateErrorStrategy=info", "submodule", "update", "--init",
+             "--reference", str(reference), "--", sub],
+            top, check=False, timeout=CHECKOUT,
+        )  # fmt: skip
+        if u.returncode != 0:
+            notes.append(
+                f"submodule {prefix}{sub} is left empty in the agent's worktree: "
+                f"{git_reason(u.stderr)}"
+            )
+            continue
+        notes += _init_submodules(top / sub, reference / "modules", say, f"{prefix}{sub}/")
+    return notes
 
 
 def _checkout(path: Path, say: Callable[[str], None]) -> None:
@@ -355,6 +477,28 @@ def _uncommitted(worktree: Path) -> list[str]:
     return paths
 
 
+def left_out(cwd: Path, base: Base) -> str | None:
+    """One line naming the uncommitted files of the checkout the user stands in that an
+    agent starting from ``base`` will not see (it starts from the commit, not from the
+    files on disk); None when there are none or the base is another commit anyway."""
+    head = run_git(["rev-parse", "--verify", "--quiet", "HEAD"], cwd, check=False).stdout
+    if head.strip() != base.sha:
+        return None
+    paths = _uncommitted(cwd)
+    if not paths:
+        return None
+    n = len(paths)
+    shown = ", ".join(paths[:5]) + (f" and {n - 5} more" if n > 5 else "")
+    return (
+        f"the agent starts from {_short(base)} as committed and will not see "
+        f"{n} uncommitted file{'s' if n != 1 else ''} here: {shown} (commit first to include)"
+    )
+
+
+def _short(base: Base) -> str:
+    return base.sha[:12] if base.ref == base.sha else base.ref
+
+
 def _unique_commits(repo: Path, branch: str) -> list[str]:
     if not _branch_exists(repo, branch):
         return []
@@ -374,6 +518,32 @@ def safety(repo: Path, worktree: Path, branch: str) -> Safety:
     files not) and commits on ``branch`` that no other branch holds."""
     uncommitted = _uncommitted(worktree) if worktree.is_dir() else []
     return Safety(uncommitted=uncommitted, unique_commits=_unique_commits(repo, branch))
+
+
+def work_branch(worktree: Path | None, recorded: str | None) -> tuple[str | None, str | None]:
+    """The agent's work: the branch its worktree has checked out now (an agent may run
+    ``git checkout -b``), else the recorded one.  Returns ``(branch, warning)``; the
+    warning says when the two differ or the worktree is detached or gone."""
+    if worktree is None or not worktree.is_dir():
+        if recorded is not None and worktree is not None:
+            return recorded, f"its worktree {worktree} is gone: using branch {recorded}"
+        return recorded, None
+    now = branch_of(worktree)
+    if now is None:
+        at = run_git(["rev-parse", "--short=12", "HEAD"], worktree, check=False).stdout.strip()
+        return recorded, (
+            f"its worktree is on a detached HEAD ({at or 'unknown'}): using branch "
+            f"{recorded}; commits made there are on no branch"
+        )
+    if recorded is not None and now != recorded:
+        return now, f"its worktree has {now} checked out (it started on {recorded}): using {now}"
+    return now, None
+
+
+def presence(repo: Path, worktree: Path | None, branch: str | None) -> tuple[bool, bool]:
+    """``(worktree there, branch there)``: what a user may have removed by hand."""
+    there = worktree is not None and worktree.is_dir()
+    return there, branch is not None and _branch_exists(repo, branch)
 
 
 def _has_identity(worktree: Path) -> bool:

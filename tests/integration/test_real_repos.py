@@ -9,7 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 
+import pytest
+
+from mullui.errors import MulluiError
 from mullui.paths import get_paths
+from mullui.runtime import worktrees
+from tests.support.gitrepo import commit_file, git, make_repo
 
 Cli = Callable[..., CompletedProcess[str]]
 
@@ -36,3 +41,143 @@ def test_a_relative_xdg_home_is_ignored_as_the_spec_says(cli: Cli, tmp_path: Pat
     absolute = get_paths({"HOME": str(home), "XDG_STATE_HOME": str(tmp_path / "st")})
     assert absolute.state_dir == tmp_path / "st" / "mullui"
     assert os.path.isabs(absolute.config_dir)
+
+
+# ---- runtime: bases, branches, submodules ----------------------------------------------
+
+# Local submodule URLs need file transport (git >= 2.38.1 refuses it by default).
+FILE_OK = {
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "protocol.file.allow",
+    "GIT_CONFIG_VALUE_0": "always",
+}
+
+
+def test_the_current_branch_is_the_one_of_the_linked_worktree_the_user_stands_in(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "p")
+    mine = tmp_path / "mine"
+    git(repo, "worktree", "add", "-q", "-b", "feature", str(mine))
+    (mine / "sub").mkdir()
+    assert worktrees.current_branch(mine / "sub") == "feature"
+    assert worktrees.resolve_base(mine / "sub", None) == worktrees.Base(
+        "feature", git(mine, "rev-parse", "HEAD").strip()
+    )
+    assert worktrees.resolve_base(repo, None).ref == "main"
+
+
+def test_symbolic_refs_are_resolved_where_the_user_stands(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "p")
+    first = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "checkout", "-q", "-b", "feature")
+    second = commit_file(repo, "f.txt", "f\n")
+    git(repo, "tag", "v1", first)
+    for ref in ("HEAD", "@", "feature"):
+        assert worktrees.resolve_base(repo, ref) == worktrees.Base("feature", second)
+    assert worktrees.resolve_base(repo, "@{-1}") == worktrees.Base("main", first)
+    assert worktrees.resolve_base(repo, "v1") == worktrees.Base("v1", first)
+    relative = worktrees.resolve_base(repo, "HEAD~1")
+    assert (relative.ref, relative.sha) == (first, first)
+    assert relative.note and "HEAD~1 is commit" in relative.note and "--into" in relative.note
+    git(repo, "checkout", "-q", "--detach")
+    for ref in (None, "HEAD"):
+        detached = worktrees.resolve_base(repo, ref)
+        assert (detached.ref, detached.sha) == (second, second)
+        assert detached.note and "not a branch" in detached.note
+    with pytest.raises(MulluiError, match="base ref 'nope' not found"):
+        worktrees.resolve_base(repo, "nope")
+
+
+def test_a_repository_with_no_commits_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q", "-b", "main")
+    for ref in (None, "main", "HEAD"):
+        with pytest.raises(MulluiError, match="^this repository has no commits yet: commit"):
+            worktrees.resolve_base(empty, ref)
+    with pytest.raises(MulluiError, match="no commits yet"):
+        worktrees.create(empty, tmp_path / "wts", "x", "a1", "main")
+
+
+def test_a_user_branch_named_mullui_does_not_block_agents(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "p")
+    git(repo, "branch", "mullui")
+    wt = worktrees.create(repo, tmp_path / "wts", "fix", "a1", "main")
+    assert wt.branch == "mullui-fix-a1"
+    assert git(wt.path, "symbolic-ref", "--short", "HEAD").strip() == "mullui-fix-a1"
+    assert "mullui" in git(repo, "branch", "--list", "mullui")
+
+
+def _submodule_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for k, v in FILE_OK.items():
+        monkeypatch.setenv(k, v)
+    nested = make_repo(tmp_path / "nested", {"n.txt": "nested\n"})
+    lib = make_repo(tmp_path / "lib", {"lib.txt": "lib\n"})
+    git(lib, "submodule", "add", "-q", str(nested), "deep")
+    git(lib, "commit", "-qm", "deep")
+    app = make_repo(tmp_path / "app", {"a.txt": "a\n"})
+    git(app, "submodule", "add", "-q", str(lib), "vendor/lib")
+    git(app, "commit", "-qm", "lib")
+    git(app, "submodule", "update", "--init", "--recursive", "-q")
+    return app
+
+
+def test_submodules_are_initialised_recursively_from_the_main_checkouts_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _submodule_repo(tmp_path, monkeypatch)
+    lines: list[str] = []
+    wt = worktrees.create(app, tmp_path / "wts", "x", "a1", "main", progress=lines.append)
+    assert wt.notes == ()
+    assert (wt.path / "vendor/lib/lib.txt").read_text() == "lib\n"
+    assert (wt.path / "vendor/lib/deep/n.txt").read_text() == "nested\n"
+    assert "initialising submodule vendor/lib/deep" in lines
+    # Borrowed, not copied: the clones point at the main checkout's module objects.
+    gitdir = Path(git(wt.path / "vendor/lib", "rev-parse", "--absolute-git-dir").strip())
+    alternates = (gitdir / "objects/info/alternates").read_text()
+    assert str(app / ".git/modules/vendor/lib/objects") in alternates
+    assert git(wt.path, "status", "--porcelain") == ""
+    # The agent's worktree with its submodules goes as any other.
+    assert worktrees.remove(app, wt.path, wt.branch, force=False, agent_name="x") is None
+    assert not wt.path.exists()
+
+
+def test_a_submodule_that_cannot_be_initialised_is_one_warning_not_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _submodule_repo(tmp_path, monkeypatch)
+    for k in FILE_OK:
+        monkeypatch.delenv(k)  # now git refuses the file:// transport
+    git(app, "config", "protocol.file.allow", "never")
+    wt = worktrees.create(app, tmp_path / "wts", "x", "a1", "main")
+    assert len(wt.notes) == 1
+    assert wt.notes[0].startswith("submodule vendor/lib is left empty in the agent's worktree:")
+    assert (wt.path / "a.txt").exists()
+
+
+def test_left_out_names_the_uncommitted_files_the_agent_will_not_see(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "p", {"a.py": "a\n", "b.py": "b\n"})
+    base = worktrees.resolve_base(repo, None)
+    assert worktrees.left_out(repo, base) is None
+    (repo / "a.py").write_text("changed\n")
+    (repo / "new.txt").write_text("new\n")
+    note = worktrees.left_out(repo, base)
+    assert note == (
+        "the agent starts from main as committed and will not see 2 uncommitted files "
+        "here: a.py, new.txt (commit first to include)"
+    )
+    other = worktrees.Base("v0", "0" * 40)
+    assert worktrees.left_out(repo, other) is None
+
+
+def test_the_agents_work_is_the_branch_its_worktree_has_checked_out(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "p")
+    wt = worktrees.create(repo, tmp_path / "wts", "x", "a1", "main")
+    assert worktrees.work_branch(wt.path, wt.branch) == (wt.branch, None)
+    git(wt.path, "checkout", "-q", "-b", "elsewhere")
+    branch, warning = worktrees.work_branch(wt.path, wt.branch)
+    assert branch == "elsewhere" and warning and "it started on mullui/x-a1" in warning
+    git(wt.path, "checkout", "-q", "--detach")
+    branch, warning = worktrees.work_branch(wt.path, wt.branch)
+    assert branch == wt.branch and warning and "detached HEAD" in warning
