@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.http_stub import Exchange, RecordedRequest, ScriptedStub
+
+__all__ = ["AnthropicStub", "RecordedRequest", "StubUsage", "Turn"]
 
 
 @dataclass(frozen=True)
@@ -73,111 +75,119 @@ class Turn:
         return Turn(tool="Bash", tool_input=inp, usage=usage or StubUsage())
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    at: float  # time.monotonic()
-    kind: str  # "main" | "side" | "count_tokens" | "other"
-    body: dict[str, Any] | None
-    headers: dict[str, str]
-
-
 SIDE_TEXT = "Stub session"
 
 
-class AnthropicStub:
+class AnthropicStub(ScriptedStub[Turn]):
     """The stub server.  ``start()`` binds 127.0.0.1:0 and serves from a daemon thread."""
+
+    thread_name = "anthropic-stub"
 
     def __init__(
         self, turns: list[Turn] | None = None, *, model: str = "claude-sonnet-4-5"
     ) -> None:
-        self.turns: list[Turn] = list(turns or [])
+        super().__init__(turns, lambda: Turn(text="(stub: script exhausted)"))
         self.model = model
-        self.requests: list[RecordedRequest] = []
         self.unknown: list[str] = []
-        self._next = 0
-        self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self.main_served = threading.Condition(self._lock)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "stub not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> AnthropicStub:
-        stub = self
-
-        class Handler(_Handler):
-            owner = stub
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="anthropic-stub", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> AnthropicStub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- script ----------------------------------------------------------------------
-
-    def add(self, *turns: Turn) -> None:
-        with self._lock:
-            self.turns.extend(turns)
 
     @property
     def served(self) -> int:
         """Main turns answered so far."""
-        with self._lock:
-            return self._next
+        with self.lock:
+            return self.script.sent
 
     def wait_served(self, n: int, timeout: float) -> bool:
         """Block until ``n`` main turns were answered (True) or ``timeout`` passed."""
-        with self.main_served:
-            return self.main_served.wait_for(lambda: self._next >= n, timeout)
-
-    def main_requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return [r for r in self.requests if r.kind == "main"]
-
-    def _take_turn(self) -> Turn:
-        with self._lock:
-            if self._next < len(self.turns):
-                turn = self.turns[self._next]
-            else:
-                # Past the script: end the turn politely instead of erroring, so a test
-                # failure shows up as a wrong assertion, not as a CLI stuck on retries.
-                turn = Turn(text="(stub: script exhausted)")
-                self.turns.append(turn)
-            return turn
-
-    def _mark_sent(self, turn: Turn) -> None:
-        with self.main_served:
-            turn.sent_at = time.monotonic()
-            turn.sent_wall = time.time()
-            self._next += 1
-            self.main_served.notify_all()
+        return self.wait_for(lambda: self.script.sent >= n, timeout)
 
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_stub{next(self._ids):06d}"
+
+    def record(self, ex: Exchange, kind: str) -> RecordedRequest:
+        rec = super().record(ex, kind)
+        if kind == "other":
+            with self.lock:
+                self.unknown.append(f"{ex.method} {ex.path}")
+        return rec
+
+    def handle(self, ex: Exchange) -> None:
+        if ex.method == "HEAD":
+            # Claude Code 2.1.197 probes the base URL with ``HEAD /`` once at start-up.
+            self.record(ex, "probe" if ex.path == "/" else "other")
+            ex.empty(200)
+        elif ex.method == "GET":
+            self._get(ex)
+        else:
+            self._post(ex)
+
+    def _error(self, ex: Exchange) -> None:
+        err = {"type": "not_found_error", "message": f"stub: no {ex.route}"}
+        ex.json(404, {"type": "error", "error": err}, {"request-id": self.new_id("req")})
+
+    def _get(self, ex: Exchange) -> None:
+        path = ex.route
+        if path.startswith("/v1/models"):
+            self.record(ex, "models")
+            m = {
+                "type": "model",
+                "id": self.model,
+                "display_name": self.model,
+                "created_at": "2025-01-01T00:00:00Z",
+            }
+            if path == "/v1/models":
+                page = {"data": [m], "has_more": False, "first_id": m["id"], "last_id": m["id"]}
+                ex.json(200, page, {"request-id": self.new_id("req")})
+            else:
+                ex.json(200, dict(m, id=path.rsplit("/", 1)[-1]))
+            return
+        if path == "/":
+            self.record(ex, "probe")
+            ex.json(200, {})
+            return
+        self.record(ex, "other")
+        self._error(ex)
+
+    def _post(self, ex: Exchange) -> None:
+        body = ex.body
+        if ex.route == "/v1/messages/count_tokens":
+            self.record(ex, "count_tokens")
+            ex.json(200, {"input_tokens": 42})
+            return
+        if ex.route != "/v1/messages" or body is None:
+            self.record(ex, "other")
+            self._error(ex)
+            return
+        is_main = bool(body.get("tools"))
+        self.record(ex, "main" if is_main else "side")
+        if is_main:
+            turn = self.script.take()
+            if turn.delay_s:
+                time.sleep(turn.delay_s)
+        else:
+            turn = Turn(text=_side_answer(body), usage=StubUsage(input_tokens=10, output_tokens=5))
+        blocks = _content_blocks(turn, self)
+        msg_id = self.new_id("msg")
+        req_id = self.new_id("req")
+        message = {
+            "id": msg_id,
+            "type": "message",
+            "role": "assistant",
+            "model": str(body.get("model") or self.model),
+            "content": blocks,
+            "stop_reason": "tool_use" if turn.tool else "end_turn",
+            "stop_sequence": None,
+        }
+        if body.get("stream"):
+            ex.sse(_sse_events(message, blocks, turn.usage), {"request-id": req_id})
+        else:
+            ex.json(200, dict(message, usage=turn.usage.as_api()), {"request-id": req_id})
+        if is_main:
+            turn.message_id = msg_id
+            turn.request_id = req_id
+            self.script.mark_sent(turn)
 
 
 def _content_blocks(turn: Turn, stub: AnthropicStub) -> list[dict[str, Any]]:
@@ -253,147 +263,6 @@ def _sse_events(
         },
     )
     yield "message_stop", {"type": "message_stop"}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: AnthropicStub
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-        pass  # quiet: tests read stub.requests instead
-
-    def _read_body(self) -> dict[str, Any] | None:
-        n = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(n) if n else b""
-        if not raw:
-            return None
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return None
-        return body if isinstance(body, dict) else None
-
-    def _json(self, status: int, obj: Any) -> None:
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.send_header("request-id", self.owner.new_id("req"))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _record(self, kind: str, body: dict[str, Any] | None) -> None:
-        rec = RecordedRequest(
-            method=self.command,
-            path=self.path,
-            at=time.monotonic(),
-            kind=kind,
-            body=body,
-            headers={k.lower(): v for k, v in self.headers.items()},
-        )
-        with self.owner._lock:
-            self.owner.requests.append(rec)
-            if kind == "other":
-                self.owner.unknown.append(f"{self.command} {self.path}")
-
-    def do_HEAD(self) -> None:
-        # Claude Code 2.1.197 probes the base URL with ``HEAD /`` once at start-up.
-        self._record("probe" if self.path == "/" else "other", None)
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path.startswith("/v1/models"):
-            self._record("models", None)
-            m = {
-                "type": "model",
-                "id": self.owner.model,
-                "display_name": self.owner.model,
-                "created_at": "2025-01-01T00:00:00Z",
-            }
-            if path == "/v1/models":
-                self._json(
-                    200, {"data": [m], "has_more": False, "first_id": m["id"], "last_id": m["id"]}
-                )
-            else:
-                self._json(200, dict(m, id=path.rsplit("/", 1)[-1]))
-            return
-        if path == "/":
-            self._record("probe", None)
-            self._json(200, {})
-            return
-        self._record("other", None)
-        self._json(
-            404,
-            {"type": "error", "error": {"type": "not_found_error", "message": f"stub: no {path}"}},
-        )
-
-    def do_POST(self) -> None:
-        body = self._read_body()
-        path = self.path.split("?", 1)[0]
-        if path == "/v1/messages/count_tokens":
-            self._record("count_tokens", body)
-            self._json(200, {"input_tokens": 42})
-            return
-        if path != "/v1/messages" or body is None:
-            self._record("other", body)
-            self._json(
-                404,
-                {
-                    "type": "error",
-                    "error": {"type": "not_found_error", "message": f"stub: no {path}"},
-                },
-            )
-            return
-        is_main = bool(body.get("tools"))
-        self._record("main" if is_main else "side", body)
-        stub = self.owner
-        if is_main:
-            turn = stub._take_turn()
-            if turn.delay_s:
-                time.sleep(turn.delay_s)
-        else:
-            turn = Turn(text=_side_answer(body), usage=StubUsage(input_tokens=10, output_tokens=5))
-        blocks = _content_blocks(turn, stub)
-        msg_id = stub.new_id("msg")
-        req_id = stub.new_id("req")
-        message = {
-            "id": msg_id,
-            "type": "message",
-            "role": "assistant",
-            "model": str(body.get("model") or stub.model),
-            "content": blocks,
-            "stop_reason": "tool_use" if turn.tool else "end_turn",
-            "stop_sequence": None,
-        }
-        if body.get("stream"):
-            self.send_response(200)
-            self.send_header("content-type", "text/event-stream")
-            self.send_header("cache-control", "no-cache")
-            self.send_header("request-id", req_id)
-            # No content-length: close the connection to end the stream (HTTP/1.1
-            # chunked encoding would be the alternative; closing is simpler and the
-            # Anthropic SDK copes with either).
-            self.send_header("connection", "close")
-            self.end_headers()
-            for name, event in _sse_events(message, blocks, turn.usage):
-                self.wfile.write(f"event: {name}\ndata: {json.dumps(event)}\n\n".encode())
-            self.wfile.flush()
-            self.close_connection = True
-        else:
-            data = json.dumps(dict(message, usage=turn.usage.as_api())).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.send_header("request-id", req_id)
-            self.end_headers()
-            self.wfile.write(data)
-        if is_main:
-            turn.message_id = msg_id
-            turn.request_id = req_id
-            stub._mark_sent(turn)
 
 
 def _side_answer(body: dict[str, Any]) -> str:

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
-import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.http_stub import Exchange, RecordedRequest, ScriptedStub
+
+__all__ = ["OpenAIStub", "RecordedRequest", "StubUsage", "Turn"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Turn:
     arguments: dict[str, Any] | None = None
     usage: StubUsage = field(default_factory=StubUsage)
     sent_at: float | None = None
+    sent_wall: float | None = None
 
     @staticmethod
     def say(text: str) -> Turn:
@@ -64,15 +66,11 @@ class Turn:
         return Turn(tool=tool, arguments=arguments)
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    path: str
-    body: dict[str, Any] | None
-    at: float
-
-
-class OpenAIStub:
+class OpenAIStub(ScriptedStub[Turn]):
     """``with OpenAIStub([Turn.say("hi")]) as stub: ... stub.url``"""
+
+    url_suffix = "/v1"
+    thread_name = "openai-stub"
 
     def __init__(
         self,
@@ -80,71 +78,44 @@ class OpenAIStub:
         fallback: str = "Nothing more to do.",
         side_answer: str = "Stub title",
     ) -> None:
-        self.turns: list[Turn] = list(turns or [])
-        self.fallback = fallback
+        super().__init__(turns, lambda: Turn(text=fallback))
         self.side_answer = side_answer
-        self.requests: list[RecordedRequest] = []
-        self.lock = threading.Lock()
-        self.served = threading.Condition(self.lock)
         self._ids = itertools.count(1)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
-
-    def start(self) -> OpenAIStub:
-        stub = self
-
-        class Handler(_Handler):
-            owner = stub
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> OpenAIStub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def model_requests(self) -> list[RecordedRequest]:
         """Requests of the main conversation (side requests left out)."""
-        with self.lock:
-            return [r for r in self.requests if _is_main(r)]
+        return self.of_kind("main")
 
     def wait_model_requests(self, n: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.served:
-            while sum(1 for r in self.requests if _is_main(r)) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.served.wait(left)
-        return True
-
-    def _take(self) -> Turn:
-        with self.lock:
-            return self.turns.pop(0) if self.turns else Turn(text=self.fallback)
+        return self.wait_for(lambda: len(self.of_kind("main")) >= n, timeout)
 
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_{next(self._ids):06d}"
 
+    def handle(self, ex: Exchange) -> None:
+        if ex.method == "GET":
+            self.record(ex, "models" if ex.route.rstrip("/").endswith("/models") else "other")
+            if ex.route.rstrip("/").endswith("/models"):
+                ex.json(200, {"object": "list", "data": [], "models": []})
+            else:
+                ex.json(404, {"error": {"message": "not here"}})
+            return
+        if not ex.route.rstrip("/").endswith("/responses"):
+            self.record(ex, "other")
+            ex.json(200, {})
+            return
+        main = _is_main(ex.body)
+        turn = self.script.take() if main else Turn(text=self.side_answer)
+        model = str((ex.body or {}).get("model") or "stub-model")
+        ex.sse(_events(turn, self, model))
+        if main:
+            self.script.mark_sent(turn)
+        # Recorded last: a test waiting for N requests then sees the answer already sent.
+        self.record(ex, "main" if main else "side")
 
-def _is_main(r: RecordedRequest) -> bool:
-    return r.path.rstrip("/").endswith("/responses") and bool((r.body or {}).get("tools"))
+
+def _is_main(body: dict[str, Any] | None) -> bool:
+    return bool((body or {}).get("tools"))
 
 
 def _events(turn: Turn, stub: OpenAIStub, model: str) -> list[tuple[str, dict[str, Any]]]:
@@ -210,61 +181,3 @@ def _events(turn: Turn, stub: OpenAIStub, model: str) -> list[tuple[str, dict[st
     done = {**base, "status": "completed", "output": items, "usage": turn.usage.as_api()}
     out.append(("response.completed", {"type": "response.completed", "response": done}))
     return out
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: OpenAIStub
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-        pass
-
-    def _record(self, body: dict[str, Any] | None) -> None:
-        with self.owner.served:
-            self.owner.requests.append(RecordedRequest(self.path, body, time.time()))
-            self.owner.served.notify_all()
-
-    def _json(self, status: int, obj: Any) -> None:
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._record(None)
-        if self.path.rstrip("/").endswith("/models"):
-            self._json(200, {"object": "list", "data": [], "models": []})
-        else:
-            self._json(404, {"error": {"message": "not here"}})
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        if not self.path.rstrip("/").endswith("/responses"):
-            self._record(body)
-            self._json(200, {})
-            return
-        if (body or {}).get("tools"):
-            turn = self.owner._take()
-        else:
-            turn = Turn(text=self.owner.side_answer)
-        model = str((body or {}).get("model") or "stub-model")
-        events = _events(turn, self.owner, model)
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("cache-control", "no-cache")
-        self.send_header("connection", "close")
-        self.end_headers()
-        turn.sent_at = time.time()
-        for name, data in events:
-            self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
-            self.wfile.flush()
-        self.close_connection = True
-        # Recorded last: a test waiting for N requests then sees the answer already sent.
-        self._record(body)
