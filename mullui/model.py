@@ -114,11 +114,17 @@ class Transition:
 
 @dataclass(frozen=True)
 class Collision:
-    agent: str
-    files: tuple[str, ...]
-    conflict: bool
+    """Another agent whose unmerged change set shares files with this one's."""
+
+    agent: str  # the other agent's id
+    files: tuple[str, ...]  # files both changed
+    conflict: bool  # merging both would conflict (False: same files, different hunks)
+    # The files that would conflict, as the collision engine found them; not recorded
+    # (a record's collisions say which files are shared and whether they conflict).
+    conflict_files: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """The shape ``ls --json`` and ``collisions --json`` print."""
         return {"agent": self.agent, "files": list(self.files), "conflict": self.conflict}
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from mullui import collisions
 from mullui.collisions import (
     Blocker,
     Collision,
@@ -18,6 +17,7 @@ from mullui.collisions import (
     Work,
     base_drift,
     change_set,
+    changes,
     find_collisions,
     merge_order,
 )
@@ -140,14 +140,14 @@ def test_an_untracked_file_that_vanishes_mid_snapshot_does_not_break_it(
     wt = a.worktree
     write(wt, "keep.txt", "k\n")
     write(wt, "tmp.swp", "editor swap file\n")
-    real_probe = collisions._probe
+    real_probe = changes.probe
 
     def probe_then_the_editor_exits(*args: Any) -> Any:
         found = real_probe(*args)
         (wt / "tmp.swp").unlink()  # between `git status` and `git add`
         return found
 
-    monkeypatch.setattr(collisions, "_probe", probe_then_the_editor_exits)
+    monkeypatch.setattr(changes, "probe", probe_then_the_editor_exits)
 
     assert change_set(a).files == ("keep.txt",)
 
@@ -272,7 +272,7 @@ def test_scratch_objects_go_away_with_the_cache(repo: Path, tmp_path: Path) -> N
 def test_scratch_objects_are_recycled_once_they_grow(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mullui.collisions.SCRATCH_ROTATE_WRITES", 1)
+    monkeypatch.setattr("mullui.collisions.cache.SCRATCH_ROTATE_WRITES", 1)
     a, b = agent(repo, "a"), agent(repo, "b")
     edit(a, L5="a")
     edit(b, commit=False, L5="b")
@@ -300,7 +300,7 @@ def test_scratch_objects_live_in_ram_when_there_is_room(
     assert list(ram.iterdir()) == []
 
     # Short of room (a container's 64 MB /dev/shm): the system temp dir instead.
-    monkeypatch.setattr("mullui.collisions.SCRATCH_RAM_MIN_FREE", 2**62)
+    monkeypatch.setattr("mullui.collisions.cache.SCRATCH_RAM_MIN_FREE", 2**62)
     cache = CollisionCache()
     assert find_collisions([a, b], cache)["a"][0].conflict
     assert list(ram.iterdir()) == []
