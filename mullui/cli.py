@@ -11,6 +11,7 @@ import argparse
 import json
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("spawn", help="start an agent (or queue it); prints its id")
     s.add_argument("task", nargs="?", help="the prompt (or, with --agent shell, a command line)")
     s.add_argument(
+        "--task-file", metavar="PATH", help="read the task from a file (a spec of any length)"
+    )
+    s.add_argument(
         "--agent",
         metavar="P",
         help="profile: claude, codex, aider, gemini, opencode, shell, or custom",
@@ -74,11 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ls", help="all agents")
     s.add_argument("--json", action="store_true")
+    _repo_filter(s)
     s = sub.add_parser("inbox", help="agents that need you (snoozed ones left out)")
     s.add_argument("--json", action="store_true")
+    _repo_filter(s)
     s = sub.add_parser("send", help="type TEXT + Enter into the agent's pane")
     s.add_argument("id")
-    s.add_argument("text")
+    # REMAINDER, checked by cmd_send: with a plain positional, Python 3.11's argparse
+    # turns `send ID -- --` into an empty list.
+    s.add_argument("text", nargs=argparse.REMAINDER, help="one argument; `--` before a leading -")
     s = sub.add_parser("attach", help="switch to / attach to the agent's tmux pane")
     s.add_argument("id")
     s = sub.add_parser("snooze", help="hide an inbox item for a while, or until it changes")
@@ -139,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _repo_filter(s: argparse.ArgumentParser) -> None:
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--repo", metavar="PATH", help="only the agents of the repository at PATH")
+    g.add_argument("--here", action="store_true", help="only the current repository's agents")
+
+
 # ---- output helpers --------------------------------------------------------------------
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
@@ -157,19 +171,78 @@ def _age(t: datetime | None, now: datetime) -> str:
     return f"{s // 86400}d"
 
 
+def _width(s: str) -> int:
+    """Columns ``s`` takes in a terminal: East Asian wide/full-width characters take
+    two, combining marks and zero-width characters none."""
+    n = 0
+    for c in s:
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
+            continue
+        n += 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+    return n
+
+
+def _pad(s: str, width: int) -> str:
+    return s + " " * (width - _width(s))
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+        max(_width(h), *(_width(r[i]) for r in rows)) if rows else _width(h)
+        for i, h in enumerate(header)
     ]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    lines = ["  ".join(_pad(h, w) for h, w in zip(header, widths, strict=True)).rstrip()]
     for r in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        lines.append("  ".join(_pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip())
     return "\n".join(lines)
 
 
 def _one_line(s: str, n: int = 60) -> str:
+    """``s`` on one line, cut to ``n`` terminal columns."""
     s = " ".join(s.split())
-    return s if len(s) <= n else s[: n - 1] + "…"
+    if _width(s) <= n:
+        return s
+    out, used = "", 0
+    for c in s:
+        w = _width(c)
+        if used + w > n - 1:
+            break
+        out, used = out + c, used + w
+    return out + "…"
+
+
+def _narrow(ws: Any, a: argparse.Namespace, agents: list[Any]) -> list[Any]:
+    """``--here`` / ``--repo PATH``: only the agents of that repository."""
+    if not (a.here or a.repo):
+        return agents
+    from pathlib import Path
+
+    from mullui.runtime import worktrees
+
+    where = ws.cwd if a.here else Path(a.repo).expanduser().absolute()
+    repo = str(worktrees.repo_root(where))
+    return [x for x in agents if x.repo == repo]
+
+
+def _repo_column(agents: list[Any]) -> Callable[[Any], str] | None:
+    """A REPO column when the agents come from more than one repository: the repository's
+    name, or its path where two share a name."""
+    repos = {x.repo for x in agents if x.repo}
+    if len(repos) < 2:
+        return None
+    from pathlib import Path
+
+    names = [Path(r).name for r in repos]
+    home = str(Path.home())
+
+    def show(x: Any) -> str:
+        repo: str = x.repo or ""
+        name = Path(repo).name
+        if not repo or names.count(name) == 1:
+            return name
+        return "~" + repo[len(home) :] if repo.startswith(home + "/") else repo
+
+    return show
 
 
 # ---- commands --------------------------------------------------------------------------
@@ -203,18 +276,23 @@ def _with_collisions(ws: Any, agents: list[Any]) -> list[Any]:
 
 def cmd_ls(a: argparse.Namespace) -> int:
     ws = _ws()
-    agents = _with_collisions(ws, ws.agents())
+    agents = _narrow(ws, a, _with_collisions(ws, ws.agents()))
     if a.json:
         _print_json([x.to_ls_json() for x in agents])
         return 0
     if not agents:
+        if a.here or a.repo:
+            print("no agents in this repository (`mullui ls` lists every repository's)")
+            return 0
         print("no agents yet: `mullui spawn TASK` starts one, `mullui demo` shows a sandbox")
         return 0
     now = datetime.now(UTC)
+    repo = _repo_column(agents)
     rows = [
         [
             x.id,
             _one_line(x.name, 24),
+            *([repo(x)] if repo else []),
             x.profile,
             x.state.value,
             _age(x.state_since, now),
@@ -223,7 +301,8 @@ def cmd_ls(a: argparse.Namespace) -> int:
         ]
         for x in agents
     ]
-    print(_table(rows, ["ID", "NAME", "PROFILE", "STATE", "FOR", "WHY", "HOST"]))
+    header = ["ID", "NAME", *(["REPO"] if repo else []), "PROFILE", "STATE", "FOR", "WHY", "HOST"]
+    print(_table(rows, header))
     return 0
 
 
@@ -231,7 +310,7 @@ def cmd_inbox(a: argparse.Namespace) -> int:
     from mullui.model import inbox
 
     ws = _ws()
-    items = inbox(_with_collisions(ws, ws.agents()))
+    items = inbox(_narrow(ws, a, _with_collisions(ws, ws.agents())))
     if a.json:
         out = []
         for x in items:
@@ -244,17 +323,19 @@ def cmd_inbox(a: argparse.Namespace) -> int:
         print("inbox is empty: nothing needs you")
         return 0
     now = datetime.now(UTC)
+    repo = _repo_column(items)
     rows = [
         [
             x.id,
             _one_line(x.name, 24),
+            *([repo(x)] if repo else []),
             x.state.value,
             _age(x.state_since, now),
             _one_line(x.why(), 60),
         ]
         for x in items
     ]
-    print(_table(rows, ["ID", "NAME", "STATE", "WAITING", "WHY"]))
+    print(_table(rows, ["ID", "NAME", *(["REPO"] if repo else []), "STATE", "WAITING", "WHY"]))
     return 0
 
 
@@ -275,8 +356,12 @@ def cmd_spawn(a: argparse.Namespace) -> int:
         for x in agents:
             print(x.id)
         return 0
+    if a.task_file is not None:
+        if a.task is not None:
+            raise UsageError("spawn takes a TASK or --task-file PATH, not both")
+        a.task = _read_task(a.task_file)
     if a.task is None:
-        raise UsageError("spawn needs a TASK (or --from FILE)")
+        raise UsageError("spawn needs a TASK (or --task-file PATH, or --from FILE)")
     if sys.stderr.isatty():
         ws.progress = _checkout_progress
     agent = ws.spawn(
@@ -296,8 +381,26 @@ def cmd_spawn(a: argparse.Namespace) -> int:
     return 0
 
 
+def _read_task(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as e:
+        raise MulluiError(f"the task file {path} is not UTF-8 text ({e.reason})") from None
+    except OSError as e:
+        raise MulluiError(f"cannot read the task file {path}: {e.strerror or e}") from None
+    if not text.strip():
+        raise MulluiError(f"the task file {path} is empty")
+    return text
+
+
 def cmd_send(a: argparse.Namespace) -> int:
-    _ws().send(a.id, a.text)
+    words = list(a.text)
+    if len(words) > 1 and words[0] == "--":
+        words = words[1:]  # a Python whose argparse keeps the separator
+    if len(words) != 1:
+        raise UsageError("send takes one TEXT: mullui send ID 'the text' (-- before a leading -)")
+    _ws().send(a.id, words[0])
     return 0
 
 

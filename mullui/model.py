@@ -290,6 +290,7 @@ class Agent:
             "cost_usd": self.cost_usd,
             "collisions": [c.to_json() for c in self.collisions],
             "host": self.host,
+            "repo": self.repo,
         }
 
     # ---- persistence ---------------------------------------------------------------

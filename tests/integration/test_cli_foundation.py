@@ -28,6 +28,7 @@ SPEC_FIELDS = [
     "cost_usd",
     "collisions",
     "host",
+    "repo",
 ]
 
 

@@ -4,16 +4,20 @@ detached and symbolic refs), real tmux, real processes, the real CLI."""
 
 from __future__ import annotations
 
+import json
 import os
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
+from typing import Any
 
 import pytest
 
 from mullui.errors import MulluiError
 from mullui.paths import get_paths
 from mullui.runtime import worktrees
+from tests.conftest import ls_json, wait_for
 from tests.support.gitrepo import commit_file, git, make_repo
 
 Cli = Callable[..., CompletedProcess[str]]
@@ -181,3 +185,160 @@ def test_the_agents_work_is_the_branch_its_worktree_has_checked_out(tmp_path: Pa
     git(wt.path, "checkout", "-q", "--detach")
     branch, warning = worktrees.work_branch(wt.path, wt.branch)
     assert branch == wt.branch and warning and "detached HEAD" in warning
+
+
+# ---- the CLI in real repositories ------------------------------------------------------
+def spawn(cli: Cli, cwd: Path, task: str, *args: str, env: dict[str, str] | None = None) -> str:
+    r = cli("spawn", "--agent", "shell", "--no-attach", *args, task, cwd=cwd, env=env)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def record(cli: Cli, cwd: Path, aid: str) -> dict[str, Any]:
+    return next(a for a in ls_json(cli, cwd) if a["id"] == aid)
+
+
+def finished(cli: Cli, cwd: Path, aid: str, state: str = "done") -> dict[str, Any]:
+    return wait_for(  # type: ignore[no-any-return]
+        lambda: (a := record(cli, cwd, aid))["state"] == state and a, timeout=20
+    )
+
+
+def committing(name: str, text: str) -> str:
+    return f"printf '%s\\n' {text!r} > {name}; git add -A; git commit -qm {name}"
+
+
+def test_spawn_in_a_repository_without_commits_says_commit_first(cli: Cli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q", "-b", "main")
+    r = cli("spawn", "--agent", "shell", "--no-attach", "true", cwd=empty)
+    assert r.returncode == 1
+    assert r.stderr == (
+        "mullui: this repository has no commits yet: commit something first, then spawn\n"
+    )
+
+
+def test_a_branch_named_mullui_does_not_block_spawns(cli: Cli, git_repo: Path) -> None:
+    git(git_repo, "branch", "mullui")
+    aid = spawn(cli, git_repo, "true")
+    assert finished(cli, git_repo, aid)["branch"].startswith("mullui-true-")
+
+
+def test_spawn_initialises_submodules_in_the_agents_worktree(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _submodule_repo(tmp_path, monkeypatch)
+    aid = spawn(cli, app, "cat vendor/lib/deep/n.txt > seen.txt", env=FILE_OK)
+    a = finished(cli, app, aid)
+    assert (Path(a["worktree"]) / "seen.txt").read_text() == "nested\n"
+
+
+def test_a_task_of_60_kb_and_a_task_file_reach_the_agent(
+    cli: Cli, git_repo: Path, mullui_home: Path, tmp_path: Path
+) -> None:
+    (mullui_home / "config.toml").write_text(
+        '[profiles.echoer]\ncommand = ["python3", "-c", '
+        "\"import sys; open('task.txt', 'w').write(sys.argv[1])\", \"{task}\"]\n"
+    )
+    task = "spec line with 'quotes' $(x) ü\n" * 2000
+    assert len(task.encode()) > 60_000
+    r = cli("spawn", "--agent", "echoer", "--no-attach", task, cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    a = finished(cli, git_repo, r.stdout.strip())
+    assert (Path(a["worktree"]) / "task.txt").read_text() == task
+    spec = tmp_path / "SPEC.md"
+    spec.write_text(task + "from a file\n")
+    r = cli("spawn", "--agent", "echoer", "--no-attach", "--task-file", str(spec), cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    a = finished(cli, git_repo, r.stdout.strip())
+    assert (Path(a["worktree"]) / "task.txt").read_text() == task + "from a file\n"
+    for bad in (["--task-file", str(tmp_path / "missing.md")], ["--task-file", str(spec), "x"]):
+        r = cli("spawn", "--agent", "echoer", "--no-attach", *bad, cwd=git_repo)
+        assert r.returncode in (1, 2) and "Traceback" not in r.stderr
+        assert r.stderr.count("\n") <= 3
+
+
+def test_stop_ends_processes_that_ignore_term_and_a_nohup_child(
+    cli: Cli, git_repo: Path, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    aid = spawn(
+        cli,
+        git_repo,
+        f"trap '' TERM HUP INT; nohup sh -c 'trap \"\" TERM HUP; echo $$ >> {pids}; "
+        f"exec sleep 300' >/dev/null 2>&1 & echo $$ >> {pids}; while :; do sleep 1; done",
+    )
+    tree = [int(p) for p in wait_for(lambda: len(_read(pids).split()) >= 2 and _read(pids)).split()]
+    r = cli("stop", aid, cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    assert [p for p in tree if _alive(p)] == []
+    assert record(cli, git_repo, aid)["state"] == "stopped"
+    # rm --force of a live agent: its nohup'd server goes too.
+    aid = spawn(
+        cli,
+        git_repo,
+        f"nohup sh -c 'echo $$ >> {pids}.2; exec sleep 300' >/dev/null 2>&1 & sleep 300",
+    )
+    (child,) = [int(p) for p in wait_for(lambda: _read(Path(f"{pids}.2"))).split()]
+    r = cli("rm", "--force", aid, cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: not _alive(child), timeout=5)
+
+
+def test_send_of_a_double_dash_is_not_a_traceback(cli: Cli, git_repo: Path) -> None:
+    aid = spawn(cli, git_repo, 'IFS= read -r line; printf %s "$line" > got.txt')
+    wt = Path(record(cli, git_repo, aid)["worktree"])
+    r = cli("send", aid, "--", "--", cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    finished(cli, git_repo, aid)
+    assert (wt / "got.txt").read_text() == "--"
+    for argv in ([aid, "--"], [aid, "a", "b"]):
+        r = cli("send", *argv, cwd=git_repo)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_several_repositories_show_their_repo_and_can_be_narrowed(cli: Cli, tmp_path: Path) -> None:
+    one = make_repo(tmp_path / "one")
+    two = make_repo(tmp_path / "two")
+    a1 = spawn(cli, one, "exit 1", "--name", "uno")
+    a2 = spawn(cli, two / ".", "exit 1", "--name", "dos")
+    finished(cli, one, a1, "failed")
+    finished(cli, two, a2, "failed")
+    rows = ls_json(cli, one)
+    assert {r["id"]: r["repo"] for r in rows} == {a1: str(one), a2: str(two)}
+    table = cli("ls", cwd=one).stdout
+    assert "REPO" in table.splitlines()[0] and "one" in table and "two" in table
+    assert [r["id"] for r in json.loads(cli("ls", "--json", "--here", cwd=two).stdout)] == [a2]
+    narrowed = json.loads(cli("ls", "--json", "--repo", str(one), cwd=two).stdout)
+    assert [r["id"] for r in narrowed] == [a1]
+    inbox = cli("inbox", "--here", cwd=one).stdout
+    assert "uno" in inbox and "dos" not in inbox
+    assert "REPO" in cli("inbox", cwd=one).stdout.splitlines()[0]
+    single = make_repo(tmp_path / "single")
+    bad = cli("ls", "--repo", str(tmp_path / "nowhere"), cwd=single)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+
+
+def test_wide_characters_keep_the_ls_table_aligned(cli: Cli, git_repo: Path) -> None:
+    spawn(cli, git_repo, "exit 0", "--name", "修正ログイン")
+    spawn(cli, git_repo, "exit 0", "--name", "plain-name")
+    lines = cli("ls", cwd=git_repo).stdout.splitlines()
+    col = [unicodedata_width(line[: line.index("shell")]) for line in lines[1:]]
+    assert len(set(col)) == 1, lines
+
+
+def unicodedata_width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+
+def _read(p: Path) -> str:
+    return p.read_text() if p.exists() else ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"

@@ -149,7 +149,7 @@ def test_ls_fields_exactly_as_spec() -> None:
     fields = (
         "id, name, profile, state, cause, task, branch, worktree, tmux_target, created_at, "
         "state_since, exit_code, snoozed_until, tokens_in, tokens_out, cost_usd, "
-        "collisions, host"
+        "collisions, host, repo"
     ).split(", ")
     d = agent().to_ls_json()
     assert list(d) == fields
