@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("logs", help="the agent's output log")
     s.add_argument("id")
     s.add_argument("-f", "--follow", action="store_true")
+    s.add_argument(
+        "--raw",
+        action="store_true",
+        help="every byte as the pane wrote it (else: only colours on a terminal, plain text "
+        "into a pipe)",
+    )
     s = sub.add_parser("stop", help="stop the agent (worktree and branch stay)")
     s.add_argument("id")
     s = sub.add_parser("rm", help="remove the agent's worktree and window (never loses work)")
@@ -198,8 +204,11 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def _one_line(s: str, n: int = 60) -> str:
-    """``s`` on one line, cut to ``n`` terminal columns."""
-    s = " ".join(s.split())
+    """``s`` on one line, cut to ``n`` terminal columns; control characters made visible
+    (agent text: no escape reaches the terminal)."""
+    from mullui.textsafe import visible
+
+    s = visible(" ".join(s.split()))
     if _width(s) <= n:
         return s
     out, used = "", 0
@@ -247,7 +256,9 @@ def _repo_column(agents: list[Any]) -> Callable[[Any], str] | None:
 
 # ---- commands --------------------------------------------------------------------------
 def _notice(line: str) -> None:
-    print(f"mullui: {line}", file=sys.stderr)
+    from mullui.textsafe import visible
+
+    print(f"mullui: {visible(line)}", file=sys.stderr)
 
 
 def _ws(*, notices: bool = True) -> Any:
@@ -472,7 +483,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 def cmd_logs(a: argparse.Namespace) -> int:
     from mullui import logs
 
-    return logs.show(_ws(), a.id, follow=a.follow)
+    return logs.show(_ws(), a.id, follow=a.follow, raw=a.raw)
 
 
 def cmd_stop(a: argparse.Namespace) -> int:
@@ -584,13 +595,35 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
 }
 
 
+#: Commands whose stdout is for machines or writes escapes on purpose (the TUI, the
+#: watch's terminal notifications, logs with its own filter): not made visible.
+_OWN_STDOUT = frozenset({None, "hook", "events", "watch", "logs", "demo", "attach"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
+    stdout = sys.stdout
+    machine = getattr(args, "json", False) or getattr(args, "csv", False)
+    if args.cmd not in _OWN_STDOUT and not machine:
+        from mullui.textsafe import VisibleStream
+
+        # Human-readable output shows agent and remote text with control characters made
+        # visible; JSON and CSV stay exact.
+        sys.stdout = VisibleStream(stdout)
+    try:
+        return _run(args)
+    finally:
+        sys.stdout = stdout
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return COMMANDS[args.cmd](args)
     except MulluiError as e:
-        print(f"mullui: {e.message}", file=sys.stderr)
+        from mullui.textsafe import visible
+
+        print(f"mullui: {visible(e.message)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -606,6 +639,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     except OSError as e:
         # Disk full, permissions, a vanished directory: say what and where, no traceback.
+        from mullui.textsafe import visible
+
         where = f" ({e.filename})" if e.filename else ""
-        print(f"mullui: {e.strerror or e}{where}", file=sys.stderr)
+        print(f"mullui: {visible(f'{e.strerror or e}{where}')}", file=sys.stderr)
         return 1

@@ -1,4 +1,9 @@
-"""``mullui logs ID [-f]``: the agent's pane output as tmux piped it (ANSI kept)."""
+"""``mullui logs ID [-f] [--raw]``: the agent's pane output as tmux piped it.
+
+The log is the agent's own terminal output: it may set the window title, write the
+clipboard (OSC 52) or query the terminal.  So on a terminal only colours and cursor
+movement pass, into a pipe plain text; ``--raw`` gives every byte
+(:class:`mullui.textsafe.LogFilter`)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mullui.errors import MulluiError
 from mullui.model import State
+from mullui.textsafe import LogFilter
 
 if TYPE_CHECKING:
     from mullui.workspace import Workspace
@@ -16,8 +22,9 @@ if TYPE_CHECKING:
 CHUNK = 1 << 16
 
 
-def _copy(path: Path, offset: int) -> int:
-    """Write the file from ``offset`` to stdout; returns the new offset."""
+def _copy(path: Path, offset: int, shown: LogFilter | None = None) -> int:
+    """Write the file from ``offset`` to stdout (through ``shown``); returns the new
+    offset."""
     try:
         with path.open("rb") as f:
             f.seek(offset)
@@ -25,7 +32,7 @@ def _copy(path: Path, offset: int) -> int:
                 data = f.read(CHUNK)
                 if not data:
                     break
-                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.write(shown.feed(data) if shown is not None else data)
                 offset += len(data)
     except FileNotFoundError:
         return offset
@@ -42,9 +49,10 @@ def _ended(ws: Workspace, agent_id: str) -> bool:
     )
 
 
-def show(ws: Workspace, ref: str, *, follow: bool = False) -> int:
+def show(ws: Workspace, ref: str, *, follow: bool = False, raw: bool = False) -> int:
     """Print the log; with ``follow``, keep printing as it grows until the agent's process
-    has ended (or Ctrl-C), like ``tail -f`` that knows when to stop."""
+    has ended (or Ctrl-C), like ``tail -f`` that knows when to stop.  Without ``raw``,
+    escape sequences are filtered (:class:`LogFilter`)."""
     a = ws.get(ref)
     if a.host:
         from mullui.remote import dispatch
@@ -55,8 +63,10 @@ def show(ws: Workspace, ref: str, *, follow: bool = False) -> int:
         if a.state is State.QUEUED:
             raise MulluiError(f"agent {a.name} is queued ({a.cause}): no output yet")
         return 0
-    offset = _copy(path, 0)
+    shown = None if raw else LogFilter(terminal=sys.stdout.isatty())
+    offset = _copy(path, 0, shown)
     if not follow or _ended(ws, a.id):
+        _end(shown)
         return 0
     from watchfiles import watch
 
@@ -68,8 +78,15 @@ def show(ws: Workspace, ref: str, *, follow: bool = False) -> int:
     ):
         names = {os.path.basename(p) for _c, p in changes}
         if not changes or path.name in names:
-            offset = _copy(path, offset)
+            offset = _copy(path, offset, shown)
         if (not changes or spool.name in names) and _ended(ws, a.id):
-            _copy(path, offset)
+            _copy(path, offset, shown)
+            _end(shown)
             return 0
     return 0
+
+
+def _end(shown: LogFilter | None) -> None:
+    if shown is not None:
+        sys.stdout.buffer.write(shown.close())
+        sys.stdout.buffer.flush()
