@@ -8,6 +8,7 @@ The supervisor (or the next ``mullui ls``) applies them.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import os
@@ -152,7 +153,24 @@ def ingest(
         full = new_event(str(ev.get("kind")), source=f"hook:{event}")
         full.update({k: v for k, v in ev.items() if k not in ("eid", "at", "agent")})
         out.append(append_event(paths, agent_id, full))
+    if event == "pane-died":
+        _unlock_worktree(paths, agent_id)
     return out
+
+
+def _unlock_worktree(paths: Paths, agent_id: str) -> None:
+    """The agent's process is gone: its worktree no longer needs ``git worktree lock``
+    (which made ``git worktree prune`` and ``git branch -D`` refuse after a user removed
+    the directory by hand).  Here, at the exit itself, so no supervisor is needed."""
+    from mullui.store import Store
+
+    a = Store(paths).get(agent_id)
+    if a is None or not a.repo or not a.worktree or a.host:
+        return
+    from mullui.runtime import worktrees
+
+    with contextlib.suppress(MulluiError):
+        worktrees.unlock(Path(a.repo), Path(a.worktree))
 
 
 def _profile_of(paths: Paths, agent_id: str) -> str:

@@ -332,6 +332,20 @@ def unicodedata_width(s: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
 
 
+def _locked(repo: Path, worktree: str) -> bool:
+    blocks = git(repo, "worktree", "list", "--porcelain").split("\n\n")
+    block = next((b for b in blocks if b.startswith(f"worktree {worktree}\n")), "")
+    return any(line.startswith("locked") for line in block.splitlines())
+
+
+def test_a_finished_agents_worktree_is_unlocked(cli: Cli, git_repo: Path) -> None:
+    live = spawn(cli, git_repo, "sleep 30")
+    done = spawn(cli, git_repo, "true")
+    wt = finished(cli, git_repo, done)["worktree"]
+    wait_for(lambda: not _locked(git_repo, wt), timeout=5)
+    assert _locked(git_repo, record(cli, git_repo, live)["worktree"])
+
+
 def _read(p: Path) -> str:
     return p.read_text() if p.exists() else ""
 
