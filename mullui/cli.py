@@ -285,11 +285,43 @@ def _with_collisions(ws: Any, agents: list[Any]) -> list[Any]:
     return ws.store.all()  # type: ignore[no-any-return]
 
 
+def _missing(agents: list[Any]) -> dict[str, tuple[bool, bool]]:
+    """Agents whose worktree was removed outside mullui: id -> (worktree there, branch
+    there).  A stat per agent; git only for the few whose directory is gone."""
+    from pathlib import Path
+
+    from mullui.runtime import worktrees
+
+    out: dict[str, tuple[bool, bool]] = {}
+    for x in agents:
+        if x.removed or x.host or not x.repo or not x.worktree or Path(x.worktree).is_dir():
+            continue
+        try:
+            out[x.id] = worktrees.presence(Path(x.repo), Path(x.worktree), x.branch)
+        except MulluiError:
+            out[x.id] = (False, False)  # its repository is gone too
+    return out
+
+
+def _gone_words(there: tuple[bool, bool]) -> str:
+    return "worktree gone" if there[1] else "worktree and branch gone"
+
+
+def _ls_json(x: Any, missing: dict[str, tuple[bool, bool]]) -> dict[str, Any]:
+    d: dict[str, Any] = x.to_ls_json()
+    if x.id in missing:
+        d["worktree"] = None
+        if not missing[x.id][1]:
+            d["branch"] = None
+    return d
+
+
 def cmd_ls(a: argparse.Namespace) -> int:
     ws = _ws()
     agents = _narrow(ws, a, _with_collisions(ws, ws.agents()))
+    missing = _missing(agents)
     if a.json:
-        _print_json([x.to_ls_json() for x in agents])
+        _print_json([_ls_json(x, missing) for x in agents])
         return 0
     if not agents:
         if a.here or a.repo:
@@ -307,7 +339,9 @@ def cmd_ls(a: argparse.Namespace) -> int:
             x.profile,
             x.state.value,
             _age(x.state_since, now),
-            _one_line(x.why(), 50),
+            _one_line(
+                x.why() + (f" · {_gone_words(missing[x.id])}" if x.id in missing else ""), 50
+            ),
             x.host or "",
         ]
         for x in agents
@@ -486,17 +520,52 @@ def cmd_logs(a: argparse.Namespace) -> int:
     return logs.show(_ws(), a.id, follow=a.follow, raw=a.raw)
 
 
+def _where(x: Any) -> tuple[bool, bool]:
+    """(worktree there, branch there) for a local agent, as git sees them now."""
+    from pathlib import Path
+
+    from mullui.runtime import worktrees
+
+    if x.host or not x.repo:
+        return bool(x.worktree), bool(x.branch)
+    try:
+        return worktrees.presence(Path(x.repo), Path(x.worktree or "/nonexistent"), x.branch)
+    except MulluiError:
+        return False, False
+
+
 def cmd_stop(a: argparse.Namespace) -> int:
     x = _ws().stop(a.id)
-    print(f"{x.name} stopped; its worktree and branch stay ({x.branch})")
+    wt, br = _where(x)
+    if not x.worktree and not x.branch:
+        print(f"{x.name} stopped (it had no worktree yet)")
+    elif wt and br:
+        print(f"{x.name} stopped; its worktree and branch stay ({x.branch})")
+    elif br:
+        print(f"{x.name} stopped; its worktree is gone (removed by hand), branch {x.branch} stays")
+    elif wt:
+        print(f"{x.name} stopped; its worktree stays, its branch {x.branch} is gone")
+    else:
+        print(f"{x.name} stopped; its worktree and branch are gone (removed by hand)")
     return 0
 
 
 def cmd_rm(a: argparse.Namespace) -> int:
-    x, saved = _ws().rm(a.id, force=a.force)
+    ws = _ws()
+    before = _where(ws.get(a.id))
+    x, saved = ws.rm(a.id, force=a.force)
     if saved:
         print(f"saved uncommitted work of {x.name} as {saved[:10]} on {x.branch}")
-    print(f"removed {x.name}'s worktree; branch {x.branch} stays")
+    if not x.worktree and not x.branch:
+        print(f"removed {x.name} (it had no worktree)")
+        return 0
+    head = (
+        f"removed {x.name}'s worktree"
+        if before[0]
+        else f"{x.name}'s worktree was already gone (removed by hand): cleaned up"
+    )
+    tail = f"branch {x.branch} stays" if _where(x)[1] else f"its branch {x.branch} is gone too"
+    print(f"{head}; {tail}")
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -344,6 +345,35 @@ def test_a_finished_agents_worktree_is_unlocked(cli: Cli, git_repo: Path) -> Non
     wt = finished(cli, git_repo, done)["worktree"]
     wait_for(lambda: not _locked(git_repo, wt), timeout=5)
     assert _locked(git_repo, record(cli, git_repo, live)["worktree"])
+
+
+def test_worktree_and_branch_removed_by_hand_are_said_and_cleaned(cli: Cli, git_repo: Path) -> None:
+    aid = spawn(cli, git_repo, committing("w.txt", "w"))
+    a = finished(cli, git_repo, aid)
+    wt, branch = a["worktree"], a["branch"]
+    git(git_repo, "worktree", "remove", "--force", "--force", wt)
+    git(git_repo, "branch", "-D", branch)
+    after = record(cli, git_repo, aid)
+    assert after["worktree"] is None and after["branch"] is None
+    assert "worktree and branch gone" in cli("ls", cwd=git_repo).stdout
+    stop = cli("stop", aid, cwd=git_repo)
+    assert stop.returncode == 0
+    assert "stay" not in stop.stdout and "worktree and branch are gone" in stop.stdout
+    rm = cli("rm", aid, cwd=git_repo)
+    assert rm.returncode == 0, rm.stderr
+    assert "stays" not in rm.stdout and "already gone" in rm.stdout
+    assert wt not in git(git_repo, "worktree", "list")
+
+
+def test_a_worktree_deleted_with_rm_rf_is_pruned_by_rm(cli: Cli, git_repo: Path) -> None:
+    aid = spawn(cli, git_repo, "true")
+    a = finished(cli, git_repo, aid)
+    shutil.rmtree(a["worktree"])
+    rm = cli("rm", aid, cwd=git_repo)
+    assert rm.returncode == 0, rm.stderr
+    assert "already gone" in rm.stdout
+    assert a["worktree"] not in git(git_repo, "worktree", "list")
+    git(git_repo, "branch", "-D", a["branch"])  # nothing holds it any more
 
 
 def _read(p: Path) -> str:
