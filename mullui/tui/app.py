@@ -18,6 +18,7 @@ from typing import Any
 from textual import work
 from textual.app import App, SuspendNotSupported, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
@@ -27,7 +28,7 @@ from mullui.errors import MulluiError
 from mullui.model import Agent, State
 from mullui.paths import Paths, get_paths
 from mullui.store import Store
-from mullui.tui import cells, themes
+from mullui.tui import cells, literal, themes
 from mullui.tui.adapter import AgentActions, Pipeline, keep_watching, open_actions
 from mullui.tui.screens.collisions import CollisionsScreen, rows_from_report
 from mullui.tui.screens.confirm import ConfirmScreen
@@ -85,7 +86,7 @@ class MulluiApp(App[None]):
         self.supervise = supervise
         self.default_profile = default_profile
         if title:
-            self.title = title
+            self.title = literal.visible(title)
         self.agents: dict[str, Agent] = {}
         self.pipeline: Pipeline | None = None
         self._pending: dict[str, Agent] = {}
@@ -96,6 +97,26 @@ class MulluiApp(App[None]):
         self._colours: tuple[str, dict[str, str]] | None = None
         self.theme_problems: list[themes.ThemeProblem] = []
         self.foreground_runs: list[list[str]] = []  # argv run while suspended (attach)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every toast is literal: its text names agents, branches, files and quotes what
+        agents said, so it is never parsed as markup (``[/tmp/x]`` raised MarkupError,
+        ``[@click=...]`` became an action) and its control characters are made visible."""
+        super().notify(
+            literal.visible(message, one_line=False),
+            title=literal.visible(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     # ---- start ----------------------------------------------------------------------
     def on_mount(self) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from rich.text import Text
 
 from mullui.model import Agent, State
+from mullui.tui.literal import visible
 
 SYMBOL: dict[State, str] = {
     State.QUEUED: "◌",
@@ -133,9 +134,10 @@ def cost(agent: Agent) -> str:
 
 
 def one_line(text: str, limit: int = 200) -> str:
-    """The first non-empty line, clipped (questions and messages can be long)."""
+    """The first non-empty line, clipped (questions and messages can be long), with any
+    control character drawn visibly (agent text: see literal.py)."""
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return visible(line if len(line) <= limit else line[: limit - 1] + "…")
 
 
 def why(agent: Agent) -> str:

@@ -294,3 +294,45 @@ def build_chains(paths: Paths) -> Store:
     new(s, "f1", "solo", "codex", "Bump dependencies", 10)
     state(s, "f1", State.WORKING, 9)
     return s
+
+
+#: What agents said, as an attacker (or an unlucky web page) would have them say it.
+BRACKETS = "wrote [/tmp/out/report.md] and done"
+CLICK = "[@click=app.screenshot('x')]click[/]"
+LINK = "[link=http://evil]x[/link]"
+#: OSC 0 (window title) and OSC 52 (clipboard write) inside an ordinary sentence.
+OSC = "title \x1b]0;PWNED\x07 and clip \x1b]52;c;ZXZpbA==\x07 end"
+OSC_SHOWN = "title \\x1b]0;PWNED\\x07 and clip \\x1b]52;c;ZXZpbA==\\x07 end"
+
+
+def build_hostile(paths: Paths) -> Store:
+    """Agents whose last message, question, name, branch and collision files are markup
+    or terminal escapes; a log with colours, an OSC 8 link, OSC 0/52 and hidden text."""
+    s = Store(paths)
+    new(s, "h1", "report", "claude", "write the report", 50)
+    state(s, "h1", State.DONE, 40, cause="hook:Stop", message=BRACKETS)
+    new(s, "h2", "clicky", "claude", CLICK, 45, branch="mullui/[b]clicky[/b]")
+    state(s, "h2", State.BLOCKED, 30, cause="hook:PermissionRequest", question=CLICK)
+    new(s, "h3", "[link=http://evil]linky[/link]", "codex", "links", 40)
+    state(s, "h3", State.DONE, 20, cause="hook:Stop", message=LINK)
+    new(s, "h4", "osc", "claude", "escapes", 35)
+    state(s, "h4", State.DONE, 10, cause="hook:Stop", message=OSC)
+    for me, other in (("h1", "h4"), ("h4", "h1")):
+        s.emit(
+            me,
+            "collisions",
+            at=at(5),
+            collisions=[
+                {"agent": other, "files": [CLICK, "src/[red]x[/red].py"], "conflict": False}
+            ],
+        )
+    p = paths.log_file("h4")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(
+        "\x1b[32mgreen ok\x1b[0m plain\r\n"
+        f"{OSC}\r\n"
+        "see \x1b]8;;http://evil\x1b\\the docs\x1b]8;;\x1b\\ here\r\n"
+        "shown \x1b[8mhidden\x1b[0m after\r\n"
+        f"{CLICK} {LINK}\r\n"
+    )
+    return s

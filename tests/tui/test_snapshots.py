@@ -14,6 +14,7 @@ from mullui.paths import Paths
 from mullui.tui import themes
 from mullui.tui.screens.new_agent import NewAgentScreen
 from mullui.tui.screens.text_view import DiffScreen
+from mullui.tui.widgets.log_view import LogView
 from tests.tui.conftest import make_app, until
 
 WIDE = (120, 36)
@@ -173,6 +174,24 @@ def test_merge_confirm(fleet: Paths, snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(fleet), terminal_size=SMALL, run_before=ask)
+
+
+def test_hostile_agent_text_is_literal(paths: Paths, snap_compare: Any) -> None:
+    # Markup, a click action, a link and OSC 0/52 in what agents said, their names,
+    # branches and files: all shown as typed (controls as \\x1b); the log of the OSC agent
+    # keeps its colours and shows no link, no hidden text and no escape.
+    from tests.tui.fleet import build_hostile
+
+    build_hostile(paths)
+
+    async def select_osc(pilot: Pilot[Any]) -> None:
+        await pilot.pause()
+        assert pilot.app.main.select_anywhere("h4")
+        log = pilot.app.screen.query_one(LogView)
+        await until(pilot, lambda: log.lines is not None and log.lines.line_count() == 5)
+        await pilot.pause()
+
+    assert snap_compare(make_app(paths), terminal_size=(160, 36), run_before=select_osc)
 
 
 def test_snapshot_dir_is_in_the_repo() -> None:

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Label, Static
 
 from mullui.model import Agent
+from mullui.tui import literal
 from mullui.tui.widgets.key_bar import KeyBar
 
 FILES_SHOWN = 6
@@ -134,7 +135,7 @@ class CollisionsScreen(Screen[None]):
                 if r.conflict
                 else Text("≈ overlap", style="yellow")
             )
-            table.add_row(kind, r.between, files_cell(r.files))
+            table.add_row(kind, literal.text(r.between), literal.text(files_cell(r.files)))
 
     def show_report(self, report: tuple[list[CollisionRow], list[str]]) -> None:
         """The radar's answer (from a worker): rows, merge order advice."""
@@ -147,7 +148,7 @@ class CollisionsScreen(Screen[None]):
                 text.append("\n")
             clean = "stays clean" in line
             text.append("✓ " if clean else "⚠ ", style="green" if clean else "bold red")
-            text.append(line)
+            literal.append(text, line)
         if not self.advice:
             if any(r.conflict for r in self.rows):
                 hint = "Merge one, then bring the other up to date with it (or resolve by hand)."
@@ -160,7 +161,7 @@ class CollisionsScreen(Screen[None]):
 
     def show_error(self, message: str) -> None:
         self.query_one("#merge-order", Static).update(
-            Text(f"could not check with git: {message}", style="bold red")
+            literal.text(f"could not check with git: {message}", "bold red")
         )
 
     def action_cursor(self, step: int) -> None:

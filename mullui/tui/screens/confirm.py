@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from mullui.tui import literal
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Dismisses with True (y / the confirm button) or False (n / escape)."""
@@ -25,8 +27,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="confirm"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield Label(self.detail, classes="dialog-detail")
+            yield Label(literal.text(self.title_text), classes="dialog-title")
+            yield Label(literal.text(self.detail, one_line=False), classes="dialog-detail")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.confirm} (y)", variant="error", id="yes")
                 yield Button("Cancel (n)", id="no")

@@ -23,6 +23,7 @@ from mullui.model import Agent, State
 from mullui.model import inbox as inbox_of
 from mullui.model import snoozed as snoozed_of
 from mullui.tui import cells
+from mullui.tui.literal import visible
 from mullui.tui.widgets.agent_rows import AgentRows
 from mullui.tui.widgets.agent_table import AgentTable, chain_positions, table_order
 from mullui.tui.widgets.inbox import InboxTable, SnoozedTable
@@ -205,7 +206,7 @@ class MainScreen(Screen[None]):
         if a is None:
             log.show_file(None, "Select an agent to follow its output.")
         else:
-            log.show_file(self.mullui.log_path(a), f"No output from {a.name} yet.")
+            log.show_file(self.mullui.log_path(a), f"No output from {visible(a.name)} yet.")
         self._show_detail()
 
     def _show_detail(self) -> None:
@@ -216,7 +217,7 @@ class MainScreen(Screen[None]):
             title.update("Log")
             detail.update("")
             return
-        title.update(Text.assemble("Log · ", (a.name, "bold"), f"  {a.profile}"))
+        title.update(Text.assemble("Log · ", (visible(a.name), "bold"), f"  {visible(a.profile)}"))
         detail.update(self.describe(a))
 
     def describe(self, a: Agent) -> Text:
@@ -224,28 +225,28 @@ class MainScreen(Screen[None]):
         colours = self.mullui.state_colours()
         t = Text()
         t.append_text(cells.state_cell(a.state, colours))
-        t.append(f" {a.cause}", style="dim")
+        t.append(f" {visible(a.cause)}", style="dim")
         if a.branch:
-            t.append(f"  ⎇ {a.branch}", style="dim")
+            t.append(f"  ⎇ {visible(a.branch)}", style="dim")
         t.append("\n")
         t.append(cells.one_line(a.task, 300))
         if a.chain:
             members = [m for m in self._agents.values() if m.chain == a.chain]
             pos = chain_positions(members)
             members.sort(key=lambda m: pos[m.id][0])
-            t.append(f"\n⛓ {a.chain_name or 'chain'}: ", style="bold")
+            t.append(f"\n⛓ {visible(a.chain_name or 'chain')}: ", style="bold")
             for i, m in enumerate(members):
                 if i:
                     t.append(" → ")
                 style = "bold underline" if m.id == a.id else ""
-                t.append(f"{cells.SYMBOL[m.state]} {m.name}", style=style)
+                t.append(f"{cells.SYMBOL[m.state]} {visible(m.name)}", style=style)
         if a.collisions:
             names = {m.id: m.name for m in self._agents.values()}
             for c in a.collisions:
                 kind = "⚠ conflicts with" if c.conflict else "≈ also touched by"
                 files = ", ".join(c.files[:3]) + (" …" if len(c.files) > 3 else "")
                 t.append(
-                    f"\n{kind} {names.get(c.agent, c.agent)}: {files}",
+                    f"\n{kind} {visible(names.get(c.agent, c.agent))}: {visible(files)}",
                     style="bold red" if c.conflict else "yellow",
                 )
         return t

@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from mullui.tui import literal
+
 #: Files listed in the dialog before "and N more"; fewer on a short terminal.
 SHOWN_FILES = 8
 #: Lines the dialog takes besides the file list (border, title, buttons, hints).
@@ -36,7 +38,7 @@ class MergeQuestion:
 def files_text(files: tuple[str, ...], shown: int = SHOWN_FILES) -> Text:
     t = Text()
     for f in files[:shown]:
-        t.append(f"  {f}\n")
+        t.append(f"  {literal.visible(f)}\n")
     if len(files) > shown:
         t.append(f"  … and {len(files) - shown} more\n", style="dim")
     t.rstrip()
@@ -66,12 +68,12 @@ class MergeScreen(ModalScreen[bool]):
         if q.follow_up:
             line += "  (a follow-up: the steps before it go in with it)"
         with Vertical(classes="dialog", id="merge"):
-            yield Label(q.question, classes="dialog-title", markup=False)
-            yield Label(line, classes="dialog-detail", markup=False)
+            yield Label(literal.text(q.question), classes="dialog-title")
+            yield Label(literal.text(line), classes="dialog-detail")
             yield Label("Files it changes in the target:", classes="field-label")
             shown = max(2, min(SHOWN_FILES, self.app.size.height - CHROME_LINES))
             yield Static(files_text(q.files, shown), id="merge-files")
-            yield Static(Text(where), classes="dialog-hint")
+            yield Static(literal.text(where), classes="dialog-hint")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Merge (y)", variant="primary", id="yes")
                 yield Button("Cancel (n)", id="no")

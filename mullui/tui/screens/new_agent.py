@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, TextArea
 
+from mullui.tui import literal
+
 
 @dataclass(frozen=True)
 class NewAgent:
@@ -59,7 +61,7 @@ class NewAgentScreen(ModalScreen[NewAgent | None]):
                 with Vertical(classes="field"):
                     yield Label("Profile", classes="field-label")
                     yield Select(
-                        [(p, p) for p in self.profiles],
+                        [(literal.text(p), p) for p in self.profiles],
                         value=self.default_profile,
                         allow_blank=False,
                         id="profile",
@@ -76,7 +78,10 @@ class NewAgentScreen(ModalScreen[NewAgent | None]):
                         with Vertical(classes="field"):
                             yield Label("After (starts when it is done)", classes="field-label")
                             yield Select(
-                                [("no: start now", NONE), *self.after],
+                                [
+                                    ("no: start now", NONE),
+                                    *[(literal.text(label), i) for label, i in self.after],
+                                ],
                                 value=NONE,
                                 allow_blank=False,
                                 id="after",
@@ -85,7 +90,7 @@ class NewAgentScreen(ModalScreen[NewAgent | None]):
                         with Vertical(classes="field"):
                             yield Label("Chain (its steps get the task)", classes="field-label")
                             yield Select(
-                                [("no chain", NONE), *[(c, c) for c in self.chains]],
+                                [("no chain", NONE), *[(literal.text(c), c) for c in self.chains]],
                                 value=NONE,
                                 allow_blank=False,
                                 id="chain",

@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from mullui.tui import literal
+
 
 class ReplyScreen(ModalScreen[str | None]):
     """Dismisses with the line to send, or None (escape)."""
@@ -21,9 +23,9 @@ class ReplyScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="reply"):
-            yield Label(f"Reply to {self.agent_name}", classes="dialog-title")
+            yield Label(literal.text(f"Reply to {self.agent_name}"), classes="dialog-title")
             if self.question:
-                yield Label(self.question, classes="dialog-detail", markup=False)
+                yield Label(literal.text(self.question, one_line=False), classes="dialog-detail")
             yield Input(placeholder="one line, sent with Enter", id="reply-input")
             yield Label("enter send · escape cancel", classes="dialog-hint")
 

@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Label, Static
 
 from mullui import report
-from mullui.tui import cells
+from mullui.tui import cells, literal
 from mullui.tui.widgets.key_bar import KeyBar
 
 Row = dict[str, Any]
@@ -55,14 +55,14 @@ def changes(r: Row) -> str | Text:
 
 def merged(r: Row) -> str | Text:
     if r.get("merged_into"):
-        return Text(str(r["merged_into"]), style="green")
+        return literal.text(str(r["merged_into"]), "green")
     return Text("yes", style="green") if r.get("merged") else Text("no", style="dim")
 
 
 #: (column, how a ledger row reads in it).  Short headers: 11 columns must stay legible
 #: at 120 columns; narrower terminals scroll sideways (h / l).
 COLUMNS: list[tuple[str, Callable[[Row], str | Text]]] = [
-    ("state", lambda r: str(r.get("state") or "")),
+    ("state", lambda r: literal.text(str(r.get("state") or ""))),
     ("wall", lambda r: dur(r.get("wall_s"))),
     ("working", lambda r: dur(r.get("working_s"))),
     ("blocked", lambda r: dur(r.get("blocked_s"))),
@@ -79,9 +79,9 @@ def ledger_rows(led: dict[str, Any]) -> list[tuple[Text, list[str | Text]]]:
     """Agents, then chain runs (``⛓ name 1/2``, their steps summed)."""
     out: list[tuple[Text, list[str | Text]]] = []
     for r in led.get("agents", []):
-        out.append((Text(str(r["name"])), [f(r) for _, f in COLUMNS]))
+        out.append((literal.text(str(r["name"])), [f(r) for _, f in COLUMNS]))
     for c in led.get("chains", []):
-        label = Text(f"⛓ {c.get('chain_name') or 'chain'} ", style="bold")
+        label = literal.text(f"⛓ {c.get('chain_name') or 'chain'} ", "bold")
         label.append(f"{c.get('steps_done')}/{c.get('steps')}", style="dim")
         out.append((label, [f(c) for _, f in COLUMNS]))
     return out

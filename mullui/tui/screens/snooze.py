@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from mullui.tui import literal
+
 
 @dataclass(frozen=True)
 class SnoozeChoice:
@@ -50,7 +52,7 @@ class SnoozeScreen(ModalScreen[SnoozeChoice | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="snooze"):
-            yield Label(f"Snooze {self.agent_name}", classes="dialog-title")
+            yield Label(literal.text(f"Snooze {self.agent_name}"), classes="dialog-title")
             yield OptionList(
                 *[Option(c.label, id=str(i)) for i, c in enumerate(self.options)],
                 id="snooze-options",

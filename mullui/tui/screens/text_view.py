@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Label, RichLog
 
+from mullui.tui import literal
 from mullui.tui.widgets.key_bar import KeyBar
 from mullui.tui.widgets.log_view import LogView
 
@@ -18,6 +19,7 @@ MAX_DIFF_LINES = 20_000
 
 def diff_line(line: str) -> Text:
     """Colour a plain unified-diff line (when the diff came without git's colours)."""
+    line = literal.visible(line)
     if line.startswith(("+++", "---", "diff ", "index ")):
         return Text(line, style="bold")
     if line.startswith("+"):
@@ -45,7 +47,7 @@ class DiffScreen(Screen[None]):
         self.loaded = False
 
     def compose(self) -> ComposeResult:
-        yield Label(self.title_text, classes="screen-title", markup=False)
+        yield Label(literal.text(self.title_text), classes="screen-title")
         yield RichLog(id="diff", max_lines=MAX_DIFF_LINES, wrap=False, auto_scroll=False)
         yield KeyBar()
 
@@ -59,7 +61,7 @@ class DiffScreen(Screen[None]):
         lines = diff.splitlines()
         coloured = "\x1b[" in diff
         for line in lines[:MAX_DIFF_LINES]:
-            view.write(Text.from_ansi(line) if coloured else diff_line(line), scroll_end=False)
+            view.write(literal.from_ansi(line) if coloured else diff_line(line), scroll_end=False)
         if len(lines) > MAX_DIFF_LINES:
             view.write(
                 Text(f"… {len(lines) - MAX_DIFF_LINES} more lines: use git diff", style="dim")
@@ -82,7 +84,7 @@ class LogScreen(Screen[None]):
         self.path = path
 
     def compose(self) -> ComposeResult:
-        yield Label(self.title_text, classes="screen-title", markup=False)
+        yield Label(literal.text(self.title_text), classes="screen-title")
         yield LogView(self.path, id="full-log", empty_text="No output yet.")
         yield KeyBar()
 

@@ -16,7 +16,13 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from mullui.tui import literal
+
 Cell = str | Text
+
+
+def _literal(cell: Cell) -> Text:
+    return literal.text(cell) if isinstance(cell, str) else cell
 
 
 class AgentRows(DataTable[Cell]):
@@ -77,6 +83,8 @@ class AgentRows(DataTable[Cell]):
         """Show ``rows`` (row key, cells); ``targets`` maps a row key that is not an
         agent to the agent it stands for.  Returns True when the rows were rebuilt."""
         self._targets = targets or {}
+        # A DataTable parses a str cell as markup: agent text is shown literally instead.
+        rows = [(rid, tuple(_literal(c) for c in cells)) for rid, cells in rows]
         order = [rid for rid, _ in rows]
         if order != self._order:
             at = self.cursor_row

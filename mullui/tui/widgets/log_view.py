@@ -19,7 +19,6 @@ from pathlib import Path
 
 from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
@@ -29,6 +28,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.timer import Timer
 
+from mullui.tui import literal
 from mullui.tui.log_lines import Appended, LogLines
 
 POLL_S = 0.25
@@ -188,7 +188,7 @@ class LogView(ScrollView, can_focus=True):
         index = round(self.scroll_y) + y
         if self.lines is None or self.lines.line_count() == 0:
             if y == 0:
-                note = self.empty_text
+                note = literal.visible(self.empty_text)
                 if self.lines is not None and self.lines.path in self._indexing:
                     note = "Reading the log…"
                 return Strip([Segment(note[:width], style + Style(dim=True))]).extend_cell_length(
@@ -199,7 +199,8 @@ class LogView(ScrollView, can_focus=True):
             return Strip.blank(width, style)
         strip = self._strips.get(index)
         if strip is None:
-            text = Text.from_ansi(self.lines.line(index), no_wrap=True, end="")
+            # Colours kept; OSC, cursor moves and other escapes never reach the terminal.
+            text = literal.from_ansi(self.lines.line(index))
             text.truncate(width)
             strip = Strip(text.render(self.app.console), text.cell_len)
             if len(self._strips) > 512:

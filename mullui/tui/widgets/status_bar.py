@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from mullui.model import Agent, State
 from mullui.tui import cells
+from mullui.tui.literal import visible
 
 
 def counts_text(
@@ -34,7 +35,7 @@ def _counts_text(
     review = sum(1 for a in agents if a.state is State.DONE and a.needs_human())
     t = Text()
     gap = " " if narrow else "  "
-    t.append(f" {title} ", style="bold reverse")
+    t.append(f" {visible(title)} ", style="bold reverse")
     t.append(gap)
     parts: list[tuple[str, str, str]] = [
         (
