@@ -495,6 +495,15 @@ def left_out(cwd: Path, base: Base) -> str | None:
     )
 
 
+def spawn_notes(cwd: Path, ref: str | None) -> tuple[Base, list[str]]:
+    """The base a spawn from ``cwd`` with ``--base ref`` (None: none given) starts from,
+    and the lines to tell the user before it does: a base that is a commit and not a
+    branch, uncommitted files the agent will not see.  The CLI prints them; the TUI's
+    new-agent dialog can show them before the user confirms."""
+    base = resolve_base(cwd, ref)
+    return base, [n for n in (base.note, left_out(cwd, base)) if n]
+
+
 def _short(base: Base) -> str:
     return base.sha[:12] if base.ref == base.sha else base.ref
 

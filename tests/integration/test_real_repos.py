@@ -174,6 +174,11 @@ def test_left_out_names_the_uncommitted_files_the_agent_will_not_see(tmp_path: P
     )
     other = worktrees.Base("v0", "0" * 40)
     assert worktrees.left_out(repo, other) is None
+    # What the TUI's new-agent dialog shows before the user confirms:
+    git(repo, "checkout", "-q", "--detach")
+    chosen, lines = worktrees.spawn_notes(repo, None)
+    assert chosen.ref == chosen.sha and len(lines) == 2
+    assert "not a branch" in lines[0] and "2 uncommitted files" in lines[1]
 
 
 def test_the_agents_work_is_the_branch_its_worktree_has_checked_out(tmp_path: Path) -> None:
