@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chain", metavar="C", help="run the steps of [chains.C]")
     s.add_argument("--host", metavar="H", help="run on [hosts.H] over SSH")
     s.add_argument(
+        "--guard",
+        choices=("off", "warn", "ask", "block"),
+        help="collision guard for this agent (default: [collisions] guard)",
+    )
+    s.add_argument(
         "--from", dest="from_file", metavar="FILE", help="spawn a backlog from a tasks TOML file"
     )
     s.add_argument(
@@ -410,7 +415,14 @@ def cmd_spawn(a: argparse.Namespace) -> int:
     if sys.stderr.isatty():
         ws.progress = _checkout_progress
     agent = ws.spawn(
-        a.task, agent=a.agent, name=a.name, base=a.base, after=a.after, chain=a.chain, host=a.host
+        a.task,
+        agent=a.agent,
+        name=a.name,
+        base=a.base,
+        after=a.after,
+        chain=a.chain,
+        host=a.host,
+        extra={"guard": a.guard} if a.guard else None,
     )
     print(agent.id)
     sys.stdout.flush()
@@ -580,6 +592,7 @@ def cmd_hook(a: argparse.Namespace) -> int:
         status=a.status,
         seconds=a.seconds,
         state_dir=a.state_dir,
+        answer=sys.stdout.write,
     )
     return 0
 

@@ -27,6 +27,9 @@ import tomli_w
 from mullui.errors import ConfigError
 
 BUILTIN_PROFILES = ("claude", "codex", "aider", "gemini", "opencode", "shell")
+#: ``[collisions] guard`` (and ``[profiles.X] guard``, ``spawn --guard``): what happens when
+#: an agent is about to edit a file another unmerged agent has changed (mullui.guard).
+GUARD_MODES = ("off", "warn", "ask", "block")
 
 # ---- the schema ----------------------------------------------------------------------
 # A checker returns None when the value is fine, else the phrase after "must be".
@@ -90,6 +93,11 @@ def _notify_mode(v: Any) -> str | None:
     return None if v in ("desktop", "terminal", "none") else 'one of "desktop", "terminal", "none"'
 
 
+def _guard_mode(v: Any) -> str | None:
+    ok = v in GUARD_MODES
+    return None if ok else 'one of "off", "warn", "ask", "block"'
+
+
 _str = _is(str, "a string")
 _bool = _is(bool, "true or false")
 
@@ -108,6 +116,7 @@ PROFILE: dict[str, Check] = {
     "silence_after_s": _positive_int,
     "resume": _str_list,
     "hooks": _bool,
+    "guard": _guard_mode,
 }
 HOST: dict[str, Check] = {
     "ssh": _str,
@@ -141,7 +150,11 @@ PRICE: dict[str, Check] = {
 }
 STEP: dict[str, Check] = {"agent": _str, "task": _str, "name": _str}
 WATCH: dict[str, Check] = {"on_quit": _bool}
-COLLISIONS: dict[str, Check] = {"interval_s": _positive_int, "notify": _bool}
+COLLISIONS: dict[str, Check] = {
+    "interval_s": _positive_int,
+    "notify": _bool,
+    "guard": _guard_mode,
+}
 TOP: dict[str, Check] = {"default_agent": _str, "theme": _str}
 SECTIONS = ("limits", "profiles", "hosts", "chains", "notify", "prices", "watch", "collisions")
 
@@ -187,6 +200,7 @@ class Config:
     watch_on_quit: bool = True
     collisions_interval_s: int = 5
     collisions_notify: bool = True
+    collisions_guard: str = "warn"  # off | warn | ask | block (mullui.guard)
     sources: tuple[Path, ...] = ()
     #: the repository file whose keys were ignored for want of trust, and those keys
     untrusted: Path | None = None
@@ -558,6 +572,7 @@ def build(data: dict[str, Any], sources: tuple[Path, ...] = ()) -> Config:
         watch_on_quit=watch.get("on_quit", True),
         collisions_interval_s=col.get("interval_s", 5),
         collisions_notify=col.get("notify", True),
+        collisions_guard=col.get("guard", "warn"),
         sources=sources,
     )
 

@@ -14,6 +14,7 @@ import json
 import os
 import select
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,12 @@ def ingest(
     seconds: str | None = None,
     state_dir: str | None = None,
     stdin: str | None = None,
+    answer: Callable[[str], object] | None = None,
 ) -> list[dict[str, Any]]:
-    """Validate and append one hook event; returns the normalized events written."""
+    """Validate and append one hook event; returns the normalized events written.
+
+    ``answer`` receives what the agent CLI should read on the hook's stdout, if anything:
+    the collision guard's answer to an edit hook (:func:`mullui.guard.hook_answer`)."""
     paths = get_paths({**os.environ, "MULLUI_STATE_DIR": state_dir}) if state_dir else get_paths()
     if state_dir:
         paths = Paths(paths.config_dir, Path(state_dir), paths.data_dir)
@@ -107,6 +112,7 @@ def ingest(
     if not token or not hmac.compare_digest(expected.encode(), token.encode()):
         raise refuse(paths, agent_id, event, "token does not match")
 
+    text = ""
     if event == "pane-died":
         code = int(status) if status and status.lstrip("-").isdigit() else None
         evs = [
@@ -123,7 +129,8 @@ def ingest(
     elif event == "activity":
         evs = [{"kind": "activity", "cause": "output"}]
     else:
-        payload = _parse(stdin if stdin is not None else _read_stdin())
+        text = stdin if stdin is not None else _read_stdin()
+        payload = _parse(text)
         if args:  # Codex passes its JSON payload as the last argv element
             last = _parse(args[-1])
             if last and "raw" not in last:
@@ -155,6 +162,12 @@ def ingest(
         out.append(append_event(paths, agent_id, full))
     if event == "pane-died":
         _unlock_worktree(paths, agent_id)
+    if answer is not None and event not in RUNTIME_EVENTS:
+        from mullui import guard
+
+        said = guard.hook_answer(paths.state_dir, agent_id, event, text.encode())
+        if said:
+            answer(said)
     return out
 
 

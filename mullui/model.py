@@ -130,27 +130,72 @@ class Collision:
 
 @dataclass(frozen=True)
 class ConflictItem:
-    """An inbox item: this agent's work now conflicts with another agent's (collision
-    radar).  Held by the newer agent of the pair only, so one conflict is one item."""
+    """An inbox item about another agent's work: ``kind`` "conflict", this agent's work now
+    conflicts with it (collision radar; held by the newer agent of the pair only, so one
+    conflict is one item); ``kind`` "guard", this agent edited a file the other has changed
+    too (the collision guard's ``warn``: one item per new pair and file)."""
 
     agent: str  # the other agent's id
     name: str  # the other agent's name when the conflict appeared
     files: tuple[str, ...]
     since: datetime
+    kind: str = "conflict"  # "conflict" | "guard"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        d = {
             "agent": self.agent,
             "name": self.name,
             "files": list(self.files),
             "since": iso(self.since),
         }
+        if self.kind != "conflict":
+            d["kind"] = self.kind
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ConflictItem:
         files = tuple(str(f) for f in d.get("files") or ())
         since = parse_iso(d.get("since")) or utcnow()
-        return cls(str(d["agent"]), str(d.get("name") or d["agent"]), files, since)
+        kind = "guard" if d.get("kind") == "guard" else "conflict"
+        return cls(str(d["agent"]), str(d.get("name") or d["agent"]), files, since, kind)
+
+
+@dataclass(frozen=True)
+class GuardHit:
+    """A collision the guard acted on: this agent was about to edit ``file``, which
+    ``agent`` (name, branch) had changed; ``action`` is the mode it answered with."""
+
+    agent: str
+    name: str
+    branch: str
+    file: str
+    action: str  # warn | ask | block
+    at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "name": self.name,
+            "branch": self.branch,
+            "file": self.file,
+            "action": self.action,
+            "at": iso(self.at),
+        }
+
+    def brief(self) -> dict[str, Any]:
+        """``file``, ``action``, ``at``: what ``ls --json`` says under a collision."""
+        return {"file": self.file, "action": self.action, "at": iso(self.at)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> GuardHit:
+        return cls(
+            str(d["agent"]),
+            str(d.get("name") or d["agent"]),
+            str(d.get("branch") or ""),
+            str(d.get("file") or ""),
+            str(d.get("action") or ""),
+            parse_iso(d.get("at")) or utcnow(),
+        )
 
 
 @dataclass(frozen=True)
@@ -198,6 +243,7 @@ class Agent:
     merged_sha: str | None = None
     removed: bool = False
     conflict: ConflictItem | None = None  # a new conflict with another agent, until acked
+    guarded: tuple[GuardHit, ...] = ()  # collisions the guard acted on (mullui.guard)
     extra: dict[str, Any] = field(default_factory=dict)  # spawn options for queued agents
 
     # ---- derived -------------------------------------------------------------------
@@ -254,6 +300,11 @@ class Agent:
             return self.question
         if self.has_conflict_item():
             assert self.conflict is not None
+            if self.conflict.kind == "guard":
+                return (
+                    f"edits {', '.join(self.conflict.files)}, also changed by "
+                    f"{self.conflict.name} (collision guard)"
+                )
             shown = ", ".join(self.conflict.files[:5])
             more = len(self.conflict.files) - 5
             return f"conflicts with {self.conflict.name} on {shown}" + (
@@ -288,10 +339,35 @@ class Agent:
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
             "cost_usd": self.cost_usd,
-            "collisions": [c.to_json() for c in self.collisions],
+            "collisions": self.collisions_json(),
             "host": self.host,
             "repo": self.repo,
         }
+
+    def collisions_json(self) -> list[dict[str, Any]]:
+        """The collisions for ``ls --json``; where the collision guard acted on one, its
+        ``guard`` lists what it did (``file`` this agent was about to edit, ``action``,
+        ``at``).  A guarded collision the radar has not seen (yet) - an edit refused by
+        ``block`` leaves nothing to compare - is listed with the file and ``guard``."""
+        out: list[dict[str, Any]] = []
+        for c in self.collisions:
+            d = c.to_json()
+            hits = [g for g in self.guarded if g.agent == c.agent]
+            if hits:
+                d["guard"] = [g.brief() for g in hits]
+            out.append(d)
+        seen = {c.agent for c in self.collisions}
+        for other in dict.fromkeys(g.agent for g in self.guarded if g.agent not in seen):
+            hits = [g for g in self.guarded if g.agent == other]
+            out.append(
+                {
+                    "agent": other,
+                    "files": sorted({g.file for g in hits}),
+                    "conflict": False,
+                    "guard": [{"file": g.file, "action": g.action, "at": iso(g.at)} for g in hits],
+                }
+            )
+        return out
 
     # ---- persistence ---------------------------------------------------------------
     def to_record(self) -> dict[str, Any]:
@@ -308,6 +384,8 @@ class Agent:
                 v = [c.to_json() for c in v]
             elif f.name == "conflict":
                 v = v.to_json() if v is not None else None
+            elif f.name == "guarded":
+                v = [g.to_json() for g in v]
             d[f.name] = v
         return d
 
@@ -332,6 +410,8 @@ class Agent:
                 )
             elif k == "conflict":
                 v = ConflictItem.from_json(v) if v else None
+            elif k == "guarded":
+                v = tuple(GuardHit.from_json(g) for g in v if isinstance(g, dict) and "agent" in g)
             kw[k] = v
         return cls(**kw)
 

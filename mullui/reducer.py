@@ -16,6 +16,7 @@ from mullui.model import (
     Agent,
     Collision,
     ConflictItem,
+    GuardHit,
     State,
     Transition,
     can_transition,
@@ -129,6 +130,11 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
                 changes["exit_code"] = None
         if "exit_code" in ev:
             changes["exit_code"] = _int(ev["exit_code"])
+        if new is B and a.state is B and a.cause.startswith("collision:"):
+            if cause == "hook:PermissionRequest" or ev.get("question") is None:
+                # The permission dialog the collision guard asked for (``ask``) opens
+                # right after it: the same block, and the guard's cause says why.
+                return dataclasses.replace(a, last_activity=at)
         if new is B and a.state is B and changes.get("question") == a.question:
             # The same question again (Claude's late Notification): keep the earlier,
             # more precise cause.
@@ -234,6 +240,9 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
     if kind == "removed":
         return dataclasses.replace(a, removed=True, tmux_target=None)
 
+    if kind == "guard":
+        return _guard(a, ev, at)
+
     if kind == "collisions":
         cols = tuple(
             Collision(str(c["agent"]), tuple(c.get("files") or ()), bool(c.get("conflict")))
@@ -242,10 +251,10 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
         )
         item = a.conflict
         conflicting = {c.agent: c for c in cols if c.conflict}
-        if item is not None and item.agent not in conflicting:
+        if item is not None and item.kind == "conflict" and item.agent not in conflicting:
             item = None  # the conflict is gone (resolved, merged, removed): so is its item
         raised = ev.get("conflict")
-        if isinstance(raised, dict) and item is None:
+        if isinstance(raised, dict) and (item is None or item.kind != "conflict"):
             other = str(raised.get("agent"))
             # Only a conflict the record did not know yet: a second process refreshing
             # from the same stale view must not raise the same item again.
@@ -282,3 +291,23 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
 
     print(f"mullui: ignoring unknown event kind {kind!r} for agent {a.id}", file=sys.stderr)
     return a
+
+
+def _guard(a: Agent, ev: dict[str, Any], at: Any) -> Agent:
+    """The collision guard acted on an edit (``mullui.guard``): remember it once per other
+    agent, file and action; ``warn`` raises an inbox item once per new pair and file."""
+    other, path, action = ev.get("other"), ev.get("file"), ev.get("action")
+    if not (isinstance(other, str) and isinstance(path, str) and isinstance(action, str)):
+        return a
+    if action not in ("warn", "ask", "block"):
+        return a
+    if any(g.agent == other and g.file == path and g.action == action for g in a.guarded):
+        return dataclasses.replace(a, last_activity=at)
+    name = str(ev.get("other_name") or other)
+    hit = GuardHit(other, name, str(ev.get("other_branch") or ""), path, action, at)
+    guarded = (*a.guarded, hit)[-200:]
+    item = a.conflict
+    new_pair = not any(g.agent == other and g.file == path for g in a.guarded)
+    if action == "warn" and new_pair and (item is None or item.kind == "guard"):
+        item = ConflictItem(other, name, (path,), at, kind="guard")
+    return dataclasses.replace(a, guarded=guarded, conflict=item, last_activity=at)

@@ -373,7 +373,8 @@ class Supervisor:
         self._submit(notice)
 
     def _notify_conflict(self, a: Agent, key: str) -> None:
-        """One notification per new conflict (the radar raised an item on ``a``)."""
+        """One notification per new conflict (the radar raised an item on ``a``), or per
+        new pair and file the collision guard warned about."""
         if self.notifier is None or a.conflict is None:
             return
         try:
@@ -388,7 +389,11 @@ class Supervisor:
             body=", ".join(c.files),
             key=key,
             at=c.since,
-            title=f"{a.name} conflicts with {c.name}",
+            title=(
+                f"{a.name} edits a file {c.name} also changed"
+                if c.kind == "guard"
+                else f"{a.name} conflicts with {c.name}"
+            ),
         )
         self._submit(notice)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from mullui.collisions.cache import CollisionCache
 from mullui.collisions.changes import change_set
-from mullui.collisions.detect import base_drift, find_collisions
+from mullui.collisions.detect import base_drift, find_collisions, scan
 from mullui.collisions.model import BaseDrift, Blocker, CacheStats, ChangeSet, MergeOrder, Work
 from mullui.collisions.order import merge_order
 from mullui.model import Collision
@@ -43,4 +43,5 @@ __all__ = [
     "change_set",
     "find_collisions",
     "merge_order",
+    "scan",
 ]

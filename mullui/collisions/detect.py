@@ -9,7 +9,7 @@ from pathlib import Path
 from mullui.collisions.cache import CollisionCache, session
 from mullui.collisions.changes import change_sets, diff_names
 from mullui.collisions.merges import merge_tree, merge_trees
-from mullui.collisions.model import BaseDrift, MergeResult, Work
+from mullui.collisions.model import BaseDrift, ChangeSet, MergeResult, Work
 from mullui.model import Collision
 
 
@@ -25,13 +25,22 @@ def find_collisions(
     an event says may have changed since the last call; the others are taken from the
     cache without even a ``git status`` (unless their base moved).  None checks everyone.
     """
+    return scan(works, cache, changed)[0]
+
+
+def scan(
+    works: Sequence[Work],
+    cache: CollisionCache | None = None,
+    changed: Collection[str] | None = None,
+) -> tuple[dict[str, list[Collision]], dict[str, ChangeSet]]:
+    """``find_collisions`` and the change sets it was computed from (by agent id)."""
     with session(cache) as c:
-        return _find_collisions(works, c, changed)
+        return _scan(works, c, changed)
 
 
-def _find_collisions(
+def _scan(
     works: Sequence[Work], cache: CollisionCache, changed: Collection[str] | None
-) -> dict[str, list[Collision]]:
+) -> tuple[dict[str, list[Collision]], dict[str, ChangeSet]]:
     sets = change_sets(works, cache, changed)
     result: dict[str, list[Collision]] = {w.agent_id: [] for w in works}
     repo_of = {w.agent_id: w.repo for w in works}
@@ -65,7 +74,7 @@ def _find_collisions(
     for lst in result.values():
         lst.sort(key=lambda c: c.agent)
     cache.prune(result)
-    return result
+    return result, sets
 
 
 def base_drift(work: Work, cache: CollisionCache | None = None) -> BaseDrift:

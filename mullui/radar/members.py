@@ -7,7 +7,8 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Protocol
 
-from mullui.collisions import CollisionCache, Work, find_collisions
+from mullui.collisions import ChangeSet, CollisionCache, Work, scan
+from mullui.config import Config
 from mullui.errors import MulluiError
 from mullui.model import Agent, Collision
 from mullui.paths import Paths
@@ -15,13 +16,16 @@ from mullui.store import Store
 
 
 class Fleet(Protocol):
-    """What the radar needs of the caller: where files are, and the agents' records."""
+    """What the radar needs of the caller: where files are, the agents' records, the config."""
 
     @property
     def paths(self) -> Paths: ...
 
     @property
     def store(self) -> Store: ...
+
+    @property
+    def config(self) -> Config: ...
 
 
 def eligible(a: Agent) -> bool:
@@ -60,16 +64,16 @@ def _base_ok(w: Work) -> bool:
 
 def find(
     works: list[Work], cache: CollisionCache | None, changed: Collection[str] | None
-) -> tuple[list[Work], dict[str, list[Collision]]]:
-    """find_collisions, leaving out agents whose base ref is gone (deleted, renamed): one
-    such agent must not blind the radar for everyone else."""
+) -> tuple[list[Work], dict[str, list[Collision]], dict[str, ChangeSet]]:
+    """The engine's scan (collisions and change sets), leaving out agents whose base ref
+    is gone (deleted, renamed): one such agent must not blind the radar for everyone else."""
     try:
-        return works, find_collisions(works, cache, changed)
+        return (works, *scan(works, cache, changed))
     except MulluiError:
         kept = [w for w in works if _base_ok(w)]
         if len(kept) == len(works):
             raise
-        return kept, find_collisions(kept, cache, changed)
+        return (kept, *scan(kept, cache, changed))
 
 
 def agents_with_work(agents: Iterable[Agent]) -> int:

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mullui.collisions import CollisionCache
+from mullui.collisions import ChangeSet, CollisionCache
 from mullui.errors import MulluiError
 from mullui.model import Agent, Collision
+from mullui.radar.index import publish
 from mullui.radar.members import Fleet, eligible, find, work_of
 
 
@@ -40,11 +41,14 @@ def refresh(
     local = [a for a in everyone if a.host is None]
     works = [work_of(a) for a in local if eligible(a)]
     found: dict[str, list[Collision]] = {}
+    sets: dict[str, ChangeSet] = {}
     if len(works) >= 2:
-        _, found = find(works, cache, changed)
+        _, found, sets = find(works, cache, changed)
     elif cache is not None:
         cache.close()  # nothing to compare: drop what the cache holds
-    return record(ctx, local, found)
+    new = record(ctx, local, found)
+    publish(ctx, local, sets)
+    return new
 
 
 def record(ctx: Fleet, local: list[Agent], found: dict[str, list[Collision]]) -> list[NewConflict]:

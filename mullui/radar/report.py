@@ -7,8 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mullui.collisions import BaseDrift, CollisionCache, MergeOrder, Work, base_drift, merge_order
-from mullui.model import Agent, Collision
+from mullui.collisions import (
+    BaseDrift,
+    ChangeSet,
+    CollisionCache,
+    MergeOrder,
+    Work,
+    base_drift,
+    merge_order,
+)
+from mullui.model import Agent, Collision, GuardHit, iso
+from mullui.radar.index import publish
 from mullui.radar.members import Fleet, eligible, find, work_of
 from mullui.radar.refresh import record
 
@@ -23,15 +32,30 @@ class Pair:
     b: Agent
     files: tuple[str, ...]
     conflict: bool
+    #: what the collision guard did about this pair: (the agent that was about to edit, hit)
+    guard: tuple[tuple[Agent, GuardHit], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "agents": [self.a.id, self.b.id],
             "names": [self.a.name, self.b.name],
             "files": list(self.files),
             "conflict": self.conflict,
             "base": None,
         }
+        if self.guard:
+            d["guard"] = [
+                {"agent": who.id, "file": g.file, "action": g.action, "at": iso(g.at)}
+                for who, g in self.guard
+            ]
+        return d
+
+    def guard_text(self) -> str:
+        """`` (guard: beta warn on src/app.py)`` or nothing."""
+        if not self.guard:
+            return ""
+        said = ", ".join(f"{who.name} {g.action} on {g.file}" for who, g in self.guard)
+        return f" (guard: {said})"
 
 
 @dataclass
@@ -66,7 +90,7 @@ class Report:
         lines: list[str] = []
         for p in self.pairs:
             kind = "CONFLICT" if p.conflict else "overlap"
-            lines.append(f"{kind:8}  {p.a.name} <-> {p.b.name}: {_names(p.files)}")
+            lines.append(f"{kind:8}  {p.a.name} <-> {p.b.name}: {_names(p.files)}{p.guard_text()}")
         for a, d in self.drifts:
             moved = f"{d.behind} commit{'s' if d.behind != 1 else ''} ahead"
             lines.append(
@@ -92,16 +116,27 @@ def collisions_report(ctx: Fleet) -> Report:
     try:
         works = [work_of(a) for a in members]
         found: dict[str, list[Collision]] = {}
+        sets: dict[str, ChangeSet] = {}
         if works:
-            works, found = find(works, cache, None)
+            works, found, sets = find(works, cache, None)
         record(ctx, local, found)
+        publish(ctx, local, sets)
         by_id = {a.id: a for a in members}
         rep = Report()
         for a in members:
             for c in found.get(a.id, ()):
                 if a.id < c.agent:
                     pa, pb = sorted((a, by_id[c.agent]), key=lambda x: (x.created_at, x.id))
-                    rep.pairs.append(Pair(pa, pb, c.files, c.conflict))
+                    rep.pairs.append(Pair(pa, pb, c.files, c.conflict, _hits(pa, pb)))
+        paired = {frozenset((p.a.id, p.b.id)) for p in rep.pairs}
+        for a in members:  # guarded pairs the radar finds no overlap for (an edit refused)
+            for other in dict.fromkeys(g.agent for g in a.guarded):
+                if other in by_id and frozenset((a.id, other)) not in paired:
+                    paired.add(frozenset((a.id, other)))
+                    pa, pb = sorted((a, by_id[other]), key=lambda x: (x.created_at, x.id))
+                    hits = _hits(pa, pb)
+                    files = tuple(sorted({g.file for _, g in hits}))
+                    rep.pairs.append(Pair(pa, pb, files, False, hits))
         rep.pairs.sort(key=lambda p: (not p.conflict, p.a.name, p.b.name))
         for w in works:
             d = base_drift(w, cache)
@@ -120,6 +155,13 @@ def collisions_report(ctx: Fleet) -> Report:
         return rep
     finally:
         cache.close()
+
+
+def _hits(a: Agent, b: Agent) -> tuple[tuple[Agent, GuardHit], ...]:
+    """What the guard did between ``a`` and ``b``, in time order."""
+    hits = [(a, g) for g in a.guarded if g.agent == b.id]
+    hits += [(b, g) for g in b.guarded if g.agent == a.id]
+    return tuple(sorted(hits, key=lambda h: h[1].at))
 
 
 def advice(members: Sequence[Agent], plan: MergeOrder) -> str:

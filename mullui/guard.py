@@ -1,0 +1,393 @@
+"""The collision guard: answer "agent A is about to edit FILE" before the edit lands.
+
+The radar keeps a small index per repository on disk (``<state>/guard/<key>.json``, written
+atomically after each pass, see :func:`write_index`): every local agent whose work is
+neither merged nor removed (name, branch, worktree, profile, its ``--guard``), and for each
+file some agent changed, which agents did.  An agent's edit hook hands its tool input to
+:func:`hook_answer`; that reads the index (never git), and when the file is in the change
+set of another agent it answers by the mode in force for the agent
+(``spawn --guard`` > ``[profiles.P] guard`` > ``[collisions] guard``):
+
+- ``warn``: the edit goes ahead; the agent is told who else changes the file; the human gets
+  one inbox item (and notification) per new pair and file;
+- ``ask``: the agent is ``blocked`` with cause ``collision:PATH`` and the CLI's own permission
+  dialog opens; the human allows or refuses it as any permission prompt;
+- ``block``: the edit is refused with a reason naming the other agent and its branch;
+- ``off``: nothing.
+
+Import-light on purpose: it runs inside the agent's hook (``fasthook/answer.py`` starts
+``python -S -I`` for it) for every file edit, so a miss costs a JSON read or two and no
+import beyond the standard library.  Events are only written on a hit.
+
+What each profile contributes: :data:`EDIT_HOOKS` maps a hook event to how its payload
+names the file (:func:`edit_target`), and :data:`ANSWERS` to how the CLI reads an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MODES = ("off", "warn", "ask", "block")
+DEFAULT_MODE = "warn"
+INDEX_VERSION = 1
+#: The sub-directory of the state dir with the radar's index files.
+INDEX_DIR = "guard"
+#: Event names whose hooks may get an answer; fasthook's ``answer/EVENT`` markers.
+ANSWER_DIR = "answer"
+#: Files longer than this are not an index we wrote.
+MAX_INDEX_BYTES = 16 * 1024 * 1024
+
+#: Claude Code's file-writing tools and the key of the path in their input.
+CLAUDE_EDIT_TOOLS = {
+    "Edit": "file_path",
+    "Write": "file_path",
+    "MultiEdit": "file_path",
+    "NotebookEdit": "notebook_path",
+}
+
+
+@dataclass(frozen=True)
+class Other:
+    """Another agent that has changed the file."""
+
+    id: str
+    name: str
+    branch: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the guard does about one edit (``mode`` is never "off")."""
+
+    mode: str  # warn | ask | block
+    agent: str  # the agent about to edit
+    path: str  # relative to the repository root
+    others: tuple[Other, ...]
+
+    def names(self) -> str:
+        return ", ".join(f"{o.name} (branch {o.branch})" for o in self.others)
+
+    def reason(self) -> str:
+        """One paragraph for the agent: who else changes the file, and what to do."""
+        who = self.names()
+        many = len(self.others) > 1
+        if self.mode == "block":
+            return (
+                f"mullui collision guard: {self.path} is already changed by another agent's "
+                f"unmerged work: {who}. This edit was refused so the two branches do not "
+                f"collide. Leave {self.path} alone: work on other files, or say in your "
+                f"answer what change {self.path} needs so the human can coordinate it."
+            )
+        if self.mode == "ask":
+            return (
+                f"mullui collision guard: {self.path} is also changed by {who}; "
+                "the human decides whether this edit goes ahead."
+            )
+        return (
+            f"mullui collision guard: {self.path} is also changed by "
+            f"{'other agents' if many else 'another agent'} ({who}), not merged yet. "
+            "Keep your change to this file small and focused so the branches merge cleanly."
+        )
+
+    def question(self) -> str:
+        """The inbox line for ``ask``."""
+        return f"collision: edit {self.path}, also changed by {self.names()}? (y/n)"
+
+
+# ---- the index -----------------------------------------------------------------------------
+def repo_key(repo: str) -> str:
+    """The index file name of a repository (its real path, hashed)."""
+    import hashlib
+
+    real = os.path.realpath(repo)
+    return hashlib.sha1(real.encode(errors="surrogateescape")).hexdigest()[:16]
+
+
+def index_file(state_dir: Path, repo: str) -> Path:
+    return state_dir / INDEX_DIR / f"{repo_key(repo)}.json"
+
+
+def build_index(
+    repo: str,
+    agents: Mapping[str, Mapping[str, Any]],
+    files: Mapping[str, list[str]],
+    default: str = DEFAULT_MODE,
+    profiles: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The document :func:`write_index` stores: ``agents`` by id (name, branch, worktree,
+    profile, guard), ``files`` (relative to the repository root) -> agent ids."""
+    return {
+        "v": INDEX_VERSION,
+        "repo": os.path.realpath(repo),
+        "default": default,
+        "profiles": dict(sorted((profiles or {}).items())),
+        "agents": {k: dict(v) for k, v in sorted(agents.items())},
+        "files": {f: sorted(ids) for f, ids in sorted(files.items()) if ids},
+    }
+
+
+def write_index(state_dir: Path, doc: dict[str, Any]) -> bool:
+    """Store a repository's index atomically when it changed; True when written.
+
+    Also keeps the ``answer/<event>`` markers: the fast hook starts Python for an edit only
+    while some index names a file another agent could collide with.
+    """
+    from mullui.store import atomic_write_json
+
+    path = index_file(state_dir, str(doc["repo"]))
+    if read_index(path) == doc:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write_json(path, doc)
+    _update_markers(state_dir)
+    return True
+
+
+def read_index(path: Path) -> dict[str, Any] | None:
+    """The index at ``path``; None when missing, torn or not ours (the radar rewrites it)."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_INDEX_BYTES + 1)
+    except OSError:
+        return None
+    if len(data) > MAX_INDEX_BYTES:
+        return None
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    ok = isinstance(doc, dict) and doc.get("v") == INDEX_VERSION
+    ok = ok and isinstance(doc.get("agents"), dict) and isinstance(doc.get("files"), dict)
+    return doc if ok else None
+
+
+def _update_markers(state_dir: Path) -> None:
+    """``answer/<event>`` exists while any index has a file and a mode other than off."""
+    armed = False
+    try:
+        entries = list(os.scandir(state_dir / INDEX_DIR))
+    except OSError:
+        entries = []
+    for entry in entries:
+        if not entry.name.endswith(".json"):
+            continue
+        doc = read_index(Path(entry.path))
+        if doc and doc["files"] and _any_mode_on(doc):
+            armed = True
+            break
+    marker_dir = state_dir / ANSWER_DIR
+    for event in EDIT_HOOKS:
+        marker = marker_dir / event
+        if armed and not marker.exists():
+            marker_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            marker.touch()
+        elif not armed:
+            marker.unlink(missing_ok=True)
+
+
+def _any_mode_on(doc: Mapping[str, Any]) -> bool:
+    modes = {doc.get("default"), *dict(doc.get("profiles") or {}).values()}
+    modes |= {a.get("guard") for a in doc["agents"].values() if isinstance(a, dict)}
+    return bool(modes & {"warn", "ask", "block"})
+
+
+# ---- the decision (pure) -------------------------------------------------------------------
+def relative(path: str, cwd: str | None, worktree: str) -> str | None:
+    """``path`` (absolute, relative to ``cwd``, ``./x``, through a symlinked directory)
+    relative to ``worktree``'s root, or None when it lies outside the worktree."""
+    if not path or "\0" in path:
+        return None
+    if not os.path.isabs(path):
+        path = os.path.join(cwd or worktree, path)
+    path = os.path.normpath(path)
+    wt = os.path.normpath(worktree)
+    for base, p in ((wt, path), (os.path.realpath(wt), os.path.realpath(path))):
+        if p == base:
+            return None
+        if p.startswith(base.rstrip("/") + "/"):
+            rel = p[len(base.rstrip("/")) + 1 :]
+            return None if rel == ".git" or rel.startswith(".git/") else rel
+    return None
+
+
+def mode_for(doc: Mapping[str, Any], profile: str | None, override: str | None) -> str:
+    """``spawn --guard`` > ``[profiles.P] guard`` > ``[collisions] guard``."""
+    for m in (override, dict(doc.get("profiles") or {}).get(profile or ""), doc.get("default")):
+        if isinstance(m, str) and m in MODES:
+            return m
+    return DEFAULT_MODE
+
+
+def decide(
+    doc: Mapping[str, Any],
+    agent_id: str,
+    rel: str,
+    mode: str,
+    gone: Callable[[str], bool] = lambda _id: False,
+) -> Decision | None:
+    """What to do when ``agent_id`` is about to edit ``rel``: None lets it go silently.
+
+    Only *other* agents listed for the file count (an agent's own earlier changes never
+    do), and only those the index still lists as agents (``gone``: a record now says merged
+    or removed, since the index was written).
+    """
+    if mode not in ("warn", "ask", "block"):
+        return None
+    agents = doc.get("agents") or {}
+    ids = (doc.get("files") or {}).get(rel) or ()
+    others: list[Other] = []
+    for other in ids:
+        info = agents.get(other)
+        if other == agent_id or not isinstance(info, dict) or gone(other):
+            continue
+        others.append(Other(str(other), str(info.get("name") or other), str(info.get("branch"))))
+    if not others:
+        return None
+    return Decision(mode, agent_id, rel, tuple(others))
+
+
+# ---- the hook --------------------------------------------------------------------------------
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as f:
+            doc = json.loads(f.read(MAX_INDEX_BYTES))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _record(state_dir: Path, agent_id: str) -> dict[str, Any] | None:
+    return _read_json(state_dir / "agents" / f"{agent_id}.json")
+
+
+def _gone(state_dir: Path) -> Callable[[str], bool]:
+    def gone(other: str) -> bool:
+        rec = _record(state_dir, other)
+        return rec is not None and (bool(rec.get("removed")) or bool(rec.get("merged_into")))
+
+    return gone
+
+
+def check(state_dir: Path, agent_id: str, path: str, cwd: str | None = None) -> Decision | None:
+    """The guard's decision for ``agent_id`` about to edit ``path`` (profile-agnostic: the
+    Gemini / OpenCode hooks call this too).  Reads the agent's record and its repository's
+    index; None when the guard has nothing to say."""
+    rec = _record(state_dir, agent_id)
+    if rec is None or rec.get("host") or not rec.get("repo") or not rec.get("worktree"):
+        return None
+    doc = read_index(index_file(state_dir, str(rec["repo"])))
+    if doc is None or not doc["files"]:
+        return None
+    extra = rec.get("extra")
+    extra = extra if isinstance(extra, dict) else {}
+    override = extra.get("guard") if isinstance(extra.get("guard"), str) else None
+    mode = mode_for(doc, str(rec.get("profile") or ""), override)
+    if mode == "off":
+        return None
+    rel = relative(path, cwd, str(rec["worktree"]))
+    if rel is None or rel not in doc["files"]:
+        return None
+    return decide(doc, agent_id, rel, mode, _gone(state_dir))
+
+
+def edit_target(event: str, payload: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """(path, cwd) of the file an edit hook is about to change, or None."""
+    how = EDIT_HOOKS.get(event)
+    return how(payload) if how is not None else None
+
+
+def _claude_target(p: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    key = CLAUDE_EDIT_TOOLS.get(str(p.get("tool_name") or ""))
+    inp = p.get("tool_input")
+    if key is None or not isinstance(inp, dict) or not isinstance(inp.get(key), str):
+        return None
+    cwd = p.get("cwd")
+    return str(inp[key]), cwd if isinstance(cwd, str) else None
+
+
+def _claude_answer(d: Decision) -> str:
+    """Claude Code's PreToolUse answer (2.1.197): ``deny`` + reason reaches the model as
+    the tool's error result; ``ask`` opens the CLI's permission dialog (even in
+    acceptEdits mode); ``additionalContext`` is given to the model with the tool result."""
+    out: dict[str, Any] = {"hookEventName": "PreToolUse"}
+    if d.mode == "block":
+        out.update(permissionDecision="deny", permissionDecisionReason=d.reason())
+    elif d.mode == "ask":
+        out.update(permissionDecision="ask", permissionDecisionReason=d.reason())
+    else:
+        out["additionalContext"] = d.reason()
+    doc: dict[str, Any] = {"hookSpecificOutput": out}
+    if d.mode == "warn":
+        doc["systemMessage"] = f"collision: {d.path} is also changed by {d.names()}"
+    return json.dumps(doc)
+
+
+#: Hook event -> how its payload names the file about to be edited.
+EDIT_HOOKS: dict[str, Callable[[Mapping[str, Any]], tuple[str, str | None] | None]] = {
+    "PreToolUse": _claude_target,
+}
+#: Hook event -> the answer text the CLI reads on the hook's stdout.
+ANSWERS: dict[str, Callable[[Decision], str]] = {"PreToolUse": _claude_answer}
+
+
+def events_for(d: Decision) -> list[dict[str, Any]]:
+    """Normalized events recording what the guard did (see ``reducer``: kind ``guard``)."""
+    first = d.others[0]
+    evs: list[dict[str, Any]] = [
+        {
+            "kind": "guard",
+            "action": d.mode,
+            "file": d.path,
+            "other": first.id,
+            "other_name": first.name,
+            "other_branch": first.branch,
+            "others": [o.id for o in d.others],
+        }
+    ]
+    if d.mode == "ask":
+        evs.append(
+            {
+                "kind": "state",
+                "state": "blocked",
+                "cause": f"collision:{d.path}",
+                "question": d.question(),
+            }
+        )
+    return evs
+
+
+def hook_answer(state_dir: Path, agent_id: str, event: str, payload: bytes) -> str | None:
+    """The answer to an edit hook (None: no answer, the CLI goes on as usual).  Records
+    what the guard did as events of the agent."""
+    if event not in EDIT_HOOKS:
+        return None
+    try:
+        p = json.loads(payload)
+    except ValueError:
+        return None
+    target = edit_target(event, p) if isinstance(p, dict) else None
+    if target is None:
+        return None
+    d = check(state_dir, agent_id, *target)
+    if d is None:
+        return None
+    emit(state_dir, agent_id, events_for(d), source=f"guard:{event}")
+    return ANSWERS[event](d)
+
+
+def emit(state_dir: Path, agent_id: str, events: list[dict[str, Any]], source: str) -> None:
+    """Append ``events`` to the agent's spool (the supervisor folds them in)."""
+    from mullui.events import append_event, new_event
+    from mullui.paths import get_paths
+
+    base = get_paths()
+    paths = type(base)(base.config_dir, state_dir, base.data_dir)
+    for ev in events:
+        full = new_event(str(ev["kind"]), source=source)
+        full.update({k: v for k, v in ev.items() if k not in ("eid", "at", "agent")})
+        append_event(paths, agent_id, full)

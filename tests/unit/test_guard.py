@@ -1,0 +1,233 @@
+"""The collision guard's decision over its index: pure logic plus real files on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mullui import guard
+
+REPO = "/src/repo"
+
+
+def index(files: dict[str, list[str]], default: str = "warn", **kw: object) -> dict[str, object]:
+    agents = {
+        "a": {
+            "name": "alpha",
+            "branch": "mullui/alpha-a",
+            "worktree": "/wt/a",
+            "profile": "claude",
+        },
+        "b": {"name": "beta", "branch": "mullui/beta-b", "worktree": "/wt/b", "profile": "shell"},
+        "c": {"name": "gamma", "branch": "mullui/gamma-c", "worktree": "/wt/c", "profile": "shell"},
+    }
+    return guard.build_index(REPO, agents, files, default, kw.get("profiles"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("path", "cwd", "rel"),
+    [
+        ("/wt/a/src/app.py", None, "src/app.py"),
+        ("src/app.py", "/wt/a", "src/app.py"),
+        ("./src/app.py", "/wt/a", "src/app.py"),
+        ("app.py", "/wt/a/src", "src/app.py"),
+        ("/wt/a/src/../src/./app.py", None, "src/app.py"),
+        ("/wt/b/src/app.py", None, None),  # another worktree: not this agent's repository copy
+        ("/etc/passwd", None, None),
+        ("/wt/a", None, None),
+        ("/wt/a/.git/config", None, None),
+        ("", None, None),
+    ],
+)
+def test_paths_are_made_relative_to_the_worktree_root(
+    path: str, cwd: str | None, rel: str | None
+) -> None:
+    assert guard.relative(path, cwd, "/wt/a") == rel
+
+
+def test_a_symlinked_worktree_dir_is_the_same_place(tmp_path: Path) -> None:
+    real = tmp_path / "real-wt"
+    (real / "src").mkdir(parents=True)
+    link = tmp_path / "link-wt"
+    link.symlink_to(real)
+    assert guard.relative(str(link / "src" / "app.py"), None, str(real)) == "src/app.py"
+    assert guard.relative(str(real / "src" / "app.py"), None, str(link)) == "src/app.py"
+
+
+def test_only_other_agents_changes_count() -> None:
+    doc = index({"src/app.py": ["a", "b"], "own.py": ["a"]})
+    d = guard.decide(doc, "a", "src/app.py", "block")
+    assert d is not None and [o.id for o in d.others] == ["b"]
+    assert "beta" in d.reason() and "mullui/beta-b" in d.reason()
+    assert guard.decide(doc, "a", "own.py", "block") is None  # its own earlier change
+    assert guard.decide(doc, "a", "nobody.py", "block") is None
+    assert guard.decide(doc, "a", "src/app.py", "off") is None
+
+
+def test_merged_or_removed_agents_do_not_count() -> None:
+    doc = index({"src/app.py": ["b", "c"]})
+    d = guard.decide(doc, "a", "src/app.py", "warn", gone=lambda other: other == "b")
+    assert d is not None and [o.id for o in d.others] == ["c"]
+    assert guard.decide(doc, "a", "src/app.py", "warn", gone=lambda other: True) is None
+
+
+def test_mode_precedence_agent_then_profile_then_default() -> None:
+    doc = index({}, default="warn", profiles={"claude": "ask"})
+    assert guard.mode_for(doc, "claude", None) == "ask"
+    assert guard.mode_for(doc, "shell", None) == "warn"
+    assert guard.mode_for(doc, "claude", "block") == "block"
+    assert guard.mode_for(doc, "claude", "bogus") == "ask"
+
+
+def write_record(state: Path, aid: str, **fields: object) -> None:
+    (state / "agents").mkdir(parents=True, exist_ok=True)
+    rec = {"id": aid, "profile": "claude", "repo": REPO, "worktree": f"/wt/{aid}", **fields}
+    (state / "agents" / f"{aid}.json").write_text(json.dumps(rec))
+
+
+def payload(path: str, tool: str = "Write") -> bytes:
+    key = "notebook_path" if tool == "NotebookEdit" else "file_path"
+    return json.dumps({"tool_name": tool, "tool_input": {key: path}, "cwd": "/wt/a"}).encode()
+
+
+def test_hook_answers_from_the_index_on_disk(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    write_record(state, "a")
+    write_record(state, "b", profile="shell")
+    assert guard.write_index(state, index({"src/app.py": ["b"]}, default="block"))
+    assert not guard.write_index(state, index({"src/app.py": ["b"]}, default="block"))  # same
+    assert (state / "answer" / "PreToolUse").exists()
+
+    out = guard.hook_answer(state, "a", "PreToolUse", payload("/wt/a/src/app.py"))
+    assert out is not None
+    hso = json.loads(out)["hookSpecificOutput"]
+    assert hso["permissionDecision"] == "deny" and "beta" in hso["permissionDecisionReason"]
+    spool = (state / "spool" / "a.jsonl").read_text().splitlines()
+    ev = json.loads(spool[-1])
+    assert (ev["kind"], ev["action"], ev["file"], ev["other"]) == (
+        "guard",
+        "block",
+        "src/app.py",
+        "b",
+    )
+
+    # A file nobody else changed, a read-only tool, another event: no answer, nothing written.
+    assert guard.hook_answer(state, "a", "PreToolUse", payload("/wt/a/src/free.py")) is None
+    assert guard.hook_answer(state, "a", "PreToolUse", payload("/wt/a/src/app.py", "Read")) is None
+    assert guard.hook_answer(state, "a", "PostToolUse", payload("/wt/a/src/app.py")) is None
+    assert guard.hook_answer(state, "a", "PreToolUse", b"{not json") is None
+    assert len((state / "spool" / "a.jsonl").read_text().splitlines()) == len(spool)
+
+    # B's own edit of its own file: never.
+    assert guard.hook_answer(state, "b", "PreToolUse", payload("/wt/b/src/app.py")) is None
+
+    # B merged since the index was written: does not count.
+    write_record(state, "b", profile="shell", merged_into="main")
+    assert guard.hook_answer(state, "a", "PreToolUse", payload("/wt/a/src/app.py")) is None
+
+
+def test_ask_blocks_the_agent_and_warn_adds_context(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    write_record(state, "a", extra={"guard": "ask"})
+    write_record(state, "c", extra={"guard": "warn"}, worktree="/wt/c")
+    guard.write_index(state, index({"src/app.py": ["b"]}, default="off"))
+    out = guard.hook_answer(state, "a", "PreToolUse", payload("/wt/a/src/app.py", "Edit"))
+    assert out is not None and json.loads(out)["hookSpecificOutput"]["permissionDecision"] == "ask"
+    evs = [json.loads(x) for x in (state / "spool" / "a.jsonl").read_text().splitlines()]
+    assert [(e["kind"], e.get("cause")) for e in evs][-1] == ("state", "collision:src/app.py")
+
+    out = guard.hook_answer(state, "c", "PreToolUse", payload("/wt/c/src/app.py", "MultiEdit"))
+    assert out is not None
+    answer = json.loads(out)
+    assert "permissionDecision" not in answer["hookSpecificOutput"]
+    assert "beta" in answer["hookSpecificOutput"]["additionalContext"]
+
+
+def test_markers_follow_the_indexes(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    guard.write_index(state, index({"x.py": ["b"]}, default="off"))
+    assert not (state / "answer" / "PreToolUse").exists()  # guard off everywhere
+    guard.write_index(state, index({"x.py": ["b"]}))
+    assert (state / "answer" / "PreToolUse").exists()
+    guard.write_index(state, index({}))
+    assert not (state / "answer" / "PreToolUse").exists()  # nothing left to guard
+
+
+def test_a_torn_or_foreign_index_is_no_answer(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    write_record(state, "a")
+    path = guard.index_file(state, REPO)
+    path.parent.mkdir(parents=True)
+    for junk in (b"{", b"[]", b'{"v": 99, "agents": {}, "files": {}}', os.urandom(64)):
+        path.write_bytes(junk)
+        assert guard.hook_answer(state, "a", "PreToolUse", payload("/wt/a/x.py")) is None
+
+
+def test_the_reducer_records_hits_and_raises_one_item_per_new_pair_and_file() -> None:
+    from mullui.model import Agent, State
+    from mullui.reducer import apply_event
+
+    a: Agent | None = Agent(id="a", name="alpha", profile="claude", task="t", state=State.WORKING)
+
+    def guard_ev(file: str, action: str = "warn") -> dict[str, object]:
+        return {
+            "kind": "guard", "action": action, "file": file, "other": "b",
+            "other_name": "beta", "other_branch": "mullui/beta-b", "at": "2026-01-01T00:00:00Z",
+        }  # fmt: skip
+
+    a = apply_event(a, guard_ev("src/app.py"))
+    assert a is not None and a.conflict is not None and a.conflict.kind == "guard"
+    assert a.in_inbox() and "beta" in a.why()
+    first = a.conflict
+    a = apply_event(a, guard_ev("src/app.py"))  # the same pair and file again
+    assert a is not None and a.conflict == first and len(a.guarded) == 1
+    a = apply_event(a, {"kind": "ack"})
+    a = apply_event(a, guard_ev("src/app.py"))
+    assert a is not None and a.conflict is None  # not new: no second item
+    a = apply_event(a, guard_ev("src/other.py"))
+    assert a is not None and a.conflict is not None and a.conflict.files == ("src/other.py",)
+    # the radar's next pass (an overlap, no conflict) keeps the guard's item
+    a = apply_event(
+        a,
+        {
+            "kind": "collisions",
+            "collisions": [{"agent": "b", "files": ["src/app.py"], "conflict": False}],
+        },
+    )
+    assert a is not None and a.conflict is not None
+    cols = a.to_ls_json()["collisions"]
+    assert cols[0]["agent"] == "b" and [g["file"] for g in cols[0]["guard"]] == [
+        "src/app.py",
+        "src/other.py",
+    ]
+
+
+def test_the_permission_dialog_after_ask_keeps_the_collision_cause() -> None:
+    from mullui.model import Agent, State
+    from mullui.reducer import apply_event
+
+    a: Agent | None = Agent(id="a", name="alpha", profile="claude", task="t", state=State.WORKING)
+    a = apply_event(
+        a,
+        {
+            "kind": "state",
+            "state": "blocked",
+            "cause": "collision:src/app.py",
+            "question": "collision: edit src/app.py?",
+        },
+    )
+    a = apply_event(
+        a,
+        {
+            "kind": "state",
+            "state": "blocked",
+            "cause": "hook:PermissionRequest",
+            "question": "Write: src/app.py",
+        },
+    )
+    assert a is not None and (a.state, a.cause) == (State.BLOCKED, "collision:src/app.py")
+    a = apply_event(a, {"kind": "state", "state": "working", "cause": "hook:PostToolUse"})
+    assert a is not None and a.state is State.WORKING
