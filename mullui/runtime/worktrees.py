@@ -562,6 +562,31 @@ def _has_identity(worktree: Path) -> bool:
     return True
 
 
+def commit_all(worktree: Path, branch: str | None, message: str) -> str | None:
+    """Commit everything uncommitted in ``worktree`` (untracked files included, ignored
+    ones not) to the branch it has checked out; the new sha, or None when nothing was
+    uncommitted.  Refuses unless that branch is ``branch`` (when given): work must land
+    where the caller will look for it."""
+    if not _uncommitted(worktree):
+        return None
+    on = run_git(["symbolic-ref", "--quiet", "HEAD"], worktree, check=False).stdout.strip()
+    if not on or (branch is not None and on != f"refs/heads/{branch}"):
+        raise MulluiError(
+            f"{worktree} is not on {branch or 'a branch'} (HEAD: {on or 'detached'}): "
+            "commit or discard its changes there by hand"
+        )
+    run_git(["add", "--all"], worktree)
+    ident = [] if _has_identity(worktree) else [
+        "-c", "user.name=mullui", "-c", "user.email=mullui@localhost",
+    ]  # fmt: skip
+    # --no-verify and no signing: saving work must not hang on a hook or a passphrase.
+    run_git(
+        [*ident, "-c", "commit.gpgsign=false", "commit", "--no-verify", "--quiet", "-m", message],
+        worktree,
+    )
+    return run_git(["rev-parse", "HEAD"], worktree).stdout.strip()
+
+
 def remove(repo: Path, worktree: Path, branch: str, *, force: bool, agent_name: str) -> str | None:
     """Remove the agent's worktree; the branch always stays.
 
@@ -592,23 +617,9 @@ def remove(repo: Path, worktree: Path, branch: str, *, force: bool, agent_name: 
         )
     saved: str | None = None
     if s.uncommitted:
-        on = run_git(["symbolic-ref", "--quiet", "HEAD"], worktree, check=False).stdout.strip()
-        if on != f"refs/heads/{branch}":
-            raise MulluiError(
-                f"{worktree} is not on {branch} (HEAD: {on or 'detached'}): "
-                "commit or discard its changes by hand, then rm again"
-            )
-        run_git(["add", "--all"], worktree)
-        ident = [] if _has_identity(worktree) else [
-            "-c", "user.name=mullui", "-c", "user.email=mullui@localhost",
-        ]  # fmt: skip
-        # --no-verify and no signing: saving work must not hang on a hook or a passphrase.
-        run_git(
-            [*ident, "-c", "commit.gpgsign=false", "commit", "--no-verify", "--quiet",
-             "-m", f"mullui: save uncommitted work of {agent_name} before removal"],
-            worktree,
-        )  # fmt: skip
-        saved = run_git(["rev-parse", "HEAD"], worktree).stdout.strip()
+        saved = commit_all(
+            worktree, branch, f"mullui: save uncommitted work of {agent_name} before removal"
+        )
     unlock(repo, worktree)
     r = run_git(["worktree", "remove", "--force", str(worktree)], repo, check=False)
     if r.returncode != 0:
