@@ -12,6 +12,8 @@ Benchmarks (each also runs alone as ``python benchmarks/bench_X.py``):
 - ``notify``      state change -> Notify on a private D-Bus (bench_notify.py)
 - ``collisions``  the collision radar with 50 agents (bench_collisions.py)
 - ``remote``      agents over SSH (bench_remote.py), when present
+- ``agents``      the real Gemini CLI, OpenCode and Aider: prompt drawn -> ``blocked``
+                  (bench_agents.py), for each one installed
 
 Each writes ``benchmarks/results/<name>.json``; everything together goes to
 ``benchmarks/results/all.json`` with the machine it ran on.  ``--readme`` replaces the
@@ -44,7 +46,7 @@ from benchmarks.bench_core import Metric, metric, print_table  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
-ORDER = ("core", "tui", "notify", "collisions", "remote")
+ORDER = ("core", "tui", "notify", "collisions", "remote", "agents")
 MARK_START = "<!-- benchmarks:start -->"
 MARK_END = "<!-- benchmarks:end -->"
 

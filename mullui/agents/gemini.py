@@ -1,28 +1,35 @@
 """``gemini``: Google's Gemini CLI, watched through its settings hooks.
 
-Wiring: Gemini CLI reads settings from four layers - system defaults, user
-(``~/.gemini/settings.json``), project (``.gemini/settings.json``), system overrides - and
-*concatenates* the ``hooks`` of all of them.  The lowest layer's path can be moved with
-``GEMINI_CLI_SYSTEM_DEFAULTS_PATH``.  ``prepare`` writes a copy of the machine's system
-defaults (if any) with mullui's hooks added to ``<profile_dir>/gemini-system-defaults.json``
-and points that variable at it: the user's and the project's settings are neither read
-nor written, and their own hooks keep running.  Being the *lowest* layer, mullui's
-``hooksConfig.enabled = true`` yields to a user who turned hooks off (then only tmux
-signals remain; see docs/agents.md).
+Wiring (verified with Gemini CLI 0.61.0, see docs/agents.md): Gemini CLI merges four
+settings layers - system defaults, user (``~/.gemini/settings.json``), project
+(``.gemini/settings.json``, only in a trusted folder), system overrides - and
+*concatenates* their ``hooks``.  The two system layers can be moved with
+``GEMINI_CLI_SYSTEM_DEFAULTS_PATH`` / ``..._SETTINGS_PATH``, but 0.61.0 skips such a file
+unless it and every folder above it are owned by root and not group/world writable, so
+they are out of reach of a normal user.  What is left is the user layer, reached through
+``GEMINI_CLI_HOME`` (the folder that holds ``.gemini``): ``prepare`` builds a private home
+under ``<profile_dir>/gemini-home`` whose ``.gemini/settings.json`` is the user's own
+settings plus mullui's hooks, and whose every other entry (credentials, trusted folders,
+sessions under ``tmp/``, extensions, ``GEMINI.md``, ...) is a symlink to the user's own
+``~/.gemini``, so the CLI reads and writes those where it always does.  The user's
+``settings.json`` is read, never written.  A user who turned hooks off
+(``hooksConfig.enabled: false``) keeps them off: mullui then sees no hook events.
 
-Every hook runs ``<hook argv> EVENT`` with the JSON payload on stdin (fields from the
-Gemini CLI hooks reference, ``docs/hooks/reference.md``) and prints nothing, so Gemini
-never reads a decision from it.
+Every hook runs ``<hook argv> EVENT`` with the JSON payload on stdin and prints nothing
+(the CLI parses a hook's stdout as JSON; empty stdout is no decision).  Hooks block the
+agent while they run, so only events that carry information are registered, and
+``BeforeTool`` only for the question tool (``matcher``).
 
 Signals:
 
 ==================  ==========================================================
 BeforeAgent         working (a prompt was submitted)
-BeforeTool          working
-AfterTool           working
-Notification        blocked for ``ToolPermission`` (the approval dialog), with
-                    its ``message``
-AfterAgent          done, with ``prompt_response``
+BeforeTool          blocked: ``ask_user`` asks the human a question
+AfterTool           working (e.g. the human allowed the tool)
+Notification        blocked for ``ToolPermission`` (fires before every
+                    confirmation dialog), with its ``message``
+AfterAgent          done, with ``prompt_response``; usage from the transcript
+SessionStart        meta (session id, transcript)
 SessionEnd          exit 0 when the user quit (``exit``, ``logout``,
                     ``prompt_input_exit``)
 ==================  ==========================================================
@@ -33,7 +40,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +53,23 @@ from mullui.agents.base import (
 )
 from mullui.errors import MulluiError
 
-DEFAULTS_FILE = "gemini-system-defaults.json"
-DEFAULTS_ENV = "GEMINI_CLI_SYSTEM_DEFAULTS_PATH"
+HOME_ENV = "GEMINI_CLI_HOME"
+PRIVATE_HOME = "gemini-home"
+TRUST_ENV = "GEMINI_CLI_TRUST_WORKSPACE"
+TRUSTED_FOLDERS_ENV = "GEMINI_CLI_TRUSTED_FOLDERS_PATH"
 
-HOOK_EVENTS = (
-    "SessionStart",
-    "BeforeAgent",
-    "BeforeTool",
-    "AfterTool",
-    "Notification",
-    "AfterAgent",
-    "SessionEnd",
+#: (event, matcher) pairs mullui registers: only events that carry information, since
+#: every hook blocks the agent while it runs.
+HOOKS: tuple[tuple[str, str | None], ...] = (
+    ("SessionStart", None),
+    ("BeforeAgent", None),
+    ("BeforeTool", "ask_user"),
+    ("AfterTool", None),
+    ("Notification", "ToolPermission"),
+    ("AfterAgent", None),
+    ("SessionEnd", None),
 )
+HOOK_EVENTS = tuple(event for event, _ in HOOKS)
 
 #: Gemini CLI hook timeouts are in milliseconds.
 HOOK_TIMEOUT_MS = 10_000
@@ -80,14 +91,42 @@ def _clip(text: str, limit: int = MAX_SUMMARY) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def system_defaults_path(env: dict[str, str] | None = None) -> Path:
-    """Where this machine's Gemini CLI system defaults live (before mullui moves them)."""
+def user_gemini_dir(env: dict[str, str] | None = None) -> Path:
+    """The user's own ``.gemini`` folder (``$GEMINI_CLI_HOME/.gemini`` or ``~/.gemini``)."""
     environ = env if env is not None else dict(os.environ)
-    if environ.get(DEFAULTS_ENV):
-        return Path(environ[DEFAULTS_ENV])
-    if sys.platform == "darwin":
-        return Path("/Library/Application Support/GeminiCli/system-defaults.json")
-    return Path("/etc/gemini-cli/system-defaults.json")
+    home = environ.get(HOME_ENV) or environ.get("HOME") or str(Path.home())
+    return Path(home) / ".gemini"
+
+
+def strip_json_comments(text: str) -> str:
+    """``settings.json`` may carry ``//`` and ``/* */`` comments (the CLI strips them)."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    in_str = False
+    while i < n:
+        c = text[i]
+        if in_str:
+            out.append(c)
+            if c == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 1
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+            out.append(c)
+        elif text.startswith("//", i):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            continue
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def _state(state: str, cause: str, **extra: Any) -> Event:
@@ -105,20 +144,19 @@ class GeminiProfile(Profile):
         self.binary = binary
 
     # ---- launching -----------------------------------------------------------------
-    def defaults_path(self, ctx: LaunchContext) -> Path:
-        return ctx.profile_dir / DEFAULTS_FILE
+    def private_home(self, ctx: LaunchContext) -> Path:
+        return ctx.profile_dir / PRIVATE_HOME
 
     def settings(self, ctx: LaunchContext, base: dict[str, Any] | None = None) -> dict[str, Any]:
-        """``base`` (the machine's system defaults) plus one command hook per event."""
+        """``base`` (the user's settings) plus one command hook per event."""
         doc: dict[str, Any] = json.loads(json.dumps(base or {}))  # deep copy
         hooks = doc.get("hooks")
-        if not isinstance(hooks, dict):
-            hooks = {}
-        for event in HOOK_EVENTS:
+        hooks = dict(hooks) if isinstance(hooks, dict) else {}
+        for event, matcher in HOOKS:
             # Gemini CLI runs ``command`` through a shell; shlex.join keeps each argv
             # element one word.
             command = shlex.join([*ctx.hook_argv, event])
-            entry = {
+            entry: dict[str, Any] = {
                 "hooks": [
                     {
                         "name": f"mullui-{event}",
@@ -128,34 +166,46 @@ class GeminiProfile(Profile):
                     }
                 ]
             }
+            if matcher:
+                entry = {"matcher": matcher, **entry}
             existing = hooks.get(event)
             hooks[event] = [*existing, entry] if isinstance(existing, list) else [entry]
         doc["hooks"] = hooks
-        config = doc.get("hooksConfig")
-        config = dict(config) if isinstance(config, dict) else {}
-        config.setdefault("enabled", True)
-        doc["hooksConfig"] = config
         return doc
 
     def prepare(self, ctx: LaunchContext) -> dict[str, str]:
-        source = system_defaults_path({**os.environ, **ctx.env})
+        environ = {**os.environ, **ctx.env}
+        user_dir = user_gemini_dir(environ)
+        source = user_dir / "settings.json"
         base: dict[str, Any] = {}
         if source.is_file():
             try:
-                loaded = json.loads(source.read_text())
+                loaded = json.loads(strip_json_comments(source.read_text()) or "{}")
             except (OSError, ValueError) as e:
-                # Dropping the machine's defaults silently would change the agent's
-                # behaviour behind the user's back.
+                # Dropping the user's settings silently would change the agent's
+                # behaviour behind their back.
                 raise MulluiError(
-                    f"cannot read Gemini CLI system defaults {source} ({e}); fix the file or "
-                    f"set {DEFAULTS_ENV} to a plain JSON file"
+                    f"cannot read Gemini CLI settings {source} ({e}); fix the file "
+                    "(gemini itself would refuse it too)"
                 ) from e
             if isinstance(loaded, dict):
                 base = loaded
-        ctx.profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.defaults_path(ctx)
-        write_file(path, json.dumps(self.settings(ctx, base), indent=2) + "\n")
-        return {DEFAULTS_ENV: str(path)}
+        home = self.private_home(ctx)
+        ours = home / ".gemini"
+        ours.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _link_entries(user_dir, ours, skip=("settings.json",))
+        user_home = environ.get("HOME")
+        if user_home and (Path(user_home) / ".env").exists():
+            _link(Path(user_home) / ".env", home / ".env")
+        write_file(ours / "settings.json", json.dumps(self.settings(ctx, base), indent=2) + "\n")
+        env = {HOME_ENV: str(home)}
+        if TRUSTED_FOLDERS_ENV not in environ:
+            # Trust is read where the user keeps it, not from the private home.
+            env[TRUSTED_FOLDERS_ENV] = str(user_dir / "trustedFolders.json")
+        if TRUST_ENV not in environ and repo_is_trusted(ctx.repo, environ):
+            # The user trusts the repository: its worktree is the same project.
+            env[TRUST_ENV] = "true"
+        return env
 
     def command(self, ctx: LaunchContext) -> list[str]:
         # ``--prompt-interactive`` runs the task and stays in the chat (a bare positional
@@ -165,12 +215,20 @@ class GeminiProfile(Profile):
             prompt = [f"--prompt-interactive={ctx.task}"]
         else:
             prompt = ["--prompt-interactive", ctx.task]
-        return [self.binary, *model_and_args(ctx), *prompt]
+        return [self.binary, "--session-id", ctx.session_id, *model_and_args(ctx), *prompt]
+
+    def resume_command(self, ctx: LaunchContext) -> list[str] | None:
+        """``gemini --resume <session id>`` continues the pinned session (0.61.0)."""
+        return [self.binary, "--resume", ctx.session_id, *model_and_args(ctx)]
 
     # ---- watching ------------------------------------------------------------------
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:
         out: list[Event] = meta_events(payload)
         out.extend(self._state_events(event, payload))
+        if event == "AfterAgent":
+            usage = transcript_usage(payload.get("transcript_path"))
+            if usage is not None:
+                out.append(usage)
         if not any(e["kind"] in ("state", "exit") for e in out):
             out.append({"kind": "activity", "cause": f"hook:{event}"})
         return out
@@ -188,9 +246,9 @@ class GeminiProfile(Profile):
             kind = str(p.get("notification_type") or "")
             if kind not in BLOCKING_NOTIFICATIONS:
                 return []
-            message = p.get("message")
-            said = _clip(message) if isinstance(message, str) and message else None
-            return [_state("blocked", f"hook:Notification:{kind}", question=said)]
+            return [
+                _state("blocked", f"hook:Notification:{kind}", question=_permission_question(p))
+            ]
         if event == "AfterAgent":
             msg = p.get("prompt_response")
             return [_state("done", cause, message=msg if isinstance(msg, str) else None)]
@@ -200,6 +258,119 @@ class GeminiProfile(Profile):
                 return [{"kind": "exit", "exit_code": 0, "cause": f"hook:SessionEnd:{reason}"}]
             return []
         return []
+
+
+def _link(target: Path, link: Path) -> None:
+    if link.is_symlink() or link.exists():
+        if link.is_symlink() and Path(os.readlink(link)) == target:
+            return
+        if link.is_dir() and not link.is_symlink():
+            return  # made by an earlier run of the CLI; leave its content alone
+        link.unlink()
+    link.symlink_to(target)
+
+
+def _link_entries(user_dir: Path, ours: Path, skip: tuple[str, ...]) -> None:
+    """Symlink every entry of the user's ``.gemini`` into ours (except ``skip``)."""
+    if not user_dir.is_dir():
+        return
+    for entry in user_dir.iterdir():
+        if entry.name not in skip:
+            _link(entry.absolute(), ours / entry.name)
+
+
+def repo_is_trusted(repo: Path, environ: dict[str, str]) -> bool:
+    """Whether the user's ``trustedFolders.json`` trusts ``repo`` (the folder or a parent
+    marked ``TRUST_FOLDER``, or a child of a folder marked ``TRUST_PARENT``'s parent), as
+    the CLI itself decides for a folder.  Read only."""
+    path = Path(
+        environ.get(TRUSTED_FOLDERS_ENV) or user_gemini_dir(environ) / "trustedFolders.json"
+    )
+    try:
+        rules = json.loads(strip_json_comments(path.read_text()) or "{}")
+    except (OSError, ValueError):
+        return False
+    if not isinstance(rules, dict):
+        return False
+    target = repo.resolve()
+    for folder, level in rules.items():
+        if not isinstance(folder, str) or level not in ("TRUST_FOLDER", "TRUST_PARENT"):
+            continue
+        root = Path(folder).expanduser().resolve()
+        if level == "TRUST_PARENT":
+            root = root.parent
+        if target == root or root in target.parents:
+            return True
+    return False
+
+
+def transcript_usage(path: Any) -> Event | None:
+    """Token totals of a Gemini CLI session file: every ``gemini`` message carries
+    ``tokens: {input, output, cached, thoughts, tool, total}``.  0.61.0 writes JSON lines
+    (``tmp/<project>/chats/session-*.jsonl``; a message is written again, same ``id``,
+    as it grows, and ``{"$set": {"messages": [...]}}`` lines replace the list), older
+    versions one JSON document (``{"messages": [...]}``).  Each message id counts once.
+    Gemini CLI reports no cost."""
+    if not isinstance(path, str) or not path:
+        return None
+    p = Path(path)
+    try:
+        if not p.is_file():
+            return None
+        text = p.read_text()
+    except OSError:
+        return None
+    records: list[Any] = []
+    try:
+        records = [json.loads(text)]
+    except ValueError:
+        for line in text.splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # a line being written right now
+    by_id: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        if not isinstance(rec, dict):
+            continue
+        nested = rec.get("messages") or (rec.get("$set") or {}).get("messages")
+        for m in nested if isinstance(nested, list) else [rec]:
+            if isinstance(m, dict) and m.get("type") == "gemini" and isinstance(m.get("id"), str):
+                tokens = m.get("tokens")
+                if isinstance(tokens, dict):
+                    by_id[m["id"]] = tokens
+
+    def n(t: dict[str, Any], key: str) -> int:
+        v = t.get(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+    tin = sum(n(t, "input") for t in by_id.values())
+    tout = sum(n(t, "output") + n(t, "thoughts") for t in by_id.values())
+    if not tin and not tout:
+        return None
+    return {"kind": "usage", "tokens_in": tin, "tokens_out": tout, "cost_usd": 0.0}
+
+
+def _permission_question(p: dict[str, Any]) -> str | None:
+    """One line the human can decide on, from the confirmation's ``details`` (0.61.0:
+    ``type`` exec / edit / mcp / info with ``command``, ``fileName``, ``toolName``...),
+    else the notification's ``message``."""
+    d = p.get("details") if isinstance(p.get("details"), dict) else {}
+    assert isinstance(d, dict)
+
+    def s(key: str) -> str:
+        v = d.get(key)
+        return v if isinstance(v, str) else ""
+
+    kind = s("type")
+    if kind == "exec" and s("command"):
+        return _clip(f"Shell: {s('command')}")
+    if kind == "edit" and (s("fileName") or s("filePath")):
+        return _clip(f"Edit: {s('fileName') or s('filePath')}")
+    if kind == "mcp" and s("toolName"):
+        return _clip(f"MCP: {s('serverName')} {s('toolName')}".replace("  ", " "))
+    message = p.get("message")
+    return _clip(message) if isinstance(message, str) and message else None
 
 
 def _question(tool: str, tool_input: Any) -> str:

@@ -1,12 +1,13 @@
 """``opencode``: OpenCode, watched through a plugin mullui writes for it.
 
-Wiring: OpenCode loads every ``*.js`` / ``*.ts`` file in ``plugins/`` (``plugin/`` before
-1.x) of each config directory, and ``OPENCODE_CONFIG_DIR`` adds one more config
-directory on top of the global (``~/.config/opencode``) and project ones - it does not
-replace them.  ``prepare`` writes ``<profile_dir>/opencode/plugins/mullui.js`` and points
-``OPENCODE_CONFIG_DIR`` at ``<profile_dir>/opencode``; the user's config files are neither
-read nor written.  If the user already sets ``OPENCODE_CONFIG_DIR``, mullui's directory
-mirrors theirs with symlinks (their plugins included) so nothing of theirs is lost.
+Verified with OpenCode 1.18.33 (see docs/agents.md).  Wiring: OpenCode loads every
+``*.js`` / ``*.ts`` file in ``plugins/`` (``plugin/`` before 1.x) of each config
+directory, and ``OPENCODE_CONFIG_DIR`` adds one more config directory on top of the
+global (``~/.config/opencode``) and project ones - it does not replace them.  ``prepare``
+writes ``<profile_dir>/opencode/plugins/mullui.js`` and points ``OPENCODE_CONFIG_DIR`` at
+``<profile_dir>/opencode``; the user's config files are neither read nor written.  If the
+user already sets ``OPENCODE_CONFIG_DIR``, mullui's directory mirrors theirs with
+symlinks (their plugins included) so nothing of theirs is lost.
 
 The plugin subscribes to OpenCode's event bus and, for the few events that matter, spawns
 ``<hook argv> EVENT`` with a small JSON payload on stdin (argv, never a shell).  It keeps
@@ -14,7 +15,8 @@ just enough state to make those payloads useful: which sessions are subagents (t
 idleness is not the agent's), the newest assistant text (the ``done`` message), token
 and cost totals of assistant messages.
 
-Signals (event names of OpenCode 1.x; ``permission.updated`` is the 0.x name):
+Signals (event names of OpenCode 1.x, seen with 1.18.33; ``permission.updated`` is the
+0.x name; the ``permission.ask`` plugin hook is not called in 1.x, the bus event is):
 
 =====================  =====================================================
 session.busy           working (``session.status`` turned ``busy``)
@@ -215,6 +217,13 @@ class OpenCodeProfile(Profile):
         else:
             prompt = ["--prompt", ctx.task]
         return [self.binary, *model_and_args(ctx), *prompt]
+
+    def resume_command(self, ctx: LaunchContext) -> list[str] | None:
+        """``opencode --session <id>`` continues OpenCode's own session (its id, ``ses_...``,
+        reaches mullui as ``meta``); before any is known, ``--continue`` (the newest)."""
+        if ctx.session_id.startswith("ses_"):
+            return [self.binary, *model_and_args(ctx), "--session", ctx.session_id]
+        return [self.binary, *model_and_args(ctx), "--continue"]
 
     # ---- watching ------------------------------------------------------------------
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:

@@ -30,7 +30,7 @@ from mullui.agents.codex import (
     hook_trust_hash,
     toml_value,
 )
-from mullui.agents.gemini import DEFAULTS_ENV, GeminiProfile
+from mullui.agents.gemini import HOME_ENV, TRUST_ENV, TRUSTED_FOLDERS_ENV, GeminiProfile
 from mullui.agents.opencode import CONFIG_DIR_ENV, OpenCodeProfile
 from mullui.errors import MulluiError
 
@@ -136,7 +136,7 @@ def test_prepare_writes_nothing_in_the_worktree_or_home(
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv(CONFIG_DIR_ENV, raising=False)
-    monkeypatch.setenv(DEFAULTS_ENV, str(tmp_path / "no-such-defaults.json"))
+    monkeypatch.delenv(HOME_ENV, raising=False)
     ctx = ctx_for(tmp_path)
     cls().prepare(ctx)
     assert list(ctx.worktree.iterdir()) == []
@@ -364,21 +364,71 @@ def test_codex_finds_the_session_file_by_thread_id(codex_home: Path) -> None:
 
 def test_aider_notifications_command_is_the_hook_argv_and_never_the_task(tmp_path: Path) -> None:
     task = "$(touch /tmp/pwned) ; rm -rf ~"
-    argv = AiderProfile().command(ctx_for(tmp_path, task))
+    ctx = ctx_for(tmp_path, task)
+    argv = AiderProfile().command(ctx)
     i = argv.index("--notifications-command")
     assert "--notifications" in argv
     command = argv[i + 1]
-    assert shlex.split(command) == [*HOOK_ARGV, "aider-idle"]
+    log = str(ctx.profile_dir / "aider-analytics.jsonl")
+    assert shlex.split(command) == [
+        sys.executable, "-m", "mullui.agents.aider_notify", log, "--", *HOOK_ARGV, "aider-idle"
+    ]  # fmt: skip
     assert task not in command
+    assert argv[argv.index("--analytics-log") + 1] == log
     assert argv[-2:] == ["--message", task]
 
 
-def test_aider_idle_notification_means_blocked() -> None:
-    evs = AiderProfile().translate("aider-idle", {}, [])
-    assert [(e["kind"], e["state"], e["cause"]) for e in evs] == [
-        ("state", "blocked", "hook:aider-idle")
+AIDER_QUESTION = """\
+I will create it.
+
+touch hello.txt
+Run shell command? (Y)es/(N)o/(D)on't ask again [Yes]:"""
+
+
+def test_aider_idle_at_a_yes_no_question_means_blocked_with_the_question() -> None:
+    usage = {"tokens_in": 767, "tokens_out": 14, "cost_usd": 0.0021}
+    evs = AiderProfile().translate("aider-idle", {"screen": AIDER_QUESTION, "usage": usage}, [])
+    (state,) = [e for e in evs if e["kind"] == "state"]
+    assert (state["state"], state["cause"]) == ("blocked", "screen:aider-idle")
+    assert state["question"] == "Run shell command? touch hello.txt"
+    (u,) = [e for e in evs if e["kind"] == "usage"]
+    assert (u["tokens_in"], u["tokens_out"], u["cost_usd"]) == (767, 14, 0.0021)
+
+
+@pytest.mark.parametrize("prompt", ["> ", "diff> ", "architect>"])
+def test_aider_idle_at_the_chat_prompt_means_done(prompt: str) -> None:
+    screen = f"Created hello.txt.\nTokens: 1.2k sent, 20 received.\n{'─' * 20}\n{prompt}"
+    (state,) = AiderProfile().translate("aider-idle", {"screen": screen}, [])
+    assert (state["kind"], state["state"]) == ("state", "done")
+
+
+def test_aider_idle_with_no_prompt_drawn_is_only_a_sign_of_life() -> None:
+    assert [e["kind"] for e in AiderProfile().translate("aider-idle", {"screen": ""}, [])] == [
+        "activity"
     ]
-    assert evs[0]["question"]
+
+
+def test_aider_notify_sums_the_analytics_log(tmp_path: Path) -> None:
+    from mullui.agents.aider_notify import analytics_usage, is_prompt
+
+    log = tmp_path / "a.jsonl"
+    sends = [(700, 14, 0.001), (800, 6, 0.003)]
+    lines = [json.dumps({"event": "launched", "properties": {}})]
+    lines += [
+        json.dumps(
+            {
+                "event": "message_send",
+                "properties": {"prompt_tokens": i, "completion_tokens": o, "total_cost": c},
+            }
+        )
+        for i, o, c in sends
+    ]
+    log.write_text("\n".join(lines) + "\n{torn")
+    assert analytics_usage(str(log)) == {"tokens_in": 1500, "tokens_out": 20, "cost_usd": 0.003}
+    assert analytics_usage(str(tmp_path / "absent")) is None
+    assert is_prompt("Run shell command? (Y)es/(N)o [Yes]:")
+    assert is_prompt("diff>") and is_prompt(">")
+    assert not is_prompt("<div>") and not is_prompt("Tokens: 1k sent")
 
 
 def test_aider_keeps_tmux_silence_as_a_fallback() -> None:
@@ -397,48 +447,86 @@ GEMINI_BASE = {
 }
 
 
-def test_gemini_prepare_adds_hooks_to_a_copy_of_the_system_defaults(
+def test_gemini_prepare_adds_hooks_to_a_private_copy_of_the_users_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    machine = tmp_path / "system-defaults.json"
-    original = {
-        "general": {"vimMode": True},
-        "hooks": {"AfterAgent": [{"hooks": [{"type": "command", "command": "site-hook"}]}]},
-    }
-    machine.write_text(json.dumps(original))
-    monkeypatch.setenv(DEFAULTS_ENV, str(machine))
+    home = tmp_path / "home"
+    user = home / ".gemini"
+    user.mkdir(parents=True)
+    text = json.dumps(
+        {
+            "general": {"vimMode": True},  # "// not a comment"
+            "hooks": {"AfterAgent": [{"hooks": [{"type": "command", "command": "own-hook"}]}]},
+        }
+    )
+    (user / "settings.json").write_text("// the user's\n" + text)
+    (user / "oauth_creds.json").write_text("{}")
+    (user / "tmp").mkdir()
+    monkeypatch.delenv(HOME_ENV, raising=False)
     ctx = ctx_for(tmp_path)
+    ctx.env["HOME"] = str(home)
     env = GeminiProfile().prepare(ctx)
-    ours = Path(env[DEFAULTS_ENV])
-    assert ours.parent == ctx.profile_dir
-    doc = json.loads(ours.read_text())
+    ours = Path(env[HOME_ENV]) / ".gemini"
+    assert ours.parent.parent == ctx.profile_dir
+    doc = json.loads((ours / "settings.json").read_text())
     assert doc["general"] == {"vimMode": True}
-    assert doc["hooksConfig"]["enabled"] is True
     after = doc["hooks"]["AfterAgent"]
-    assert after[0]["hooks"][0]["command"] == "site-hook"  # the machine's hook still runs
+    assert after[0]["hooks"][0]["command"] == "own-hook"  # the user's hook still runs
     assert shlex.split(after[1]["hooks"][0]["command"]) == [*HOOK_ARGV, "AfterAgent"]
     for event in ("BeforeAgent", "Notification", "SessionEnd", "BeforeTool", "AfterTool"):
         assert shlex.split(doc["hooks"][event][-1]["hooks"][0]["command"]) == [*HOOK_ARGV, event]
-    assert json.loads(machine.read_text()) == original  # untouched
+    assert doc["hooks"]["BeforeTool"][-1]["matcher"] == "ask_user"
+    assert doc["hooks"]["Notification"][-1]["matcher"] == "ToolPermission"
+    # everything else is the user's own, through links
+    assert (ours / "oauth_creds.json").resolve() == (user / "oauth_creds.json").resolve()
+    assert (ours / "tmp").resolve() == (user / "tmp").resolve()
+    assert (user / "settings.json").read_text() == "// the user's\n" + text  # untouched
+    assert env[TRUSTED_FOLDERS_ENV] == str(user / "trustedFolders.json")
+    assert TRUST_ENV not in env  # nobody trusted the repository
 
 
-def test_gemini_prepare_without_system_defaults_writes_just_the_hooks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(DEFAULTS_ENV, str(tmp_path / "absent.json"))
-    env = GeminiProfile().prepare(ctx_for(tmp_path))
-    doc = json.loads(Path(env[DEFAULTS_ENV]).read_text())
-    assert set(doc) == {"hooks", "hooksConfig"}
+def test_gemini_trust_of_the_repository_extends_to_its_worktree(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".gemini").mkdir(parents=True)
+    ctx = ctx_for(tmp_path)
+    ctx.env["HOME"] = str(home)
+    (home / ".gemini" / "trustedFolders.json").write_text(
+        json.dumps({str(tmp_path): "TRUST_FOLDER"})
+    )
+    assert GeminiProfile().prepare(ctx)[TRUST_ENV] == "true"
+    (home / ".gemini" / "trustedFolders.json").write_text(
+        json.dumps({str(tmp_path): "DO_NOT_TRUST"})
+    )
+    assert TRUST_ENV not in GeminiProfile().prepare(ctx)
 
 
-def test_gemini_refuses_system_defaults_it_cannot_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    machine = tmp_path / "system-defaults.json"
-    machine.write_text('{ // a comment\n "general": {} }')
-    monkeypatch.setenv(DEFAULTS_ENV, str(machine))
-    with pytest.raises(MulluiError, match="Gemini CLI system defaults"):
-        GeminiProfile().prepare(ctx_for(tmp_path))
+def test_gemini_refuses_user_settings_it_cannot_read(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".gemini").mkdir(parents=True)
+    (home / ".gemini" / "settings.json").write_text('{ "general": ')
+    ctx = ctx_for(tmp_path)
+    ctx.env["HOME"] = str(home)
+    with pytest.raises(MulluiError, match="Gemini CLI settings"):
+        GeminiProfile().prepare(ctx)
+
+
+def test_gemini_usage_counts_each_message_of_the_jsonl_transcript_once(tmp_path: Path) -> None:
+    from mullui.agents.gemini import transcript_usage
+
+    t = {"input": 100, "output": 20, "cached": 0, "thoughts": 5, "tool": 0, "total": 125}
+    lines = [
+        {"sessionId": "s", "kind": "main"},
+        {"$set": {"messages": [{"id": "u0", "type": "user", "content": []}]}},
+        {"id": "m1", "type": "gemini", "content": "", "tokens": t},
+        {"id": "m1", "type": "gemini", "content": "", "tokens": t, "toolCalls": []},
+        {"id": "m2", "type": "gemini", "content": "ok", "tokens": t},
+    ]
+    path = tmp_path / "session.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    ev = transcript_usage(str(path))
+    assert ev is not None
+    assert (ev["tokens_in"], ev["tokens_out"]) == (200, 50)
+    assert transcript_usage(str(tmp_path / "none.jsonl")) is None
 
 
 def test_gemini_after_agent_means_done_with_the_response() -> None:
@@ -461,13 +549,16 @@ def test_gemini_tool_permission_notification_means_blocked_with_its_message() ->
         **GEMINI_BASE,
         "hook_event_name": "Notification",
         "notification_type": "ToolPermission",
-        "message": "Allow execution of: rm -rf build?",
-        "details": {"tool_name": "run_shell_command"},
+        "message": "Tool Confirm Shell Command requires execution",
+        "details": {"type": "exec", "title": "Confirm Shell Command", "command": "rm -rf build"},
     }
     (state,) = [e for e in GeminiProfile().translate("Notification", p, []) if e["kind"] == "state"]
     assert state["state"] == "blocked"
     assert state["cause"] == "hook:Notification:ToolPermission"
-    assert state["question"] == "Allow execution of: rm -rf build?"
+    assert state["question"] == "Shell: rm -rf build"
+    p["details"] = {"type": "info"}
+    (state,) = [e for e in GeminiProfile().translate("Notification", p, []) if e["kind"] == "state"]
+    assert state["question"] == "Tool Confirm Shell Command requires execution"
 
 
 def test_gemini_tools_and_prompts_mean_working_and_ask_user_means_blocked() -> None:
@@ -705,7 +796,7 @@ def test_opencode_busy_and_answers_mean_working(event: str) -> None:
     [
         ("codex", "codex-notify", [json.dumps(CODEX_NOTIFY)], "", "done"),
         ("codex", "PermissionRequest", [], json.dumps(CODEX_PERMISSION), "blocked"),
-        ("aider", "aider-idle", [], "", "blocked"),
+        ("aider", "aider-idle", [], json.dumps({"screen": "Edit? (Y)es/(N)o [Yes]:"}), "blocked"),
         ("gemini", "AfterAgent", [], json.dumps({**GEMINI_BASE, "prompt_response": "ok"}), "done"),
         (
             "opencode",

@@ -1,0 +1,120 @@
+"""Aider's ``--notifications-command``: report what its pane is waiting for.
+
+    python -m mullui.agents.aider_notify ANALYTICS_LOG -- HOOK_ARGV... EVENT
+
+Aider (0.86.2, ``aider/io.py`` ``ring_bell``) runs the command through a shell, with no
+argument and no stdin, and waits for it, *before* it draws the question or the prompt it
+is about to wait on.  So this command answers at once: it forks a detached child and
+returns, and the child reads the pane (``tmux capture-pane`` on ``$TMUX_PANE``, every
+30 ms for at most :data:`WAIT_S`) until its last line is a prompt - a confirmation ending
+in ``[Yes]:`` / ``[No]:`` or the chat prompt ``> `` - then runs ``HOOK_ARGV EVENT`` with
+``{"screen": <the pane's last lines>, "usage": {...}}`` on stdin.  Reading the screen is
+the only way to tell a question from the chat prompt, and to know the question: aider
+passes nothing.  ``usage`` sums the ``message_send`` events of aider's own analytics log
+(``--analytics-log``: exact token counts and cost per model call).
+
+Imports nothing of mullui: it runs once per aider reply, inside aider's wait.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+#: how long the child waits for the prompt to be drawn
+WAIT_S = 5.0
+POLL_S = 0.03
+#: lines of the pane sent along (the question and what it is about)
+SCREEN_LINES = 12
+
+PROMPT_END = re.compile(r"(\[(Yes|No|[^\]]*)\]:\s*$)|((^|\s)[\w-]*>\s*$)")
+
+
+def is_prompt(line: str) -> bool:
+    return bool(PROMPT_END.search(line))
+
+
+def last_lines(screen: str, n: int = SCREEN_LINES) -> list[str]:
+    lines = [x.rstrip() for x in screen.splitlines()]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines[-n:]
+
+
+def capture(pane: str) -> str:
+    try:
+        out = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-J", "-t", pane],
+            capture_output=True,
+            text=True,
+            timeout=2,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout if out.returncode == 0 else ""
+
+
+def analytics_usage(path: str) -> dict[str, Any] | None:
+    """Totals of aider's ``message_send`` events (``--analytics-log`` JSON lines)."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    tin = tout = 0
+    cost = 0.0
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict) or rec.get("event") != "message_send":
+            continue
+        props = rec.get("properties") or {}
+        tin += int(props.get("prompt_tokens") or 0)
+        tout += int(props.get("completion_tokens") or 0)
+        total = props.get("total_cost")
+        if isinstance(total, (int, float)):
+            cost = float(total)
+    if not tin and not tout:
+        return None
+    return {"tokens_in": tin, "tokens_out": tout, "cost_usd": cost}
+
+
+def report(analytics_log: str, hook: list[str], pane: str) -> None:
+    lines: list[str] = []
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        lines = last_lines(capture(pane)) if pane else []
+        if (lines and is_prompt(lines[-1])) or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_S)
+    payload = {"screen": "\n".join(lines), "usage": analytics_usage(analytics_log)}
+    subprocess.run(hook, input=json.dumps(payload), text=True, timeout=30, check=False)
+
+
+def main(argv: list[str]) -> int:
+    if "--" not in argv or argv.index("--") != 1 or len(argv) < 4:
+        print("usage: aider_notify ANALYTICS_LOG -- HOOK_ARGV... EVENT", file=sys.stderr)
+        return 2
+    analytics_log, hook = argv[0], argv[2:]
+    pane = os.environ.get("TMUX_PANE", "")
+    if os.fork():
+        return 0  # aider waits for this process only; the child carries on alone
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)  # aider reads our stdout/stderr pipes until they close
+    try:
+        report(analytics_log, hook, pane)
+    finally:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,172 @@
+"""Gemini CLI, OpenCode and Aider, for real: ``mullui spawn --agent NAME`` in tmux against
+loopback stubs of their model APIs, the human answering with ``mullui send``.
+
+For each CLI this proves, at the version ``.ci/run`` installs: the task reaches the model,
+a permission prompt shows up in ``mullui ls`` as *blocked* with the question in it, the
+human's answer through ``mullui send`` lets the tool run and the turn ends *done*, tokens
+(and cost where the CLI has it) reach the record, the exit code is recorded, and the
+user's own config files for that CLI are byte-identical afterwards.  Each test also
+prints the time from the prompt being drawn on screen to the agent being *blocked*
+(``benchmarks/bench_agents.py`` measures it properly).
+
+Skipped only when the CLI's binary is missing (CI installs all three).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.agent_clis import (
+    Pipeline,
+    setup_aider,
+    setup_gemini,
+    setup_opencode,
+    since,
+)
+from tests.support.chat_stub import ChatStub
+from tests.support.gemini_stub import GeminiStub
+from tests.support.http_stub import Turn, Usage
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def needs(binary: str, install: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        shutil.which(binary) is None,
+        reason=f"{binary.upper()} NOT INSTALLED - its real-CLI test did NOT run "
+        f"({install}; CI does)",
+    )
+
+
+@pytest.fixture
+def pipe(tmp_path: Path) -> Iterator[Pipeline]:
+    p = Pipeline(tmp_path)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def report_latency(name: str, drawn_at: float, blocked: dict[str, Any]) -> None:
+    print(f"\n{name}: prompt drawn -> blocked {(since(blocked) - drawn_at) * 1000:+.0f} ms")
+
+
+# ---- Gemini CLI --------------------------------------------------------------------------
+
+
+@needs("gemini", "npm install -g @google/gemini-cli")
+def test_gemini_blocked_on_a_permission_then_done_after_mullui_send(pipe: Pipeline) -> None:
+    turns = [
+        Turn.call("run_shell_command", command="touch hello.txt", description="Create it"),
+        Turn.say("Created hello.txt.", usage=Usage(300, 40)),
+    ]
+    with GeminiStub(turns) as stub:
+        before = {f: f.read_bytes() for f in setup_gemini(pipe, stub.url)}
+        pipe.spawn("create hello.txt", "gemini")
+        drawn_at = pipe.drawn("Allow execution", 120)
+        blocked = pipe.state("blocked", 30)
+        report_latency("gemini", drawn_at, blocked)
+        assert blocked["cause"] == "hook:Notification:ToolPermission"
+        assert pipe.why() == "Shell: touch hello.txt"
+        wt = Path(blocked["worktree"])
+        assert not (wt / "hello.txt").exists()
+
+        pipe.send("1")  # "1. Allow once"
+        done = pipe.state("done", 60)
+        assert done["cause"] == "hook:AfterAgent"
+        assert pipe.why() == "Created hello.txt."
+        assert (wt / "hello.txt").exists()
+        (main,) = [r for r in stub.main_requests() if "touch" not in json.dumps(r.body)][:1]
+        assert "create hello.txt" in json.dumps(main.body)  # the task reached the model
+        # two main turns: 100 + 300 prompt tokens, 20 + 40 output tokens (no cost: the
+        # CLI reports none)
+        assert (done["tokens_in"], done["tokens_out"]) == (400, 60)
+
+        pipe.send("/quit")
+        try:
+            gone = pipe.exited(5)
+        except AssertionError:
+            pipe.keys("Enter")  # the slash-command menu took the first Enter
+            gone = pipe.exited(60)
+        assert gone["exit_code"] == 0
+        assert gone["state"] == "done"
+    for f, data in before.items():
+        assert f.read_bytes() == data, f"{f} was changed"
+
+
+# ---- OpenCode ----------------------------------------------------------------------------
+
+
+@needs("opencode", "npm install -g opencode-ai")
+def test_opencode_blocked_on_a_permission_then_done_after_mullui_send(pipe: Pipeline) -> None:
+    turns = [
+        Turn.call("bash", command="touch hello.txt", description="Create hello.txt"),
+        Turn.say("Created hello.txt.", usage=Usage(300, 40)),
+    ]
+    with ChatStub(turns) as stub:
+        before = {f: f.read_bytes() for f in setup_opencode(pipe, stub.url)}
+        pipe.spawn("create hello.txt", "opencode")
+        drawn_at = pipe.drawn("Permission required", 180)
+        blocked = pipe.state("blocked", 30)
+        report_latency("opencode", drawn_at, blocked)
+        assert blocked["cause"] == "hook:permission.asked"
+        assert pipe.why() == "bash: touch hello.txt"
+        wt = Path(blocked["worktree"])
+        assert not (wt / "hello.txt").exists()
+
+        pipe.send("")  # Enter: "Allow once" is the default choice
+        done = pipe.state("done", 90)
+        assert done["cause"] == "hook:session.idle"
+        assert pipe.why() == "Created hello.txt."
+        assert (wt / "hello.txt").exists()
+        assert "create hello.txt" in json.dumps(stub.main_requests()[0].body)
+        assert (done["tokens_in"], done["tokens_out"]) == (400, 60)
+        # OpenCode prices it from the model's configured cost ($ per million tokens)
+        assert done["cost_usd"] == pytest.approx((400 * 3 + 60 * 15) / 1e6)
+    for f, data in before.items():
+        assert f.read_bytes() == data, f"{f} was changed"
+
+
+# ---- Aider -------------------------------------------------------------------------------
+
+AIDER_REPLY = "I will create it.\n\n```bash\ntouch hello.txt\n```\n"
+
+
+@needs("aider", "pip install aider-chat (in its own venv)")
+def test_aider_blocked_on_a_question_then_done_after_mullui_send(pipe: Pipeline) -> None:
+    with ChatStub([Turn.say(AIDER_REPLY, usage=Usage(700, 14))], is_main=lambda b: True) as stub:
+        before = {f: f.read_bytes() for f in setup_aider(pipe, stub.url)}
+        pipe.spawn("create hello.txt", "aider")
+        drawn_at = pipe.drawn("(Y)es/(N)o", 120)
+        blocked = pipe.state("blocked", 30)
+        report_latency("aider", drawn_at, blocked)
+        assert blocked["cause"] == "screen:aider-idle"
+        assert pipe.why() == "Run shell command? touch hello.txt"
+        # what aider itself counted (it estimates a streamed prompt with its tokenizer)
+        (log,) = pipe.tmp.glob("mullui/**/aider-analytics.jsonl")
+        sends = [json.loads(x) for x in log.read_text().splitlines()]
+        (sent,) = [x["properties"] for x in sends if x["event"] == "message_send"]
+        assert (blocked["tokens_in"], blocked["tokens_out"]) == (
+            sent["prompt_tokens"],
+            sent["completion_tokens"],
+        )
+        assert blocked["tokens_in"] > 500
+        wt = Path(blocked["worktree"])
+        assert not (wt / "hello.txt").exists()
+        assert "create hello.txt" in json.dumps(stub.main_requests()[0].body)
+
+        pipe.send("y")
+        done = pipe.state("done", 60)  # --message: aider exits when the reply is done
+        assert (wt / "hello.txt").exists()
+        assert done["exit_code"] == 0
+        assert done["cause"] == "exit:0"
+        # its history went to mullui's profile dir, not into the worktree
+        assert not list(wt.glob(".aider.chat.history.md"))
+    for f, data in before.items():
+        assert f.read_bytes() == data, f"{f} was changed"
