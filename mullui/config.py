@@ -24,7 +24,7 @@ from typing import Any
 
 import tomli_w
 
-from mullui.errors import ConfigError
+from mullui.errors import ConfigError, MulluiError
 
 BUILTIN_PROFILES = ("claude", "codex", "aider", "gemini", "opencode", "shell")
 #: ``[collisions] guard`` (and ``[profiles.X] guard``, ``spawn --guard``): what happens when
@@ -156,6 +156,11 @@ COLLISIONS: dict[str, Check] = {
     "guard": _guard_mode,
 }
 TOP: dict[str, Check] = {"default_agent": _str, "theme": _str}
+#: Placeholders each command-valued key fills in (in shell text: "$MULLUI_..." references).
+SHELL_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "command": ("task", "id", "worktree", "branch"),
+    "attach_command": ("id", "name", "tmux_target", "socket"),
+}
 SECTIONS = ("limits", "profiles", "hosts", "chains", "notify", "prices", "watch", "collisions")
 
 
@@ -288,6 +293,18 @@ class _Validator:
             problem = schema[k](v)
             if problem:
                 raise self.fail(table, k, f"{k} must be {problem}")
+            if k in SHELL_PLACEHOLDERS:
+                self.shell_placeholders(table, k, v)
+
+    def shell_placeholders(self, table: tuple[str, ...], key: str, argv: list[str]) -> None:
+        """A placeholder inside quotes in shell text (``sh -c``, after ``ssh``) could only
+        be spliced into it: refused here, at load, rather than when the command runs."""
+        from mullui.placeholders import expand_argv
+
+        try:
+            expand_argv(argv, dict.fromkeys(SHELL_PLACEHOLDERS[key], ""), key)
+        except MulluiError as e:
+            raise self.fail(table, key, e.message) from None
 
     def validate(self, data: dict[str, Any]) -> None:
         for k, v in data.items():

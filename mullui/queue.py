@@ -21,7 +21,6 @@ import fcntl
 import os
 import re
 import secrets
-import shlex
 import sys
 import threading
 import tomllib
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from mullui.config import Config
 from mullui.errors import ConfigError, MulluiError
 from mullui.model import Agent, State
-from mullui.placeholders import expand
+from mullui.placeholders import env_name, expand, shell_text
 
 if TYPE_CHECKING:
     from mullui.workspace import Workspace
@@ -55,7 +54,6 @@ RUNNING = frozenset({ST, W, B})
 STUCK_PREFIX = "predecessor "
 #: Prefix of the cause of a queued agent whose start failed before it launched.
 CANNOT_START = "cannot start: "
-PREV_KEYS = ("id", "worktree", "branch", "last_message")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 
@@ -148,10 +146,8 @@ def plan(agents: Sequence[Agent], cfg: Config) -> list[tuple[Agent, str | None]]
 substitute = expand
 
 
-def prev_values(
-    prev: Agent, *, last_message: str | None = None, for_shell: bool = False
-) -> dict[str, str]:
-    """The ``{prev.*}`` values of predecessor ``prev`` (shell-quoted when ``for_shell``)."""
+def prev_values(prev: Agent, *, last_message: str | None = None) -> dict[str, str]:
+    """The ``{prev.*}`` values of predecessor ``prev``."""
     raw = {
         "id": prev.id,
         "worktree": prev.worktree or "",
@@ -159,9 +155,16 @@ def prev_values(
         "last_message": (prev.last_message if prev.last_message is not None else last_message)
         or "",
     }
-    if for_shell:
-        raw = {k: (v if v and shlex.quote(v) == v else shlex.quote(v)) for k, v in raw.items()}
     return {f"prev.{k}": v for k, v in raw.items()}
+
+
+def expand_prev(task: str, values: dict[str, str], *, in_shell: bool) -> str:
+    """``task`` with its ``{prev.*}`` filled in: the values themselves in a prompt, quoted
+    variable references (``"$MULLUI_PREV_LAST_MESSAGE"``) in shell text - whatever the
+    previous agent printed is data there, never code (see ``placeholders``)."""
+    if in_shell:
+        return shell_text(task, values, "the task")
+    return substitute(task, values)
 
 
 def last_log_line(path: Path, limit: int = 64 * 1024) -> str | None:
@@ -228,18 +231,38 @@ def _deferring(why: str) -> Iterator[None]:
         _deferred.why = None
 
 
+def _prev_of(ws: Workspace, a: Agent) -> dict[str, str] | None:
+    """``a``'s ``{prev.*}`` values, or None when it follows no agent."""
+    prev = ws.store.get(a.after) if a.after else None
+    if prev is None:
+        return None
+    fallback = None
+    if prev.last_message is None:
+        fallback = last_log_line(ws.paths.log_file(prev.id))
+    return prev_values(prev, last_message=fallback)
+
+
+def prev_environment(ws: Workspace, a: Agent) -> dict[str, str]:
+    """``MULLUI_PREV_ID``, ``_WORKTREE``, ``_BRANCH``, ``_LAST_MESSAGE`` for a follow-up's
+    process: how shell text reads them (empty when ``a`` follows no agent)."""
+    values = _prev_of(ws, a)
+    return {env_name(k): v for k, v in (values or {}).items()}
+
+
 def _expand_for_start(ws: Workspace, a: Agent) -> Agent:
     """Write the task with its ``{prev.*}`` placeholders filled in (an ``update`` event)."""
     if not a.after or "{prev." not in a.task:
         return a
-    prev = ws.store.get(a.after)
-    if prev is None:
+    values = _prev_of(ws, a)
+    if values is None:
         return a
-    fallback = None
-    if prev.last_message is None and "{prev.last_message}" in a.task:
-        fallback = last_log_line(ws.paths.log_file(prev.id))
-    values = prev_values(prev, last_message=fallback, for_shell=a.profile == "shell")
-    task = substitute(a.task, values)
+    from mullui.agents import get_profile
+
+    try:
+        shell = get_profile(a.profile, _repo_config(ws, a.repo).profiles).task_is_shell
+    except MulluiError:
+        shell = True  # it will not start anyway; never splice on a doubt
+    task = expand_prev(a.task, values, in_shell=shell)
     if task == a.task:
         return a
     extra = dict(a.extra)

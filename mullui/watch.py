@@ -53,7 +53,7 @@ def headless_action(ws: Workspace, agent_id: str, action: str) -> None:
         cmd = ws.config.notify.get("attach_command")
         a = ws.get(agent_id)
         if cmd:
-            from mullui.placeholders import expand
+            from mullui.placeholders import expand_argv
 
             values = {
                 "id": a.id,
@@ -61,9 +61,15 @@ def headless_action(ws: Workspace, agent_id: str, action: str) -> None:
                 "tmux_target": a.tmux_target or "",
                 "socket": ws.socket,
             }
+            # A remote agent's tmux_target comes from that host: in an `sh -c` script it
+            # is "$MULLUI_TMUX_TARGET", never spliced (placeholders.expand_argv).
+            argv, env = expand_argv(cmd, values, "[notify] attach_command")
             # Its own session: the terminal it opens must outlive a watch that hands over.
             subprocess.Popen(
-                [expand(x, values) for x in cmd], start_new_session=True, stdin=subprocess.DEVNULL
+                argv,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **env},
             )
         elif a.tmux_target:
             # A client attached to our server (a terminal left open): bring the agent up.

@@ -260,6 +260,7 @@ class Workspace:
         repo = self.repo()
         profile_name = agent or cfg.default_agent
         profile = get_profile(profile_name, cfg.profiles)
+        profile.check(task)  # a placeholder that shell text could only splice: refused
         if "\x00" in task:
             raise MulluiError("the task contains a NUL byte, which no program can receive")
         name = self._unique_name(name, task)
@@ -375,6 +376,10 @@ class Workspace:
                 "MULLUI_STATE_DIR": str(self.paths.state_dir),
                 "MULLUI_EVENTS": str(self.paths.spool_file(a.id)),
             }
+            if a.after:  # shell text reads {prev.*} from here ("$MULLUI_PREV_...")
+                from mullui import queue
+
+                env.update(queue.prev_environment(self, a))
             options = {**cfg.profiles.get(a.profile, {}), **a.extra}
             env.update(options.get("env", {}))
             pdir = self.paths.profile_dir(a.id)

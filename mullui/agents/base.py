@@ -87,6 +87,9 @@ class Profile(ABC):
     has_hooks: bool = False
     #: True when the CLI can signal "blocked on a human"; documented per profile.
     reports_blocked: bool = False
+    #: True when the task is shell text (``shell``, a custom ``sh -c {task}``): a
+    #: ``{prev.*}`` in it becomes ``"$MULLUI_PREV_*"``, never the value itself.
+    task_is_shell: bool = False
 
     @abstractmethod
     def command(self, ctx: LaunchContext) -> list[str]:
@@ -97,6 +100,14 @@ class Profile(ABC):
     def prepare(self, ctx: LaunchContext) -> dict[str, str]:
         """Write hook wiring under ``ctx.profile_dir``; return extra environment."""
         return {}
+
+    def check(self, task: str) -> None:
+        """Refuse (``MulluiError``), before anything is created, a task whose placeholders
+        would have to be spliced into shell text (one inside quotes)."""
+        if self.task_is_shell and "{prev." in task:
+            from mullui.placeholders import PREV_KEYS, shell_text
+
+            shell_text(task, PREV_KEYS, "the task")
 
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:
         """Map one raw hook call (``mullui hook EVENT``) to normalized events."""

@@ -10,11 +10,12 @@ from typing import Any
 
 from mullui.agents.base import LaunchContext, Profile
 from mullui.errors import ConfigError
-from mullui.placeholders import expand
+from mullui.placeholders import expand, expand_argv, shell_script_index, shell_text
 
 
 class ShellProfile(Profile):
     name = "shell"
+    task_is_shell = True
 
     def command(self, ctx: LaunchContext) -> list[str]:
         # By contract the task *is* a shell command line; it reaches sh as one argv
@@ -27,7 +28,9 @@ PLACEHOLDERS = ("task", "id", "worktree", "branch")
 
 class CustomProfile(Profile):
     """A ``[profiles.NAME] command = [...]`` from config; each placeholder stays inside
-    its own argv element."""
+    its own argv element.  In shell text (``sh -c SCRIPT``) a placeholder becomes a quoted
+    variable reference (``"$MULLUI_TASK"``) and the value goes in the environment - but
+    a script that is exactly ``{task}`` runs the task as shell text, as ``shell`` does."""
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
@@ -35,12 +38,31 @@ class CustomProfile(Profile):
         if not command:
             raise ConfigError(f"[profiles.{name}] command is required for a custom profile")
         self.template: list[str] = list(command)
+        script = shell_script_index(self.template)
+        self.task_is_shell = script is not None and self.template[script] == "{task}"
+        self.where = f"[profiles.{name}] command"
 
-    def command(self, ctx: LaunchContext) -> list[str]:
-        values = {
+    def _values(self, ctx: LaunchContext) -> dict[str, str]:
+        return {
             "task": ctx.task,
             "id": ctx.agent_id,
             "worktree": str(ctx.worktree),
             "branch": ctx.branch,
         }
-        return [expand(arg, values) for arg in self.template]
+
+    def _expanded(self, ctx: LaunchContext) -> tuple[list[str], dict[str, str]]:
+        if self.task_is_shell:  # the task is the script (its {prev.*} already references)
+            return [expand(arg, self._values(ctx)) for arg in self.template], {}
+        return expand_argv(self.template, self._values(ctx), self.where)
+
+    def check(self, task: str) -> None:
+        super().check(task)
+        script = shell_script_index(self.template)
+        if script is not None and not self.task_is_shell:
+            shell_text(self.template[script], PLACEHOLDERS, self.where)
+
+    def prepare(self, ctx: LaunchContext) -> dict[str, str]:
+        return self._expanded(ctx)[1]
+
+    def command(self, ctx: LaunchContext) -> list[str]:
+        return self._expanded(ctx)[0]

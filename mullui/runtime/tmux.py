@@ -324,11 +324,19 @@ class Tmux:
             "CHANNEL", channel
         )
         # The argv travels in a file the wrapper sources, never on tmux's command line
-        # (one client message is limited to 16 KB; tasks are specs of any size).
+        # (one client message is limited to 16 KB; tasks are specs of any size).  So do
+        # long environment values ({prev.last_message} as $MULLUI_PREV_LAST_MESSAGE).
+        big_env = {
+            k: v
+            for k, v in env.items()
+            if len(v) > _ENV_INLINE_MAX and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
+        }
         argv_file = log_path.parent / f".{agent_id}-{secrets.token_hex(4)}.argv"
         try:
             fd = os.open(argv_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
+                for key, value in big_env.items():
+                    fh.write(f"export {key}={shlex.quote(value)}\n")
                 fh.write("set -- " + " ".join(shlex.quote(a) for a in argv) + "\n")
         except OSError as e:
             argv_file.unlink(missing_ok=True)
@@ -340,7 +348,8 @@ class Tmux:
         ]  # fmt: skip
         # The tag by which kill() finds every process of the agent, however detached.
         for key, value in {**env, "MULLUI_AGENT_ID": agent_id}.items():
-            new_window += ["-e", f"{key}={value}"]
+            if key not in big_env:
+                new_window += ["-e", f"{key}={value}"]
         # Two or more arguments after the flags: tmux >= 3.0 execvp()s them, no shell
         # parses them; the wrapper script is ours and reads the agent's argv into "$@".
         new_window += ["sh", "-c", gate, "mullui-agent", str(argv_file)]
@@ -598,7 +607,10 @@ class _NoServer(MulluiError):
 #    "socket_path,server_pid,session" in every pane; tmux's path is absolute because the
 #    caller's env may replace PATH.
 # 2. Read the agent's argv from the file launch() wrote (``set -- 'arg' ...``, each word
-#    quoted by shlex) and delete it.
+#    quoted by shlex; long environment values as ``export K='v'``) and delete it.  Then
+#    unset TMUX and TMUX_PANE: an agent's plain ``tmux send-keys`` must not reach
+#    mullui's server and the other agents' panes (it still can by naming the socket: the
+#    same user; docs/security.md).
 # 3. Run the agent as a child, not exec: tmux 3.3a (and 3.4; fixed in 3.5) sometimes loses
 #    the SIGCHLD of a pane's process — the pane shows dead with no status, stays a zombie,
 #    and pane-died never fires (measured here: 4-8 of 40 quick exits).  A SIGCHLD sent to
@@ -611,10 +623,11 @@ class _NoServer(MulluiError):
 _WRAPPER = """\
 TMUX_BIN -S "${TMUX%%,*}" wait-for CHANNEL || exit 125
 f=$1; . "$f" || exit 126; rm -f "$f"
+srv=${TMUX#*,}; srv=${srv%%,*}
+unset TMUX TMUX_PANE
 trap : INT QUIT
 "$@"
 rc=$?
-srv=${TMUX#*,}; srv=${srv%%,*}
 (trap '' HUP; for d in 0.05 0.3 1.5; do sleep $d; kill -CHLD "$srv"; done) \
     </dev/null >/dev/null 2>&1 &
 if [ "$rc" -gt 128 ]; then
@@ -623,6 +636,9 @@ fi
 exit "$rc"
 """
 
+
+#: environment values longer than this go through the argv file, not tmux's command line
+_ENV_INLINE_MAX = 1024
 
 # Linux's limits on what execve() passes: MAX_ARG_STRLEN for one argument, and about a
 # quarter of the stack limit (2 MB by default) for argv and environment together.

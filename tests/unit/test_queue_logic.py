@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mullui.config import Config, Host, Limits
-from mullui.errors import ConfigError
+from mullui.errors import ConfigError, MulluiError
 from mullui.model import Agent, State
 from mullui.queue import (
     chain_runs,
+    expand_prev,
     is_stuck,
     last_log_line,
     over_budget,
@@ -166,16 +167,14 @@ def test_prev_placeholders_are_expanded_and_other_braces_stay() -> None:
     )
 
 
-def test_in_a_shell_task_untrusted_text_becomes_one_quoted_word() -> None:
+def test_in_a_shell_task_prev_values_are_variable_references_never_the_text() -> None:
     evil = dataclasses.replace(PREV, last_message="$(rm -rf ~); `id` 'q'")
-    out = substitute(
-        "echo {prev.last_message} > f; cat {prev.worktree}/x", prev_values(evil, for_shell=True)
-    )
-    import shlex
-
-    words = shlex.split(out)
-    assert words[1] == "$(rm -rf ~); `id` 'q'"
-    assert "cat /wt/plan-abcd1234/x" in out  # safe values stay bare: paths can be joined
+    t = "echo {prev.last_message} > f; cat {prev.worktree}/x"
+    out = expand_prev(t, prev_values(evil), in_shell=True)
+    assert out == 'echo "$MULLUI_PREV_LAST_MESSAGE" > f; cat "$MULLUI_PREV_WORKTREE"/x'
+    assert expand_prev(t, prev_values(evil), in_shell=False).startswith("echo $(rm -rf ~);")
+    with pytest.raises(MulluiError, match=r"inside quotes.*MULLUI_PREV_LAST_MESSAGE"):
+        expand_prev('echo "got {prev.last_message}"', prev_values(evil), in_shell=True)
 
 
 def test_last_message_falls_back_to_the_last_line_of_the_log(tmp_path: Path) -> None:
