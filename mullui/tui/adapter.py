@@ -77,6 +77,8 @@ class AgentActions(Protocol):
 
     def current_branch(self) -> str | None: ...
 
+    def repo_or_none(self) -> Path | None: ...
+
 
 def open_actions(paths: Paths, cwd: Path | None = None) -> AgentActions:
     from mullui.workspace import Workspace

@@ -804,13 +804,23 @@ def run(cwd: Path | None = None) -> int:
         actions=actions,
         paths=actions.paths,
         cwd=cwd,
-        title=f"mullui · {cwd.name}",
+        title=title_for(actions, cwd),
         default_profile=_default_profile(actions),
     )
     app.run()
     if app.running():
         keep_watching(actions)
     return app.return_code or 0
+
+
+def title_for(actions: AgentActions, cwd: Path) -> str:
+    """``mullui · project``: the repository's top-level directory, wherever in it (a
+    subdirectory, a linked worktree) the TUI was started."""
+    try:
+        repo = actions.repo_or_none()
+    except MulluiError:
+        repo = None
+    return f"mullui · {(repo or cwd).name}"
 
 
 def _default_profile(actions: AgentActions) -> str:

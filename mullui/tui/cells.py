@@ -6,7 +6,9 @@ terminal or to a colour-blind user.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from rich.text import Text
 
@@ -171,3 +173,25 @@ def chain_label(agent: Agent, position: int, total: int) -> str:
     if not agent.chain:
         return ""
     return f"{agent.chain_name or 'chain'} {position}/{total}"
+
+
+def repo_labels(agents: Sequence[Agent]) -> dict[str, str]:
+    """repository path -> how the repo column names it, when the agents come from more
+    than one repository (else empty: no column).  Its directory name, or where two share
+    a name its path (``~/...`` under the home directory)."""
+    repos = {a.repo for a in agents if a.repo}
+    if len(repos) < 2:
+        return {}
+    names = [Path(r).name for r in repos]
+    home = str(Path.home())
+    out: dict[str, str] = {}
+    for r in repos:
+        name = Path(r).name
+        if names.count(name) > 1:
+            name = "~" + r[len(home) :] if r.startswith(home + "/") else r
+        out[r] = visible(name)
+    return out
+
+
+def repo_cell(agent: Agent, labels: dict[str, str]) -> Text:
+    return Text(labels.get(agent.repo or "", "–"), style="dim")

@@ -336,3 +336,25 @@ def build_hostile(paths: Paths) -> Store:
         f"{CLICK} {LINK}\r\n"
     )
     return s
+
+
+def build_repos(paths: Paths, repos: list[Path]) -> Store:
+    """Agents of several repositories sharing one mullui: two in the first, one in each
+    other; one of the first is blocked and one of the second done (inbox items)."""
+    s = Store(paths)
+    for i, repo in enumerate(repos):
+        for j in range(2 if i == 0 else 1):
+            aid = f"r{i}{j}"
+            new(
+                s,
+                aid,
+                f"task-{i}{j}",
+                "claude",
+                f"work in {repo.name}",
+                50 - i * 10 - j,
+                repo=str(repo),
+            )
+            state(s, aid, State.WORKING, 49 - i * 10 - j)
+    state(s, "r00", State.BLOCKED, 5, cause="hook:PermissionRequest", question="Edit setup.py?")
+    state(s, "r10", State.DONE, 4, cause="hook:Stop", message="tests pass")
+    return s

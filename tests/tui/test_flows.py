@@ -27,6 +27,7 @@ from mullui.workspace import Workspace
 from tests.conftest import wait_for
 from tests.support.gitrepo import make_repo
 from tests.tui.conftest import make_app, until
+from tests.tui.terminal import Terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -207,7 +208,6 @@ def test_attach_suspends_and_returns_in_a_real_terminal(fleet: Paths, tmp_path: 
     """Run the real app in a tmux pane; enter runs the attach command with the app
     suspended; when it exits (the user detached) the TUI is back and still running."""
     marker = tmp_path / "attached"
-    sock = f"mullui-tui-attach-{os.getpid()}"
     home = Path(os.environ["MULLUI_HOME"])
     argv = f"sh -c 'echo ATTACHED-NOW; touch {marker}; sleep 0.5'"
     cmd = (
@@ -215,31 +215,17 @@ def test_attach_suspends_and_returns_in_a_real_terminal(fleet: Paths, tmp_path: 
         f"{shlex.quote(sys.executable)} -m tests.tui.fleet_app {shlex.quote(str(home))} "
         f"--frozen --no-supervise --attach-argv {shlex.quote(argv)}; sleep 30"
     )
-    tmux = ["tmux", "-L", sock]
-    subprocess.run(
-        [*tmux, "new-session", "-d", "-x", "100", "-y", "30", cmd], check=True, timeout=10
-    )
-    try:
-
-        def screen() -> str:
-            return subprocess.run(
-                [*tmux, "capture-pane", "-p", "-t", "0"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            ).stdout
-
-        wait_for(lambda: "Inbox" in screen(), timeout=20)
-        subprocess.run([*tmux, "send-keys", "-t", "0", "Enter"], check=True, timeout=10)
+    with Terminal("attach", cmd, size=(100, 30)) as term:
+        wait_for(lambda: "Inbox" in term.screen(), timeout=20)
+        term.keys("Enter")
         wait_for(marker.exists, timeout=10)
         time.sleep(0.6)
-        wait_for(lambda: "Inbox" in screen() and "fix-login" in screen(), timeout=10)
+        wait_for(lambda: "Inbox" in term.screen() and "fix-login" in term.screen(), timeout=10)
         # Still the TUI (not the shell after it): a key still answers.
-        subprocess.run([*tmux, "send-keys", "-t", "0", "?"], check=True, timeout=10)
-        wait_for(lambda: "every key" in screen().lower() or "Keys" in screen(), timeout=10)
-    finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True, check=False, timeout=10)
+        term.keys("?")
+        wait_for(
+            lambda: "every key" in term.screen().lower() or "Keys" in term.screen(), timeout=10
+        )
 
 
 # ---- live updates from the event pipeline --------------------------------------------------

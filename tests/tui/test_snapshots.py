@@ -194,6 +194,16 @@ def test_hostile_agent_text_is_literal(paths: Paths, snap_compare: Any) -> None:
     assert snap_compare(make_app(paths), terminal_size=(160, 36), run_before=select_osc)
 
 
+def test_agents_of_two_repositories(paths: Paths, tmp_path: Path, snap_compare: Any) -> None:
+    # One mullui, two repositories: a repo column in the inbox and the list, the count
+    # in the title.
+    from tests.support.gitrepo import make_repo
+    from tests.tui.fleet import build_repos
+
+    build_repos(paths, [make_repo(tmp_path / "alpha"), make_repo(tmp_path / "beta")])
+    assert snap_compare(make_app(paths, title="mullui · alpha"), terminal_size=(160, 36))
+
+
 def test_snapshot_dir_is_in_the_repo() -> None:
     # syrupy writes next to this file; CI compares against the committed SVGs.
     assert (Path(__file__).parent / "__snapshots__").is_dir()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from mullui.tui.widgets.log_view import LogView
 from tests.conftest import wait_for
 from tests.tui.conftest import make_app, until
 from tests.tui.fleet import BRACKETS, CLICK, LINK, OSC, OSC_SHOWN, build_hostile
+from tests.tui.terminal import Terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (200, 40)
@@ -241,77 +241,46 @@ def test_real_terminal_title_clipboard_and_clicks(hostile: Paths, tmp_path: Path
     user_home.mkdir()
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    sock = f"mullui-tui-hostile-{os.getpid()}"
     cmd = (
-        # COLUMNS/LINES from pytest's environment would pin the app at 80x24.
-        f"unset COLUMNS LINES; cd {shlex.quote(str(run_dir))} && "
+        f"cd {shlex.quote(str(run_dir))} && "
         f"HOME={shlex.quote(str(user_home))} "
         f"XDG_DOWNLOAD_DIR={shlex.quote(str(user_home))} LANG=C.UTF-8 "
         f"PYTHONPATH={shlex.quote(str(ROOT))} "
         f"{shlex.quote(sys.executable)} -m tests.tui.fleet_app {shlex.quote(str(home))} "
         "--frozen --no-supervise 2>&1; echo EXITED $?; sleep 30"
     )
-    tmux = ["tmux", "-L", sock]
-
-    def run(*args: str) -> str:
-        return subprocess.run(
-            [*tmux, *args], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
-
     # tmux takes a pane's OSC 52 into a paste buffer (set-clipboard on) and its OSC 0/2
     # as the pane title: the two places an escape that got through would show.
     conf = tmp_path / "tmux.conf"
     conf.write_text("set -g set-clipboard on\n")
-    subprocess.run(
-        [*tmux, "-f", str(conf), "new-session", "-d", "-x", "200", "-y", "40", cmd],
-        check=True,
-        timeout=10,
-    )
-    try:
-
-        def screen() -> str:
-            return run("capture-pane", "-p", "-t", "0")
-
-        wait_for(lambda: "Inbox" in screen(), timeout=30)
-        text = screen()
+    with Terminal("hostile", cmd, size=(200, 40), conf=conf) as term:
+        wait_for(lambda: "Inbox" in term.screen(), timeout=30)
+        text = term.screen()
         assert "EXITED" not in text and "Traceback" not in text, text
         assert BRACKETS in text and CLICK in text and LINK in text, text
         assert OSC_SHOWN[:30] in text
-        # The failed agent's log: colours, an OSC 8 link, OSC 0/52, hidden text.
-        for _ in range(3):  # down the inbox to "osc" (blocked first, then done)
-            subprocess.run([*tmux, "send-keys", "-t", "0", "j"], check=True, timeout=10)
-        wait_for(lambda: "see the docs here" in screen(), timeout=10)
-        assert "shown hidden after" in screen()
+        # The "osc" agent's log: colours, an OSC 8 link, OSC 0/52, hidden text.
+        term.keys("j", "j", "j")  # down the inbox to it (blocked first, then done)
+        wait_for(lambda: "see the docs here" in term.screen(), timeout=10)
+        assert "shown hidden after" in term.screen()
 
         # Click every few cells over the inbox rows (an SGR mouse press and release).
-        lines = screen().splitlines()
+        lines = term.screen().splitlines()
         rows = [i for i, line in enumerate(lines) if any(w in line for w in ("clicky", "osc"))]
         assert rows, lines
         for y in rows[:4]:
             for x in range(2, 200, 4):
-                click(tmux, x, y)
-        wait_for(lambda: "Inbox" in screen(), timeout=5)
-        assert "EXITED" not in screen()
-        assert run("show-options", "-gv", "set-clipboard").strip() == "on"
-        assert run("list-buffers", "-F", "#{buffer_name}").strip() == ""
-        assert "PWNED" not in run("display-message", "-p", "-t", "0", "#{pane_title}")
+                term.click(x, y)
+        wait_for(lambda: "Inbox" in term.screen(), timeout=5)
+        assert "EXITED" not in term.screen()
+        assert term.run("show-options", "-gv", "set-clipboard").strip() == "on"
+        assert term.run("list-buffers", "-F", "#{buffer_name}").strip() == ""
+        assert "PWNED" not in term.run("display-message", "-p", "-t", "0", "#{pane_title}")
         assert not any(p.is_file() for p in user_home.rglob("*")), list(user_home.rglob("*"))
         assert not any(p.is_file() for p in run_dir.rglob("*"))
 
         # The control: a click on the key bar's "help" does run an action.
-        lines = screen().splitlines()
+        lines = term.screen().splitlines()
         y = max(i for i, line in enumerate(lines) if " help" in line)
-        click(tmux, lines[y].index(" help") + 1, y)
-        wait_for(lambda: "Keys" in screen(), timeout=10)
-    finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True, check=False, timeout=10)
-
-
-def click(tmux: list[str], x: int, y: int) -> None:
-    """A left click at column ``x``, row ``y`` (0-based), as a terminal reports it."""
-    seq = f"\x1b[<0;{x + 1};{y + 1}M\x1b[<0;{x + 1};{y + 1}m"
-    subprocess.run(
-        [*tmux, "send-keys", "-t", "0", "-H", *(f"{b:02x}" for b in seq.encode())],
-        check=True,
-        timeout=10,
-    )
+        term.click(lines[y].index(" help") + 1, y)
+        wait_for(lambda: "Keys" in term.screen(), timeout=10)

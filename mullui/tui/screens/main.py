@@ -116,11 +116,15 @@ class MainScreen(Screen[None]):
         empty = not agents
         self.set_class(empty, "-empty")
 
-        self.query_one(StatusBar).show(agents, now, colours, app.title, self.size.width)
+        repos = cells.repo_labels(agents)
+        title = f"{app.title} ({len(repos)} repos)" if repos else app.title
+        self.query_one(StatusBar).show(agents, now, colours, title, self.size.width)
 
         inbox = self.query_one(InboxTable)
         why_width = max(20, self.query_one("#left").size.width - 40)
-        inbox.show(items, now, colours, why_width)
+        if repos:
+            why_width = max(20, why_width - 2 - max(len(r) for r in repos.values()))
+        inbox.show(items, now, colours, why_width, repos)
         inbox.display = bool(items)
         title = f"Inbox {len(items)}" if items else "Inbox"
         self.query_one("#inbox-title", Label).update(title)
@@ -134,10 +138,10 @@ class MainScreen(Screen[None]):
         group = self.query_one("#snoozed-group", Collapsible)
         group.display = bool(sleeping)
         group.title = f"snoozed ({len(sleeping)})"
-        self.query_one(SnoozedTable).show(sleeping, now, colours, why_width)
+        self.query_one(SnoozedTable).show(sleeping, now, colours, why_width, repos)
 
         table = self.query_one(AgentTable)
-        table.show(agents, now, colours, snoozed_ids)
+        table.show(agents, now, colours, snoozed_ids, repos)
         if table.has_focus and table.selected_id not in (None, self.selected_id):
             # The cursor rests on a chain's row and the chain moved on to its next step.
             self.select(table.selected_id)

@@ -19,10 +19,22 @@ from textual.widgets import DataTable
 from mullui.tui import literal
 
 Cell = str | Text
+#: (key, label, width or None: as wide as the widest cell)
+Column = tuple[str, str, int | None]
 
 
 def _literal(cell: Cell) -> Text:
     return literal.text(cell) if isinstance(cell, str) else cell
+
+
+#: Shown after the name when the agents come from several repositories.
+REPO_COLUMN: Column = ("repo", "repo", None)
+REPO_AT = 2
+
+
+def with_repo(cells: tuple[Cell, ...], repo: Cell | None) -> tuple[Cell, ...]:
+    """``cells`` with the repo cell after the name (``repo`` None: no repo column)."""
+    return cells if repo is None else (*cells[:REPO_AT], repo, *cells[REPO_AT:])
 
 
 class AgentRows(DataTable[Cell]):
@@ -36,7 +48,7 @@ class AgentRows(DataTable[Cell]):
     AgentRows { height: auto; }
     """
 
-    COLUMNS: Sequence[tuple[str, str, int | None]] = ()  # (key, label, width or None)
+    COLUMNS: Sequence[Column] = ()  # (key, label, width or None)
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(
@@ -49,9 +61,35 @@ class AgentRows(DataTable[Cell]):
         self._order: list[str] = []
         self._cells: dict[str, tuple[Cell, ...]] = {}
         self._targets: dict[str, str] = {}
+        self._columns: tuple[Column, ...] = ()
+        self._keep: str | None = None  # the row under the cursor when columns changed
 
     def on_mount(self) -> None:
-        for key, label, width in self.COLUMNS:
+        self.set_columns(self.COLUMNS)
+
+    @property
+    def column_keys(self) -> list[str]:
+        return [key for key, _, _ in self._columns]
+
+    def show_repo_column(self, shown: bool) -> None:
+        cols = list(self.COLUMNS)
+        if shown:
+            cols.insert(REPO_AT, REPO_COLUMN)
+        self.set_columns(cols)
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Show these columns (a repo column comes and goes); the rows are rebuilt by the
+        next :meth:`set_rows`, the cursor kept on its row."""
+        if tuple(columns) == self._columns:
+            return
+        at = self.cursor_row
+        if 0 <= at < len(self._order):
+            self._keep = self._order[at]
+        self.clear(columns=True)
+        self._columns = tuple(columns)
+        self._order = []
+        self._cells = {}
+        for key, label, width in self._columns:
             self.add_column(label, key=key, width=width)
 
     @property
@@ -88,7 +126,8 @@ class AgentRows(DataTable[Cell]):
         order = [rid for rid, _ in rows]
         if order != self._order:
             at = self.cursor_row
-            keep = self._order[at] if 0 <= at < len(self._order) else None
+            keep = self._order[at] if 0 <= at < len(self._order) else self._keep
+            self._keep = None
             self.clear()
             self._order = order
             self._cells = {}
@@ -110,7 +149,7 @@ class AgentRows(DataTable[Cell]):
             old = self._cells.get(rid)
             if old == cells:
                 continue
-            for (ckey, _, width), new, was in zip(self.COLUMNS, cells, old or (), strict=False):
+            for (ckey, _, width), new, was in zip(self._columns, cells, old or (), strict=False):
                 if new != was:
                     self.update_cell(rid, ckey, new, update_width=width is None)
             self._cells[rid] = cells

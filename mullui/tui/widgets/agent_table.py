@@ -18,7 +18,7 @@ from rich.text import Text
 from mullui.model import Agent, State
 from mullui.queue import ChainRun, chain_runs, is_stuck, unreviewed
 from mullui.tui import cells
-from mullui.tui.widgets.agent_rows import AgentRows, Cell
+from mullui.tui.widgets.agent_rows import AgentRows, Cell, with_repo
 
 #: Row keys of chain rows (agent ids never contain a colon).
 CHAIN_KEY = "chain:"
@@ -117,8 +117,15 @@ class AgentTable(AgentRows):
     )
 
     def show(
-        self, agents: Sequence[Agent], now: datetime, colours: dict[str, str], snoozed: set[str]
+        self,
+        agents: Sequence[Agent],
+        now: datetime,
+        colours: dict[str, str],
+        snoozed: set[str],
+        repos: dict[str, str] | None = None,
     ) -> bool:
+        """``repos``: the repo column's labels (``cells.repo_labels``; empty: no column)."""
+        self.show_repo_column(bool(repos))
         names = {a.id: a.name for a in agents}
         runs = {r.run: r for r in chain_runs(agents)}
         step_of = {s.id: i for r in runs.values() for i, s in enumerate(r.steps, 1)}
@@ -130,7 +137,7 @@ class AgentTable(AgentRows):
             if run is not None:
                 pos = step_of[a.id]
                 if pos == 1:
-                    rows.append(self._chain_row(run, now, colours, targets))
+                    rows.append(self._chain_row(run, now, colours, targets, repos))
                 name.append("└ " if pos == len(run.steps) else "├ ", style="dim")
             name.append(cells.one_line(a.name, NAME_WIDTH))
             if a.collisions:
@@ -143,13 +150,16 @@ class AgentTable(AgentRows):
             rows.append(
                 (
                     a.id,
-                    (
-                        cells.list_state_cell(a, colours, snoozed=a.id in snoozed),
-                        name,
-                        a.profile,
-                        cells.since(a, now),
-                        cells.usage(a),
-                        last,
+                    with_repo(
+                        (
+                            cells.list_state_cell(a, colours, snoozed=a.id in snoozed),
+                            name,
+                            a.profile,
+                            cells.since(a, now),
+                            cells.usage(a),
+                            last,
+                        ),
+                        cells.repo_cell(a, repos) if repos else None,
                     ),
                 )
             )
@@ -161,6 +171,7 @@ class AgentTable(AgentRows):
         now: datetime,
         colours: dict[str, str],
         targets: dict[str, str],
+        repos: dict[str, str] | None = None,
     ) -> tuple[str, tuple[Cell, ...]]:
         cur = run.current or run.steps[-1]
         pos = next(i for i, s in enumerate(run.steps, 1) if s.id == cur.id)
@@ -171,12 +182,15 @@ class AgentTable(AgentRows):
         name.append(f" {pos}/{run.total}", style="dim")
         return (
             key,
-            (
-                chain_state(run, colours),
-                name,
-                Text("chain", style="dim"),
-                cells.since(cur, now),
-                _sum_usage(run.steps),
-                chain_note(run),
+            with_repo(
+                (
+                    chain_state(run, colours),
+                    name,
+                    Text("chain", style="dim"),
+                    cells.since(cur, now),
+                    _sum_usage(run.steps),
+                    chain_note(run),
+                ),
+                cells.repo_cell(cur, repos) if repos else None,
             ),
         )
