@@ -14,9 +14,12 @@ import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mullui.errors import MulluiError, UsageError
+
+if TYPE_CHECKING:
+    from mullui.workspace import Workspace
 
 DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -266,7 +269,9 @@ def _notice(line: str) -> None:
     print(f"mullui: {visible(line)}", file=sys.stderr)
 
 
-def _ws(*, notices: bool = True) -> Any:
+def _ws(*, notices: bool = True) -> Workspace:
+    # Imported here, like every command's modules: `mullui hook` (run by agents on every
+    # event) and `--help` must not load the workspace and everything under it.
     from mullui.workspace import Workspace
 
     ws = Workspace()
@@ -400,9 +405,7 @@ def _checkout_progress(line: str) -> None:
 def cmd_spawn(a: argparse.Namespace) -> int:
     ws = _ws()
     if a.from_file:
-        from mullui import queue
-
-        agents = queue.spawn_backlog(ws, a.from_file)
+        agents = ws.spawn_backlog(a.from_file)
         for x in agents:
             print(x.id)
         return 0
@@ -477,8 +480,9 @@ def cmd_snooze(a: argparse.Namespace) -> int:
         print(f"{x.name} snoozed until it changes state")
     else:
         td = parse_duration(a.duration)
-        x = ws.snooze(a.id, until=datetime.now(UTC) + td)
-        print(f"{x.name} snoozed until {x.snoozed_until.astimezone().strftime('%Y-%m-%d %H:%M')}")
+        until = datetime.now(UTC) + td
+        x = ws.snooze(a.id, until=until)
+        print(f"{x.name} snoozed until {until.astimezone().strftime('%Y-%m-%d %H:%M')}")
     return 0
 
 
@@ -527,9 +531,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_logs(a: argparse.Namespace) -> int:
-    from mullui import logs
-
-    return logs.show(_ws(), a.id, follow=a.follow, raw=a.raw)
+    return _ws().logs(a.id, follow=a.follow, raw=a.raw)
 
 
 def _where(x: Any) -> tuple[bool, bool]:

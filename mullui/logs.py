@@ -1,4 +1,5 @@
-"""``mullui logs ID [-f] [--raw]``: the agent's pane output as tmux piped it.
+"""``mullui logs ID [-f] [--raw]`` for an agent on this machine: its pane output as tmux
+piped it.
 
 The log is the agent's own terminal output: it may set the window title, write the
 clipboard (OSC 52) or query the terminal.  So on a terminal only colours and cursor
@@ -10,14 +11,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from mullui.context import Context
 from mullui.errors import MulluiError
-from mullui.model import State
+from mullui.model import Agent, State
 from mullui.textsafe import LogFilter
-
-if TYPE_CHECKING:
-    from mullui.workspace import Workspace
 
 CHUNK = 1 << 16
 
@@ -40,8 +38,8 @@ def _copy(path: Path, offset: int, shown: LogFilter | None = None) -> int:
     return offset
 
 
-def _ended(ws: Workspace, agent_id: str) -> bool:
-    a = ws.store.get(agent_id)
+def _ended(ctx: Context, agent_id: str) -> bool:
+    a = ctx.store.get(agent_id)
     if a is None:
         return True
     return (
@@ -49,28 +47,23 @@ def _ended(ws: Workspace, agent_id: str) -> bool:
     )
 
 
-def show(ws: Workspace, ref: str, *, follow: bool = False, raw: bool = False) -> int:
+def show(ctx: Context, a: Agent, *, follow: bool = False, raw: bool = False) -> int:
     """Print the log; with ``follow``, keep printing as it grows until the agent's process
     has ended (or Ctrl-C), like ``tail -f`` that knows when to stop.  Without ``raw``,
     escape sequences are filtered (:class:`LogFilter`)."""
-    a = ws.get(ref)
-    if a.host:
-        from mullui.remote import dispatch
-
-        return dispatch.logs(ws, a, follow=follow)
-    path = ws.paths.log_file(a.id)
+    path = ctx.paths.log_file(a.id)
     if not path.exists() and not follow:
         if a.state is State.QUEUED:
             raise MulluiError(f"agent {a.name} is queued ({a.cause}): no output yet")
         return 0
     shown = None if raw else LogFilter(terminal=sys.stdout.isatty())
     offset = _copy(path, 0, shown)
-    if not follow or _ended(ws, a.id):
+    if not follow or _ended(ctx, a.id):
         _end(shown)
         return 0
-    from watchfiles import watch
+    from watchfiles import watch  # ~15 ms: only `logs -f` pays it
 
-    spool = ws.paths.spool_file(a.id)
+    spool = ctx.paths.spool_file(a.id)
     watched = [str(path.parent), str(spool.parent)]
     # inotify on the two directories: woken by new output or a new event, never polling.
     for changes in watch(
@@ -79,7 +72,7 @@ def show(ws: Workspace, ref: str, *, follow: bool = False, raw: bool = False) ->
         names = {os.path.basename(p) for _c, p in changes}
         if not changes or path.name in names:
             offset = _copy(path, offset, shown)
-        if (not changes or spool.name in names) and _ended(ws, a.id):
+        if (not changes or spool.name in names) and _ended(ctx, a.id):
             _copy(path, offset, shown)
             _end(shown)
             return 0

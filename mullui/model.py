@@ -39,6 +39,9 @@ Q, ST, W, B, D, F, X, U = (
     State.UNKNOWN,
 )
 
+#: States whose process is at work: each holds a ``max_running`` slot, and ``rm`` refuses
+#: them without ``--force``.  (``done`` does not: an idle agent at its prompt costs nothing.)
+RUNNING: frozenset[State] = frozenset({ST, W, B})
 #: States in which an agent (or its host) is expected to be alive.
 LIVE: frozenset[State] = frozenset({Q, ST, W, B, D})
 #: States that put an agent in the inbox.

@@ -23,13 +23,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mullui.context import Context
 from mullui.events import read_events
 from mullui.model import Agent, State, iso, parse_iso, utcnow
-
-if TYPE_CHECKING:
-    from mullui.workspace import Workspace
 
 TERMINAL = frozenset({State.DONE, State.FAILED, State.STOPPED})
 BUCKETS: dict[State, str] = {
@@ -191,9 +189,9 @@ def diff_stats(a: Agent) -> tuple[int | None, int | None, int | None]:
 
 
 # ---- the ledger ---------------------------------------------------------------------------------
-def handled_times(ws: Workspace, agent_id: str) -> tuple[list[datetime], datetime | None]:
+def handled_times(ctx: Context, agent_id: str) -> tuple[list[datetime], datetime | None]:
     """(times of ``ack``/``merged`` events, time of the first ``merged``) from the spool."""
-    events, _ = read_events(ws.paths.spool_file(agent_id))
+    events, _ = read_events(ctx.paths.spool_file(agent_id))
     handled: list[datetime] = []
     merged_at: datetime | None = None
     for ev in events:
@@ -335,12 +333,12 @@ def totals(rows: Sequence[dict[str, Any]], now: datetime) -> dict[str, Any]:
     return t
 
 
-def ledger(ws: Workspace, *, now: datetime | None = None) -> dict[str, Any]:
+def ledger(ctx: Context, *, now: datetime | None = None) -> dict[str, Any]:
     """The whole ledger: ``agents`` (rows), ``chains`` (rows), ``totals``; JSON-ready."""
     now = now or utcnow()
     rows = []
-    for a in ws.store.all():
-        handled, merged_at = handled_times(ws, a.id)
+    for a in ctx.store.all():
+        handled, merged_at = handled_times(ctx, a.id)
         rows.append(agent_row(a, handled, merged_at, diff_stats(a), now))
     return {
         "generated_at": iso(now),

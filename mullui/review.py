@@ -27,14 +27,13 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from mullui import radar
+from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import Agent, State
+from mullui.operations.locations import location_for
 from mullui.runtime import worktrees
-
-if TYPE_CHECKING:
-    from mullui.workspace import Workspace
 
 QUICK = 60.0
 SHOWN = 8  # files named in a message before "and N more"
@@ -146,13 +145,13 @@ class MergePlan:
         return f"Merge {self.agent.name} ({n} file{'s' if n != 1 else ''}{cfg}) into {self.target}?"
 
 
-def _predecessors(ws: Workspace, a: Agent) -> list[Agent]:
+def _predecessors(ctx: Context, a: Agent) -> list[Agent]:
     """The agents whose branch ``a`` started from (``--after``, a chain's earlier steps),
     nearest first."""
     out: list[Agent] = []
     cur = a
     while cur.after and len(out) < 100:
-        prev = ws.store.get(cur.after)
+        prev = ctx.store.get(cur.after)
         if prev is None or not prev.branch or cur.base != prev.branch:
             break
         out.append(prev)
@@ -160,15 +159,15 @@ def _predecessors(ws: Workspace, a: Agent) -> list[Agent]:
     return out
 
 
-def _root_base(ws: Workspace, a: Agent) -> str | None:
+def _root_base(ctx: Context, a: Agent) -> str | None:
     """Where a follow-up's work belongs.  A follow-up starts from its predecessor's
     branch, but merging it there would bury the whole chain in an agent branch: it goes
     where the first agent of the line came from (its commits include the earlier steps')."""
-    line = _predecessors(ws, a)
+    line = _predecessors(ctx, a)
     return line[-1].base if line else a.base
 
 
-def plan(ws: Workspace, agent: Agent, into: str | None = None) -> MergePlan:
+def plan(ctx: Context, agent: Agent, into: str | None = None) -> MergePlan:
     """Check everything ``merge`` needs; ``problem`` says why it would be refused.
 
     Raises ``MulluiError`` only when there is no merge to speak of (no branch, no such
@@ -182,7 +181,7 @@ def plan(ws: Workspace, agent: Agent, into: str | None = None) -> MergePlan:
     if not a.branch or not a.repo:
         raise MulluiError(f"{a.name} has no branch yet ({a.state.value}): nothing to merge")
     repo = Path(a.repo)
-    target = into or _root_base(ws, a)
+    target = into or _root_base(ctx, a)
     if target is None:
         target = worktrees.current_branch(repo)
     target = target.removeprefix("refs/heads/")
@@ -278,21 +277,19 @@ def _problem(
     return None
 
 
-def _with_advice(ws: Workspace, p: MergePlan, problem: str) -> str:
+def _with_advice(ctx: Context, p: MergePlan, problem: str) -> str:
     """A conflict refusal plus, when another order of the pending merges into the target
     stays clean (collision radar), that order."""
     if not p.conflicts or "would conflict" not in problem:
         return problem
-    from mullui import radar
-
     try:
-        advice = radar.merge_advice(ws, p.agent, p.target)
+        advice = radar.merge_advice(ctx, p.agent, p.target)
     except MulluiError:
         return problem  # the advice is a bonus; the refusal stands on its own
     return f"{problem}; {advice}" if advice else problem
 
 
-def merge(ws: Workspace, agent: Agent, into: str | None = None) -> str:
+def merge(ctx: Context, agent: Agent, into: str | None = None) -> str:
     """Merge the agent's branch into its base (or ``into``); returns what was done.
 
     A follow-up (``--after``, a chain step) merges into the base of the first agent of its
@@ -301,10 +298,14 @@ def merge(ws: Workspace, agent: Agent, into: str | None = None) -> str:
     Refuses with ``MulluiError`` (naming the files) on a conflict, a dirty or busy target,
     or uncommitted work in the agent's worktree; the target is then untouched.  Records a
     ``merged`` event, which marks the inbox item handled.
+
+    An agent on a host is merged from its branch fetched here (its location's
+    ``branch_here``), like a local agent's.
     """
-    p = plan(ws, agent, into)
+    agent = location_for(ctx, agent).branch_here(agent)
+    p = plan(ctx, agent, into)
     if p.problem:
-        raise MulluiError(_with_advice(ws, p, p.problem))
+        raise MulluiError(_with_advice(ctx, p, p.problem))
     a = p.agent
     repo = Path(a.repo or ".")
     ident = (
@@ -345,9 +346,9 @@ def merge(ws: Workspace, agent: Agent, into: str | None = None) -> str:
                 f"{p.target} moved while merging ({worktrees.git_reason(r.stderr)}); "
                 "nothing was changed — merge again"
             )
-    ws.store.emit(a.id, "merged", into=p.target, sha=sha)
+    ctx.store.emit(a.id, "merged", into=p.target, sha=sha)
     # The predecessors' work landed with it (the follow-up's branch holds their commits).
-    for prev in _predecessors(ws, a):
+    for prev in _predecessors(ctx, a):
         if prev.merged_into is None and prev.branch:
             prev_sha = _sha(repo, f"refs/heads/{prev.branch}")
             inside = (
@@ -358,7 +359,7 @@ def merge(ws: Workspace, agent: Agent, into: str | None = None) -> str:
                 == 0
             )
             if inside:
-                ws.store.emit(prev.id, "merged", into=p.target, sha=sha)
+                ctx.store.emit(prev.id, "merged", into=p.target, sha=sha)
     stat = _git(["diff", "--shortstat", p.target_sha, sha], repo).stdout.strip()
     after = (
         f"; its worktree can go: `mullui rm {a.name}`"

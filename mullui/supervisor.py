@@ -15,25 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mullui import radar
+from watchfiles import awatch
+
+from mullui import queue, radar
+from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.events import at_line_start, read_events
+from mullui.loop import SupervisorLock
 from mullui.model import Agent, State, Transition, utcnow
+from mullui.operations import lifecycle, local
+from mullui.remote.mirror import RemoteLinks, back_from_unknown
 from mullui.store import atomic_write_json, read_json
-
-if TYPE_CHECKING:
-    from mullui.workspace import Workspace
 
 NOTIFY_STATES = (State.BLOCKED, State.DONE, State.FAILED)
 #: How often, while local agents are live, tmux is asked whether their windows still
@@ -41,64 +42,6 @@ NOTIFY_STATES = (State.BLOCKED, State.DONE, State.FAILED)
 SAFETY_CHECK_S = 30.0
 
 OnChange = Callable[[Agent, tuple[Transition, ...]], None]
-
-
-# ---- the lock ---------------------------------------------------------------------------
-class SupervisorLock:
-    """An flock on ``supervisor.lock`` holding the owner's pid."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def acquire(self, *, wait: float = 0.0) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    return False
-                time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self.fd = fd
-        return True
-
-    def holder(self) -> int | None:
-        try:
-            txt = self.path.read_text().strip()
-            return int(txt) if txt else None
-        except (OSError, ValueError):
-            return None
-
-    def is_free(self) -> bool:
-        if self.fd is not None:
-            return False
-        if self.acquire():
-            self.release()
-            return True
-        return False
-
-    def take_over(self, wait: float = 3.0) -> bool:
-        """Acquire, asking the current holder (a ``mullui watch``) to exit first."""
-        if self.acquire():
-            return True
-        pid = self.holder()
-        if pid and pid != os.getpid():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-        return self.acquire(wait=wait)
-
-    def release(self) -> None:
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
-            self.fd = None
 
 
 # ---- the notify cursor ----------------------------------------------------------------------
@@ -146,15 +89,15 @@ class Supervisor:
 
     def __init__(
         self,
-        ws: Workspace,
+        ctx: Context,
         *,
         on_change: OnChange | None = None,
         notifier: Any | None = None,
         notify: bool = True,
         run_queue: bool = True,
     ) -> None:
-        self.ws = ws
-        self.paths = ws.paths
+        self.ctx = ctx
+        self.paths = ctx.paths
         self.on_change = on_change
         self.notifier = notifier
         self.notify = notify
@@ -187,20 +130,18 @@ class Supervisor:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ready.wait(), 5.0)
         if self.notify:
-            from mullui.remote.mirror import RemoteLinks
-
-            self.remote = RemoteLinks(self.ws, poke=self.poke)
+            self.remote = RemoteLinks(self.ctx, poke=self.poke)
         if self.notify:  # the one supervisor that notifies keeps the radar (not observers)
-            cfg = self.ws.config
+            cfg = self.ctx.config
             self._radar = radar.Scheduler(
-                self.ws, cfg.collisions_interval_s, notify=cfg.collisions_notify
+                self.ctx, cfg.collisions_interval_s, notify=cfg.collisions_notify
             )
         if not self._stop.is_set():
             # A supervisor told to stop while starting (SIGHUP from a dying tmux server)
             # releases its lock at once instead of replaying first.
             self.catch_up_all()
         if self._radar is not None and not self._stop.is_set():
-            self._radar.begin(self.ws.store.all())
+            self._radar.begin(self.ctx.store.all())
         try:
             while not self._stop.is_set():
                 timeout = self._next_timeout()
@@ -236,14 +177,14 @@ class Supervisor:
 
     # -- work --------------------------------------------------------------------------
     def catch_up_all(self) -> None:
-        agents = self.ws.agents(reconcile=True)
+        agents = lifecycle.agents(self.ctx, reconcile=True)
         self._after_apply(agents)
 
     def catch_up(self, ids: set[str]) -> None:
         agents = []
         for i in ids:
             try:
-                a = self.ws.store.get(i)
+                a = self.ctx.store.get(i)
             except MulluiError as e:
                 print(f"mullui: {e}", file=sys.stderr)
                 continue
@@ -264,11 +205,7 @@ class Supervisor:
 
     def _queue_tick(self) -> None:
         try:
-            from mullui import queue
-        except ImportError:
-            return
-        try:
-            queue.tick(self.ws)
+            queue.tick(self.ctx)
         except MulluiError as e:
             print(f"mullui: queue: {e}", file=sys.stderr)
         self.process_journal()
@@ -342,26 +279,21 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 self.notifier.resolve(a.id)
         if a.exit_code is not None or a.state in (State.STOPPED, State.FAILED):
-            self.ws._unlock(a)
+            lifecycle.release(self.ctx, a)
         # Only the agent's current state is worth a ping: blocked -> working -> done
         # while nobody watched is one "done", not three notifications.
         if last.state is a.state and a.state in NOTIFY_STATES and self.notify:
             if a.is_snoozed() or a.is_acked():
                 return
-            if a.host is not None:
-                from mullui.remote.mirror import back_from_unknown
-
-                if back_from_unknown(a, last):
-                    return  # its host came back; the agent did nothing new meanwhile
+            if a.host is not None and back_from_unknown(a, last):
+                return  # its host came back; the agent did nothing new meanwhile
             self._notify(a, last)
 
     def _notify(self, a: Agent, t: Transition) -> None:
         if self.notifier is None:
             return
-        try:
-            from mullui.notify import Notice
-        except ImportError:
-            return
+        from mullui.notify import Notice  # D-Bus, ~70 ms: loaded already with a notifier
+
         notice = Notice(
             agent_id=a.id,
             agent_name=a.name,
@@ -377,10 +309,8 @@ class Supervisor:
         new pair and file the collision guard warned about."""
         if self.notifier is None or a.conflict is None:
             return
-        try:
-            from mullui.notify import Notice
-        except ImportError:
-            return
+        from mullui.notify import Notice  # D-Bus, ~70 ms: loaded already with a notifier
+
         c = a.conflict
         notice = Notice(
             agent_id=a.id,
@@ -405,17 +335,13 @@ class Supervisor:
         task.add_done_callback(self._tasks.discard)
 
     def _budget(self, a: Agent) -> None:
-        limit = self.ws.config.limits.max_cost_usd
+        limit = self.ctx.config.limits.max_cost_usd
         if a.cost_usd is None or not limit or a.cost_usd <= limit:
             return
         if a.state not in (State.WORKING, State.BLOCKED, State.DONE, State.STARTING):
             return
         try:
-            from mullui import queue
-
-            queue.enforce_budget(self.ws, a)
-        except (ImportError, AttributeError):
-            return
+            queue.enforce_budget(self.ctx, a)
         except MulluiError as e:
             print(f"mullui: budget: {e}", file=sys.stderr)
 
@@ -424,8 +350,8 @@ class Supervisor:
         now = utcnow()
         deadlines: list[datetime] = []
         live = False
-        for a in self.ws.store.all():
-            d = self.ws.stall_deadline(a)
+        for a in self.ctx.store.all():
+            d = local.stall_deadline(self.ctx, a)
             if d is not None:
                 deadlines.append(d)
             if a.snoozed_until is not None and a.snoozed_until > now:
@@ -439,8 +365,6 @@ class Supervisor:
         return max(0.05, (min(deadlines) - now).total_seconds())
 
     async def _watch(self, ready: asyncio.Event | None = None) -> None:
-        from watchfiles import awatch
-
         spool = self.paths.spool_dir
         spool.mkdir(parents=True, exist_ok=True)
         # watchfiles (1.x) says nothing when its watcher is up: touch a sentinel until the
@@ -481,3 +405,6 @@ class Supervisor:
             if p.suffix == ".jsonl":
                 self._dirty.add(p.stem)
         self._kick.set()
+
+
+__all__ = ["Cursor", "OnChange", "Supervisor", "SupervisorLock"]

@@ -16,50 +16,46 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mullui.context import Context
 from mullui.errors import MulluiError
-from mullui.supervisor import Supervisor, SupervisorLock
-
-if TYPE_CHECKING:
-    from mullui.workspace import Workspace
+from mullui.loop import WATCH_ENV, WATCH_SESSION, SupervisorLock, ensure_running, remote_agents_live
+from mullui.operations import lifecycle
+from mullui.placeholders import expand_argv
+from mullui.supervisor import Supervisor
 
 
 # ---- `mullui watch` -----------------------------------------------------------------------------
-def make_notifier(ws: Workspace, on_action: Callable[[str, str], None], **kw: Any) -> Any | None:
+def make_notifier(ctx: Context, on_action: Callable[[str, str], None], **kw: Any) -> Any | None:
     """The notifier a supervisor owns: mode from ``MULLUI_NOTIFY`` or ``[notify] mode``,
     policy from ``[notify]``; ``kw`` goes to :class:`mullui.notify.Notifier` (the TUI
     passes ``toast`` and ``is_focused``, ``mullui watch`` its stdout as ``terminal``).
     Call ``await notifier.start()`` before the first notice."""
-    try:
-        from mullui import notify
-    except ImportError:
-        return None
-    mode = notify.notify_mode(configured=ws.config.notify.get("mode"))
-    cfg = notify.NotifyConfig.from_table(ws.config.notify)
+    from mullui import notify  # D-Bus, ~70 ms: paid by a supervisor, not by every command
+
+    mode = notify.notify_mode(configured=ctx.config.notify.get("mode"))
+    cfg = notify.NotifyConfig.from_table(ctx.config.notify)
     return notify.Notifier(mode, config=cfg, on_action=on_action, **kw)
 
 
-def headless_action(ws: Workspace, agent_id: str, action: str) -> None:
+def headless_action(ctx: Context, agent_id: str, action: str) -> None:
     """A notification button clicked with no TUI open: "snooze" snoozes the agent for
     30 minutes; "attach" and a click on the popup itself ("select": there is no TUI
     selection to move) run ``[notify] attach_command`` ({id} {name} {tmux_target}
     {socket} filled in), else switch an attached tmux client of our server to the agent."""
     try:
         if action == "snooze":
-            ws.snooze(agent_id, minutes=30)
+            lifecycle.snooze(ctx, agent_id, minutes=30)
             return
-        cmd = ws.config.notify.get("attach_command")
-        a = ws.get(agent_id)
+        cmd = ctx.config.notify.get("attach_command")
+        a = ctx.get(agent_id)
         if cmd:
-            from mullui.placeholders import expand_argv
-
             values = {
                 "id": a.id,
                 "name": a.name,
                 "tmux_target": a.tmux_target or "",
-                "socket": ws.socket,
+                "socket": ctx.socket,
             }
             # A remote agent's tmux_target comes from that host: in an `sh -c` script it
             # is "$MULLUI_TMUX_TARGET", never spliced (placeholders.expand_argv).
@@ -74,7 +70,7 @@ def headless_action(ws: Workspace, agent_id: str, action: str) -> None:
         elif a.tmux_target:
             # A client attached to our server (a terminal left open): bring the agent up.
             subprocess.run(
-                [*ws.tmux._base(), "switch-client", "-t", a.tmux_target],
+                [*ctx.tmux.base_argv(), "switch-client", "-t", a.tmux_target],
                 capture_output=True,
                 timeout=5,
                 check=False,
@@ -83,14 +79,14 @@ def headless_action(ws: Workspace, agent_id: str, action: str) -> None:
         print(f"mullui: notification action {action} for {agent_id}: {e}", file=sys.stderr)
 
 
-def attached_panes(ws: Workspace) -> frozenset[str]:
+def attached_panes(ctx: Context) -> frozenset[str]:
     """Pane ids that a client of mullui's tmux server shows right now (``%N``).
 
     One ``list-clients``: in a client's context ``#{pane_id}`` is the active pane of its
     current window (tmux 3.3a; control-mode clients count too)."""
     try:
         r = subprocess.run(
-            [*ws.tmux._base(), "list-clients", "-F", "#{pane_id}"],
+            [*ctx.tmux.base_argv(), "list-clients", "-F", "#{pane_id}"],
             capture_output=True,
             text=True,
             timeout=2,
@@ -103,18 +99,18 @@ def attached_panes(ws: Workspace) -> frozenset[str]:
     return frozenset(line.strip() for line in r.stdout.splitlines() if line.strip())
 
 
-def attached_focus(ws: Workspace) -> Callable[[str], bool]:
+def attached_focus(ctx: Context) -> Callable[[str], bool]:
     """``is_focused`` for a supervisor with no TUI: an agent whose pane the human is
     looking at (attached in a terminal) needs no popup."""
 
     def is_focused(agent_id: str) -> bool:
         try:
-            a = ws.store.get(agent_id)
+            a = ctx.store.get(agent_id)
         except MulluiError:
             return False
         if a is None or a.host is not None or not a.tmux_target:
             return False
-        return a.tmux_target in attached_panes(ws)
+        return a.tmux_target in attached_panes(ctx)
 
     return is_focused
 
@@ -142,12 +138,12 @@ async def finish_notifications(
         await notifier.close()
 
 
-def watch_main(ws: Workspace, *, once: bool = False) -> int:
+def watch_main(ctx: Context, *, once: bool = False) -> int:
     """``mullui watch``: the headless supervisor, while it holds ``supervisor.lock``.
 
     Exits 0 at once when another supervisor (a TUI, another watch) holds the lock, and
     on SIGTERM/SIGINT/SIGHUP (what :meth:`SupervisorLock.take_over` sends)."""
-    lock = SupervisorLock(ws.paths.supervisor_lock)
+    lock = SupervisorLock(ctx.paths.supervisor_lock)
     if not lock.acquire():
         print(
             f"mullui: another supervisor is running (pid {lock.holder()}); nothing to do",
@@ -159,10 +155,10 @@ def watch_main(ws: Workspace, *, once: bool = False) -> int:
         # No TUI to toast in: the terminal fallback goes to our own stdout (the hidden
         # tmux window, or the terminal `mullui watch` was started in).
         notifier = make_notifier(
-            ws,
-            lambda aid, act: headless_action(ws, aid, act),
+            ctx,
+            lambda aid, act: headless_action(ctx, aid, act),
             terminal=sys.stdout,
-            is_focused=attached_focus(ws),
+            is_focused=attached_focus(ctx),
         )
         if notifier is not None:
             await notifier.start()
@@ -171,7 +167,7 @@ def watch_main(ws: Workspace, *, once: bool = False) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        sup = Supervisor(ws, notifier=notifier)
+        sup = Supervisor(ctx, notifier=notifier)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(sup.stop()))
@@ -190,90 +186,6 @@ def watch_main(ws: Workspace, *, once: bool = False) -> int:
     return 0
 
 
-WATCH_SESSION = "mullui-supervisor"
-
-
-#: What the hidden ``mullui watch`` needs from the spawning process's environment: tmux's
-#: global environment is the one of whoever started the server, often long ago.
-WATCH_ENV = (
-    "MULLUI_HOME",
-    "MULLUI_TMUX_SOCKET",
-    "MULLUI_NOTIFY",
-    "MULLUI_STATE_DIR",
-    "DBUS_SESSION_BUS_ADDRESS",
-    "DISPLAY",
-    "WAYLAND_DISPLAY",
-    "HOME",
-    "PATH",
-    "XDG_RUNTIME_DIR",
-    "XDG_CONFIG_HOME",
-    "XDG_STATE_HOME",
-    "XDG_DATA_HOME",
-    "PYTHONPATH",
-    "VIRTUAL_ENV",
-    "LANG",
-    "LC_ALL",
-)
-
-
-def ensure_running(ws: Workspace) -> bool:
-    """Start ``mullui watch`` in a hidden window of mullui's tmux server (session
-    ``mullui-supervisor``) unless some supervisor already holds the lock.  Returns True
-    when one was started.  Two callers racing may both start one: the second exits at
-    once, finding the lock held."""
-    lock = SupervisorLock(ws.paths.supervisor_lock)
-    if not lock.is_free():
-        return False
-    env = {k: v for k, v in os.environ.items() if k in WATCH_ENV}
-    argv = [sys.executable, "-m", "mullui", "watch"]
-    # In the repository when there is one, so its .mullui.toml ([notify], limits) applies.
-    cwd = str(ws.repo_or_none() or Path.home())
-    try:
-        base = ws.tmux._base()
-        envargs = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
-        has = subprocess.run(
-            [*base, "has-session", "-t", f"={WATCH_SESSION}"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-        if has.returncode == 0:
-            cmd = [
-                *base,
-                "new-window",
-                "-d",
-                "-t",
-                f"={WATCH_SESSION}:",
-                "-n",
-                "watch",
-                "-c",
-                cwd,
-                *envargs,
-                *argv,
-            ]
-        else:
-            cmd = [
-                *base,
-                "new-session",
-                "-d",
-                "-s",
-                WATCH_SESSION,
-                "-n",
-                "watch",
-                "-c",
-                cwd,
-                *envargs,
-                *argv,
-            ]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
-        if r.returncode != 0:
-            raise MulluiError(r.stderr.strip() or "tmux refused")
-    except (MulluiError, OSError, subprocess.SubprocessError) as e:
-        print(f"mullui: could not start `mullui watch`: {e}", file=sys.stderr)
-        return False
-    return True
-
-
 # ---- `mullui events` (the feed a remote host's mullui streams over SSH) -------------------------
 #: How often ``mullui events --follow`` prints ``{"kind": "heartbeat"}``: the local
 #: HostLink counts a stream silent for ~3 of these as dropped, and a write is the only way
@@ -290,7 +202,7 @@ def _quiet_stdout() -> None:
         os.close(devnull)
 
 
-def events_main(ws: Workspace, *, follow: bool, since: str) -> int:
+def events_main(ctx: Context, *, follow: bool, since: str) -> int:
     """Print journal entries after byte offset ``since`` as JSON lines with a ``cursor``
     (the byte offset just after the entry); with ``--follow`` keep applying events and
     printing until stdout closes, with a ``{"kind": "heartbeat"}`` line once the backlog
@@ -300,7 +212,7 @@ def events_main(ws: Workspace, *, follow: bool, since: str) -> int:
 
     def drain() -> None:
         nonlocal offset
-        path = ws.paths.changes_file
+        path = ctx.paths.changes_file
         try:
             with path.open("rb") as f:
                 f.seek(offset)
@@ -327,7 +239,10 @@ def events_main(ws: Workspace, *, follow: bool, since: str) -> int:
         out.flush()
 
     try:
-        ws.agents(reconcile=True)
+        agents = lifecycle.agents(ctx, reconcile=True)
+        if remote_agents_live(agents):
+            # This host's own agents on further hosts move only through a supervisor here.
+            ensure_running(ctx)
         drain()
         if not follow:
             return 0
@@ -338,7 +253,7 @@ def events_main(ws: Workspace, *, follow: bool, since: str) -> int:
         return 0
 
     async def main() -> None:
-        sup = Supervisor(ws, notify=False, on_change=lambda a, t: None)
+        sup = Supervisor(ctx, notify=False, on_change=lambda a, t: None)
         sup.cursor.offset = offset
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
@@ -376,3 +291,13 @@ def events_main(ws: Workspace, *, follow: bool, since: str) -> int:
     except BrokenPipeError:
         _quiet_stdout()
     return 0
+
+
+__all__ = [
+    "WATCH_ENV",
+    "WATCH_SESSION",
+    "ensure_running",
+    "events_main",
+    "make_notifier",
+    "watch_main",
+]

@@ -4,41 +4,37 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
+from mullui.context import Context
 from mullui.errors import MulluiError, UsageError
-from mullui.model import State
+from mullui.model import RUNNING
+from mullui.remote import dispatch
 from mullui.remote.hosts import HostReport, check, unreachable_because
-
-if TYPE_CHECKING:
-    from mullui.workspace import Workspace
 
 #: How long the listing waits for one host: it shows many at once, in parallel.
 LIST_TIMEOUT_S = 10.0
 
 
-def _counts(ws: Workspace, name: str) -> tuple[int, int]:
+def _counts(ctx: Context, name: str) -> tuple[int, int]:
     """(agents not removed, of which live) on host ``name``, from the local mirrors."""
-    mine = [a for a in ws.store.all() if a.host == name and not a.removed]
-    live = [a for a in mine if a.state in (State.STARTING, State.WORKING, State.BLOCKED)]
+    mine = [a for a in ctx.store.all() if a.host == name and not a.removed]
+    live = [a for a in mine if a.state in RUNNING]
     return len(mine), len(live)
 
 
-def list_hosts(ws: Workspace) -> int:
+def list_hosts(ctx: Context) -> int:
     """One line per configured host: reachable (or why not) and its agent count."""
-    from mullui.remote import dispatch
-
-    hosts = ws.config.hosts
+    hosts = ctx.config.hosts
     if not hosts:
         print(
-            f"no hosts configured: add a [hosts.NAME] table (ssh, repo) to {ws.paths.config_file}"
+            f"no hosts configured: add a [hosts.NAME] table (ssh, repo) to {ctx.paths.config_file}"
             " — see docs/remote.md"
         )
         return 0
 
     def probe(name: str) -> str | None:
         try:
-            _cfg, host = dispatch.transport(ws, name)
+            _cfg, host = dispatch.transport(ctx, name)
         except MulluiError as e:
             return str(e)
         return unreachable_because(host, timeout=LIST_TIMEOUT_S)
@@ -47,38 +43,36 @@ def list_hosts(ws: Workspace) -> int:
     with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
         reasons = list(pool.map(probe, names))
     for name, why in zip(names, reasons, strict=True):
-        n, live = _counts(ws, name)
+        n, live = _counts(ctx, name)
         agents = f"{n} agent{'s' if n != 1 else ''}" + (f" ({live} running)" if live else "")
         status = "reachable" if why is None else f"UNREACHABLE: {why}"
         print(f"{name}  {hosts[name].ssh}  {agents}  {status}")
     return 0
 
 
-def check_host(ws: Workspace, name: str) -> HostReport:
+def check_host(ctx: Context, name: str) -> HostReport:
     """What ``name`` lacks to run agents (never raises for a problem on the host)."""
-    from mullui.remote import dispatch
-
-    cfg, host = dispatch.transport(ws, name)
+    cfg, host = dispatch.transport(ctx, name)
     return check(host, cfg.repo, mullui=cfg.mullui)
 
 
-def hosts(ws: Workspace, action: str | None, name: str | None) -> int:
+def hosts(ctx: Context, action: str | None, name: str | None) -> int:
     """``mullui hosts`` (list) and ``mullui hosts check [NAME]``; exit 1 when a checked
     host is unreachable or lacks something it needs."""
     if action is None:
         if name is not None:
             raise UsageError("usage: mullui hosts [check NAME]")
-        return list_hosts(ws)
+        return list_hosts(ctx)
     if action != "check":
         raise UsageError(f"unknown hosts action {action!r}: use `mullui hosts check NAME`")
-    names = [name] if name else sorted(ws.config.hosts)
+    names = [name] if name else sorted(ctx.config.hosts)
     if not names:
         raise MulluiError(
-            f"no hosts configured: add a [hosts.NAME] table to {ws.paths.config_file}"
+            f"no hosts configured: add a [hosts.NAME] table to {ctx.paths.config_file}"
         )
     ok = True
     for n in names:
-        report = check_host(ws, n)
+        report = check_host(ctx, n)
         print("\n".join(report.lines()))
         ok = ok and report.ok
     sys.stdout.flush()

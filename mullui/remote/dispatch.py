@@ -1,19 +1,21 @@
-"""Operations on agents that run on a remote host: the same ``mullui`` CLI, run there.
+"""Agents that run on a remote host: the same ``mullui`` CLI, run there.
 
-``Workspace`` sends every operation on an agent with a ``host`` here.  An agent spawned
+:class:`RemoteLocation` is the :class:`~mullui.operations.location.Location` of every
+agent with a ``host``.  An agent spawned
 with ``--host NAME`` lives on that host (worktree, tmux window, hooks, logs, its record);
 locally there is a *mirror* record with the same id and ``host = NAME``, kept up to date
 by the supervisor's link to the host's event stream (``mirror.py``).  Everything the
 user does to it (send, stop, rm, logs, attach) is the matching ``mullui`` command run
 on the host over the shared ssh connection, argv quoted by :class:`SshHost`.
 
-``merge`` is the exception: the user reviews and merges in their *local* checkout, so
+A merge is the exception: the user reviews and merges in their *local* checkout, so
 the agent's branch is fetched from the host's repository into the local one (over the
-same ssh connection) and merged there like a local agent's.
+same ssh connection) and merged there like a local agent's (``branch_here``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -21,16 +23,16 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from mullui.config import Host
+from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import Agent, State
+from mullui.operations.location import Location
+from mullui.operations.names import unique_name
 from mullui.remote.hosts import ssh_host
 from mullui.remote.ssh import SshHost
-
-if TYPE_CHECKING:
-    from mullui.workspace import Workspace
 
 _ID = re.compile(r"[0-9a-f]{8}\Z")
 _SAVED = re.compile(r"^saved uncommitted work of .* as ([0-9a-f]{7,40}) on ", re.M)
@@ -42,24 +44,24 @@ COMMAND_TIMEOUT_S = 60.0
 _cache: dict[tuple[str, str], SshHost] = {}
 
 
-def host_config(ws: Workspace, name: str) -> Host:
+def host_config(ctx: Context, name: str) -> Host:
     """The ``[hosts.NAME]`` table, or a one-line error naming the config files."""
-    hosts = ws.config.hosts
+    hosts = ctx.config.hosts
     if name not in hosts:
         known = ", ".join(sorted(hosts)) or "none configured"
         raise MulluiError(
             f"no host {name!r} in the config (known: {known}): add a [hosts.{name}] table"
-            f" to {ws.paths.config_file} (see docs/remote.md)"
+            f" to {ctx.paths.config_file} (see docs/remote.md)"
         )
     return hosts[name]
 
 
-def transport(ws: Workspace, name: str) -> tuple[Host, SshHost]:
+def transport(ctx: Context, name: str) -> tuple[Host, SshHost]:
     """The host's config and its (cached, so its master is reused) ssh transport."""
-    cfg = host_config(ws, name)
-    key = (str(ws.paths.state_dir), repr(cfg))  # Host holds a dict: not hashable
+    cfg = host_config(ctx, name)
+    key = (str(ctx.paths.state_dir), repr(cfg))  # Host holds a dict: not hashable
     if key not in _cache:
-        _cache[key] = ssh_host(cfg, ws.paths)
+        _cache[key] = ssh_host(cfg, ctx.paths)
     return cfg, _cache[key]
 
 
@@ -71,7 +73,7 @@ def _why(r: subprocess.CompletedProcess[bytes]) -> str:
 
 
 def run_mullui(
-    ws: Workspace,
+    ctx: Context,
     name: str,
     args: list[str],
     *,
@@ -79,7 +81,7 @@ def run_mullui(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``mullui ARGS`` in the host's repository; a refusal there is a MulluiError
     carrying the remote's own one-line message."""
-    cfg, host = transport(ws, name)
+    cfg, host = transport(ctx, name)
     r = host.run([*cfg.mullui, *args], cwd=cfg.repo, timeout=timeout)
     if r.returncode == 127 and not r.stdout:
         raise MulluiError(
@@ -91,178 +93,212 @@ def run_mullui(
     return r
 
 
-# ---- spawn -------------------------------------------------------------------------------
-def spawn(
-    ws: Workspace,
-    host: str,
-    task: str,
-    *,
-    agent: str | None = None,
-    name: str | None = None,
-    base: str | None = None,
-    after: str | None = None,
-) -> Agent:
-    """Start an agent on ``host`` (``mullui spawn --no-attach`` run there) and create its
-    local mirror record with the same id; makes sure a supervisor follows the host."""
-    cfg = host_config(ws, host)
-    if "\x00" in task:
-        raise MulluiError("the task contains a NUL byte, which no program can receive")
-    if after:
-        prev = ws.get(after)
-        if prev.host != host:
-            where = f"host {prev.host!r}" if prev.host else "this machine"
-            raise MulluiError(
-                f"--after {prev.name} runs on {where}, not on {host}: a follow-up on a host"
-                " must follow an agent on the same host"
-            )
-        after = prev.id
-    local_name = ws._unique_name(name, task)
-    args = ["spawn", "--no-attach"]
-    if agent:
-        args += ["--agent", agent]
-    if name:
-        args += ["--name", name]
-    if base:
-        args += ["--base", base]
-    if after:
-        args += ["--after", after]
-    # "--" ends the options: a task such as "-rf" or "--help" is the task, not a flag.
-    r = run_mullui(ws, host, [*args, "--", task], timeout=SPAWN_TIMEOUT_S)
-    out = r.stdout.decode(errors="replace").split()
-    agent_id = out[-1] if out else ""
-    if not _ID.match(agent_id):
-        raise MulluiError(
-            f"`mullui spawn` on {host} printed {agent_id!r} instead of an agent id:"
-            f" is mullui there the same version? (`mullui hosts check {host}`)"
-        )
-    if ws.store.get(agent_id) is not None:
-        raise MulluiError(f"agent id {agent_id} from {host} is already used here; spawn again")
-    record = Agent(
-        id=agent_id,
-        name=local_name,
-        profile=agent or ws.config.default_agent,
-        task=task,
-        state=State.STARTING,
-        cause=f"spawned on {host}",
-        host=host,
-        repo=cfg.repo,
-        base=base,
-        after=after,
-        extra={"remote_seq": 0, "local_repo": str(ws.repo_or_none() or "")},
-    )
-    a, _token = ws.store.create(record)
-    ws.ensure_supervisor()
-    return a
-
-
-def start(ws: Workspace, agent_id: str) -> Agent:
-    """The queue's start for a remote agent: the host's own mullui starts its queued
-    agents, so a mirrored one needs nothing from here."""
-    a = ws.store.load(agent_id)
-    if "remote_seq" not in a.extra:
-        raise MulluiError(
-            f"{a.name}: queuing agents here for host {a.host!r} is not supported yet"
-            " (chains on hosts): spawn the steps there with --host and --after"
-        )
-    return a
-
-
-# ---- acting on a remote agent ------------------------------------------------------------
 def _host_of(a: Agent) -> str:
     if a.host is None:
         raise MulluiError(f"agent {a.name} runs on this machine, not on a host")
     return a.host
 
 
-def send(ws: Workspace, a: Agent, text: str) -> None:
-    """Type ``text`` + Enter into the agent's pane on its host."""
-    run_mullui(ws, _host_of(a), ["send", "--", a.id, text])
+class RemoteLocation(Location):
+    """An agent on host ``host``: its own mullui there does the work; here is a mirror."""
 
+    def __init__(self, ctx: Context, host: str) -> None:
+        super().__init__(ctx)
+        self.host = host
 
-def stop(ws: Workspace, a: Agent) -> Agent:
-    """Stop the agent on its host; the local record says so at once."""
-    if a.state is State.STOPPED:
+    # ---- spawn ---------------------------------------------------------------------------
+    def spawn(
+        self,
+        task: str,
+        *,
+        agent: str | None = None,
+        name: str | None = None,
+        base: str | None = None,
+        after: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Agent:
+        """Start an agent on the host (``mullui spawn --no-attach`` run there) and create
+        its local mirror record with the same id.  A supervisor must follow the host for
+        the mirror to move: the face that spawned makes sure one runs."""
+        ctx, host = self.ctx, self.host
+        cfg = host_config(ctx, host)
+        if "\x00" in task:
+            raise MulluiError("the task contains a NUL byte, which no program can receive")
+        if after:
+            prev = ctx.get(after)
+            if prev.host != host:
+                where = f"host {prev.host!r}" if prev.host else "this machine"
+                raise MulluiError(
+                    f"--after {prev.name} runs on {where}, not on {host}: a follow-up on a host"
+                    " must follow an agent on the same host"
+                )
+            after = prev.id
+        local_name = unique_name(ctx, name, task)
+        args = ["spawn", "--no-attach"]
+        if agent:
+            args += ["--agent", agent]
+        if name:
+            args += ["--name", name]
+        if base:
+            args += ["--base", base]
+        if after:
+            args += ["--after", after]
+        # "--" ends the options: a task such as "-rf" or "--help" is the task, not a flag.
+        r = run_mullui(ctx, host, [*args, "--", task], timeout=SPAWN_TIMEOUT_S)
+        out = r.stdout.decode(errors="replace").split()
+        agent_id = out[-1] if out else ""
+        if not _ID.match(agent_id):
+            raise MulluiError(
+                f"`mullui spawn` on {host} printed {agent_id!r} instead of an agent id:"
+                f" is mullui there the same version? (`mullui hosts check {host}`)"
+            )
+        if ctx.store.get(agent_id) is not None:
+            raise MulluiError(f"agent id {agent_id} from {host} is already used here; spawn again")
+        record = Agent(
+            id=agent_id,
+            name=local_name,
+            profile=agent or ctx.config.default_agent,
+            task=task,
+            state=State.STARTING,
+            cause=f"spawned on {host}",
+            host=host,
+            repo=cfg.repo,
+            base=base,
+            after=after,
+            extra={"remote_seq": 0, "local_repo": str(ctx.repo_or_none() or "")},
+        )
+        a, _token = ctx.store.create(record)
         return a
-    run_mullui(ws, _host_of(a), ["stop", a.id])
-    return ws.store.emit(a.id, "stop", cause="stopped by user")
 
+    def start(self, a: Agent) -> Agent:
+        """The queue's start for a remote agent: the host's own mullui starts its queued
+        agents, so a mirrored one needs nothing from here."""
+        a = self.ctx.store.load(a.id)
+        if "remote_seq" not in a.extra:
+            raise MulluiError(
+                f"{a.name}: queuing agents here for host {a.host!r} is not supported yet"
+                " (chains on hosts): spawn the steps there with --host and --after"
+            )
+        return a
 
-def rm(ws: Workspace, a: Agent, *, force: bool = False) -> tuple[Agent, str | None]:
-    """``mullui rm`` on the host (which refuses to lose work exactly as locally), then
-    the local record is marked removed."""
-    r = run_mullui(ws, _host_of(a), ["rm", *(["--force"] if force else []), a.id])
-    m = _SAVED.search(r.stdout.decode(errors="replace"))
-    saved = m.group(1) if m else None
-    a = ws.store.get(a.id) or a
-    if a.state in (State.STARTING, State.WORKING, State.BLOCKED, State.QUEUED, State.UNKNOWN):
-        ws.store.emit(a.id, "stop", cause="removed")
-    a = ws.store.emit(a.id, "removed", saved=saved)
-    return a, saved
+    # ---- acting on a remote agent --------------------------------------------------------
+    def send(self, a: Agent, text: str) -> None:
+        """Type ``text`` + Enter into the agent's pane on its host."""
+        run_mullui(self.ctx, self.host, ["send", "--", a.id, text])
 
+    def stop(self, a: Agent) -> Agent:
+        """Stop the agent on its host; the local record says so at once."""
+        if a.state is State.STOPPED:
+            return a
+        run_mullui(self.ctx, self.host, ["stop", a.id])
+        return self.ctx.store.emit(a.id, "stop", cause="stopped by user")
 
-def logs(ws: Workspace, a: Agent, *, follow: bool = False) -> int:
-    """Print the agent's log as its host has it; with ``follow``, stream it (``mullui
-    logs -f`` there) until the agent ends or Ctrl-C."""
-    name = _host_of(a)
-    if not follow:
-        r = run_mullui(ws, name, ["logs", a.id], timeout=COMMAND_TIMEOUT_S)
-        sys.stdout.buffer.write(r.stdout)
-        sys.stdout.buffer.flush()
+    def halt(self, a: Agent) -> None:
+        with contextlib.suppress(MulluiError):
+            self.stop(a)
+
+    def release(self, a: Agent) -> None:
+        """Nothing here: the host's own supervisor frees the worktree there."""
+
+    def rm(self, a: Agent, *, force: bool = False) -> tuple[Agent, str | None]:
+        """``mullui rm`` on the host (which refuses to lose work exactly as locally), then
+        the local record is marked removed."""
+        store = self.ctx.store
+        r = run_mullui(self.ctx, self.host, ["rm", *(["--force"] if force else []), a.id])
+        m = _SAVED.search(r.stdout.decode(errors="replace"))
+        saved = m.group(1) if m else None
+        a = store.get(a.id) or a
+        if a.state in (State.STARTING, State.WORKING, State.BLOCKED, State.QUEUED, State.UNKNOWN):
+            store.emit(a.id, "stop", cause="removed")
+        a = store.emit(a.id, "removed", saved=saved)
+        return a, saved
+
+    def logs(self, a: Agent, *, follow: bool = False, raw: bool = False) -> int:
+        """Print the agent's log as its host has it; with ``follow``, stream it (``mullui
+        logs -f`` there) until the agent ends or Ctrl-C.  (The host's mullui filters it
+        as for a pipe; ``raw`` is not passed on.)"""
+        name = self.host
+        if not follow:
+            r = run_mullui(self.ctx, name, ["logs", a.id], timeout=COMMAND_TIMEOUT_S)
+            sys.stdout.buffer.write(r.stdout)
+            sys.stdout.buffer.flush()
+            return 0
+        cfg, host = transport(self.ctx, name)
+        host.ensure_master()
+        sys.stdout.flush()
+        # stdout is handed straight to ssh: output reaches the terminal as it comes, with
+        # no copy loop here.  stderr is kept to explain a failure in one line.
+        r = subprocess.run(
+            host.command_argv([*cfg.mullui, "logs", "-f", a.id], cwd=cfg.repo),
+            stdin=subprocess.DEVNULL,
+            stdout=sys.stdout.fileno(),
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+        err = host.ssh_error(r.returncode, r.stderr, [*cfg.mullui, "logs"])
+        if err is not None:
+            raise err
+        if r.returncode not in (0, 130, -2):
+            raise MulluiError(f"on {name}: {_why(r)}")
         return 0
-    cfg, host = transport(ws, name)
-    host.ensure_master()
-    sys.stdout.flush()
-    # stdout is handed straight to ssh: output reaches the terminal as it comes, with no
-    # copy loop here.  stderr is kept to explain a failure in one line.
-    r = subprocess.run(
-        host.command_argv([*cfg.mullui, "logs", "-f", a.id], cwd=cfg.repo),
-        stdin=subprocess.DEVNULL,
-        stdout=sys.stdout.fileno(),
-        stderr=subprocess.PIPE,
-        check=False,
-    )
-    err = host.ssh_error(r.returncode, r.stderr, [*cfg.mullui, "logs"])
-    if err is not None:
-        raise err
-    if r.returncode not in (0, 130, -2):
-        raise MulluiError(f"on {name}: {_why(r)}")
-    return 0
+
+    def attach_argv(self, a: Agent) -> list[str]:
+        """``ssh -t HOST tmux -L SOCK attach-session -t TARGET``: run in the foreground, it
+        returns when the user detaches."""
+        if not a.tmux_target or a.removed:
+            raise MulluiError(f"agent {a.name} has no tmux window on {self.host} ({a.state.value})")
+        cfg, host = transport(self.ctx, self.host)
+        host.ensure_master()
+        socket = cfg.env.get("MULLUI_TMUX_SOCKET") or "mullui"
+        return host.attach_argv(socket, a.tmux_target)
+
+    def diff(self, a: Agent, *, color: bool = True) -> str:
+        """The agent's changes against its base, computed by git on the host (tracked
+        files; untracked ones show once committed or after ``rm --force``)."""
+        name = self.host
+        if not a.base:
+            raise MulluiError(f"agent {a.name} has no base yet ({a.state.value})")
+        cfg, host = transport(self.ctx, name)
+        flags = ["--color=always"] if color else []
+        if a.worktree and not a.removed:
+            argv = ["git", "-C", a.worktree, "diff", *flags, a.base, "--"]
+        elif a.branch:
+            argv = ["git", "-C", a.repo or cfg.repo, "diff", *flags, f"{a.base}...{a.branch}", "--"]
+        else:
+            raise MulluiError(f"agent {a.name} has no worktree or branch to diff")
+        r = host.run(argv, cwd=cfg.repo, timeout=COMMAND_TIMEOUT_S)
+        if r.returncode != 0:
+            raise MulluiError(f"cannot diff {a.name} on {name}: {_why(r)}")
+        return r.stdout.decode(errors="replace")
+
+    def branch_here(self, a: Agent) -> Agent:
+        """Refuse while the agent has uncommitted work on the host (a merge would leave it
+        out), fetch its branch into the local repository, and return the agent as a
+        local branch there: merged exactly as a local agent's."""
+        name = self.host
+        local = a.extra.get("local_repo") or ""
+        repo = Path(local) if local and Path(local).is_dir() else self.ctx.repo()
+        if a.worktree and not a.removed and a.state not in (State.WORKING, State.STARTING):
+            _cfg, host = transport(self.ctx, name)
+            r = host.run(
+                ["git", "-C", a.worktree, "status", "--porcelain", "--untracked-files=all"],
+                timeout=COMMAND_TIMEOUT_S,
+            )
+            left = [ln[3:] for ln in r.stdout.decode(errors="replace").splitlines() if ln[3:]]
+            if r.returncode == 0 and left:
+                more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+                raise MulluiError(
+                    f"{a.name} has uncommitted changes on {name} that a merge would leave out:"
+                    f" {', '.join(left[:5])}{more} — `mullui rm --force {a.name}` commits them"
+                    f" to {a.branch}, then merge again"
+                )
+        fetch_branch(self.ctx, a, repo)
+        # The merge works on this repository's branch; the host's worktree is not here.
+        return dataclasses.replace(a, host=None, repo=str(repo), worktree=None)
 
 
-def attach_argv(ws: Workspace, a: Agent) -> list[str]:
-    """``ssh -t HOST tmux -L SOCK attach-session -t TARGET``: run in the foreground, it
-    returns when the user detaches."""
-    name = _host_of(a)
-    if not a.tmux_target or a.removed:
-        raise MulluiError(f"agent {a.name} has no tmux window on {name} ({a.state.value})")
-    cfg, host = transport(ws, name)
-    host.ensure_master()
-    socket = cfg.env.get("MULLUI_TMUX_SOCKET") or "mullui"
-    return host.attach_argv(socket, a.tmux_target)
-
-
-def diff(ws: Workspace, a: Agent, *, color: bool = True) -> str:
-    """The agent's changes against its base, computed by git on the host (tracked
-    files; untracked ones show once committed or after ``rm --force``)."""
-    name = _host_of(a)
-    if not a.base:
-        raise MulluiError(f"agent {a.name} has no base yet ({a.state.value})")
-    cfg, host = transport(ws, name)
-    flags = ["--color=always"] if color else []
-    if a.worktree and not a.removed:
-        argv = ["git", "-C", a.worktree, "diff", *flags, a.base, "--"]
-    elif a.branch:
-        argv = ["git", "-C", a.repo or cfg.repo, "diff", *flags, f"{a.base}...{a.branch}", "--"]
-    else:
-        raise MulluiError(f"agent {a.name} has no worktree or branch to diff")
-    r = host.run(argv, cwd=cfg.repo, timeout=COMMAND_TIMEOUT_S)
-    if r.returncode != 0:
-        raise MulluiError(f"cannot diff {a.name} on {name}: {_why(r)}")
-    return r.stdout.decode(errors="replace")
-
-
-# ---- merge: fetch, then merge locally ---------------------------------------------------------
-def fetch_branch(ws: Workspace, a: Agent, repo: Path) -> str:
+# ---- fetching a remote agent's branch -----------------------------------------------------
+def fetch_branch(ctx: Context, a: Agent, repo: Path) -> str:
     """Fetch the agent's branch from the host's repository into ``repo`` (same name,
     force-updated: it is the agent's, not the user's); returns the fetched sha.
 
@@ -273,7 +309,7 @@ def fetch_branch(ws: Workspace, a: Agent, repo: Path) -> str:
     name = _host_of(a)
     if not a.branch:
         raise MulluiError(f"{a.name} has no branch yet ({a.state.value}): nothing to merge")
-    cfg, host = transport(ws, name)
+    cfg, host = transport(ctx, name)
     host.ensure_master()
     upload = ["git-upload-pack"]
     if cfg.env:
@@ -316,32 +352,3 @@ def fetch_branch(ws: Workspace, a: Agent, repo: Path) -> str:
     if not sha:
         raise MulluiError(f"fetched {a.branch} from {name} but it is not in {repo}")
     return sha
-
-
-def merge(ws: Workspace, a: Agent, into: str | None = None) -> str:
-    """Merge a remote agent's branch into the *local* repository: refuse while it has
-    uncommitted work on the host (a merge would leave it out), fetch the branch, then
-    merge exactly as for a local agent."""
-    from mullui import review
-
-    name = _host_of(a)
-    local = a.extra.get("local_repo") or ""
-    repo = Path(local) if local and Path(local).is_dir() else ws.repo()
-    if a.worktree and not a.removed and a.state not in (State.WORKING, State.STARTING):
-        _cfg, host = transport(ws, name)
-        r = host.run(
-            ["git", "-C", a.worktree, "status", "--porcelain", "--untracked-files=all"],
-            timeout=COMMAND_TIMEOUT_S,
-        )
-        left = [ln[3:] for ln in r.stdout.decode(errors="replace").splitlines() if ln[3:]]
-        if r.returncode == 0 and left:
-            shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
-            raise MulluiError(
-                f"{a.name} has uncommitted changes on {name} that a merge would leave out:"
-                f" {shown} — `mullui rm --force {a.name}` commits them to {a.branch},"
-                " then merge again"
-            )
-    fetch_branch(ws, a, repo)
-    # review.merge works on this repository's branch; the host's worktree is not here.
-    here = dataclasses.replace(a, host=None, repo=str(repo), worktree=None)
-    return str(review.merge(ws, here, into=into))

@@ -27,14 +27,13 @@ import logging
 import sys
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import Agent, State, Transition, iso, utcnow
+from mullui.remote import dispatch
 from mullui.remote.hosts import UNREACHABLE, HostLink, cursor_file
-
-if TYPE_CHECKING:
-    from mullui.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -191,12 +190,12 @@ class RemoteLinks:
 
     def __init__(
         self,
-        ws: Workspace,
+        ctx: Context,
         *,
         poke: Callable[[str], None],
         idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
-        self.ws = ws
+        self.ctx = ctx
         self.poke = poke
         self.idle_timeout_s = idle_timeout_s
         self.links: dict[str, HostLink] = {}
@@ -218,10 +217,8 @@ class RemoteLinks:
                 self._apply(a.host, a, entry)
 
     def _start(self, name: str) -> None:
-        from mullui.remote import dispatch
-
         try:
-            cfg, host = dispatch.transport(self.ws, name)
+            cfg, host = dispatch.transport(self.ctx, name)
         except MulluiError as e:
             if name not in self._warned:
                 self._warned.add(name)
@@ -229,7 +226,7 @@ class RemoteLinks:
             return
         link = HostLink(
             host,
-            cursor_path=cursor_file(self.ws.paths, name),
+            cursor_path=cursor_file(self.ctx.paths, name),
             on_event=lambda ev: self._on_event(name, ev),
             on_state=lambda state, since: self._on_state(name, state, since),
             on_caught_up=lambda: self._on_caught_up(name),
@@ -252,14 +249,14 @@ class RemoteLinks:
 
     # -- callbacks ------------------------------------------------------------------------
     def _host_agents(self, name: str) -> list[Agent]:
-        return [a for a in self.ws.store.all() if a.host == name and not a.removed]
+        return [a for a in self.ctx.store.all() if a.host == name and not a.removed]
 
     def _on_event(self, name: str, entry: dict[str, Any]) -> None:
         aid, rec = entry.get("agent"), entry.get("record")
         if not isinstance(aid, str) or not isinstance(rec, dict):
             return
         try:
-            local = self.ws.store.get(aid)
+            local = self.ctx.store.get(aid)
         except MulluiError as e:
             print(f"mullui: {name}: {e}", file=sys.stderr)
             return
@@ -280,7 +277,7 @@ class RemoteLinks:
         fields = mirrored(local, rec)
         if fields is None:
             return
-        self.ws.store.emit(local.id, "mirror", record=fields)
+        self.ctx.store.emit(local.id, "mirror", record=fields)
         self.poke(local.id)
 
     def _on_state(self, name: str, state: str, since: datetime) -> None:
@@ -293,7 +290,7 @@ class RemoteLinks:
         for a in self._host_agents(name):
             if a.state in _SETTLED:
                 continue
-            self.ws.store.emit(
+            self.ctx.store.emit(
                 a.id, "unknown", cause=f"host {name} unreachable since {local_since}"
             )
             self.poke(a.id)
@@ -302,7 +299,7 @@ class RemoteLinks:
         for a in self._host_agents(name):
             fields = returned(a)
             if fields is not None:
-                self.ws.store.emit(a.id, "mirror", record=fields)
+                self.ctx.store.emit(a.id, "mirror", record=fields)
                 self.poke(a.id)
 
     # -- for the TUI and `mullui hosts` ---------------------------------------------------------

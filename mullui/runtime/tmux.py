@@ -152,7 +152,8 @@ class Tmux:
 
     # -- plumbing ---------------------------------------------------------------------
 
-    def _base(self) -> list[str]:
+    def base_argv(self) -> list[str]:
+        """``tmux -L SOCKET [-f CONFIG]``: the start of every command to our server."""
         if self._bin is None:
             raise MulluiError("tmux not found: install tmux >= 3.2 (apt-get install tmux)")
         base = [self._bin, "-L", self.socket_name]
@@ -164,7 +165,7 @@ class Tmux:
         self, args: Sequence[str], *, stdin: str | None = None, inside: bool = False
     ) -> subprocess.CompletedProcess[str]:
         # Every element is escaped here, once; only _NEXT separates commands.
-        argv = self._base() + [";" if a == _NEXT else _arg(a) for a in args]
+        argv = self.base_argv() + [";" if a == _NEXT else _arg(a) for a in args]
         size = sum(len(a.encode()) + 1 for a in argv)
         if size > _MAX_COMMAND_BYTES:
             raise MulluiError(
@@ -204,7 +205,7 @@ class Tmux:
 
     def check(self) -> None:
         """MulluiError unless tmux >= 3.2 is installed."""
-        base = self._base()
+        base = self.base_argv()
         r = subprocess.run(
             [base[0], "-V"], capture_output=True, text=True, timeout=self.timeout, check=False
         )
@@ -467,7 +468,7 @@ class Tmux:
     def attach_argv(self, target: str) -> list[str]:
         """The argv :meth:`attach` runs outside tmux (for a caller that must run it in
         the foreground itself, e.g. after suspending a TUI)."""
-        return [*self._base(), "attach-session", "-t", target]
+        return [*self.base_argv(), "attach-session", "-t", target]
 
     def stop(self, target: str, grace: float = 3.0) -> Stopped:
         """Ask the agent to stop (C-c, twice: Claude Code wants two), then end its window

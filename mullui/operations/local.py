@@ -1,0 +1,412 @@
+"""Agents on this machine: a git worktree each, a window of mullui's tmux server, hooks
+that call back into ``mullui hook``.
+
+Every change to an agent is an event appended to its spool; nothing here edits a record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mullui import logs
+from mullui.agents import get_profile
+from mullui.agents.base import LaunchContext
+from mullui.context import Context
+from mullui.errors import MulluiError
+from mullui.events import read_events
+from mullui.model import RUNNING, Agent, State, utcnow
+from mullui.operations import admission, records
+from mullui.operations.location import Location
+from mullui.operations.names import slugify, unique_name
+from mullui.runtime import worktrees
+
+
+def session_name(repo: Path) -> str:
+    """One tmux session per repository (tmux forbids ``.`` and ``:`` in names)."""
+    import hashlib
+
+    h = hashlib.sha1(str(repo).encode()).hexdigest()[:6]
+    return f"mullui-{slugify(repo.name, 20)}-{h}"
+
+
+def hook_argv() -> tuple[str, ...]:
+    """How an agent's hooks call back into mullui (absolute interpreter: no PATH games)."""
+    return (sys.executable, "-m", "mullui", "hook")
+
+
+class LocalLocation(Location):
+    """tmux + worktrees on this machine."""
+
+    # ---- spawning ------------------------------------------------------------------
+    def spawn(
+        self,
+        task: str,
+        *,
+        agent: str | None = None,
+        name: str | None = None,
+        base: str | None = None,
+        after: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Agent:
+        ctx = self.ctx
+        cfg = ctx.config
+        repo = ctx.repo()
+        profile_name = agent or cfg.default_agent
+        profile = get_profile(profile_name, cfg.profiles)
+        profile.check(task)  # a placeholder that shell text could only splice: refused
+        if "\x00" in task:
+            raise MulluiError("the task contains a NUL byte, which no program can receive")
+        name = unique_name(ctx, name, task)
+        prev: Agent | None = None
+        if after:
+            prev = ctx.get(after)
+        if base is None and prev is None:
+            base = worktrees.current_branch(repo)
+        if base is not None:
+            worktrees.resolve_ref(repo, base)
+        record = Agent(
+            id=records.new_id(ctx),
+            name=name,
+            profile=profile_name,
+            task=task,
+            state=State.QUEUED,
+            cause="spawn",
+            repo=str(repo),
+            base=base,
+            after=prev.id if prev else None,
+            hooks=profile.has_hooks,
+            extra=dict(extra or {}),
+        )
+        for k in ("chain", "chain_name", "chain_step", "estimate_h"):
+            if extra and k in extra:
+                record = dataclasses.replace(record, **{k: extra[k]})
+        # Create, decide and start under the queue's lock: a supervisor's tick must not
+        # start this agent itself, nor take the same last free slot at the same moment.
+        with admission.admission(ctx):
+            a, _token = ctx.store.create(record)
+            reason = admission.wait_reason(ctx, a)
+            if reason is None:
+                try:
+                    return self.start(a)
+                except MulluiError:
+                    records.forget(ctx, a.id)
+                    raise
+            return ctx.store.emit(a.id, "state", state="queued", cause=reason)
+
+    def start(self, a: Agent) -> Agent:
+        """Launch a queued agent: worktree, hooks, tmux window. Nothing half-made on error."""
+        ctx = self.ctx
+        a = ctx.store.load(a.id)
+        if a.state is not State.QUEUED:
+            raise MulluiError(f"agent {a.name} is {a.state.value}, not queued")
+        repo = Path(a.repo) if a.repo else ctx.repo()
+        cfg = ctx.config
+        profile = get_profile(a.profile, cfg.profiles)
+        ctx.tmux.check()
+        base = a.base
+        if base is None and a.after:
+            base = ctx.store.load(a.after).branch
+        if base is None:
+            base = worktrees.current_branch(repo)
+        a = ctx.store.emit(a.id, "start", cause="spawn", pid=os.getpid())
+        wt = None
+        try:
+            wt = worktrees.create(
+                repo, ctx.paths.worktrees_dir, slugify(a.name), a.id, base, progress=ctx.progress
+            )
+            ctx.store.emit(
+                a.id, "update", fields={"branch": wt.branch, "worktree": str(wt.path), "base": base}
+            )
+            worktrees.lock(repo, wt.path, f"mullui agent {a.name} ({a.id}) is running")
+            token = ctx.store.token(a.id) or ""
+            env = {
+                "MULLUI_AGENT_ID": a.id,
+                "MULLUI_AGENT_TOKEN": token,
+                "MULLUI_STATE_DIR": str(ctx.paths.state_dir),
+                "MULLUI_EVENTS": str(ctx.paths.spool_file(a.id)),
+            }
+            if a.after:  # shell text reads {prev.*} from here ("$MULLUI_PREV_...")
+                env.update(admission.prev_environment(ctx, a))
+            options = {**cfg.profiles.get(a.profile, {}), **a.extra}
+            env.update(options.get("env", {}))
+            pdir = ctx.paths.profile_dir(a.id)
+            pdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            session_id = a.session_id or str(uuid.uuid4())
+            launch = LaunchContext(
+                agent_id=a.id,
+                name=a.name,
+                task=a.task,
+                worktree=wt.path,
+                branch=wt.branch,
+                repo=repo,
+                profile_dir=pdir,
+                hook_argv=hook_argv(),
+                session_id=session_id,
+                env=dict(env),
+                options=options,
+            )
+            if cfg.prices:
+                prices = pdir / "prices.json"
+                prices.write_text(json.dumps(cfg.prices))
+                env["MULLUI_PRICES"] = str(prices)
+            env.update(profile.prepare(launch))
+            argv = profile.command(launch)
+            if profile.has_hooks:
+                ctx.store.emit(a.id, "meta", session_id=session_id)
+            session = session_name(repo)
+            ctx.tmux.ensure_session(session, repo)
+            hook = [*hook_argv()]
+            auth = ["--agent", a.id, "--token", token, "--state-dir", str(ctx.paths.state_dir)]
+            silence = (
+                None
+                if profile.has_hooks
+                else int(options.get("silence_after_s", cfg.limits.silence_after_s))
+            )
+            # "working" goes into the spool *before* the window exists: a command that
+            # exits at once must not have its exit overtaken by a late "working".
+            ctx.store.emit(a.id, "state", state="working", cause="spawned")
+            target = ctx.tmux.launch(
+                session=session,
+                window_name=a.name,
+                agent_id=a.id,
+                cwd=wt.path,
+                argv=argv,
+                env=env,
+                log_path=ctx.paths.log_file(a.id),
+                on_exit=[*hook, "pane-died", *auth],
+                silence_seconds=silence,
+                on_silence=[*hook, "silence", *auth, "--seconds", str(silence)]
+                if silence
+                else None,
+                on_activity=[*hook, "activity", *auth] if silence else None,
+            )
+            return ctx.store.emit(
+                a.id, "update", fields={"tmux_target": target, "tmux_session": session}
+            )
+        except MulluiError as e:
+            self._discard(repo, wt)
+            ctx.store.emit(a.id, "fail", cause=f"spawn failed: {e}")
+            raise
+        except Exception as e:  # an unexpected runtime error must not leave a live record
+            self._discard(repo, wt)
+            ctx.store.emit(a.id, "fail", cause=f"spawn failed: {type(e).__name__}: {e}")
+            raise
+        except BaseException:  # Ctrl-C half way: no agent left "starting" forever
+            self._discard(repo, wt)
+            ctx.store.emit(a.id, "fail", cause="spawn interrupted")
+            raise
+
+    @staticmethod
+    def _discard(repo: Path, wt: worktrees.Worktree | None) -> None:
+        if wt is not None:
+            with contextlib.suppress(MulluiError):
+                worktrees.discard(repo, wt)
+
+    # ---- acting on an agent --------------------------------------------------------
+    def send(self, a: Agent, text: str) -> None:
+        if not a.tmux_target or a.state in (State.QUEUED, State.STOPPED) or a.removed:
+            raise MulluiError(
+                f"agent {a.name} has no running pane ({a.state.value}): nothing to send to"
+            )
+        if a.exit_code is not None:
+            raise MulluiError(f"agent {a.name} has exited (exit {a.exit_code}): nothing to send to")
+        self.ctx.tmux.send(a.tmux_target, text)
+
+    def attach_argv(self, a: Agent) -> list[str] | None:
+        """Inside tmux on our server: switch-client and return None; otherwise the argv to
+        run in the foreground (returns when the user detaches)."""
+        tmux = self.ctx.tmux
+        if not a.tmux_target or a.removed:
+            raise MulluiError(f"agent {a.name} has no tmux window ({a.state.value})")
+        inside = os.environ.get("TMUX", "")
+        if inside and inside.split(",")[0] == tmux.socket_path():
+            tmux.attach(a.tmux_target)  # switch-client: returns at once
+            return None
+        if not tmux.server_alive():
+            raise MulluiError(
+                f"the tmux server of agent {a.name} is gone (socket {self.ctx.socket})"
+            )
+        return tmux.attach_argv(a.tmux_target)
+
+    def stop(self, a: Agent) -> Agent:
+        if a.state in (State.STOPPED,):
+            return a
+        a = self.ctx.store.emit(a.id, "stop", cause="stopped by user")
+        if a.tmux_target:
+            with contextlib.suppress(MulluiError):
+                self.ctx.tmux.stop(a.tmux_target)
+        self.release(a)
+        return a
+
+    def halt(self, a: Agent) -> None:
+        if a.tmux_target:
+            with contextlib.suppress(MulluiError):
+                self.ctx.tmux.stop(a.tmux_target)
+        self.release(a)
+
+    def release(self, a: Agent) -> None:
+        if a.repo and a.worktree and Path(a.worktree).exists():
+            with contextlib.suppress(MulluiError):
+                worktrees.unlock(Path(a.repo), Path(a.worktree))
+
+    def rm(self, a: Agent, *, force: bool = False) -> tuple[Agent, str | None]:
+        saved = None
+        if a.worktree and a.repo and a.branch:
+            if a.state in RUNNING and not force:
+                raise MulluiError(
+                    f"agent {a.name} is {a.state.value}: "
+                    f"`mullui stop {a.name}` first, or rm --force"
+                )
+            saved = worktrees.remove(
+                Path(a.repo), Path(a.worktree), a.branch, force=force, agent_name=a.name
+            )
+        if a.state in RUNNING or a.state is State.QUEUED:
+            self.ctx.store.emit(a.id, "stop", cause="removed")
+        if a.tmux_target:
+            with contextlib.suppress(MulluiError):
+                self.ctx.tmux.kill(a.tmux_target)
+        a = self.ctx.store.emit(a.id, "removed", saved=saved)
+        return a, saved
+
+    def diff(self, a: Agent, *, color: bool = True) -> str:
+        if not a.repo or not a.base:
+            raise MulluiError(f"agent {a.name} has no worktree yet ({a.state.value})")
+        if a.worktree and Path(a.worktree).exists():
+            return worktrees.diff(Path(a.repo), a.base, Path(a.worktree), color=color)
+        if a.branch:
+            r = subprocess.run(
+                ["git", "diff", *(["--color=always"] if color else []), f"{a.base}...{a.branch}"],
+                cwd=a.repo,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            if r.returncode != 0:
+                raise MulluiError(f"cannot diff {a.branch}: {r.stderr.strip() or 'git failed'}")
+            return r.stdout
+        raise MulluiError(f"agent {a.name} has no worktree or branch to diff")
+
+    def logs(self, a: Agent, *, follow: bool = False, raw: bool = False) -> int:
+        return logs.show(self.ctx, a, follow=follow, raw=raw)
+
+    def branch_here(self, a: Agent) -> Agent:
+        return a
+
+
+# ---- checking local agents against tmux and the clock -----------------------------------
+def reconcile(ctx: Context, agents: list[Agent]) -> list[Agent]:
+    """Compare this machine's live agents with tmux (one ``list-panes -a``) and the stall
+    clock.
+
+    A vanished window or a dead tmux server shows as ``failed`` with its cause, a dead
+    pane whose hook was missed gets its exit applied, and an agent with no sign of life
+    past the stall limit is ``failed: stalled`` - never ``working`` forever.  Agents on
+    hosts are left to their host's link (``mullui.remote.mirror``).
+    """
+    agents = _interrupted_spawns(ctx, agents)
+    live = [a for a in agents if a.host is None and a.state in RUNNING and a.tmux_target]
+    if not live:
+        return agents
+    try:
+        panes = ctx.tmux.panes()
+    except MulluiError:
+        panes = None
+    changed: dict[str, Agent] = {}
+    now = utcnow()
+    for a in live:
+        if panes is None:
+            changed[a.id] = ctx.store.emit(
+                a.id, "fail", cause=f"tmux:server-gone (no tmux server on socket {ctx.socket})"
+            )
+            continue
+        pane = panes.get(a.id)
+        if pane is None:
+            changed[a.id] = ctx.store.emit(a.id, "fail", cause="tmux:window-gone")
+            continue
+        if pane.dead:
+            code = pane.exit_code
+            if code is None:
+                continue  # tmux has not collected the status yet; the hook follows
+            # The pane-died hook may still be on its way; the exit is the same fact.
+            changed[a.id] = ctx.store.emit(
+                a.id, "exit", exit_code=code, cause=f"exit:{code}", source="tmux:list-panes"
+            )
+            continue
+        stall = stall_deadline(ctx, a)
+        if stall is not None and stall <= now:
+            changed[a.id] = ctx.store.emit(a.id, "stall", cause="stalled")
+    return [changed.get(a.id, a) for a in agents]
+
+
+def _interrupted_spawns(ctx: Context, agents: list[Agent]) -> list[Agent]:
+    """A spawn killed between its "start" and its tmux window (kill -9, a crash) would
+    leave its agent "starting" forever, holding a max_running slot: fail it once the
+    process that was starting it is gone (its pid is in the "start" event)."""
+    out = []
+    for a in agents:
+        if a.state is State.STARTING and a.host is None and not a.tmux_target:
+            events, _ = read_events(ctx.paths.spool_file(a.id))
+            pids = [e.get("pid") for e in events if e.get("kind") == "start"]
+            pid = pids[-1] if pids else None
+            if isinstance(pid, int) and pid > 0 and not _alive(pid):
+                a = ctx.store.emit(
+                    a.id, "fail", cause=f"spawn interrupted (mullui process {pid} is gone)"
+                )
+                a = _adopt_worktree(ctx, a)
+        out.append(a)
+    return out
+
+
+def _adopt_worktree(ctx: Context, a: Agent) -> Agent:
+    """The worktree an interrupted spawn made before its record learnt of it: named
+    in the record, so ``rm`` can remove it (and refuses to lose work in it)."""
+    if a.worktree or not a.repo:
+        return a
+    slug = slugify(a.name)
+    path = worktrees.worktree_path(Path(a.repo), ctx.paths.worktrees_dir, slug, a.id)
+    if not path.exists():
+        return a
+    fields = {"worktree": str(path), "branch": f"mullui/{slug}-{a.id}"}
+    return ctx.store.emit(a.id, "update", fields=fields)
+
+
+def last_sign_of_life(ctx: Context, a: Agent) -> datetime:
+    """Newest of: the last hook/activity event, and the last pane output (log mtime)."""
+    t = a.last_activity or a.state_since
+    try:
+        m = ctx.paths.log_file(a.id).stat().st_mtime
+        out = datetime.fromtimestamp(m, tz=t.tzinfo)
+        if out > t:
+            t = out
+    except OSError:
+        pass
+    return t
+
+
+def stall_deadline(ctx: Context, a: Agent) -> datetime | None:
+    """When a local agent with no sign of life counts as stalled (None: never)."""
+    if a.state not in (State.WORKING, State.STARTING) or a.host is not None:
+        return None
+    if not a.tmux_target or a.removed:
+        return None  # reconcile only judges agents it can see in tmux
+    return last_sign_of_life(ctx, a) + timedelta(seconds=ctx.config.limits.stall_after_s)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
