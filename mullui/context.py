@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mullui import config as config_mod
 from mullui.errors import MulluiError
 from mullui.model import Agent
 from mullui.paths import Paths, get_paths, tmux_socket
 from mullui.runtime import worktrees
-from mullui.runtime.tmux import Tmux
 from mullui.store import Store
+
+if TYPE_CHECKING:
+    from mullui.runtime.tmux import Tmux
 
 
 class ConfigSource:
@@ -88,6 +91,10 @@ class Context:
     def tmux(self) -> Tmux:
         """mullui's tmux server (``tmux -L SOCKET``)."""
         if self._tmux is None:
+            # ~8 ms to import: a command that never talks to tmux (`ls` of a quiet fleet,
+            # `inbox`) does not pay it.
+            from mullui.runtime.tmux import Tmux
+
             self._tmux = Tmux(self.socket)
         return self._tmux
 

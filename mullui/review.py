@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mullui import radar
 from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import Agent, State
@@ -282,6 +281,9 @@ def _with_advice(ctx: Context, p: MergePlan, problem: str) -> str:
     stays clean (collision radar), that order."""
     if not p.conflicts or "would conflict" not in problem:
         return problem
+    # The radar and the collision engine (~25 ms to import): only a refused merge pays.
+    from mullui import radar
+
     try:
         advice = radar.merge_advice(ctx, p.agent, p.target)
     except MulluiError:

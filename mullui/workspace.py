@@ -4,6 +4,8 @@ the merge bound to it, and the one place that starts ``mullui watch`` when a spa
 listing leaves work for a supervisor.
 
 Nothing below the faces imports this module: the layers under it take a ``Context``.
+The queue's batch spawns and the merge are imported where they are used, so that the
+commands that need neither (``ls``, ``send``, ``stop``...) do not load them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mullui import loop, queue, review
+from mullui import loop
 from mullui.context import Context
 from mullui.errors import MulluiError, NotFound
 from mullui.model import Agent, State
@@ -67,6 +69,8 @@ class Workspace(Context):
     ) -> Agent:
         """Create an agent and start it now, or queue it (``--after``, limits)."""
         if chain:
+            from mullui import queue  # chains and backlogs: only their spawns load them
+
             a = queue.spawn_chain(self, chain, task, name=name, base=base, host=host)
             self.ensure_supervisor()
             return a
@@ -79,6 +83,8 @@ class Workspace(Context):
 
     def spawn_backlog(self, path: str | Path) -> list[Agent]:
         """Queue every task of a backlog file; a supervisor starts them."""
+        from mullui import queue  # chains and backlogs: only their spawns load them
+
         agents = queue.spawn_backlog(self, path)
         self.ensure_supervisor()
         return agents
@@ -126,6 +132,8 @@ class Workspace(Context):
         return lifecycle.logs(self, ref, follow=follow, raw=raw)
 
     def merge(self, ref: str, into: str | None = None) -> str:
+        from mullui import review  # git merge plumbing: only a merge loads it
+
         return review.merge(self, self.get(ref), into=into)
 
     # ---- the supervisor ------------------------------------------------------------

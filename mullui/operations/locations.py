@@ -6,12 +6,14 @@ from mullui.context import Context
 from mullui.model import Agent
 from mullui.operations.local import LocalLocation
 from mullui.operations.location import Location
-from mullui.remote.dispatch import RemoteLocation
 
 
 def location_at(ctx: Context, host: str | None) -> Location:
     """This machine (``host`` None) or the configured host ``host``."""
     if host:
+        # SSH transport (asyncio, ~15 ms to import): only a command on a remote agent pays.
+        from mullui.remote.dispatch import RemoteLocation
+
         return RemoteLocation(ctx, host)
     return LocalLocation(ctx)
 
