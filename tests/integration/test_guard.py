@@ -1,0 +1,268 @@
+"""The collision guard with the real Claude Code CLI (against the loopback Anthropic stub),
+real shell agents in tmux, real worktrees, the real radar in ``mullui watch``.
+
+Agent B (shell) has changed ``src/app.py`` and keeps working; agent A (claude) reads
+``src/app.py`` then asks to Write it (Claude's Write refuses an existing file the session
+has not Read).  ``block``: the stub's next request carries a tool result naming B; ``ask``:
+A is ``blocked`` with cause ``collision:src/app.py`` at once and goes on once the human
+allows it; ``warn``: the write happens, the agent is told, the human has one inbox item.
+A file nobody else changed is never held.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+
+from mullui import guard
+from mullui.model import State
+from mullui.paths import get_paths
+from mullui.store import Store
+from tests.conftest import git, ls_json, make_repo, wait_for
+from tests.support.anthropic_stub import AnthropicStub, Turn
+from tests.support.claude_env import make_claude_home
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+pytestmark = [
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(
+        shutil.which("claude") is None,
+        reason="CLAUDE CODE CLI NOT INSTALLED - the collision guard's real-CLI tests did NOT run",
+    ),
+]
+
+APP = "print(1)\n"
+
+
+@dataclass
+class Fleet:
+    cli: Cli
+    repo: Path
+    stub: AnthropicStub
+    beta: str  # B: the shell agent that changed src/app.py
+    beta_branch: str
+
+    def spawn_claude(self, turns: list[Turn], *args: str) -> tuple[str, Path]:
+        """Spawn A with ``turns`` whose ``file_path`` inputs name files relative to A's
+        worktree (known once it exists: filled in before the CLI's first request)."""
+        self.stub.add(*turns)
+        r = self.cli("spawn", "--agent", "claude", "--no-attach", "--name", "alpha", *args,
+                     "edit the app", cwd=self.repo)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        aid = r.stdout.strip()
+        wt = Path(record(aid).worktree or "")
+        for t in turns:
+            if t.tool_input and "file_path" in t.tool_input:
+                t.tool_input["file_path"] = str(wt / t.tool_input["file_path"])
+        return aid, wt
+
+    def result_of(self, turn: Turn) -> list[dict[str, Any]]:
+        """The blocks of the user message that carries ``turn``'s tool result (the
+        result, and any text Claude Code adds beside it), as the CLI sent them next."""
+
+        def find() -> list[dict[str, Any]] | None:
+            for req in self.stub.main_requests():
+                messages = (req.body or {}).get("messages", [])
+                ids = {
+                    b.get("id")
+                    for m in messages
+                    if m.get("role") == "assistant" and isinstance(m.get("content"), list)
+                    for b in m["content"]
+                    if isinstance(b, dict)
+                    and b.get("type") == "tool_use"
+                    and b.get("name") == turn.tool
+                    and b.get("input") == turn.tool_input
+                }
+                for m in messages:
+                    content = m.get("content")
+                    if m.get("role") != "user" or not isinstance(content, list):
+                        continue
+                    blocks = [b for b in content if isinstance(b, dict)]
+                    if any(b.get("tool_use_id") in ids for b in blocks if ids):
+                        return blocks
+            return None
+
+        found: list[dict[str, Any]] = wait_for(find, timeout=60, interval=0.1)
+        return found
+
+
+def record(aid: str) -> Any:
+    return Store(get_paths()).load(aid)
+
+
+@contextmanager
+def fleet(cli: Cli, tmp_path: Path, mullui_home: Path, guard_mode: str) -> Iterator[Fleet]:
+    repo = make_repo(
+        tmp_path / "repo", {"src/app.py": APP, "src/free.py": "free\n", "README.md": "r\n"}
+    )
+    git(repo, "config", "user.name", "mullui-test")
+    git(repo, "config", "user.email", "test@mullui.invalid")
+    with AnthropicStub() as stub:
+        home = make_claude_home(tmp_path / "claude-home", [repo], base_url=stub.url)
+        keep = [k for k in home.env if k not in ("PATH", "USER", "LANG", "TERM", "SHELL")]
+        config = {
+            "collisions": {"interval_s": 1, "guard": guard_mode},
+            "profiles": {
+                "claude": {
+                    "env": {k: home.env[k] for k in keep},
+                    # Claude asks before every edit otherwise: the guard is what we watch.
+                    "args": ["--permission-mode", "acceptEdits"],
+                }
+            },
+        }
+        (mullui_home / "config.toml").write_text(tomli_w.dumps(config))
+        # An idle agent, and B, which changes src/app.py and keeps working on it (its output
+        # is what tells the radar to look again: a shell agent has no edit hooks).
+        beta_task = "sleep 2; printf 'print(2)\\n' > src/app.py; echo edited; sleep 600"
+        for name, task in (("idle", "sleep 600"), ("beta", beta_task)):
+            r = cli("spawn", "--agent", "shell", "--no-attach", "--name", name, task, cwd=repo)
+            assert r.returncode == 0, r.stderr
+        beta = next(a for a in ls_json(cli, repo) if a["name"] == "beta")
+        index = guard.index_file(get_paths().state_dir, str(repo))
+
+        def indexed() -> bool:
+            ls_json(cli, repo)  # no supervisor runs here: `ls` refreshes the radar
+            doc = guard.read_index(index)
+            return doc is not None and doc["files"].get("src/app.py") == [beta["id"]]
+
+        try:
+            wait_for(indexed, timeout=60, interval=0.5)
+        except AssertionError:
+            raise AssertionError(
+                f"index: {guard.read_index(index)}\nls: {ls_json(cli, repo)}"
+            ) from None
+        yield Fleet(cli, repo, stub, beta["id"], beta["branch"])
+
+
+def test_block_refuses_the_edit_and_the_model_reads_who_and_where(
+    cli: Cli, tmp_path: Path, mullui_home: Path
+) -> None:
+    with fleet(cli, tmp_path, mullui_home, "block") as f:
+        write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": "A\n"})
+        new = Turn(tool="Write", tool_input={"file_path": "src/new.py", "content": "new\n"})
+        turns = [
+            Turn(tool="Glob", tool_input={"pattern": "src/*.py"}),
+            Turn(tool="Read", tool_input={"file_path": "src/app.py"}),
+            write,
+            new,
+            Turn.say("I left src/app.py alone."),
+        ]
+        aid, wt = f.spawn_claude(turns)
+        wait_for(lambda: record(aid).state is State.DONE, timeout=120, interval=0.2)
+
+        results = [b for b in f.result_of(write) if b.get("type") == "tool_result"]
+        assert len(results) == 1 and results[0]["is_error"] is True
+        reason = str(results[0]["content"])
+        assert "beta" in reason and f.beta_branch in reason and "src/app.py" in reason
+        assert (wt / "src" / "app.py").read_text() == APP  # refused: untouched
+        assert (wt / "src" / "new.py").read_text() == "new\n"  # nobody else's: never held
+        new_results = f.result_of(new)
+        assert not new_results[0].get("is_error"), new_results
+
+        mine = next(a for a in ls_json(cli, f.repo) if a["id"] == aid)
+        guarded = [c for c in mine["collisions"] if c["agent"] == f.beta]
+        assert guarded and [(g["file"], g["action"]) for g in guarded[0]["guard"]] == [
+            ("src/app.py", "block")
+        ]
+        report = json.loads(cli("collisions", "--json", cwd=f.repo).stdout)
+        pair = next(p for p in report if set(p["agents"]) == {aid, f.beta})
+        assert [(g["agent"], g["file"], g["action"]) for g in pair["guard"]] == [
+            (aid, "src/app.py", "block")
+        ]
+        assert "guard: alpha block on src/app.py" in cli("collisions", cwd=f.repo).stdout
+
+
+def test_ask_blocks_the_agent_at_once_and_it_goes_on_when_the_human_allows(
+    cli: Cli, tmp_path: Path, mullui_home: Path
+) -> None:
+    with fleet(cli, tmp_path, mullui_home, "warn") as f:  # --guard ask for A alone
+        write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": "A\n"})
+        turns = [
+            Turn(tool="Glob", tool_input={"pattern": "src/*.py"}),
+            Turn(tool="Read", tool_input={"file_path": "src/app.py"}),
+            write,
+            Turn.say("Written after the human said yes."),
+        ]
+        aid, wt = f.spawn_claude(turns, "--guard", "ask")
+
+        def blocked() -> Any:
+            a = record(aid)
+            return a if a.state is State.BLOCKED else None
+
+        a = wait_for(blocked, timeout=120, interval=0.02)
+        seen = time.monotonic()
+        assert write.sent_at is not None and write.sent_wall is not None
+        assert a.cause == "collision:src/app.py"
+        assert "beta" in (a.question or "")
+        # When mullui knew (the blocked transition's time) against when the "API" sent the
+        # tool call: the hook ran, the guard answered and the record said blocked.
+        since = a.state_since.timestamp() - write.sent_wall
+        print(f"\nask: blocked {since * 1000:.0f} ms after the tool call left the stub "
+              f"(seen by polling {(seen - write.sent_at) * 1000:.0f} ms)")  # fmt: skip
+        assert since < 1.0, f"blocked {since:.2f}s after the tool call"
+        assert (wt / "src" / "app.py").read_text() == APP  # not before the human allows
+
+        inbox = json.loads(cli("inbox", "--json", cwd=f.repo).stdout)
+        assert [i["id"] for i in inbox] == [aid]
+        # The CLI's own dialog opened too (its PermissionRequest): the cause stays the guard's.
+        time.sleep(1.0)
+        assert record(aid).cause == "collision:src/app.py"
+
+        # The human allows it, as for any permission prompt: "1" picks Claude's "Yes".
+        r = cli("send", aid, "1", cwd=f.repo)
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: (wt / "src" / "app.py").read_text() == "A\n", timeout=30, interval=0.1)
+        done = wait_for(lambda: record(aid).state is State.DONE, timeout=60, interval=0.2)
+        assert done
+        history = [(t.state, t.cause) for t in record(aid).history]
+        assert (State.BLOCKED, "collision:src/app.py") in history
+        assert history.index((State.BLOCKED, "collision:src/app.py")) < len(history) - 1
+
+
+def test_warn_lets_the_write_happen_tells_the_agent_and_the_human_once(
+    cli: Cli, tmp_path: Path, mullui_home: Path
+) -> None:
+    with fleet(cli, tmp_path, mullui_home, "warn") as f:
+        write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": "A\n"})
+        edit = Turn(
+            tool="Edit",
+            tool_input={"file_path": "src/app.py", "old_string": "A", "new_string": "AA"},
+        )
+        turns = [
+            Turn(tool="Glob", tool_input={"pattern": "src/*.py"}),
+            Turn(tool="Read", tool_input={"file_path": "src/app.py"}),
+            write,
+            edit,  # the same file again: told again, no second inbox item
+            Turn.say("Kept it small."),
+        ]
+        aid, wt = f.spawn_claude(turns)
+        wait_for(lambda: record(aid).state is State.DONE, timeout=120, interval=0.2)
+        assert (wt / "src" / "app.py").read_text() == "AA\n"
+
+        blocks = f.result_of(write)
+        told = " ".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
+        assert "beta" in told and f.beta_branch in told and "src/app.py" in told, blocks
+        assert not any(b.get("is_error") for b in blocks)
+
+        # The guard's item, before any radar pass (no supervisor here; `inbox` runs one).
+        a = record(aid)
+        assert a.conflict is not None and a.conflict.kind == "guard"
+        assert (a.conflict.agent, a.conflict.files) == (f.beta, ("src/app.py",))
+        assert [(g.file, g.action) for g in a.guarded] == [("src/app.py", "warn")]
+        assert "beta" in a.why()
+        # One item for the human: A (done, and its collision); the radar now also sees
+        # that both rewrote line 1 (a conflict: that item takes the guard's place).
+        inbox = json.loads(cli("inbox", "--json", cwd=f.repo).stdout)
+        assert [i["id"] for i in inbox] == [aid]
+        assert "beta" in inbox[0]["why"]
