@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import tomllib
 from collections.abc import Callable
@@ -56,8 +57,27 @@ def _nonneg_int(v: Any) -> str | None:
 
 
 def _nonneg_number(v: Any) -> str | None:
-    ok = isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
     return None if ok else "a number >= 0"
+
+
+#: The longest duration a key may give: ten years (timers, timedelta and tmux's own
+#: options all hold it; 1e20 seconds would overflow each of them).
+MAX_SECONDS = 10 * 365 * 24 * 3600
+
+
+def _seconds(v: Any) -> str | None:
+    ok = isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SECONDS
+    return None if ok else f"a whole number of seconds from 1 to {MAX_SECONDS} (ten years)"
+
+
+def _seconds_float(v: Any) -> str | None:
+    return _nonneg_number(v) or (None if v <= MAX_SECONDS else f"at most {MAX_SECONDS} (ten years)")
+
+
+def _milliseconds(v: Any) -> str | None:
+    ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SECONDS * 1000
+    return None if ok else f"a whole number of milliseconds from 0 to {MAX_SECONDS * 1000}"
 
 
 def _str_list(v: Any) -> str | None:
@@ -72,6 +92,19 @@ def _nonempty_str_list(v: Any) -> str | None:
 def _str_table(v: Any) -> str | None:
     ok = isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
     return None if ok else "a table of strings"
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def _env_table(v: Any) -> str | None:
+    problem = _str_table(v)
+    if problem:
+        return problem
+    bad = next((k for k in v if not _ENV_NAME.fullmatch(k)), None)
+    if bad is not None:
+        return f"a table of environment variables ({json.dumps(bad)} is not a variable name)"
+    return None
 
 
 def _quiet_hours(v: Any) -> str | None:
@@ -105,15 +138,15 @@ LIMITS: dict[str, Check] = {
     "max_running": _positive_int,
     "max_cost_usd": _nonneg_number,
     "max_unreviewed": _nonneg_int,
-    "stall_after_s": _positive_int,
-    "silence_after_s": _positive_int,
+    "stall_after_s": _seconds,
+    "silence_after_s": _seconds,
 }
 PROFILE: dict[str, Check] = {
     "command": _nonempty_str_list,
     "args": _str_list,
-    "env": _str_table,
+    "env": _env_table,
     "model": _str,
-    "silence_after_s": _positive_int,
+    "silence_after_s": _seconds,
     "resume": _str_list,
     "hooks": _bool,
     "guard": _guard_mode,
@@ -122,7 +155,7 @@ HOST: dict[str, Check] = {
     "ssh": _str,
     "repo": _str,
     "max_running": _positive_int,
-    "env": _str_table,
+    "env": _env_table,
     "ssh_options": _str_list,
     "mullui": _str_list,
 }
@@ -135,10 +168,10 @@ def _notify_states(v: Any) -> str | None:
 
 NOTIFY: dict[str, Check] = {
     "mode": _notify_mode,
-    "coalesce_ms": _nonneg_int,
+    "coalesce_ms": _milliseconds,
     "quiet_hours": _quiet_hours,
     # NotifyConfig takes seconds as a float: `escalate_after_s = 90.5` is fine.
-    "escalate_after_s": _nonneg_number,
+    "escalate_after_s": _seconds_float,
     "attach_command": _nonempty_str_list,
     "states": _notify_states,
 }
@@ -151,7 +184,7 @@ PRICE: dict[str, Check] = {
 STEP: dict[str, Check] = {"agent": _str, "task": _str, "name": _str}
 WATCH: dict[str, Check] = {"on_quit": _bool}
 COLLISIONS: dict[str, Check] = {
-    "interval_s": _positive_int,
+    "interval_s": _seconds,
     "notify": _bool,
     "guard": _guard_mode,
 }
@@ -306,7 +339,24 @@ class _Validator:
         except MulluiError as e:
             raise self.fail(table, key, e.message) from None
 
+    def no_nul(self, value: Any, table: tuple[str, ...], key: str | None) -> None:
+        """No string anywhere - key or value - holds a NUL (TOML allows ``\\u0000``; no
+        program argument, environment variable or path can carry one)."""
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise self.fail(table, key, f"{key} must not contain a NUL byte")
+        elif isinstance(value, list):
+            for item in value:
+                self.no_nul(item, table, key)
+        elif isinstance(value, dict):
+            sub = (*table, key) if key is not None else table
+            for k, v in value.items():
+                if "\x00" in k:
+                    raise self.fail(sub, None, "a key must not contain a NUL byte")
+                self.no_nul(v, sub, k)
+
     def validate(self, data: dict[str, Any]) -> None:
+        self.no_nul(data, (), None)
         for k, v in data.items():
             if k in TOP:
                 problem = TOP[k](v)

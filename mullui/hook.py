@@ -70,8 +70,13 @@ def _parse(text: str) -> dict[str, Any]:
 def refuse(paths: Paths, agent_id: str, event: str, why: str) -> MulluiError:
     line = json.dumps({"at": iso(utcnow()), "agent": agent_id, "event": event, "why": why})
     try:
-        paths.state_dir.mkdir(parents=True, exist_ok=True)
-        with (paths.state_dir / "hook-refused.log").open("a") as f:
+        paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # 0600: which agent tried what is nobody else's business (an old 0644 file too).
+        fd = os.open(
+            paths.state_dir / "hook-refused.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+        )
+        with os.fdopen(fd, "a") as f:
+            os.fchmod(fd, 0o600)
             f.write(line + "\n")
     except OSError:
         pass

@@ -112,12 +112,15 @@ def ensure_running(ctx: Context) -> bool:
     ``mullui-supervisor``) unless some supervisor already holds the lock.  Returns True
     when one was started.  Two callers racing may both start one: the second exits at
     once, finding the lock held."""
+    from mullui.runtime.tmux import _fmt_literal
+
     lock = SupervisorLock(ctx.paths.supervisor_lock)
     if not lock.is_free():
         return False
     env = {k: v for k, v in os.environ.items() if k in WATCH_ENV}
     argv = [sys.executable, "-m", "mullui", "watch"]
     # In the repository when there is one, so its .mullui.toml ([notify], limits) applies.
+    # tmux expands -c as a format: a "#(...)" in the path would run (hence _fmt_literal).
     cwd = str(ctx.repo_or_none() or Path.home())
     try:
         base = ctx.tmux.base_argv()
@@ -138,7 +141,7 @@ def ensure_running(ctx: Context) -> bool:
                 "-n",
                 "watch",
                 "-c",
-                cwd,
+                _fmt_literal(cwd),
                 *envargs,
                 *argv,
             ]
@@ -152,7 +155,7 @@ def ensure_running(ctx: Context) -> bool:
                 "-n",
                 "watch",
                 "-c",
-                cwd,
+                _fmt_literal(cwd),
                 *envargs,
                 *argv,
             ]

@@ -6,6 +6,7 @@ One module knows every location.  ``MULLUI_HOME`` puts everything under one root
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,9 +99,17 @@ class Paths:
         return self.profiles_dir / agent_id
 
     def ensure(self) -> None:
-        """Create the directories (private: agents' tokens and prompts live here)."""
+        """Create the directories (private: agents' tokens and prompts live here).
+
+        The three roots are made first, 0700 (``mkdir(parents=True)`` of a subdirectory
+        would leave them at the umask's 0755); the XDG ones (``~/.local/state/mullui``,
+        ...) are mullui's own, so one an older version left open is closed too."""
+        for root in (self.config_dir, self.state_dir, self.data_dir):
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if root.name == "mullui" and root.stat().st_mode & 0o077:
+                with contextlib.suppress(OSError):
+                    root.chmod(0o700)
         for d in (
-            self.config_dir,
             self.agents_dir,
             self.spool_dir,
             self.logs_dir,

@@ -9,6 +9,7 @@ to the server (the ``on_dispatched`` callback only fires after a successful Noti
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import os
 from collections.abc import Callable
@@ -84,9 +85,14 @@ ButtonSpec = tuple[str, str, Callable[[], None]]
 class DesktopPopups:
     """Sends and closes popups; one D-Bus connection, opened by :meth:`start`."""
 
-    def __init__(self, app_name: str = APP_NAME, *, timeout_s: float = 2.0) -> None:
+    def __init__(
+        self, app_name: str = APP_NAME, *, timeout_s: float = 2.0, body_markup: bool = False
+    ) -> None:
         self._dn = DesktopNotifier(app_name=app_name, app_icon=Icon(name="utilities-terminal"))
         self._timeout_s = timeout_s
+        #: the server renders a body's markup (capability ``body-markup``): agent text in
+        #: it is escaped, so ``<a href>`` / ``<img src=file://...>`` show as typed
+        self._body_markup = body_markup
 
     async def start(self) -> None:
         """Connect and introspect now, so the first popup does not pay for it."""
@@ -110,7 +116,7 @@ class DesktopPopups:
 
         note = Notification(
             title=title,
-            message=body,
+            message=html.escape(body, quote=False) if self._body_markup else body,
             urgency=Urgency.Critical if critical else Urgency.Normal,
             # The identifier doubles as the action key the server sends back.
             buttons=tuple(Button(title=t, identifier=k, on_pressed=cb) for k, t, cb in buttons),

@@ -112,7 +112,11 @@ class Notifier:
     async def _start_desktop(self) -> None:
         try:
             self.server = await probe_notification_server(self._probe_timeout_s)
-            popups = DesktopPopups(self._app_name, timeout_s=self._send_timeout_s)
+            popups = DesktopPopups(
+                self._app_name,
+                timeout_s=self._send_timeout_s,
+                body_markup="body-markup" in self.server.capabilities,
+            )
             try:
                 await popups.start()
             except Exception as e:  # TimeoutError, DBusError: the server left meanwhile

@@ -49,7 +49,8 @@ class DesktopThread:
     """:class:`FakeNotificationServer` served from a thread with its own event loop, so
     the test may block (subprocesses, ``wait_for``) while the server answers Notify."""
 
-    def __init__(self) -> None:
+    def __init__(self, capabilities: tuple[str, ...] = ("actions", "body", "persistence")) -> None:
+        self.capabilities = capabilities
         self.loop = asyncio.new_event_loop()
         self.server: FakeNotificationServer | None = None
         self._ready = threading.Event()
@@ -66,7 +67,7 @@ class DesktopThread:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        async with fake_server() as server:
+        async with fake_server(self.capabilities) as server:
             self.server = server
             self._ready.set()
             await self._stop.wait()
@@ -261,6 +262,33 @@ def test_done_agent_pops_up_once_normal_with_its_last_message(
     time.sleep(SETTLE_S)
     # working -> done: only the state that needs the human pops up.
     assert titles(desktop) == ["api-refactor is done"]
+
+
+@pytest.mark.parametrize("markup", [True, False])
+def test_agent_text_in_a_popup_body_is_never_markup(
+    markup: bool, bus: str, start_watch: Callable[..., Watch], cli: CLI, repo: Path
+) -> None:
+    """A server that renders body markup gets ``<a href>`` / ``<img src=file://>`` from an
+    agent escaped (issue 20 item 7); one that does not gets the text as it is."""
+    caps = ("actions", "body", "persistence") + (("body-markup",) if markup else ())
+    desktop = DesktopThread(caps).start()
+    try:
+        start_watch()
+        aid = spawn_demo(repo, "refactor", "api-refactor")
+        desktop.wait_title("api-refactor is done")
+        evil = '<a href="https://evil.example">docs</a> <img src="file:///etc/passwd"> & co'
+        assert cli("send", aid, evil, cwd=repo, env=child_env()).returncode == 0
+        bodies = lambda: [c.body for c in desktop.calls if c.body.startswith("Did:")]  # noqa: E731
+        body = wait_for(bodies, timeout=30)[0]
+        if markup:
+            assert body == (
+                'Did: &lt;a href="https://evil.example"&gt;docs&lt;/a&gt; '
+                '&lt;img src="file:///etc/passwd"&gt; &amp; co'
+            )
+        else:
+            assert body == f"Did: {evil}"
+    finally:
+        desktop.stop()
 
 
 def test_blocked_agent_pops_up_once_critical_with_its_question(
