@@ -18,18 +18,19 @@ duplicate inbox item.
 
 Inside: :mod:`.members` (who takes part, the engine call), :mod:`.refresh` (records in and
 out), :mod:`.report` (``mullui collisions``, merge advice), :mod:`.scheduler` (the
-supervisor's timing).  Callers pass anything with ``paths`` and ``store`` (a ``Fleet``).
+supervisor's timing), :mod:`.index` (the collision guard's index). Callers pass a
+:class:`mullui.context.Context` (paths, store, config); the radar never imports the
+workspace.
 """
 
 from __future__ import annotations
 
-from mullui.radar.members import Fleet, agents_with_work, eligible, work_of
+from mullui.radar.members import agents_with_work, eligible, work_of
 from mullui.radar.refresh import NewConflict, refresh, refresh_quietly, supervisor_alive
 from mullui.radar.report import Pair, Report, advice, collisions_report, merge_advice
 from mullui.radar.scheduler import Scheduler
 
 __all__ = [
-    "Fleet",
     "NewConflict",
     "Pair",
     "Report",

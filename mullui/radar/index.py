@@ -13,12 +13,13 @@ from typing import Any
 
 from mullui import guard
 from mullui.collisions import ChangeSet
+from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import Agent
-from mullui.radar.members import Fleet, eligible
+from mullui.radar.members import eligible
 
 
-def publish(ctx: Fleet, local: Sequence[Agent], sets: Mapping[str, ChangeSet]) -> None:
+def publish(ctx: Context, local: Sequence[Agent], sets: Mapping[str, ChangeSet]) -> None:
     """Write every repository's index from this pass: its eligible agents and their files
     (``sets``: change sets by agent id; an agent without one has no files yet)."""
     cfg = ctx.config

@@ -5,27 +5,10 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Protocol
 
 from mullui.collisions import ChangeSet, CollisionCache, Work, scan
-from mullui.config import Config
 from mullui.errors import MulluiError
 from mullui.model import Agent, Collision
-from mullui.paths import Paths
-from mullui.store import Store
-
-
-class Fleet(Protocol):
-    """What the radar needs of the caller: where files are, the agents' records, the config."""
-
-    @property
-    def paths(self) -> Paths: ...
-
-    @property
-    def store(self) -> Store: ...
-
-    @property
-    def config(self) -> Config: ...
 
 
 def eligible(a: Agent) -> bool:

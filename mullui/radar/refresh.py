@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from mullui.collisions import ChangeSet, CollisionCache
+from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import Agent, Collision
 from mullui.radar.index import publish
-from mullui.radar.members import Fleet, eligible, find, work_of
+from mullui.radar.members import eligible, find, work_of
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class NewConflict:
 
 
 def refresh(
-    ctx: Fleet,
+    ctx: Context,
     cache: CollisionCache | None = None,
     changed: Collection[str] | None = None,
     agents: Sequence[Agent] | None = None,
@@ -51,7 +52,9 @@ def refresh(
     return new
 
 
-def record(ctx: Fleet, local: list[Agent], found: dict[str, list[Collision]]) -> list[NewConflict]:
+def record(
+    ctx: Context, local: list[Agent], found: dict[str, list[Collision]]
+) -> list[NewConflict]:
     by_id = {a.id: a for a in local}
     new: list[NewConflict] = []
     for a in local:
@@ -80,7 +83,7 @@ def record(ctx: Fleet, local: list[Agent], found: dict[str, list[Collision]]) ->
     return new
 
 
-def supervisor_alive(ctx: Fleet) -> bool:
+def supervisor_alive(ctx: Context) -> bool:
     """A supervisor (TUI or ``mullui watch``) seems to hold the lock, so it keeps the
     records' collisions fresh.  Judged by the pid in the lock file, never by taking the
     lock: a probe holding it for an instant would make a watch starting then give up."""
@@ -105,7 +108,7 @@ def supervisor_alive(ctx: Fleet) -> bool:
     return b"mullui" in cmdline
 
 
-def refresh_quietly(ctx: Fleet, agents: Sequence[Agent] | None = None) -> bool:
+def refresh_quietly(ctx: Context, agents: Sequence[Agent] | None = None) -> bool:
     """``refresh`` for ``ls``-like commands: a git problem is one line on stderr, never a
     failed listing.  True when something was recomputed."""
     try:

@@ -16,9 +16,10 @@ from mullui.collisions import (
     base_drift,
     merge_order,
 )
+from mullui.context import Context
 from mullui.model import Agent, Collision, GuardHit, iso
 from mullui.radar.index import publish
-from mullui.radar.members import Fleet, eligible, find, work_of
+from mullui.radar.members import eligible, find, work_of
 from mullui.radar.refresh import record
 
 SHOWN_FILES = 5  # files named in one line of text before "and N more"
@@ -108,7 +109,7 @@ def _names(files: Sequence[str]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-def collisions_report(ctx: Fleet) -> Report:
+def collisions_report(ctx: Context) -> Report:
     """Refresh the records and describe every pair, base conflict and merge order."""
     local = [a for a in ctx.store.all() if a.host is None]
     members = [a for a in local if eligible(a)]
@@ -183,7 +184,7 @@ def advice(members: Sequence[Agent], plan: MergeOrder) -> str:
     return f"no clean merge order into {plan.target}: {why}{tail}"
 
 
-def merge_advice(ctx: Fleet, agent: Agent, target: str) -> str | None:
+def merge_advice(ctx: Context, agent: Agent, target: str) -> str | None:
     """For a refused merge of ``agent`` into ``target``: the order of the pending merges
     into ``target`` (this agent's included) that stays clean, when one exists and it is
     not simply "this one first".  None when there is no better order to propose."""

@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from mullui.collisions import CollisionCache
+from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import Agent, State
-from mullui.radar.members import Fleet, eligible
+from mullui.radar.members import eligible
 from mullui.radar.refresh import NewConflict, refresh
 from mullui.store import atomic_write_json, read_json
 
@@ -40,7 +41,7 @@ class Scheduler:
     refresh loop).
     """
 
-    def __init__(self, ctx: Fleet, interval_s: float, *, notify: bool = True) -> None:
+    def __init__(self, ctx: Context, interval_s: float, *, notify: bool = True) -> None:
         self.ctx = ctx
         self.interval_s = max(0.5, float(interval_s))
         self.notify = notify
