@@ -17,7 +17,9 @@ PermissionRequest   blocked: the permission dialog just opened (~0.1 s after
                     the model's tool_use; the ``Notification`` about the same
                     dialog comes ~6 s later)
 PreToolUse          working (blocked for AskUserQuestion / ExitPlanMode: the
-                    tool *is* a question to the human)
+                    tool *is* a question to the human; a sign of life for
+                    Edit / Write / MultiEdit / NotebookEdit, which the collision
+                    guard answers: see mullui.guard)
 PostToolUse(...)    working (e.g. the human granted the permission)
 UserPromptSubmit    working
 Stop                done, with ``last_assistant_message`` - unless background
@@ -53,6 +55,7 @@ from mullui.agents.base import (
     write_file,
 )
 from mullui.errors import MulluiError
+from mullui.guard import CLAUDE_EDIT_TOOLS
 from mullui.usage import Price, claude_session_usage, is_regular_file
 
 SETTINGS_FILE = "claude-settings.json"
@@ -293,6 +296,12 @@ class ClaudeProfile(Profile):
             if tool in QUESTION_TOOLS:
                 q = summarize_tool(tool, p.get("tool_input"), cwd)
                 return [_state("blocked", event, question=q)]
+            if tool in CLAUDE_EDIT_TOOLS:
+                # The collision guard answers this very call (mullui.guard) and writes its
+                # verdict (``ask``: blocked) at once, while this event may be folded later
+                # (the fast hook path): "working" here would undo it.  A sign of life only;
+                # PostToolUse says working once the edit ran.
+                return []
             return [_state("working", event)]
 
         if event in ("PostToolUse", "PostToolUseFailure", "UserPromptSubmit"):
