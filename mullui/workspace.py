@@ -29,11 +29,11 @@ class Workspace(Context):
 
     # ---- context -------------------------------------------------------------------
     def current_branch(self) -> str | None:
-        repo = self.repo_or_none()
-        if repo is None:
+        """The branch of the worktree the user stands in (a linked one's own)."""
+        if self.repo_or_none() is None:
             return None
         try:
-            return worktrees.current_branch(repo)
+            return worktrees.current_branch(self.cwd)
         except MulluiError:
             return None
 

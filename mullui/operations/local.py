@@ -69,10 +69,13 @@ class LocalLocation(Location):
         prev: Agent | None = None
         if after:
             prev = ctx.get(after)
-        if base is None and prev is None:
-            base = worktrees.current_branch(repo)
-        if base is not None:
-            worktrees.resolve_ref(repo, base)
+        if base is not None or prev is None:
+            # Resolved here, where the user stands (a linked worktree's own branch; HEAD,
+            # @{-1}, HEAD~2 mean nothing once inside the agent's worktree).
+            chosen, lines = worktrees.spawn_notes(ctx.cwd, base)
+            base = chosen.ref
+            for line in lines:
+                _tell(ctx, line)
         record = Agent(
             id=records.new_id(ctx),
             name=name,
@@ -126,6 +129,8 @@ class LocalLocation(Location):
             ctx.store.emit(
                 a.id, "update", fields={"branch": wt.branch, "worktree": str(wt.path), "base": base}
             )
+            for note in wt.notes:
+                _tell(ctx, f"{a.name}: {note}")
             worktrees.lock(repo, wt.path, f"mullui agent {a.name} ({a.id}) is running")
             token = ctx.store.token(a.id) or ""
             env = {
@@ -241,20 +246,32 @@ class LocalLocation(Location):
         if a.state in (State.STOPPED,):
             return a
         a = self.ctx.store.emit(a.id, "stop", cause="stopped by user")
-        if a.tmux_target:
-            with contextlib.suppress(MulluiError):
-                self.ctx.tmux.stop(a.tmux_target)
+        self._end(a)
         self.release(a)
         return a
 
     def halt(self, a: Agent) -> None:
-        if a.tmux_target:
-            with contextlib.suppress(MulluiError):
-                self.ctx.tmux.stop(a.tmux_target)
+        self._end(a)
         self.release(a)
 
+    def _end(self, a: Agent, *, kill: bool = False) -> None:
+        """End the agent's window and its whole process tree (C-c first unless
+        ``kill``); say so if any of its processes survived even SIGKILL."""
+        if not a.tmux_target:
+            return
+        tmux = self.ctx.tmux
+        try:
+            left = tmux.kill(a.tmux_target) if kill else tmux.stop(a.tmux_target).survivors
+        except MulluiError:
+            return
+        if left:
+            pids = " ".join(map(str, left[:10]))
+            _tell(self.ctx, f"{len(left)} process(es) of {a.name} survived SIGKILL: {pids}")
+
     def release(self, a: Agent) -> None:
-        if a.repo and a.worktree and Path(a.worktree).exists():
+        # Also when the directory is gone: a locked registration is what keeps
+        # `git worktree prune` and `git branch -D` from cleaning up after a hand removal.
+        if a.repo and a.worktree:
             with contextlib.suppress(MulluiError):
                 worktrees.unlock(Path(a.repo), Path(a.worktree))
 
@@ -266,14 +283,16 @@ class LocalLocation(Location):
                     f"agent {a.name} is {a.state.value}: "
                     f"`mullui stop {a.name}` first, or rm --force"
                 )
+            if force:
+                # The process tree first: nothing it writes after the save is lost, and
+                # no dev server it started keeps running from a deleted directory.
+                self._end(a, kill=True)
             saved = worktrees.remove(
                 Path(a.repo), Path(a.worktree), a.branch, force=force, agent_name=a.name
             )
         if a.state in RUNNING or a.state is State.QUEUED:
             self.ctx.store.emit(a.id, "stop", cause="removed")
-        if a.tmux_target:
-            with contextlib.suppress(MulluiError):
-                self.ctx.tmux.kill(a.tmux_target)
+        self._end(a, kill=True)
         a = self.ctx.store.emit(a.id, "removed", saved=saved)
         return a, saved
 
@@ -376,7 +395,8 @@ def _adopt_worktree(ctx: Context, a: Agent) -> Agent:
     path = worktrees.worktree_path(Path(a.repo), ctx.paths.worktrees_dir, slug, a.id)
     if not path.exists():
         return a
-    fields = {"worktree": str(path), "branch": f"mullui/{slug}-{a.id}"}
+    branch = worktrees.branch_of(path) or worktrees.branch_name(Path(a.repo), slug, a.id)
+    fields = {"worktree": str(path), "branch": branch}
     return ctx.store.emit(a.id, "update", fields=fields)
 
 
@@ -400,6 +420,13 @@ def stall_deadline(ctx: Context, a: Agent) -> datetime | None:
     if not a.tmux_target or a.removed:
         return None  # reconcile only judges agents it can see in tmux
     return last_sign_of_life(ctx, a) + timedelta(seconds=ctx.config.limits.stall_after_s)
+
+
+def _tell(ctx: Context, line: str) -> None:
+    """One line for the user (the CLI prints it on stderr; a face without a ``notice``
+    callback has nobody to tell)."""
+    if ctx.notice is not None:
+        ctx.notice(line)
 
 
 def _alive(pid: int) -> bool:

@@ -381,6 +381,60 @@ def test_a_worktree_deleted_with_rm_rf_is_pruned_by_rm(cli: Cli, git_repo: Path)
     git(git_repo, "branch", "-D", a["branch"])  # nothing holds it any more
 
 
+def test_spawn_in_a_linked_worktree_starts_from_that_worktrees_branch(
+    cli: Cli, git_repo: Path, tmp_path: Path
+) -> None:
+    mine = tmp_path / "mine"
+    git(git_repo, "worktree", "add", "-q", "-b", "feature", str(mine))
+    commit_file(mine, "only-on-feature.txt", "f\n")
+    (mine / "deep").mkdir()
+    aid = spawn(cli, mine / "deep", committing("agent.txt", "a"))
+    a = finished(cli, mine, aid)
+    assert (Path(a["worktree"]) / "only-on-feature.txt").exists()
+    r = cli("merge", aid, cwd=mine)
+    assert r.returncode == 0, r.stderr
+    assert "into feature" in r.stdout
+    assert (mine / "agent.txt").read_text() == "a\n"
+    assert not (git_repo / "agent.txt").exists()  # main untouched
+
+
+def test_base_head_means_the_branch_where_the_user_stands(cli: Cli, git_repo: Path) -> None:
+    git(git_repo, "checkout", "-q", "-b", "feature")
+    aid = spawn(cli, git_repo, committing("agent.txt", "a"), "--base", "HEAD")
+    finished(cli, git_repo, aid)
+    rows = json.loads(cli("report", "--json", cwd=git_repo).stdout)["agents"]
+    assert next(r for r in rows if r["id"] == aid)["files_changed"] == 1
+    r = cli("merge", aid, cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    assert "into feature" in r.stdout
+
+
+def test_a_detached_head_base_is_its_commit_with_a_note(cli: Cli, git_repo: Path) -> None:
+    git(git_repo, "checkout", "-q", "--detach")
+    r = cli("spawn", "--agent", "shell", "--no-attach", committing("d.txt", "d"), cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    assert "not a branch: the agent starts there" in r.stderr
+    aid = r.stdout.strip()
+    finished(cli, git_repo, aid)
+    m = cli("merge", aid, cwd=git_repo)
+    assert m.returncode == 1 and "--into" in m.stderr and "Traceback" not in m.stderr
+    m = cli("merge", aid, "--into", "main", cwd=git_repo)
+    assert m.returncode == 0, m.stderr
+
+
+def test_spawn_names_the_uncommitted_files_the_agent_will_not_see(cli: Cli, git_repo: Path) -> None:
+    clean = cli("spawn", "--agent", "shell", "--no-attach", "true", cwd=git_repo)
+    assert clean.returncode == 0 and clean.stderr == ""
+    (git_repo / "README.md").write_text("edited\n")
+    (git_repo / "notes.txt").write_text("new\n")
+    r = cli("spawn", "--agent", "shell", "--no-attach", "true", cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (
+        "mullui: the agent starts from main as committed and will not see 2 uncommitted "
+        "files here: README.md, notes.txt (commit first to include)\n"
+    )
+
+
 def _read(p: Path) -> str:
     return p.read_text() if p.exists() else ""
 
