@@ -11,6 +11,7 @@ Benchmarks (each also runs alone as ``python benchmarks/bench_X.py``):
                   ~50 MB/s
 - ``notify``      state change -> Notify on a private D-Bus (bench_notify.py)
 - ``collisions``  the collision radar with 50 agents (bench_collisions.py)
+- ``guard``       the collision guard's added time per file edit (bench_guard.py)
 - ``remote``      agents over SSH (bench_remote.py), when present
 - ``agents``      the real Gemini CLI, OpenCode and Aider: prompt drawn -> ``blocked``
                   (bench_agents.py), for each one installed
@@ -46,7 +47,7 @@ from benchmarks.bench_core import Metric, metric, print_table  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
-ORDER = ("core", "tui", "notify", "collisions", "remote", "agents")
+ORDER = ("core", "tui", "notify", "collisions", "guard", "remote", "agents")
 MARK_START = "<!-- benchmarks:start -->"
 MARK_END = "<!-- benchmarks:end -->"
 
