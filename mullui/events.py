@@ -77,23 +77,31 @@ def append_line(path: Path, data: bytes, *, seal: bool = False) -> None:
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        start = os.fstat(fd).st_size
-        # Writers hold the lock for whole lines: under it, a missing newline is a torn tail.
-        if seal and start and os.pread(fd, 1, start - 1) != b"\n":
-            data = b"\n" + data
-        view = memoryview(data)
-        try:
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, start)
-            raise MulluiError(
-                f"cannot write {path}: {e.strerror or e} — free space or fix permissions"
-            ) from e
+        write_lines(fd, path, data, seal=seal)
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def write_lines(fd: int, path: Path, data: bytes, *, seal: bool = False) -> int:
+    """Append ``data`` to the locked ``O_APPEND`` file ``fd``, all or nothing (a failed
+    write is cut back off); returns the file's size before.  With ``seal`` a torn last
+    line is ended first."""
+    start = os.fstat(fd).st_size
+    # Writers hold the lock for whole lines: under it, a missing newline is a torn tail.
+    if seal and start and os.pread(fd, 1, start - 1) != b"\n":
+        data = b"\n" + data
+    view = memoryview(data)
+    try:
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)
+        raise MulluiError(
+            f"cannot write {path}: {e.strerror or e} — free space or fix permissions"
+        ) from e
+    return start
 
 
 def at_line_start(path: Path, offset: int) -> bool:

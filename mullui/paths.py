@@ -51,6 +51,11 @@ class Paths:
         return self.state_dir / "secrets"
 
     @property
+    def hookdata_dir(self) -> Path:
+        """Raw hook payloads the fast hook stored, one file each until folded in."""
+        return self.state_dir / "hookdata"
+
+    @property
     def profiles_dir(self) -> Path:
         """Generated per-agent files (hook settings, plugins) kept outside the worktree."""
         return self.state_dir / "profiles"
@@ -114,6 +119,7 @@ class Paths:
             self.spool_dir,
             self.logs_dir,
             self.secrets_dir,
+            self.hookdata_dir,
             self.profiles_dir,
             self.worktrees_dir,
         ):

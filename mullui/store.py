@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mullui import journal
 from mullui.errors import MulluiError, NotFound
 from mullui.events import (
     Event,
     append_event,
     append_line,
     at_line_start,
+    encode,
     new_event,
     read_events,
     seal_torn_tail,
@@ -34,6 +36,14 @@ from mullui.paths import Paths
 from mullui.reducer import apply_event
 
 RECENT_EIDS = 64
+
+
+def _size(path: Path) -> int:
+    """The file's size, -1 when it does not exist."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return -1
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
@@ -132,22 +142,23 @@ class Store:
         finally:
             os.close(fd)
 
-    def _read_record(self, agent_id: str) -> tuple[Agent | None, int, list[str], bool]:
-        """(agent, offset, recent eids, corrupt)."""
+    def _read_record(self, agent_id: str) -> tuple[Agent | None, int, int, list[str], bool]:
+        """(agent, spool offset, raw hook spool offset, recent eids, corrupt)."""
         path = self.paths.record_file(agent_id)
         try:
             d = read_json(path)
-        except (ValueError, UnicodeDecodeError):
-            return None, 0, [], True
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None, 0, 0, [], True
         if d is None:
-            return None, 0, [], False
+            return None, 0, 0, [], False
         if not isinstance(d, dict) or d.get("id") != agent_id:
-            return None, 0, [], True  # valid JSON, but not this agent's record ([1, 2])
+            return None, 0, 0, [], True  # valid JSON, but not this agent's record ([1, 2])
         try:
             a = Agent.from_record(d)
-            return a, int(d.get("_offset", 0)), list(d.get("_eids", [])), False
+            off, roff = int(d.get("_offset", 0)), int(d.get("_raw_offset", 0))
+            return a, off, roff, list(d.get("_eids", [])), False
         except (KeyError, ValueError, TypeError, AttributeError):
-            return None, 0, [], True
+            return None, 0, 0, [], True
 
     def load(self, agent_id: str) -> Agent:
         """The agent's record brought up to date with its spool."""
@@ -158,98 +169,144 @@ class Store:
 
     def get(self, agent_id: str) -> Agent | None:
         spool = self.paths.spool_file(agent_id)
-        a, offset, eids, corrupt = self._read_record(agent_id)
-        try:
-            size = spool.stat().st_size
-        except FileNotFoundError:
-            size = -1
-        if a is not None and not corrupt and size == offset:
+        a, offset, roffset, eids, corrupt = self._read_record(agent_id)
+        size = _size(spool)
+        rsize = _size(self.paths.spool_dir / f"{agent_id}.hooks")
+        if a is not None and not corrupt and size == offset and rsize <= roffset:
             return a  # fast path: nothing new, no lock
         if size < 0 and a is not None:
             return a
         with self._locked(agent_id):
-            a, offset, eids, corrupt = self._read_record(agent_id)
-            if corrupt:
-                print(
-                    f"mullui: record {self.paths.record_file(agent_id)} was torn or corrupt; "
-                    "rebuilt from its event log",
-                    file=sys.stderr,
-                )
-                a, offset, eids = None, 0, []
-            if size < 0:
-                return a
-            before = a
-            if a is not None and not at_line_start(spool, offset):
-                # The spool was cut or rewritten behind the record (a torn last line cut
-                # off by hand, a restored backup): replay it whole, the record is a cache.
-                print(
-                    f"mullui: event log {spool} no longer matches its record (cut short or "
-                    "torn); record rebuilt from the events that remain",
-                    file=sys.stderr,
-                )
-                a, offset, eids, corrupt = None, 0, [], True
-            events, new_offset = read_events(spool, offset)
-            end = seal_torn_tail(spool, new_offset) if new_offset < size else None
-            if end is not None:
-                if not corrupt:
-                    print(
-                        f"mullui: event log {spool} ended in a torn line (a writer died "
-                        f"mid-line at byte {new_offset}); skipped it",
-                        file=sys.stderr,
-                    )
-                new_offset = end
-            if new_offset == offset and not corrupt:
-                return a
-            seen = set(eids)
-            for ev in events:
-                eid = ev.get("eid")
-                if isinstance(eid, str) and eid in seen:  # a hand-edited line: any type
-                    continue
-                if isinstance(eid, str):
-                    eids.append(eid)
-                    seen.add(eid)
-                try:
-                    a = apply_event(a, ev)
-                except (KeyError, ValueError, TypeError) as e:
-                    print(f"mullui: {agent_id}: skipped a malformed event ({e})", file=sys.stderr)
-            if a is None:
-                return None
-            rec = a.to_record()
-            rec["_offset"] = new_offset
-            rec["_eids"] = eids[-RECENT_EIDS:]
-            try:
-                self._journal(before, a)
-                atomic_write_json(self.paths.record_file(agent_id), rec)
-            except (MulluiError, OSError) as e:
-                # The record is a cache of the spool: on a full disk show the agent as its
-                # events say and save it on a later read (no half record: writes are
-                # atomic).  Said once per process, not once per agent.
-                if not self._unsaved:
-                    self._unsaved = True
-                    why = (
-                        e.message if isinstance(e, MulluiError) else f"{e.strerror} ({e.filename})"
-                    )
-                    print(f"mullui: {why} (agents shown unsaved)", file=sys.stderr)
+            return self._catch_up(agent_id)
+
+    def _catch_up(self, agent_id: str) -> Agent | None:
+        """Apply what the spool (and the raw hook spool) hold past the record; under the
+        agent's lock."""
+        spool = self.paths.spool_file(agent_id)
+        a, offset, roffset, eids, corrupt = self._read_record(agent_id)
+        size = _size(spool)
+        if corrupt:
+            print(
+                f"mullui: record {self.paths.record_file(agent_id)} was torn or corrupt; "
+                "rebuilt from its event log",
+                file=sys.stderr,
+            )
+            a, offset, roffset, eids = None, 0, 0, []
+        if size < 0:
             return a
+        before = a
+        if a is not None and not at_line_start(spool, offset):
+            # The spool was cut or rewritten behind the record (a torn last line cut
+            # off by hand, a restored backup): replay it whole, the record is a cache.
+            print(
+                f"mullui: event log {spool} no longer matches its record (cut short or "
+                "torn); record rebuilt from the events that remain",
+                file=sys.stderr,
+            )
+            a, offset, roffset, eids, corrupt = None, 0, 0, [], True
+        start, raw_start = offset, roffset
+        seen = set(eids)
+        a, offset, roffset = self._apply_spool(
+            agent_id, a, offset, roffset, eids, seen, quiet=corrupt
+        )
+        raw_path = self.paths.spool_dir / f"{agent_id}.hooks"
+        rounds = 0
+        exited = False
+        while a is not None and _size(raw_path) > roffset and rounds < 64:
+            # Hook events stored by the fast path: translated here, appended to the
+            # spool (each with its raw_end), then applied like any other event.
+            from mullui import hook
+
+            rounds += 1
+            batch = hook.translate_raw(self.paths, agent_id, roffset, a.profile)
+            if batch.end == roffset:
+                break
+            if batch.events:
+                append_line(spool, b"".join(encode(e) for e in batch.events), seal=True)
+            hook.remove_files(batch.done_files)
+            a, offset, _ = self._apply_spool(agent_id, a, offset, batch.end, eids, seen)
+            roffset = max(roffset, batch.end)
+            exited = exited or any(e.get("kind") == "exit" for e in batch.events)
+        if offset == start and roffset == raw_start and not corrupt and a is before:
+            return a
+        if a is None:
+            return None
+        rec = a.to_record()
+        rec["_offset"] = offset
+        rec["_raw_offset"] = roffset
+        rec["_eids"] = eids[-RECENT_EIDS:]
+        try:
+            self._journal(before, a)
+            atomic_write_json(self.paths.record_file(agent_id), rec)
+        except (MulluiError, OSError) as e:
+            # The record is a cache of the spool: on a full disk show the agent as its
+            # events say and save it on a later read (no half record: writes are
+            # atomic).  Said once per process, not once per agent.
+            if not self._unsaved:
+                self._unsaved = True
+                why = e.message if isinstance(e, MulluiError) else f"{e.strerror} ({e.filename})"
+                print(f"mullui: {why} (agents shown unsaved)", file=sys.stderr)
+        if exited:
+            from mullui import hook
+
+            hook.after_exit(a)
+        return a
+
+    def _apply_spool(
+        self,
+        agent_id: str,
+        a: Agent | None,
+        offset: int,
+        roffset: int,
+        eids: list[str],
+        seen: set[str],
+        *,
+        quiet: bool = False,
+    ) -> tuple[Agent | None, int, int]:
+        """Fold the spool's complete lines from ``offset``; returns (agent, new offset,
+        raw offset: the furthest ``raw_end`` seen)."""
+        spool = self.paths.spool_file(agent_id)
+        size = _size(spool)
+        events, new_offset = read_events(spool, offset)
+        end = seal_torn_tail(spool, new_offset) if new_offset < size else None
+        if end is not None and not quiet:
+            print(
+                f"mullui: event log {spool} ended in a torn line (a writer died "
+                f"mid-line at byte {new_offset}); skipped it",
+                file=sys.stderr,
+            )
+        if end is not None:
+            new_offset = end
+        for ev in events:
+            r = ev.get("raw_end")
+            if isinstance(r, int) and not isinstance(r, bool) and r > roffset:
+                roffset = r
+            eid = ev.get("eid")
+            if isinstance(eid, str) and eid in seen:  # a hand-edited line: any type
+                continue
+            if isinstance(eid, str):
+                eids.append(eid)
+                seen.add(eid)
+            try:
+                a = apply_event(a, ev)
+            except (KeyError, ValueError, TypeError) as e:
+                print(f"mullui: {agent_id}: skipped a malformed event ({e})", file=sys.stderr)
+        return a, new_offset, roffset
 
     def _journal(self, before: Agent | None, after: Agent) -> None:
-        """Append the applied change to ``changes.jsonl`` (the notifier's and remote
-        mirrors' feed) *before* the record is written: a crash in between replays the
-        events, and readers drop the duplicate by (agent, seq)."""
-        if before is not None and before.to_record() == after.to_record():
+        """Append the applied change to ``changes.jsonl`` (the notifier's, the TUI's and
+        remote mirrors' feed; see :mod:`mullui.journal`) *before* the record is written:
+        a crash in between replays the events, and readers drop the duplicate by
+        (agent, seq)."""
+        old = before.to_record() if before is not None else None
+        new = after.to_record()
+        if old == new:
             return
-        old_seq = before.seq if before is not None else 0
-        new = [t.to_json() for t in after.history if t.seq > old_seq]
-        if before is None:
-            new = [t.to_json() for t in after.history]
-        line = {
-            "agent": after.id,
-            "seq": after.seq,
-            "transitions": new,
-            "record": after.to_record(),
-        }
-        data = json.dumps(line, ensure_ascii=False, default=str).encode() + b"\n"
-        append_line(self.paths.changes_file, data, seal=True)
+        journal.append(
+            self.paths.changes_file,
+            journal.encode(journal.entry(old, new)),
+            keep=lambda aid: self.paths.record_file(aid).exists(),
+        )
 
     def all(self) -> list[Agent]:
         out = []

@@ -34,8 +34,10 @@ skipped, never fatal - usage is a report, not a source of truth.
 from __future__ import annotations
 
 import json
+import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,72 @@ from typing import Any
 from mullui.errors import ConfigError
 
 MILLION = 1_000_000
+
+#: Bytes one update reads from a transcript at most (the rest waits for the next update):
+#: the path comes from the agent's hook payload, and a 1 GB sparse file must not be
+#: read - or held - whole.
+MAX_READ = 64 * 1024 * 1024
+#: Bytes held at once while reading.
+READ_CHUNK = 1024 * 1024
+#: A line longer than this is skipped, not buffered.
+MAX_LINE = 8 * 1024 * 1024
+#: Subagent transcripts looked at, and how deep their directory tree may go.
+MAX_SUBAGENT_FILES = 500
+MAX_SUBAGENT_DEPTH = 4
+#: Incremental readers kept per process (the supervisor reads each new byte once).
+READERS_KEPT = 256
+
+
+class FileTail:
+    """The complete lines appended to a file since the last call.
+
+    Opened with ``O_NOFOLLOW`` (a symlink is not followed), regular files only (a FIFO or a
+    device would hang or flood), at most :data:`MAX_READ` bytes per call, streamed in
+    :data:`READ_CHUNK` pieces.  ``reset`` is True after :meth:`lines` found the file
+    replaced or cut (the owner starts its sums again)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.ident: tuple[int, int] | None = None
+        self.reset = False
+
+    def lines(self) -> Iterator[str]:
+        self.reset = False
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, ValueError):
+            return
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return
+            ident = (st.st_dev, st.st_ino)
+            if ident != self.ident or st.st_size < self.offset:
+                self.reset = self.ident is not None or self.offset > 0
+                self.ident, self.offset = ident, 0
+            budget = MAX_READ
+            buf = b""
+            while budget > 0:
+                chunk = os.pread(fd, min(READ_CHUNK, budget), self.offset + len(buf))
+                if not chunk:
+                    break
+                budget -= len(chunk)
+                buf += chunk
+                end = buf.rfind(b"\n")
+                if end < 0:
+                    if len(buf) > MAX_LINE:  # one absurd line: skip what we hold of it
+                        self.offset += len(buf)
+                        buf = b""
+                    continue
+                self.offset += end + 1
+                text = buf[: end + 1].decode("utf-8", "replace")
+                buf = buf[end + 1 :]
+                yield from text.splitlines()
+        except OSError:
+            return
+        finally:
+            os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -219,23 +287,20 @@ class ClaudeTranscript:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._offset = 0
+        self._tail = FileTail(path)
         self._requests: dict[str, _Request] = {}
 
+    @property
+    def _offset(self) -> int:
+        return self._tail.offset
+
     def update(self) -> None:
-        if not is_regular_file(self.path):
-            return
-        try:
-            with self.path.open("rb") as f:
-                f.seek(self._offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return
-        self._offset += end + 1
-        self.feed(chunk[: end + 1].decode("utf-8", "replace").splitlines())
+        lines = self._tail.lines()
+        for first in lines:
+            if self._tail.reset:
+                self._requests = {}
+            self.feed([first])
+            self.feed(lines)
 
     def feed(self, lines: Iterable[str]) -> None:
         """Fold transcript lines in (complete lines; bad ones are skipped)."""
@@ -312,9 +377,46 @@ def _total(requests: Iterable[_Request], prices: Mapping[str, Price] | None) -> 
 
 def subagent_transcripts(transcript_path: Path) -> list[Path]:
     """Transcripts of the session's subagents (Claude Code 2.1.x keeps them apart, under
-    ``<dir>/<session_id>/subagents/``, nested for workflows)."""
-    sub = transcript_path.with_suffix("") / "subagents"
-    return sorted(sub.rglob("*.jsonl")) if sub.is_dir() else []
+    ``<dir>/<session_id>/subagents/``, nested for workflows).  Never through a symlinked
+    directory, at most :data:`MAX_SUBAGENT_DEPTH` levels and
+    :data:`MAX_SUBAGENT_FILES` files: the path comes from the agent."""
+    session = transcript_path.with_suffix("")
+    sub = session / "subagents"
+    for d in (session, sub):
+        try:
+            if not stat.S_ISDIR(os.lstat(d).st_mode):
+                return []
+        except (OSError, ValueError):
+            return []
+    found: list[Path] = []
+    todo = [(sub, 0)]
+    while todo and len(found) < MAX_SUBAGENT_FILES:
+        d, depth = todo.pop()
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        if depth < MAX_SUBAGENT_DEPTH:
+                            todo.append((Path(e.path), depth + 1))
+                    elif e.name.endswith(".jsonl") and e.is_file(follow_symlinks=False):
+                        found.append(Path(e.path))
+        except OSError:
+            continue
+    return sorted(found)[:MAX_SUBAGENT_FILES]
+
+
+_READERS: OrderedDict[str, ClaudeTranscript] = OrderedDict()
+
+
+def _reader(path: Path) -> ClaudeTranscript:
+    """This process's incremental reader of ``path`` (the supervisor reads each new byte of
+    a transcript once, however many Stops it sees)."""
+    key = str(path)
+    r = _READERS.pop(key, None) or ClaudeTranscript(path)
+    _READERS[key] = r
+    while len(_READERS) > READERS_KEPT:
+        _READERS.popitem(last=False)
+    return r
 
 
 def is_regular_file(path: Path) -> bool:
@@ -330,14 +432,17 @@ def claude_session_usage(transcript_path: Path, prices: Mapping[str, Price] | No
     """Usage of a Claude Code session: its transcript plus its subagents' transcripts.
 
     Requests are deduplicated across files too (a subagent's lines never share an id
-    with the main thread's, but a resumed session may copy earlier lines)."""
-    reader = ClaudeTranscript(transcript_path)
+    with the main thread's, but a resumed session may copy earlier lines).  Each file is
+    read from where this process last stopped (:func:`_reader`)."""
+    reader = _reader(transcript_path)
     reader.update()
+    requests = dict(reader._requests)
     for extra in subagent_transcripts(transcript_path):
-        sub = ClaudeTranscript(extra)
+        sub = _reader(extra)
         sub.update()
-        reader.absorb(sub)
-    return reader.usage(prices)
+        for key, req in sub._requests.items():
+            requests.setdefault(key, req)
+    return _total(requests.values(), prices)
 
 
 def codex_session_usage(rollout_path: Path, prices: Mapping[str, Price] | None = None) -> Usage:
@@ -347,16 +452,10 @@ def codex_session_usage(rollout_path: Path, prices: Mapping[str, Price] | None =
     request, attributed to the model of the latest ``turn_context`` (a session can switch
     models with ``/model``).
     """
-    if not is_regular_file(rollout_path):
-        return Usage()
-    try:
-        text = rollout_path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return Usage()
     model = "unknown"
     last = (0, 0, 0)  # input (incl. cached), cached, output
     requests: list[_Request] = []
-    for line in text.splitlines():
+    for line in FileTail(rollout_path).lines():
         if '"turn_context"' not in line and '"token_count"' not in line:
             continue
         try:

@@ -20,12 +20,38 @@ only reports what its agent said.
 
 from __future__ import annotations
 
+import shlex
+import sys
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 Event = dict[str, Any]
+
+#: The hook every agent runs for an event that needs no answer: POSIX sh, no Python.
+#: It stores the raw event (see ``mullui/fasthook/spool.sh``); mullui translates it.
+SPOOL_SH = Path(__file__).resolve().parent.parent / "fasthook" / "spool.sh"
+
+
+def spool_hook_argv() -> tuple[str, ...]:
+    """The argv prefix of the fast hook (add EVENT, then any args): ``LaunchContext.hook_argv``
+    for agents mullui spawns.  ~1-2 ms per call (``sh`` + ``cat``)."""
+    return ("/bin/sh", str(SPOOL_SH))
+
+
+def answer_hook_argv(python: str | None = None) -> tuple[str, ...]:
+    """The argv prefix of a hook the agent waits on and that may answer (the collision
+    guard): the same fast store, then - only when ``<state>/answer/EVENT`` exists -
+    ``python -S -I fasthook/answer.py``, whose stdout is the answer."""
+    return ("/bin/sh", str(SPOOL_SH), "--answer", python or sys.executable)
+
+
+def hook_command(argv: Sequence[str], event: str, *args: str) -> str:
+    """The shell command line an agent CLI runs for ``event`` (CLIs that take a command
+    string, run by a shell): each argv element one word whatever it holds."""
+    return shlex.join([*argv, event, *args])
 
 
 @dataclass(frozen=True)
@@ -39,10 +65,18 @@ class LaunchContext:
     branch: str
     repo: Path
     profile_dir: Path  # private per-agent dir outside the worktree (settings, plugins)
-    hook_argv: tuple[str, ...]  # argv prefix that runs `mullui hook` (add EVENT, and args)
+    hook_argv: tuple[str, ...]  # argv prefix of the hook (add EVENT, and args); no answer
     session_id: str  # a UUID mullui pins so a conversation can be resumed
     env: dict[str, str] = field(default_factory=dict)  # MULLUI_AGENT_ID, _TOKEN, _HOME...
     options: dict[str, Any] = field(default_factory=dict)  # profile config from TOML
+    #: argv prefix for events the agent waits on and that may be answered (the collision
+    #: guard's PreToolUse); empty: ``hook_argv`` (see :func:`answer_argv`)
+    answer_hook_argv: tuple[str, ...] = ()
+
+
+def answer_argv(ctx: LaunchContext) -> tuple[str, ...]:
+    """The hook argv prefix for an event that may need an answer."""
+    return ctx.answer_hook_argv or ctx.hook_argv
 
 
 def model_and_args(ctx: LaunchContext) -> list[str]:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,6 +49,8 @@ from mullui.agents.base import (
     Event,
     LaunchContext,
     Profile,
+    answer_argv,
+    hook_command,
     meta_events,
     model_and_args,
     write_file,
@@ -60,8 +61,11 @@ from mullui.usage import Price, claude_session_usage, is_regular_file
 
 SETTINGS_FILE = "claude-settings.json"
 
-#: Hook events mullui registers.  Claude Code validates hook names in settings; every one
-#: of these exists in 2.1.x (PermissionRequest, StopFailure arrived during 2.0/2.1).
+#: Hook events mullui registers, each because it carries something (docs/agents.md says
+#: what).  Claude Code validates hook names in settings; every one of these exists in
+#: 2.1.x (PermissionRequest, StopFailure arrived during 2.0/2.1).  Not registered:
+#: SubagentStop (a subagent's end changes nothing; its usage is read at the main Stop),
+#: PreCompact and the rest.
 HOOK_EVENTS = (
     "SessionStart",
     "UserPromptSubmit",
@@ -72,9 +76,13 @@ HOOK_EVENTS = (
     "Notification",
     "Stop",
     "StopFailure",
-    "SubagentStop",
     "SessionEnd",
 )
+
+#: Tools whose ``PreToolUse`` mullui needs: the question tools (the agent is blocked on
+#: the human) and the file-writing tools the collision guard may answer for.  Every other
+#: tool's PreToolUse would only repeat "working" (PostToolUse reports it too).
+PRE_TOOL_MATCHER = "AskUserQuestion|ExitPlanMode|Edit|MultiEdit|Write|NotebookEdit"
 
 #: Seconds Claude Code lets one hook run.  Also raises the budget of SessionEnd hooks,
 #: which 2.1.197 otherwise kills after 1.5 s (``CLAUDE_CODE_SESSIONEND_HOOKS_TIMEOUT_MS``)
@@ -214,6 +222,9 @@ class ClaudeProfile(Profile):
         #: config price overrides (``usage.prices_from_config``) for the usage events
         self.prices = dict(prices or {})
         self.binary = binary
+        #: how long a Stop may wait for the transcript to hold the final answer (the
+        #: raw-spool catch-up lowers it to a short wait, and to none for an old event)
+        self.transcript_wait_s = TRANSCRIPT_WAIT_S
 
     # ---- launching -----------------------------------------------------------------
     def settings_path(self, ctx: LaunchContext) -> Path:
@@ -223,14 +234,19 @@ class ClaudeProfile(Profile):
         """The ``--settings`` document: one command hook per event, nothing else."""
         hooks: dict[str, Any] = {}
         for event in HOOK_EVENTS:
-            # A shell runs this string (Claude Code's command hooks); shlex.join keeps
+            # A shell runs this string (Claude Code's command hooks); hook_command keeps
             # every argv element one word whatever the interpreter's path holds.  The
             # exec form (``args``) exists in 2.1.197 but older versions would ignore it and
-            # run ``command`` alone.
-            command = shlex.join([*ctx.hook_argv, event])
-            hooks[event] = [
-                {"hooks": [{"type": "command", "command": command, "timeout": HOOK_TIMEOUT_S}]}
-            ]
+            # run ``command`` alone.  PreToolUse is the one event the CLI waits on that
+            # may get an answer (the collision guard): the answer path.
+            argv = answer_argv(ctx) if event == "PreToolUse" else ctx.hook_argv
+            command = hook_command(argv, event)
+            entry: dict[str, Any] = {
+                "hooks": [{"type": "command", "command": command, "timeout": HOOK_TIMEOUT_S}]
+            }
+            if event == "PreToolUse":
+                entry = {"matcher": PRE_TOOL_MATCHER, **entry}
+            hooks[event] = [entry]
         return {"hooks": hooks}
 
     def prepare(self, ctx: LaunchContext) -> dict[str, str]:
@@ -272,8 +288,8 @@ class ClaudeProfile(Profile):
         if event in USAGE_EVENTS and isinstance(payload.get("transcript_path"), str):
             transcript = Path(payload["transcript_path"])
             last = payload.get("last_assistant_message")
-            if event == "Stop" and isinstance(last, str):
-                wait_for_transcript(transcript, last)
+            if event == "Stop" and isinstance(last, str) and self.transcript_wait_s > 0:
+                wait_for_transcript(transcript, last, self.transcript_wait_s)
             usage = claude_session_usage(transcript, self.prices)
             if usage.requests:
                 out.append(usage.as_event())

@@ -27,7 +27,6 @@ Signals:
 ==================  ==========================================================
 PermissionRequest   blocked: Codex asks to run a command / reach the network
 UserPromptSubmit    working
-PreToolUse          working (a tool is about to run)
 PostToolUse         working (e.g. the human approved)
 Stop                done, with ``last_assistant_message`` + usage
 codex-notify        done, with ``last-assistant-message`` (the notify twin of Stop);
@@ -45,11 +44,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mullui.agents.base import Event, LaunchContext, Profile, model_and_args
+from mullui.agents.base import Event, LaunchContext, Profile, hook_command, model_and_args
 from mullui.usage import Price, codex_session_usage
 
-#: Hook events mullui registers (Codex 0.171.0 rejects unknown event names in ``hooks``).
-HOOK_EVENTS = ("UserPromptSubmit", "PreToolUse", "PermissionRequest", "PostToolUse", "Stop")
+#: Hook events mullui registers (Codex 0.171.0 rejects unknown event names in ``hooks``),
+#: each because it carries something (docs/agents.md).  Not PreToolUse: it would only
+#: repeat "working" before every tool call (PostToolUse says it after an approval).
+HOOK_EVENTS = ("UserPromptSubmit", "PermissionRequest", "PostToolUse", "Stop")
 
 #: Seconds Codex lets one hook run (its default is 600; a hook that hangs must not stall
 #: the agent's turn that long).
@@ -127,14 +128,12 @@ def hook_trust_hash(event: str, command: str, timeout_s: int) -> str:
 
 def hooks_override(hook_argv: Iterable[str], timeout_s: int = HOOK_TIMEOUT_S) -> dict[str, Any]:
     """The ``hooks`` table for ``-c hooks=...``: one command hook per event, each trusted."""
-    import shlex
-
     table: dict[str, Any] = {}
     state: dict[str, Any] = {}
     for event in HOOK_EVENTS:
-        # Codex runs a hook's command through the shell; shlex.join keeps each argv
+        # Codex runs a hook's command through the shell; hook_command keeps each argv
         # element one word.
-        command = shlex.join([*hook_argv, event])
+        command = hook_command(tuple(hook_argv), event)
         table[event] = [{"hooks": [{"type": "command", "command": command, "timeout": timeout_s}]}]
         key = f"{SESSION_FLAGS_SOURCE}:{hook_event_label(event)}:0:0"
         state[key] = {"trusted_hash": hook_trust_hash(event, command, timeout_s)}

@@ -245,11 +245,11 @@ def test_permission_dialog_is_reported_at_once_and_the_turn_ends_done(rig: Rig) 
     hook_latency = perm["mono"] - tool_turn.sent_at
     wait_for(lambda: "Do you want to proceed" in rig.screen(), 10, "the permission dialog")
     dialog_latency = time.monotonic() - tool_turn.sent_at
-    pre = rig.hooks.of("PreToolUse")[0]
+    # Bash is not one of the tools whose PreToolUse mullui registers (PRE_TOOL_MATCHER).
+    assert rig.hooks.of("PreToolUse") == []
     print(
         f"PermissionRequest hook {hook_latency * 1000:.0f} ms after the stub sent tool_use "
-        f"(PreToolUse hook at {(pre['mono'] - tool_turn.sent_at) * 1000:.0f} ms; "
-        f"dialog seen on screen by {dialog_latency * 1000:.0f} ms)"
+        f"(dialog seen on screen by {dialog_latency * 1000:.0f} ms)"
     )
     # Measured 0.10-0.52 s (0.89 s at load 13 on 2 cores): most of it is starting the
     # synchronous PreToolUse hook first.  The bound only has to tell the dialog hook from
@@ -314,10 +314,7 @@ def test_permission_dialog_is_reported_at_once_and_the_turn_ends_done(rig: Rig) 
     got = state_events(events)
     blocked = ("state", "blocked", "hook:PermissionRequest")
     done = ("state", "done", "hook:Stop")
-    assert got[:2] == [
-        ("state", "working", "hook:UserPromptSubmit"),
-        ("state", "working", "hook:PreToolUse"),
-    ]
+    assert got[:1] == [("state", "working", "hook:UserPromptSubmit")]
     assert blocked in got and done in got
     assert (
         got.index(blocked) < got.index(("state", "working", "hook:PostToolUse")) < got.index(done)

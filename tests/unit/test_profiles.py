@@ -210,7 +210,6 @@ def test_codex_hooks_override_runs_mullui_hook_per_event_with_a_trust_entry(
     state = hooks.pop("state")
     assert set(hooks) == {
         "UserPromptSubmit",
-        "PreToolUse",
         "PermissionRequest",
         "PostToolUse",
         "Stop",

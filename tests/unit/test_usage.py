@@ -311,3 +311,47 @@ def test_a_fifo_as_transcript_is_not_read(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     assert claude_session_usage(fifo).requests == 0
     assert codex_session_usage(fifo).tokens_in == 0
+
+
+# ---- hostile transcript paths (issue 20 item 7) ------------------------------------------
+def test_a_huge_sparse_transcript_is_read_capped_and_streamed(tmp_path: Path) -> None:
+    import resource
+    import subprocess
+    import sys
+
+    path = tmp_path / "sparse.jsonl"
+    with path.open("wb") as f:
+        f.truncate(1 << 30)  # 1 GB of NULs, no newline: nothing to count
+    code = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from mullui.usage import claude_session_usage\n"
+        "u = claude_session_usage(Path(sys.argv[1]))\n"
+        "print(u.requests, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
+    )
+    requests, rss_mb = (int(x) for x in r.stdout.split())
+    assert requests == 0 and rss_mb < 120, (r.stdout, r.stderr)
+    del resource
+
+
+def test_symlinks_are_not_followed(tmp_path: Path) -> None:
+    real = write(tmp_path / "real.jsonl", [assistant_line("a", inp=10, out=1)])
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    assert claude_session_usage(link).requests == 0
+    # a symlinked subagents dir pointing at / is not walked
+    main = write(tmp_path / "sess.jsonl", [assistant_line("b", inp=1, out=1)])
+    (tmp_path / "sess").mkdir()
+    (tmp_path / "sess" / "subagents").symlink_to("/")
+    from mullui.usage import subagent_transcripts
+
+    assert subagent_transcripts(main) == []
+    assert claude_session_usage(main).requests == 1

@@ -1,0 +1,63 @@
+# mullui's hook for events that need no answer (POSIX sh; no Python starts).
+#
+#   sh spool.sh [--answer PYTHON] [--agent ID --state-dir DIR] EVENT [ARG...]
+#
+# It stores the raw event and returns: the payload (stdin, or the ARGs when there are
+# any) goes to a private file, then one short line "1<TAB>EVENT<TAB>s|a<TAB>FILE<TAB>TOKEN"
+# is appended to the agent's raw spool (spool/ID.hooks) with one write.  The token check,
+# the profile's translation and the fold into the record happen in mullui (the supervisor,
+# or any reader catching up): a forged or malformed line is refused and logged there.
+#
+# The agent id, state dir and token come from the environment mullui gives the agent's
+# window; tmux's hooks (which run in the server's environment) pass --agent/--state-dir
+# and the token is read from the agent's secrets file: it never appears in an argv.
+#
+# --answer PYTHON: an event the agent waits on and that may get an answer (the collision
+# guard).  After storing the event, when $STATE_DIR/answer/EVENT exists, the payload is
+# handed to answer.py (`PYTHON -S -I`), whose stdout is the answer; otherwise nothing
+# more runs.
+py=
+if [ "${1-}" = --answer ]; then py=$2; shift 2; fi
+id=${MULLUI_AGENT_ID-}
+d=${MULLUI_STATE_DIR-}
+tok=${MULLUI_AGENT_TOKEN-}
+if [ "${1-}" = --agent ] && [ "${3-}" = --state-dir ]; then
+  id=$2; d=$4; tok=; shift 4
+fi
+ev=${1-}
+case $id in
+  ''|*[!A-Za-z0-9_-]*)
+    echo "mullui: hook $ev: no agent id (MULLUI_AGENT_ID): hooks are run by agents mullui started" >&2
+    exit 1;;
+esac
+case $ev in
+  ''|*[!A-Za-z0-9_:.-]*) echo "mullui: hook: bad event name for agent $id" >&2; exit 1;;
+esac
+case $d in
+  /*) ;;
+  *) echo "mullui: hook $ev for agent $id: no state dir (MULLUI_STATE_DIR)" >&2; exit 1;;
+esac
+if [ -z "$tok" ]; then IFS= read -r tok 2>/dev/null < "$d/secrets/$id"; fi
+umask 077
+f=$d/hookdata/$id.$$
+n=0
+while [ -e "$f.$n" ]; do n=$((n + 1)); done
+f=$f.$n
+if [ $# -gt 1 ]; then
+  shift
+  k=a
+  printf '%s\0' "$@" > "$f" || exit 1
+else
+  k=s
+  if [ -t 0 ]; then : > "$f" || exit 1; else cat > "$f" || exit 1; fi
+fi
+ans=
+if [ -n "$py" ] && [ -e "$d/answer/$ev" ]; then
+  ans=1
+  exec 3< "$f"  # opened before the line exists: a reader deletes the file once it is in
+fi
+printf '1\t%s\t%s\t%s\t%s\n' "$ev" "$k" "${f##*/}" "$tok" >> "$d/spool/$id.hooks" || exit 1
+if [ -n "$ans" ]; then
+  exec "$py" -S -I "${0%/*}/answer.py" "$d" "$id" "$ev" <&3 3<&-
+fi
+exit 0
