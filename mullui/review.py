@@ -190,7 +190,10 @@ def plan(ctx: Context, agent: Agent, into: str | None = None) -> MergePlan:
         raise MulluiError(f"{target!r} is not a local branch{hint}: `git branch` lists them")
     if target == a.branch:
         raise MulluiError(f"cannot merge {a.branch} into itself: give --into BRANCH")
-    branch_sha = _sha(repo, f"refs/heads/{a.branch}")
+    # A remote agent's branch was fetched into a private ref (never refs/heads).
+    merge_ref = a.extra.get("merge_ref")
+    ref = merge_ref if isinstance(merge_ref, str) else f"refs/heads/{a.branch}"
+    branch_sha = _sha(repo, ref)
     if branch_sha is None:
         raise MulluiError(f"{a.name}'s branch {a.branch} no longer exists: nothing to merge")
     ancestor = _git(["merge-base", "--is-ancestor", branch_sha, target_sha], repo, check=False)

@@ -22,6 +22,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from mullui.errors import MulluiError
 from mullui.model import Agent, State
 from mullui.operations.location import Location
 from mullui.operations.names import unique_name
+from mullui.remote import untrusted
 from mullui.remote.hosts import ssh_host
 from mullui.remote.ssh import SshHost
 
@@ -165,7 +167,13 @@ class RemoteLocation(Location):
             repo=cfg.repo,
             base=base,
             after=after,
-            extra={"remote_seq": 0, "local_repo": str(ctx.repo_or_none() or "")},
+            # spawn_base: where a merge goes, decided here (the mirrored base is the host's
+            # word; see untrusted.py).
+            extra={
+                "remote_seq": 0,
+                "local_repo": str(ctx.repo_or_none() or ""),
+                "spawn_base": base,
+            },
         )
         a, _token = ctx.store.create(record)
         return a
@@ -215,31 +223,52 @@ class RemoteLocation(Location):
 
     def logs(self, a: Agent, *, follow: bool = False, raw: bool = False) -> int:
         """Print the agent's log as its host has it; with ``follow``, stream it (``mullui
-        logs -f`` there) until the agent ends or Ctrl-C.  (The host's mullui filters it
-        as for a pipe; ``raw`` is not passed on.)"""
+        logs -f`` there) until the agent ends or Ctrl-C.  The host sends every byte
+        (``--raw``) and this side filters them as for a local log: a host is not trusted
+        with the user's terminal (``textsafe.LogFilter``)."""
+        from mullui.textsafe import LogFilter
+
         name = self.host
+        shown = None if raw else LogFilter(terminal=sys.stdout.isatty())
+        out = sys.stdout.buffer
         if not follow:
-            r = run_mullui(self.ctx, name, ["logs", a.id], timeout=COMMAND_TIMEOUT_S)
-            sys.stdout.buffer.write(r.stdout)
-            sys.stdout.buffer.flush()
+            r = run_mullui(self.ctx, name, ["logs", "--raw", a.id], timeout=COMMAND_TIMEOUT_S)
+            out.write(r.stdout if shown is None else shown.feed(r.stdout) + shown.close())
+            out.flush()
             return 0
         cfg, host = transport(self.ctx, name)
         host.ensure_master()
         sys.stdout.flush()
-        # stdout is handed straight to ssh: output reaches the terminal as it comes, with
-        # no copy loop here.  stderr is kept to explain a failure in one line.
-        r = subprocess.run(
-            host.command_argv([*cfg.mullui, "logs", "-f", a.id], cwd=cfg.repo),
-            stdin=subprocess.DEVNULL,
-            stdout=sys.stdout.fileno(),
-            stderr=subprocess.PIPE,
-            check=False,
-        )
-        err = host.ssh_error(r.returncode, r.stderr, [*cfg.mullui, "logs"])
-        if err is not None:
-            raise err
-        if r.returncode not in (0, 130, -2):
-            raise MulluiError(f"on {name}: {_why(r)}")
+        # Output reaches the terminal as it comes: read as ssh delivers it, filtered.
+        # stderr goes to a file (a pipe nobody drains could fill and stall ssh); it
+        # explains a failure in one line.
+        with (
+            tempfile.TemporaryFile() as err,
+            subprocess.Popen(
+                host.command_argv([*cfg.mullui, "logs", "--raw", "-f", a.id], cwd=cfg.repo),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+            ) as proc,
+        ):
+            assert proc.stdout is not None
+            try:
+                while chunk := os.read(proc.stdout.fileno(), 65536):
+                    out.write(chunk if shown is None else shown.feed(chunk))
+                    out.flush()
+            finally:
+                if shown is not None:
+                    out.write(shown.close())
+                    out.flush()
+            rc = proc.wait()
+            err.seek(0)
+            stderr = err.read()
+        done = subprocess.CompletedProcess(proc.args, rc, b"", stderr)
+        problem = host.ssh_error(rc, stderr, [*cfg.mullui, "logs"])
+        if problem is not None:
+            raise problem
+        if rc not in (0, 130, -2):
+            raise MulluiError(f"on {name}: {_why(done)}")
         return 0
 
     def attach_argv(self, a: Agent) -> list[str]:
@@ -292,42 +321,61 @@ class RemoteLocation(Location):
                     f" {', '.join(left[:5])}{more} — `mullui rm --force {a.name}` commits them"
                     f" to {a.branch}, then merge again"
                 )
-        fetch_branch(self.ctx, a, repo)
-        # The merge works on this repository's branch; the host's worktree is not here.
-        return dataclasses.replace(a, host=None, repo=str(repo), worktree=None)
+        ref = fetch_branch(self.ctx, a, repo)[1]
+        # The merge works on the fetched ref in this repository (the host's worktree is not
+        # here), into the base this side recorded at spawn - or the current branch.
+        return dataclasses.replace(
+            a,
+            host=None,
+            repo=str(repo),
+            worktree=None,
+            base=a.extra.get("spawn_base"),
+            extra={**a.extra, "merge_ref": ref},
+        )
 
 
 # ---- fetching a remote agent's branch -----------------------------------------------------
-def fetch_branch(ctx: Context, a: Agent, repo: Path) -> str:
-    """Fetch the agent's branch from the host's repository into ``repo`` (same name,
-    force-updated: it is the agent's, not the user's); returns the fetched sha.
+def fetch_branch(ctx: Context, a: Agent, repo: Path) -> tuple[str, str]:
+    """Fetch the agent's branch from the host's repository into ``repo``'s private ref
+    ``refs/mullui/hosts/<host>/<id>`` (force-updated: it is ours; no local branch is
+    touched); returns the fetched sha and that ref.
 
-    git's own ssh transport, pointed at our shared connection (``GIT_SSH_COMMAND`` with
-    our ControlPath), and ``git-upload-pack`` run with the host's env so a PATH set in
-    ``[hosts.NAME] env`` applies to it too.
+    The branch must be the agent's own (``untrusted.agent_branch_ok``): a host that
+    says ``release`` or ``*`` gets nothing fetched.  git's own ssh transport, pointed at
+    our shared connection (``GIT_SSH_COMMAND`` with our ControlPath), and
+    ``git-upload-pack`` run with the host's env so a PATH set in ``[hosts.NAME] env``
+    applies to it too.
     """
     name = _host_of(a)
     if not a.branch:
         raise MulluiError(f"{a.name} has no branch yet ({a.state.value}): nothing to merge")
+    if not untrusted.agent_branch_ok(a.branch, a.id):
+        raise MulluiError(
+            f"{a.name}'s branch {a.branch!r} (from {name}) is not an agent branch of mullui"
+            f" (mullui/...-{a.id}): nothing fetched; look at the host before merging"
+        )
     cfg, host = transport(ctx, name)
     host.ensure_master()
     upload = ["git-upload-pack"]
     if cfg.env:
         upload = ["env", *(f"{k}={v}" for k, v in cfg.env.items()), *upload]
-    remote_repo = a.repo or cfg.repo
+    # The repository the config names: a host's word on where its agent's repo is does
+    # not decide what this side reads.
+    remote_repo = cfg.repo
     env = dict(os.environ)
     env["GIT_SSH_COMMAND"] = shlex.join(host.ssh_argv())
     env["GIT_SSH_VARIANT"] = "ssh"
-    ref = f"refs/heads/{a.branch}"
+    ref = untrusted.private_ref(name, a.id)
     r = subprocess.run(
         [
             "git",
             "fetch",
             "--quiet",
             "--no-tags",
+            "--no-write-fetch-head",
             f"--upload-pack={shlex.join(upload)}",
             f"{host.destination}:{remote_repo}",
-            f"+{ref}:{ref}",
+            f"+refs/heads/{a.branch}:{ref}",
         ],
         cwd=repo,
         env=env,
@@ -351,4 +399,4 @@ def fetch_branch(ctx: Context, a: Agent, repo: Path) -> str:
     ).stdout.strip()
     if not sha:
         raise MulluiError(f"fetched {a.branch} from {name} but it is not in {repo}")
-    return sha
+    return sha, ref

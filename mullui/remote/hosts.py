@@ -335,6 +335,9 @@ class HostLink:
         self.cursor = self._load_cursor()
         self._stopping = False
         self._runner: asyncio.Task[None] | None = None
+        #: lines from the host that could not be taken (skipped), and why the last one
+        self.bad_lines = 0
+        self.last_bad: str | None = None
 
     def _load_cursor(self) -> int:
         try:
@@ -371,8 +374,8 @@ class HostLink:
     async def _deliver(self, line: str) -> bool:
         try:
             ev = json.loads(line)
-        except ValueError:
-            log.warning("%s: skipping a line that is not JSON: %.200s", self.host.name, line)
+        except (ValueError, RecursionError):  # deeply nested JSON: RecursionError
+            self._bad(line, "not a JSON object mullui can read")
             return False
         if isinstance(ev, dict) and ev.get("kind") == "heartbeat":
             # Liveness (and how the remote side notices we are gone); the first one of a
@@ -392,12 +395,30 @@ class HostLink:
             return False
         if cursor <= self.cursor:
             return False  # a replay of something already delivered
-        result = self.on_event(ev)
-        if inspect.isawaitable(result):
-            await result
+        try:
+            result = self.on_event(ev)
+            if inspect.isawaitable(result):
+                await result
+        except (MulluiError, OSError):
+            raise  # trouble here (a full disk): reconnect and have it replayed
+        except Exception as e:  # the entry itself is bad: skip it, said once, go on
+            self._bad(line, f"{type(e).__name__}: {e}")
         self.cursor = cursor
         self._save_cursor()
         return True
+
+    def _bad(self, line: str, why: str) -> None:
+        """A line from the host that could not be taken: skipped, counted and said - a
+        host that sends garbage is flagged, never followed silently or dropped."""
+        self.bad_lines += 1
+        self.last_bad = why
+        log.warning(
+            "%s: skipped a bad line from the host (%s; %d so far): %.200r",
+            self.host.name,
+            why,
+            self.bad_lines,
+            line,
+        )
 
     async def run(self) -> None:
         """Follow the host until :meth:`stop`; never raises for host trouble."""
@@ -431,8 +452,11 @@ class HostLink:
                                 break
                             self._set_state(CONNECTED)
                             delivered += await self._deliver(line)
-                except MulluiError as e:
+                except (MulluiError, OSError) as e:
                     reason = str(e)
+                except Exception as e:  # never a silently dead link: flag it, then retry
+                    log.warning("%s: the link failed", self.host.name, exc_info=True)
+                    reason = f"the link failed: {type(e).__name__}: {e}"
                 finally:
                     if confirm is not None:
                         confirm.cancel()

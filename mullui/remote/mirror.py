@@ -32,18 +32,20 @@ from typing import Any
 from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import Agent, State, Transition, iso, utcnow
-from mullui.remote import dispatch
+from mullui.remote import dispatch, untrusted
 from mullui.remote.hosts import UNREACHABLE, HostLink, cursor_file
 
 log = logging.getLogger(__name__)
 
 #: Fields that belong to the local side: what the user did here (snooze, ack, merge,
-#: rm), the local name, and the bookkeeping of the mirror itself.
+#: rm), the local name, the repository the config names, and the bookkeeping of the
+#: mirror itself.
 LOCAL_ONLY = frozenset(
     {
         "id",
         "name",
         "host",
+        "repo",
         "snoozed_until",
         "snooze_until_change",
         "acked_seq",
@@ -91,6 +93,8 @@ def mirrored(
     if rseq < taken:
         return None  # a replay of an older state
     rec = {k: v for k, v in remote.items() if k in _FIELDS and k not in LOCAL_ONLY}
+    # The host may be compromised: no foreign branch, ref pattern, path or target.
+    rec = untrusted.checked(local.id, rec, local.host or "?")
     if local.seq <= 1 and taken == 0:
         # The first news of an agent just spawned: its history on the host replaces the
         # placeholder "starting" recorded here before the host had said anything.

@@ -478,6 +478,8 @@ def test_attach_is_an_ssh_tty_into_the_remote_pane_and_detach_returns(
 ) -> None:
     aid = spawn(cli, git_repo, "--agent", "shell", "mkfifo go && read -r x < go")
     wait_for(state_is(aid, "working"), timeout=30, interval=0.05)
+    # "working" and the pane's id are two changes on the host: wait for the second too.
+    wait_for(lambda: local(aid).tmux_target, timeout=30, interval=0.05)
     argv = Workspace(get_paths(), cwd=git_repo).attach_argv(aid)
     assert argv is not None and "-t" in argv
     # A terminal to attach from: a pane of the local tmux server (it gives ssh a tty).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import statistics
@@ -465,6 +466,51 @@ async def test_link_to_a_host_without_mullui_is_flagged_with_the_fix(
     assert link.reason.startswith("mullui is not installed on devbox: pip install mullui there")
     # ...without flapping: never "connected", flagged once.
     assert [s for s, _ in rec.states] == ["unreachable", "stopped"]
+
+
+async def test_a_bad_line_from_the_host_is_skipped_and_said_the_link_goes_on(
+    host: SshHost, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deeply nested JSON (a RecursionError in json.loads) and an entry that makes the
+    consumer fail used to end the link's task for good, silently (issue 20 item 7)."""
+    events = tmp_path / "events.jsonl"
+    with events.open("w") as f:
+        f.write("[" * 200_000 + "]" * 200_000 + "\n")
+    rec = Recorder()
+    calls = 0
+
+    def on_event(ev: dict[str, object]) -> None:
+        nonlocal calls
+        calls += 1
+        if ev["cursor"] == 1:
+            raise TypeError("a record this side cannot read")
+        rec.on_event(ev)
+
+    feed = (
+        "import sys; p = sys.argv[1]; "
+        "[sys.stdout.write(ln) for ln in open(p)]; "
+        'sys.stdout.write(\'{"cursor": 1, "kind": "x"}\\n{"cursor": 2, "kind": "x"}\\n\'); '
+        'sys.stdout.write(\'{"kind": "heartbeat"}\\n\'); sys.stdout.flush(); '
+        "import time; time.sleep(30)"
+    )
+    link = HostLink(
+        host,
+        cursor_path=tmp_path / "c.json",
+        on_event=on_event,
+        on_state=rec.on_state,
+        argv=lambda c: [sys.executable, "-u", "-c", feed, str(events)],
+        backoff=Backoff(0.05, 0.1),
+    )
+    caplog.set_level(logging.WARNING, logger="mullui.remote.hosts")
+    task = asyncio.create_task(link.run())
+    await rec.until(lambda: rec.cursors == [2])
+    assert not task.done() and link.state == "connected"
+    assert (link.bad_lines, link.cursor, calls) == (2, 2, 2)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("not a JSON object" in m for m in said), said
+    assert any("TypeError: a record this side cannot read" in m for m in said), said
+    link.stop()
+    await task
 
 
 async def test_silent_stream_counts_as_dropped(host: SshHost, tmp_path: Path) -> None:
