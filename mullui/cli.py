@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("merge", help="merge the agent's branch into its base (or REF)")
     s.add_argument("id")
     s.add_argument("--into", metavar="REF")
+    s.add_argument(
+        "--commit",
+        action="store_true",
+        help="first commit the agent's uncommitted work to its branch",
+    )
     s = sub.add_parser("collisions", help="agents whose changes touch the same files")
     s.add_argument("--json", action="store_true")
     s = sub.add_parser("report", help="the cost-to-deliver ledger")
@@ -499,7 +504,7 @@ def cmd_ack(a: argparse.Namespace) -> int:
 
 
 def cmd_merge(a: argparse.Namespace) -> int:
-    print(_ws().merge(a.id, into=a.into))
+    print(_ws().merge(a.id, into=a.into, commit=a.commit))
     return 0
 
 

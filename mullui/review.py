@@ -23,6 +23,7 @@ reviewer who merges expects everything the agent produced to land.  Commit them 
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -136,6 +137,7 @@ class MergePlan:
     conflicts: tuple[str, ...]
     checkout: Path | None  # where the target is checked out, if anywhere
     problem: str | None  # why it would be refused (None: it can go ahead)
+    warning: str | None = None  # the agent's worktree is on another branch, or detached
 
     def question(self) -> str:
         """One line to confirm with: ``Merge fix-login (3 files) into main?``."""
@@ -166,12 +168,38 @@ def _root_base(ctx: Context, a: Agent) -> str | None:
     return line[-1].base if line else a.base
 
 
+def work_of(a: Agent) -> tuple[Agent, str | None]:
+    """The agent with ``branch`` set to its work: the branch its worktree has checked out
+    now (an agent may ``git checkout -b``), else the recorded one; plus a warning when
+    they differ.  The one notion of "the agent's work" that merge, ack and diff share
+    (diff and the report measure the worktree, which is on that branch)."""
+    if a.host is not None or not a.branch:
+        return a, None
+    branch, warning = worktrees.work_branch(Path(a.worktree) if a.worktree else None, a.branch)
+    if branch and branch != a.branch:
+        a = dataclasses.replace(a, branch=branch)
+    return a, warning
+
+
+def _uncommitted(a: Agent) -> list[str]:
+    if a.worktree and Path(a.worktree).is_dir():
+        return _status_paths(Path(a.worktree), untracked=True)
+    return []
+
+
+def _uncommitted_problem(a: Agent, left: Sequence[str]) -> str:
+    return (
+        f"{a.name}'s work is uncommitted: {_names(left)} — `mullui merge --commit {a.name}` "
+        f"commits it to {a.branch} first, then merges (or commit it in {a.worktree})"
+    )
+
+
 def plan(ctx: Context, agent: Agent, into: str | None = None) -> MergePlan:
     """Check everything ``merge`` needs; ``problem`` says why it would be refused.
 
     Raises ``MulluiError`` only when there is no merge to speak of (no branch, no such
-    target branch, nothing to merge)."""
-    a = agent
+    target branch, nothing to merge — uncommitted work is said as such, not as nothing)."""
+    a, warning = work_of(agent)
     if a.host is not None:
         raise MulluiError(
             f"{a.name} runs on host {a.host!r}: merging remote agents' branches "
@@ -198,6 +226,9 @@ def plan(ctx: Context, agent: Agent, into: str | None = None) -> MergePlan:
         raise MulluiError(f"{a.name}'s branch {a.branch} no longer exists: nothing to merge")
     ancestor = _git(["merge-base", "--is-ancestor", branch_sha, target_sha], repo, check=False)
     if ancestor.returncode == 0:
+        left = _uncommitted(a)
+        if left:
+            raise MulluiError(_uncommitted_problem(a, left))
         if a.merged_into:
             raise MulluiError(f"{a.name} is already merged into {a.merged_into}")
         raise MulluiError(
@@ -224,7 +255,9 @@ def plan(ctx: Context, agent: Agent, into: str | None = None) -> MergePlan:
     files = tuple(_z(_git(["diff", "--name-only", "-z", target_sha, tree], repo).stdout))
     checkout = checked_out_in(repo, target)
     problem = _problem(a, target, conflicts, files, checkout, target_sha)
-    return MergePlan(a, target, target_sha, branch_sha, tree, files, conflicts, checkout, problem)
+    return MergePlan(
+        a, target, target_sha, branch_sha, tree, files, conflicts, checkout, problem, warning
+    )
 
 
 def _problem(
@@ -240,14 +273,9 @@ def _problem(
             f"{a.name} is still {a.state.value}: wait until it is done, or "
             f"`mullui stop {a.name}`, then merge"
         )
-    if a.worktree and Path(a.worktree).is_dir():
-        left = _status_paths(Path(a.worktree), untracked=True)
-        if left:
-            return (
-                f"{a.name} has uncommitted changes that a merge would leave out: "
-                f"{_names(left)} — commit them in {a.worktree}, or `mullui rm --force "
-                f"{a.name}` (commits them to {a.branch}), then merge again"
-            )
+    left = _uncommitted(a)
+    if left:
+        return _uncommitted_problem(a, left)
     if conflicts:
         return (
             f"merging {a.name} into {target} would conflict in {_names(conflicts)}; "
@@ -294,7 +322,48 @@ def _with_advice(ctx: Context, p: MergePlan, problem: str) -> str:
     return f"{problem}; {advice}" if advice else problem
 
 
-def merge(ctx: Context, agent: Agent, into: str | None = None) -> str:
+def commit_work(ctx: Context, agent: Agent) -> str | None:
+    """Commit the agent's uncommitted work to the branch its worktree is on (``merge
+    --commit``); the new sha, or None when there was nothing to commit."""
+    a, _ = work_of(agent)
+    if a.state in (State.STARTING, State.WORKING, State.BLOCKED):
+        raise MulluiError(
+            f"{a.name} is still {a.state.value}: its files may still change — "
+            f"`mullui stop {a.name}` first, then merge --commit"
+        )
+    if not a.worktree or not Path(a.worktree).is_dir():
+        return None
+    return worktrees.commit_all(
+        Path(a.worktree), a.branch, f"mullui: commit the work of {a.name} before merging"
+    )
+
+
+def unmerged(ctx: Context, agent: Agent) -> str | None:
+    """One line saying what of the agent's work is not merged anywhere yet: ``ack``
+    marks the item handled but must not hide that (None: nothing left out)."""
+    a, _ = work_of(agent)
+    if a.host is not None or not a.repo or not a.branch or a.removed:
+        return None
+    repo = Path(a.repo)
+    parts = []
+    left = _uncommitted(a)
+    if left:
+        parts.append(f"uncommitted {_names(left)}")
+    target = (_root_base(ctx, a) or "").removeprefix("refs/heads/")
+    if target and _sha(repo, f"refs/heads/{target}") and _sha(repo, f"refs/heads/{a.branch}"):
+        n = _git(["rev-list", "--count", f"refs/heads/{target}..refs/heads/{a.branch}"], repo)
+        count = int(n.stdout.strip() or 0)
+        if count:
+            parts.append(f"{count} commit{'s' if count != 1 else ''} not in {target}")
+    if not parts:
+        return None
+    return (
+        f"{a.name} still has work that is not merged ({'; '.join(parts)}): it stays on "
+        f"{a.branch}; `mullui merge{' --commit' if left else ''} {a.name}` when you want it"
+    )
+
+
+def merge(ctx: Context, agent: Agent, into: str | None = None, *, commit: bool = False) -> str:
     """Merge the agent's branch into its base (or ``into``); returns what was done.
 
     A follow-up (``--after``, a chain step) merges into the base of the first agent of its
@@ -308,9 +377,12 @@ def merge(ctx: Context, agent: Agent, into: str | None = None) -> str:
     ``branch_here``), like a local agent's.
     """
     agent = location_for(ctx, agent).branch_here(agent)
+    saved = commit_work(ctx, agent) if commit else None
     p = plan(ctx, agent, into)
     if p.problem:
         raise MulluiError(_with_advice(ctx, p, p.problem))
+    if p.warning and ctx.notice is not None:
+        ctx.notice(f"{agent.name}: {p.warning}")
     a = p.agent
     repo = Path(a.repo or ".")
     ident = (
@@ -377,4 +449,7 @@ def merge(ctx: Context, agent: Agent, into: str | None = None) -> str:
         if REPO_CONFIG in p.files
         else ""
     )
-    return f"merged {a.name} ({a.branch}) into {p.target} as {sha[:10]}: {stat}{after}{note}"
+    done = f"merged {a.name} ({a.branch}) into {p.target} as {sha[:10]}: {stat}{after}{note}"
+    if saved:
+        return f"committed {a.name}'s uncommitted work to {a.branch} as {saved[:10]}; {done}"
+    return done

@@ -123,7 +123,17 @@ class Workspace(Context):
         return lifecycle.wake(self, ref)
 
     def ack(self, ref: str) -> Agent:
-        return lifecycle.ack(self, ref)
+        """Out of the inbox; work not merged yet is said (``notice``), never hidden."""
+        from mullui import review  # git plumbing: only an ack or a merge loads it
+
+        try:
+            left = review.unmerged(self, self.get(ref))
+        except MulluiError:
+            left = None  # the ack itself does not depend on git
+        a = lifecycle.ack(self, ref)
+        if left and self.notice is not None:
+            self.notice(left)
+        return a
 
     def diff(self, ref: str, *, color: bool = True) -> str:
         return lifecycle.diff(self, ref, color=color)
@@ -131,10 +141,10 @@ class Workspace(Context):
     def logs(self, ref: str, *, follow: bool = False, raw: bool = False) -> int:
         return lifecycle.logs(self, ref, follow=follow, raw=raw)
 
-    def merge(self, ref: str, into: str | None = None) -> str:
+    def merge(self, ref: str, into: str | None = None, *, commit: bool = False) -> str:
         from mullui import review  # git merge plumbing: only a merge loads it
 
-        return review.merge(self, self.get(ref), into=into)
+        return review.merge(self, self.get(ref), into=into, commit=commit)
 
     # ---- the supervisor ------------------------------------------------------------
     def ensure_supervisor(self) -> None:

@@ -532,10 +532,9 @@ def safety(repo: Path, worktree: Path, branch: str) -> Safety:
 def work_branch(worktree: Path | None, recorded: str | None) -> tuple[str | None, str | None]:
     """The agent's work: the branch its worktree has checked out now (an agent may run
     ``git checkout -b``), else the recorded one.  Returns ``(branch, warning)``; the
-    warning says when the two differ or the worktree is detached or gone."""
+    warning says when the two differ or the worktree is detached.  Without a worktree
+    (removed, by ``rm`` or by hand) the recorded branch is the work."""
     if worktree is None or not worktree.is_dir():
-        if recorded is not None and worktree is not None:
-            return recorded, f"its worktree {worktree} is gone: using branch {recorded}"
         return recorded, None
     now = branch_of(worktree)
     if now is None:

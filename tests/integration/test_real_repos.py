@@ -18,6 +18,7 @@ import pytest
 from mullui.errors import MulluiError
 from mullui.paths import get_paths
 from mullui.runtime import worktrees
+from mullui.workspace import Workspace
 from tests.conftest import ls_json, wait_for
 from tests.support.gitrepo import commit_file, git, make_repo
 
@@ -433,6 +434,42 @@ def test_spawn_names_the_uncommitted_files_the_agent_will_not_see(cli: Cli, git_
         "mullui: the agent starts from main as committed and will not see 2 uncommitted "
         "files here: README.md, notes.txt (commit first to include)\n"
     )
+
+
+def test_merge_of_uncommitted_work_says_so_and_commits_it_on_request(
+    cli: Cli, git_repo: Path
+) -> None:
+    aid = spawn(cli, git_repo, "echo w > f.py")
+    finished(cli, git_repo, aid)
+    before = git(git_repo, "rev-parse", "main")
+    r = cli("merge", aid, cwd=git_repo)
+    assert r.returncode == 1
+    assert "uncommitted" in r.stderr and "f.py" in r.stderr and "merge --commit" in r.stderr
+    assert "nothing to merge" not in r.stderr
+    assert git(git_repo, "rev-parse", "main") == before
+    ack = cli("ack", aid, cwd=git_repo)
+    assert ack.returncode == 0
+    assert "not merged" in ack.stderr and "f.py" in ack.stderr
+    r = cli("merge", "--commit", aid, cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    assert (git_repo / "f.py").read_text() == "w\n"
+
+
+def test_an_agent_that_switched_branches_is_merged_from_the_branch_it_is_on(
+    cli: Cli, git_repo: Path
+) -> None:
+    aid = spawn(cli, git_repo, "git checkout -qb elsewhere; " + committing("g.txt", "g"))
+    finished(cli, git_repo, aid)
+    rows = json.loads(cli("report", "--json", cwd=git_repo).stdout)["agents"]
+    assert next(r for r in rows if r["id"] == aid)["files_changed"] == 1
+    assert "+++ b/g.txt" in Workspace(cwd=git_repo).diff(aid, color=False)  # the TUI's d
+    ack = cli("ack", aid, cwd=git_repo)
+    assert "1 commit not in main" in ack.stderr and "elsewhere" in ack.stderr
+    r = cli("merge", aid, cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    assert "merged" in r.stdout and "(elsewhere) into main" in r.stdout
+    assert "it started on mullui/" in r.stderr
+    assert (git_repo / "g.txt").read_text() == "g\n"
 
 
 def _read(p: Path) -> str:

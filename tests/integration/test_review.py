@@ -125,8 +125,8 @@ def test_uncommitted_work_in_the_agents_worktree_is_refused(cli: Cli, git_repo: 
     before = snapshot(git_repo)
     r = cli("merge", a, cwd=git_repo)
     assert r.returncode == 1
-    assert "uncommitted changes that a merge would leave out: forgotten.txt" in r.stderr
-    assert "mullui rm --force" in r.stderr
+    assert "work is uncommitted: forgotten.txt" in r.stderr
+    assert "mullui merge --commit" in r.stderr
     assert snapshot(git_repo) == before
 
 
