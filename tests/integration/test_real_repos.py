@@ -239,6 +239,11 @@ def test_spawn_initialises_submodules_in_the_agents_worktree(
     aid = spawn(cli, app, "cat vendor/lib/deep/n.txt > seen.txt", env=FILE_OK)
     a = finished(cli, app, aid)
     assert (Path(a["worktree"]) / "seen.txt").read_text() == "nested\n"
+    refused = {**FILE_OK, "GIT_CONFIG_VALUE_0": "never"}
+    r = cli("spawn", "--agent", "shell", "--no-attach", "true", cwd=app, env=refused)
+    assert r.returncode == 0, r.stderr
+    assert "submodule vendor/lib is left empty in the agent's worktree" in r.stderr
+    assert r.stderr.count("\n") == 1
 
 
 def test_a_task_of_60_kb_and_a_task_file_reach_the_agent(
