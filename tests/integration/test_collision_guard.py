@@ -29,6 +29,7 @@ from mullui.model import State
 from mullui.paths import get_paths
 from mullui.store import Store
 from tests.conftest import git, ls_json, make_repo, wait_for
+from tests.integration.test_radar import Watch
 from tests.support.anthropic_stub import AnthropicStub, Turn
 from tests.support.claude_env import make_claude_home
 
@@ -42,7 +43,9 @@ pytestmark = [
     ),
 ]
 
-APP = "print(1)\n"
+APP = "".join(f"line {i}\n" for i in range(1, 41))
+# A's version: its own far-away line (merges cleanly with B's line 1: an overlap, no conflict)
+MINE = APP.replace("line 40\n", "A forty\n")
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Fleet:
     stub: AnthropicStub
     beta: str  # B: the shell agent that changed src/app.py
     beta_branch: str
+    watch: Watch | None = None  # a real `mullui watch` (terminal notifications), if asked
 
     def spawn_claude(self, turns: list[Turn], *args: str) -> tuple[str, Path]:
         """Spawn A with ``turns`` whose ``file_path`` inputs name files relative to A's
@@ -102,7 +106,9 @@ def record(aid: str) -> Any:
 
 
 @contextmanager
-def fleet(cli: Cli, tmp_path: Path, mullui_home: Path, guard_mode: str) -> Iterator[Fleet]:
+def fleet(
+    cli: Cli, tmp_path: Path, mullui_home: Path, guard_mode: str, *, watch: bool = False
+) -> Iterator[Fleet]:
     repo = make_repo(
         tmp_path / "repo", {"src/app.py": APP, "src/free.py": "free\n", "README.md": "r\n"}
     )
@@ -122,9 +128,10 @@ def fleet(cli: Cli, tmp_path: Path, mullui_home: Path, guard_mode: str) -> Itera
             },
         }
         (mullui_home / "config.toml").write_text(tomli_w.dumps(config))
+        watcher = Watch(repo, tmp_path / "watch.out") if watch else None
         # An idle agent, and B, which changes src/app.py and keeps working on it (its output
         # is what tells the radar to look again: a shell agent has no edit hooks).
-        beta_task = "sleep 2; printf 'print(2)\\n' > src/app.py; echo edited; sleep 600"
+        beta_task = "sleep 2; sed -i 's/^line 1$/B one/' src/app.py; echo edited; sleep 600"
         for name, task in (("idle", "sleep 600"), ("beta", beta_task)):
             r = cli("spawn", "--agent", "shell", "--no-attach", "--name", name, task, cwd=repo)
             assert r.returncode == 0, r.stderr
@@ -132,7 +139,7 @@ def fleet(cli: Cli, tmp_path: Path, mullui_home: Path, guard_mode: str) -> Itera
         index = guard.index_file(get_paths().state_dir, str(repo))
 
         def indexed() -> bool:
-            ls_json(cli, repo)  # no supervisor runs here: `ls` refreshes the radar
+            ls_json(cli, repo)  # without a supervisor, `ls` refreshes the radar
             doc = guard.read_index(index)
             return doc is not None and doc["files"].get("src/app.py") == [beta["id"]]
 
@@ -142,14 +149,18 @@ def fleet(cli: Cli, tmp_path: Path, mullui_home: Path, guard_mode: str) -> Itera
             raise AssertionError(
                 f"index: {guard.read_index(index)}\nls: {ls_json(cli, repo)}"
             ) from None
-        yield Fleet(cli, repo, stub, beta["id"], beta["branch"])
+        try:
+            yield Fleet(cli, repo, stub, beta["id"], beta["branch"], watcher)
+        finally:
+            if watcher is not None:
+                watcher.stop()
 
 
 def test_block_refuses_the_edit_and_the_model_reads_who_and_where(
     cli: Cli, tmp_path: Path, mullui_home: Path
 ) -> None:
     with fleet(cli, tmp_path, mullui_home, "block") as f:
-        write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": "A\n"})
+        write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": MINE})
         new = Turn(tool="Write", tool_input={"file_path": "src/new.py", "content": "new\n"})
         turns = [
             Turn(tool="Glob", tool_input={"pattern": "src/*.py"}),
@@ -187,7 +198,7 @@ def test_ask_blocks_the_agent_at_once_and_it_goes_on_when_the_human_allows(
     cli: Cli, tmp_path: Path, mullui_home: Path
 ) -> None:
     with fleet(cli, tmp_path, mullui_home, "warn") as f:  # --guard ask for A alone
-        write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": "A\n"})
+        write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": MINE})
         turns = [
             Turn(tool="Glob", tool_input={"pattern": "src/*.py"}),
             Turn(tool="Read", tool_input={"file_path": "src/app.py"}),
@@ -222,7 +233,7 @@ def test_ask_blocks_the_agent_at_once_and_it_goes_on_when_the_human_allows(
         # The human allows it, as for any permission prompt: "1" picks Claude's "Yes".
         r = cli("send", aid, "1", cwd=f.repo)
         assert r.returncode == 0, r.stderr
-        wait_for(lambda: (wt / "src" / "app.py").read_text() == "A\n", timeout=30, interval=0.1)
+        wait_for(lambda: (wt / "src" / "app.py").read_text() == MINE, timeout=30, interval=0.1)
         done = wait_for(lambda: record(aid).state is State.DONE, timeout=60, interval=0.2)
         assert done
         history = [(t.state, t.cause) for t in record(aid).history]
@@ -233,36 +244,43 @@ def test_ask_blocks_the_agent_at_once_and_it_goes_on_when_the_human_allows(
 def test_warn_lets_the_write_happen_tells_the_agent_and_the_human_once(
     cli: Cli, tmp_path: Path, mullui_home: Path
 ) -> None:
-    with fleet(cli, tmp_path, mullui_home, "warn") as f:
-        write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": "A\n"})
+    with fleet(cli, tmp_path, mullui_home, "warn", watch=True) as f:
+        write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": MINE})
         edit = Turn(
             tool="Edit",
-            tool_input={"file_path": "src/app.py", "old_string": "A", "new_string": "AA"},
+            tool_input={"file_path": "src/app.py", "old_string": "line 39", "new_string": "A 39"},
         )
         turns = [
             Turn(tool="Glob", tool_input={"pattern": "src/*.py"}),
             Turn(tool="Read", tool_input={"file_path": "src/app.py"}),
             write,
-            edit,  # the same file again: told again, no second inbox item
+            edit,  # the same file again: told again, no second inbox item or notification
             Turn.say("Kept it small."),
         ]
         aid, wt = f.spawn_claude(turns)
         wait_for(lambda: record(aid).state is State.DONE, timeout=120, interval=0.2)
-        assert (wt / "src" / "app.py").read_text() == "AA\n"
+        assert (wt / "src" / "app.py").read_text() == MINE.replace("line 39", "A 39")
 
         blocks = f.result_of(write)
         told = " ".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
         assert "beta" in told and f.beta_branch in told and "src/app.py" in told, blocks
         assert not any(b.get("is_error") for b in blocks)
 
-        # The guard's item, before any radar pass (no supervisor here; `inbox` runs one).
         a = record(aid)
         assert a.conflict is not None and a.conflict.kind == "guard"
         assert (a.conflict.agent, a.conflict.files) == (f.beta, ("src/app.py",))
         assert [(g.file, g.action) for g in a.guarded] == [("src/app.py", "warn")]
-        assert "beta" in a.why()
-        # One item for the human: A (done, and its collision); the radar now also sees
-        # that both rewrote line 1 (a conflict: that item takes the guard's place).
+        assert f.watch is not None
+        title = "alpha edits a file beta also changed"
+        wait_for(lambda: title in f.watch.titles(), timeout=20, interval=0.2)
+        time.sleep(2.5)  # more radar passes (A and B overlap on src/app.py, no conflict)
+        # One for the guard's item (beside A's own "done"); no second one, no conflict.
+        titles = f.watch.titles()
+        assert titles.count(title) == 1 and set(titles) <= {title, "alpha is done"}, titles
         inbox = json.loads(cli("inbox", "--json", cwd=f.repo).stdout)
         assert [i["id"] for i in inbox] == [aid]
         assert "beta" in inbox[0]["why"]
+        mine = next(x for x in ls_json(cli, f.repo) if x["id"] == aid)
+        (col,) = [c for c in mine["collisions"] if c["agent"] == f.beta]
+        assert col["conflict"] is False and col["files"] == ["src/app.py"]
+        assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "warn")]
