@@ -271,7 +271,8 @@ class MulluiApp(App[None]):
                 and cells.conflict_shown(a)
                 and a.in_inbox(self.now())
             ):
-                self.notify(cells.why(a), title=f"{a.name}: conflict", severity="error")
+                label = cells.conflict_label(a)
+                self.notify(cells.why(a), title=f"{a.name}: {label}", severity="error")
         self.request_render()
 
     def request_render(self) -> None:

@@ -68,16 +68,26 @@ def list_state_cell(agent: Agent, colours: dict[str, str], *, snoozed: bool = Fa
 
 
 def conflict_shown(agent: Agent) -> bool:
-    """The inbox item is the radar's conflict (not a question the agent asks)."""
+    """The inbox item is the radar's conflict or the collision guard's warning (not a
+    question the agent asks)."""
     return agent.has_conflict_item() and not (agent.state is State.BLOCKED and agent.question)
 
 
+def conflict_label(agent: Agent) -> str:
+    """``conflict`` (the radar: merging would conflict) or ``collision`` (the guard: both
+    change the same file; no conflict known)."""
+    return (
+        "collision" if agent.conflict is not None and agent.conflict.kind == "guard" else "conflict"
+    )
+
+
 def inbox_state_cell(agent: Agent, colours: dict[str, str], *, snoozed: bool = False) -> Text:
-    """The state, or ``⚠ conflict`` for the radar's conflict item."""
+    """The state, or ``⚠ conflict`` for the radar's conflict item (``⚠ collision`` for the
+    collision guard's)."""
     if not conflict_shown(agent):
         return state_cell(agent.state, colours, snoozed=snoozed)
     colour = colours.get("state-failed") or FALLBACK_COLOURS["state-failed"]
-    t = Text(f"{CONFLICT_SYMBOL} conflict", style=f"bold {colour}")
+    t = Text(f"{CONFLICT_SYMBOL} {conflict_label(agent)}", style=f"bold {colour}")
     if snoozed:
         t.append(f" {SNOOZE_SYMBOL}", style="dim")
     return t

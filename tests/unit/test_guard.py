@@ -181,6 +181,10 @@ def test_the_reducer_records_hits_and_raises_one_item_per_new_pair_and_file() ->
     a = apply_event(a, guard_ev("src/app.py"))
     assert a is not None and a.conflict is not None and a.conflict.kind == "guard"
     assert a.in_inbox() and "beta" in a.why()
+    from mullui.tui import cells
+
+    shown = cells.inbox_state_cell(a, {}).plain
+    assert shown.endswith("collision") and "conflict" not in shown  # not a merge conflict
     first = a.conflict
     a = apply_event(a, guard_ev("src/app.py"))  # the same pair and file again
     assert a is not None and a.conflict == first and len(a.guarded) == 1
