@@ -92,7 +92,11 @@ def _session(
 ) -> list[float]:
     """One agent, ``samples`` prompts in one conversation."""
     out: list[float] = []
-    with tempfile.TemporaryDirectory(prefix=f"mullui-bench-{agent}-") as d:
+    # ignore_cleanup_errors: a CLI or mullui's own supervisor may still be writing there
+    # for a moment after the tmux server is gone
+    with tempfile.TemporaryDirectory(
+        prefix=f"mullui-bench-{agent}-", ignore_cleanup_errors=True
+    ) as d:
         p = Pipeline(Path(d))
         turns = [call(i) for i in range(samples)] + [Turn.say("All done.")]
         try:
@@ -140,7 +144,9 @@ def _aider(samples: int) -> list[float]:
     out: list[float] = []
     for i in range(samples):
         reply = f"Creating it.\n\n```bash\ntouch f{i}.txt\n```\n"
-        with tempfile.TemporaryDirectory(prefix="mullui-bench-aider-") as d:
+        with tempfile.TemporaryDirectory(
+            prefix="mullui-bench-aider-", ignore_cleanup_errors=True
+        ) as d:
             p = Pipeline(Path(d))
             try:
                 with ChatStub([Turn.say(reply)], is_main=lambda b: True) as stub:

@@ -40,6 +40,7 @@ from typing import Any
 from mullui.agents.base import Event, LaunchContext, Profile, model_and_args
 
 IDLE_EVENT = "aider-idle"
+EXIT_EVENT = "aider-exit"
 CAUSE = f"screen:{IDLE_EVENT}"
 ANALYTICS_LOG = "aider-analytics.jsonl"
 CHAT_HISTORY = "aider.chat.history.md"
@@ -83,21 +84,30 @@ class AiderProfile(Profile):
             str(ctx.profile_dir / INPUT_HISTORY),
         ]
 
+    def wrapped(self, ctx: LaunchContext, aider: list[str]) -> list[str]:
+        """``aider`` run by :func:`mullui.agents.aider_notify.run`, which reports the usage
+        of the last reply when aider exits (no notification carries it in ``--message``
+        mode), then exits with aider's code."""
+        log = str(ctx.profile_dir / ANALYTICS_LOG)
+        runner = [sys.executable, "-m", "mullui.agents.aider_notify", "--run", log, "--"]
+        return [*runner, *ctx.hook_argv, EXIT_EVENT, "--", *aider]
+
     def command(self, ctx: LaunchContext) -> list[str]:
         # argparse would read a task starting with "-" as an option; the "--opt=value"
         # form keeps it the option's value whatever it starts with.
         message = (
             ["--message", ctx.task] if not ctx.task.startswith("-") else [f"--message={ctx.task}"]
         )
-        return [self.binary, *self.wiring(ctx), *model_and_args(ctx), *message]
+        return self.wrapped(ctx, [self.binary, *self.wiring(ctx), *model_and_args(ctx), *message])
 
     def resume_command(self, ctx: LaunchContext) -> list[str] | None:
         """``aider --restore-chat-history`` reloads the agent's chat history file and waits
         at its chat prompt (aider has no session ids)."""
-        return [self.binary, *self.wiring(ctx), *model_and_args(ctx), "--restore-chat-history"]
+        aider = [self.binary, *self.wiring(ctx), *model_and_args(ctx), "--restore-chat-history"]
+        return self.wrapped(ctx, aider)
 
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:
-        if event != IDLE_EVENT:
+        if event not in (IDLE_EVENT, EXIT_EVENT):
             return [{"kind": "activity", "cause": f"hook:{event}"}]
         out: list[Event] = []
         usage = payload.get("usage")
@@ -105,6 +115,9 @@ class AiderProfile(Profile):
             ev = _usage(usage)
             if ev is not None:
                 out.append(ev)
+        if event == EXIT_EVENT:
+            # the exit itself (and its code) comes from tmux's pane-died
+            return out or [{"kind": "activity", "cause": f"hook:{EXIT_EVENT}"}]
         screen = payload.get("screen")
         lines = [x for x in screen.splitlines() if x.strip()] if isinstance(screen, str) else []
         last = lines[-1] if lines else ""

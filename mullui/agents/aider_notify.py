@@ -1,6 +1,8 @@
-"""Aider's ``--notifications-command``: report what its pane is waiting for.
+"""Aider's ``--notifications-command``: report what its pane is waiting for; and the
+wrapper that reports aider's usage when it exits.
 
     python -m mullui.agents.aider_notify ANALYTICS_LOG -- HOOK_ARGV... EVENT
+    python -m mullui.agents.aider_notify --run ANALYTICS_LOG -- HOOK_ARGV... EVENT -- AIDER_ARGV...
 
 Aider (0.86.2, ``aider/io.py`` ``ring_bell``) runs the command through a shell, with no
 argument and no stdin, and waits for it, *before* it draws the question or the prompt it
@@ -98,7 +100,49 @@ def report(analytics_log: str, hook: list[str], pane: str) -> None:
     subprocess.run(hook, input=json.dumps(payload), text=True, timeout=30, check=False)
 
 
+def run(argv: list[str]) -> int:
+    """Run aider (``AIDER_ARGV``, same terminal), then report its usage with ``HOOK_ARGV
+    EVENT`` (``{"exit": code, "usage": ...}``) before exiting with aider's own code: with
+    ``--message`` the last reply often asks nothing, so no notification carries it."""
+    import signal
+
+    try:
+        log, rest = argv[0], argv[2:]
+        cut = rest.index("--")
+    except (IndexError, ValueError):
+        print(
+            "usage: aider_notify --run LOG -- HOOK_ARGV... EVENT -- AIDER_ARGV...", file=sys.stderr
+        )
+        return 2
+    hook, aider = rest[:cut], rest[cut + 1 :]
+    if argv[1] != "--" or not hook or not aider:
+        print(
+            "usage: aider_notify --run LOG -- HOOK_ARGV... EVENT -- AIDER_ARGV...", file=sys.stderr
+        )
+        return 2
+    try:
+        child = subprocess.Popen(aider)
+    except OSError as e:
+        print(f"cannot run {aider[0]}: {e}", file=sys.stderr)
+        return 127
+    # Ctrl-C is aider's (same process group); a stop or a closed window reaches it too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda n, _f: child.send_signal(n))
+    code = child.wait()
+    usage = analytics_usage(log)
+    if usage is not None:
+        payload = json.dumps({"exit": code, "usage": usage})
+        try:
+            subprocess.run(hook, input=payload, text=True, timeout=30, check=False)
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return code if code >= 0 else 128 - code
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--run"]:
+        return run(argv[1:])
     if "--" not in argv or argv.index("--") != 1 or len(argv) < 4:
         print("usage: aider_notify ANALYTICS_LOG -- HOOK_ARGV... EVENT", file=sys.stderr)
         return 2

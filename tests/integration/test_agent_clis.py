@@ -170,3 +170,21 @@ def test_aider_blocked_on_a_question_then_done_after_mullui_send(pipe: Pipeline)
         assert not list(wt.glob(".aider.chat.history.md"))
     for f, data in before.items():
         assert f.read_bytes() == data, f"{f} was changed"
+
+
+@needs("aider", "pip install aider-chat (in its own venv)")
+def test_aider_reply_without_a_question_is_done_at_exit_with_its_usage(pipe: Pipeline) -> None:
+    """With ``--message`` and nothing to ask, no notification ever runs: the usage comes
+    from the wrapper that runs aider, when it exits."""
+    with ChatStub([Turn.say("Nothing to change.")], is_main=lambda b: True) as stub:
+        setup_aider(pipe, stub.url)
+        pipe.spawn("is there anything to change?", "aider")
+        done = pipe.state("done", 120)
+    assert (done["cause"], done["exit_code"]) == ("exit:0", 0)
+    (log,) = pipe.tmp.glob("mullui/**/aider-analytics.jsonl")
+    sends = [json.loads(x) for x in log.read_text().splitlines()]
+    (sent,) = [x["properties"] for x in sends if x["event"] == "message_send"]
+    assert (done["tokens_in"], done["tokens_out"]) == (
+        sent["prompt_tokens"],
+        sent["completion_tokens"],
+    )

@@ -94,6 +94,9 @@ def test_task_reaches_the_cli_as_exactly_one_argv_element(
     profile.prepare(ctx)
     argv = profile.command(ctx)
     assert all(isinstance(a, str) for a in argv)
+    if name == "aider":  # under the wrapper that reports its usage at exit (no shell)
+        assert argv[:3] == [sys.executable, "-m", "mullui.agents.aider_notify"]
+        argv = argv[argv.index("aider-exit") + 2 :]
     assert argv[0] == name  # the CLI itself: no shell in between
     holders = [a for a in argv if task and task in a]
     if not task:
@@ -382,6 +385,36 @@ I will create it.
 
 touch hello.txt
 Run shell command? (Y)es/(N)o/(D)on't ask again [Yes]:"""
+
+
+def test_aider_runs_under_the_wrapper_that_reports_its_usage_and_keeps_its_exit_code(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "aider-analytics.jsonl"
+    send = {"prompt_tokens": 10, "completion_tokens": 2, "total_cost": 0.5}
+    log.write_text(json.dumps({"event": "message_send", "properties": send}) + "\n")
+    got = tmp_path / "got.json"
+    recorder = [
+        sys.executable,
+        "-c",
+        f"import sys; open({str(got)!r}, 'w').write(sys.stdin.read())",
+    ]
+    fake_aider = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    r = subprocess.run(
+        [sys.executable, "-m", "mullui.agents.aider_notify", "--run", str(log), "--",
+         *recorder, "aider-exit", "--", *fake_aider],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 3
+    payload = json.loads(got.read_text())
+    assert payload["exit"] == 3
+    assert payload["usage"] == {"tokens_in": 10, "tokens_out": 2, "cost_usd": 0.5}
+    (u,) = AiderProfile().translate("aider-exit", payload, [])
+    assert (u["kind"], u["tokens_in"], u["cost_usd"]) == ("usage", 10, 0.5)
+    argv = AiderProfile().command(ctx_for(tmp_path, "t"))
+    assert argv[:4] == [sys.executable, "-m", "mullui.agents.aider_notify", "--run"]
+    assert argv[argv.index("aider-exit") + 1 : argv.index("aider-exit") + 3] == ["--", "aider"]
 
 
 def test_aider_idle_at_a_yes_no_question_means_blocked_with_the_question() -> None:
