@@ -57,12 +57,16 @@ def _version(binary: str) -> str | None:
         out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
-    return (out.stdout.strip().splitlines() or [""])[-1] or None
+    last = (out.stdout.strip().splitlines() or [""])[-1]
+    return last.removeprefix(f"{binary} ").strip() or None
 
 
-def _one_prompt(p: Pipeline, target: str, prompt: str, answer: str, after: float) -> float:
+def _one_prompt(
+    p: Pipeline, target: str, prompt: str, answer: str, after: float, stays: bool = True
+) -> float:
     """Wait for ``prompt`` on screen, then for ``blocked`` newer than ``after``; answer.
-    Returns blocked - drawn in ms."""
+    Returns blocked - drawn in ms.  ``stays``: the CLI lives on after the answer (the
+    prompt then leaves the screen before the next one is timed)."""
     wait_for(lambda: prompt in p.screen(target), 240, f"{prompt!r} on screen", 0.01)
     drawn = time.time()
     blocked = wait_for(
@@ -72,8 +76,8 @@ def _one_prompt(p: Pipeline, target: str, prompt: str, answer: str, after: float
         0.1,
     )
     p.send(answer)
-    # the prompt must leave the screen before the next one can be timed
-    wait_for(lambda: prompt not in p.screen(target), 60, f"{prompt!r} to go away", 0.05)
+    if stays:  # the prompt must leave the screen before the next one can be timed
+        wait_for(lambda: prompt not in p.screen(target), 60, f"{prompt!r} to go away", 0.05)
     return (since(blocked) - drawn) * 1000
 
 
@@ -153,7 +157,9 @@ def _aider(samples: int) -> list[float]:
                     setup_aider(p, stub.url)
                     p.spawn(f"create f{i}.txt", "aider")
                     target = _pane(p)
-                    out.append(round(_one_prompt(p, target, "(Y)es/(N)o", "y", 0.0), 1))
+                    out.append(
+                        round(_one_prompt(p, target, "(Y)es/(N)o", "y", 0.0, stays=False), 1)
+                    )
                     p.state("done", 60)
             finally:
                 p.close()
