@@ -6,7 +6,8 @@ the model has spoken (``ring_bell``: on the chat prompt *and* on every ``confirm
 ``prompt_ask`` question), it runs ``--notifications-command`` through a shell, with no
 argument and no stdin, waits for it, and only then draws what it waits on.  So the
 command is :mod:`mullui.agents.aider_notify`, which returns at once and, detached, reads
-the pane until the prompt is drawn, then calls ``<hook argv> aider-idle`` with the pane's
+the pane (on mullui's tmux socket, named in the command: agents get no ``$TMUX``) until
+the prompt is drawn, then calls ``<hook argv> aider-idle`` with the pane's
 last lines and the usage so far.  **This is the one place where mullui reads an agent's
 screen for its state**: nothing else tells a question from the chat prompt, and nothing
 else carries the question.  The cause says so (``screen:aider-idle``).
@@ -32,12 +33,14 @@ what ``--restore-chat-history`` resumes from.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
 from typing import Any
 
 from mullui.agents.base import Event, LaunchContext, Profile, model_and_args
+from mullui.paths import tmux_socket
 
 IDLE_EVENT = "aider-idle"
 EXIT_EVENT = "aider-exit"
@@ -68,7 +71,9 @@ class AiderProfile(Profile):
         # Aider runs this string with ``shell=True``; shlex.join keeps each argv element
         # (an interpreter path with spaces, say) one word.  The task is never in it.
         log = ctx.profile_dir / ANALYTICS_LOG
-        waiter = [sys.executable, "-m", "mullui.agents.aider_notify", str(log), "--"]
+        socket = tmux_socket({**os.environ, **ctx.env})
+        waiter = [sys.executable, "-m", "mullui.agents.aider_notify", "--socket", socket]
+        waiter += [str(log), "--"]
         return shlex.join([*waiter, *ctx.hook_argv, IDLE_EVENT])
 
     def wiring(self, ctx: LaunchContext) -> list[str]:

@@ -157,6 +157,10 @@ def test_aider_blocked_on_a_question_then_done_after_mullui_send(pipe: Pipeline)
             sent["completion_tokens"],
         )
         assert blocked["tokens_in"] > 500
+        assert blocked["cost_usd"] == pytest.approx(sent["total_cost"])
+        assert blocked["cost_usd"] == pytest.approx(
+            (sent["prompt_tokens"] * 3 + sent["completion_tokens"] * 15) / 1e6
+        )
         wt = Path(blocked["worktree"])
         assert not (wt / "hello.txt").exists()
         assert "create hello.txt" in json.dumps(stub.main_requests()[0].body)
@@ -165,7 +169,7 @@ def test_aider_blocked_on_a_question_then_done_after_mullui_send(pipe: Pipeline)
         done = pipe.state("done", 60)  # --message: aider exits when the reply is done
         assert (wt / "hello.txt").exists()
         assert done["exit_code"] == 0
-        assert done["cause"] == "exit:0"
+        assert done["cause"].startswith("exit:0")
         # its history went to mullui's profile dir, not into the worktree
         assert not list(wt.glob(".aider.chat.history.md"))
     for f, data in before.items():
@@ -180,7 +184,7 @@ def test_aider_reply_without_a_question_is_done_at_exit_with_its_usage(pipe: Pip
         setup_aider(pipe, stub.url)
         pipe.spawn("is there anything to change?", "aider")
         done = pipe.state("done", 120)
-    assert (done["cause"], done["exit_code"]) == ("exit:0", 0)
+    assert done["cause"].startswith("exit:0") and done["exit_code"] == 0
     (log,) = pipe.tmp.glob("mullui/**/aider-analytics.jsonl")
     sends = [json.loads(x) for x in log.read_text().splitlines()]
     (sent,) = [x["properties"] for x in sends if x["event"] == "message_send"]

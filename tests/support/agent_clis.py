@@ -195,17 +195,31 @@ AIDER_ARGS = [
 ]
 
 
+#: litellm model info: $3 / $15 per million input / output tokens
+AIDER_MODEL = {
+    "max_input_tokens": 128000,
+    "max_output_tokens": 8192,
+    "input_cost_per_token": 3e-06,
+    "output_cost_per_token": 1.5e-05,
+    "litellm_provider": "openai",
+    "mode": "chat",
+}
+
+
 def setup_aider(p: Pipeline, stub_url: str) -> list[Path]:
     """The user's own ``~/.aider.conf.yml`` (must stay untouched); mullui's
     ``[profiles.aider]`` with the stub's model and the flags that keep aider offline and
     quiet before the model speaks."""
     user = p.home / ".aider.conf.yml"
     user.write_text(AIDER_USER_CONFIG)
+    # The model's prices, so aider neither fetches litellm's price list (each lookup of an
+    # unknown model retried it, 5 s timeout) nor reports a cost of 0.
+    metadata = p.tmp / "aider-models.json"
+    metadata.write_text(json.dumps({"openai/stub-model": AIDER_MODEL}))
+    args = [*AIDER_ARGS, "--model-metadata-file", str(metadata)]
     config = p.tmp / "mullui" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        f'[profiles.aider]\nmodel = "openai/stub-model"\nargs = {json.dumps(AIDER_ARGS)}\n'
-    )
+    config.write_text(f'[profiles.aider]\nmodel = "openai/stub-model"\nargs = {json.dumps(args)}\n')
     p.env.update(
         OPENAI_API_BASE=stub_url, OPENAI_API_KEY="stub-key", LITELLM_LOCAL_MODEL_COST_MAP="True"
     )

@@ -33,6 +33,7 @@ from mullui.agents.codex import (
 from mullui.agents.gemini import HOME_ENV, TRUST_ENV, TRUSTED_FOLDERS_ENV, GeminiProfile
 from mullui.agents.opencode import CONFIG_DIR_ENV, OpenCodeProfile
 from mullui.errors import MulluiError
+from mullui.paths import tmux_socket
 
 HOOK_ARGV = ("/opt/py 3/bin/python", "-m", "mullui", "hook")
 
@@ -373,7 +374,8 @@ def test_aider_notifications_command_is_the_hook_argv_and_never_the_task(tmp_pat
     command = argv[i + 1]
     log = str(ctx.profile_dir / "aider-analytics.jsonl")
     assert shlex.split(command) == [
-        sys.executable, "-m", "mullui.agents.aider_notify", log, "--", *HOOK_ARGV, "aider-idle"
+        sys.executable, "-m", "mullui.agents.aider_notify", "--socket", tmux_socket(), log, "--",
+        *HOOK_ARGV, "aider-idle",
     ]  # fmt: skip
     assert task not in command
     assert argv[argv.index("--analytics-log") + 1] == log
