@@ -163,7 +163,7 @@ def test_codex_permission_prompt_is_blocked_and_the_finished_turn_is_done(
         (blocked,) = [e for e in translated("PermissionRequest") if e["kind"] == "state"]
         assert blocked["state"] == "blocked"
         assert blocked["question"] == "Bash: touch hello.txt"
-        sent = turns[0].sent_at
+        sent = turns[0].sent_wall
         assert sent is not None
         latency = ask["wall"] - sent
         print(f"\nPermissionRequest hook {latency * 1000:.0f} ms after the tool call left the stub")
