@@ -485,7 +485,8 @@ def untrusted_part(user: dict[str, Any], repo: dict[str, Any]) -> tuple[dict[str
     safety limit (given the ``user``'s own table), and the dotted keys left out.
 
     Kept: ``theme``; ``default_agent`` naming a prompt agent; ``[limits]`` (caps only
-    lowered); ``[notify]`` but ``attach_command``; ``[watch]``; ``[collisions]``; chains
+    lowered); ``[notify]`` but ``attach_command``; ``[watch]``; ``[collisions]`` (its
+    ``guard`` only made stricter); chains
     whose steps all run prompt agents; a profile's ``silence_after_s``.  Left out: every
     other profile key (command, args, env, model, resume, hooks), ``[hosts]`` (ssh
     options run commands), ``[prices]`` (they decide the budget), ``attach_command``.
@@ -495,7 +496,15 @@ def untrusted_part(user: dict[str, Any], repo: dict[str, Any]) -> tuple[dict[str
     user_limits = user.get("limits", {})
     defaults = Limits()
     for key, value in repo.items():
-        if key == "theme" or key in ("watch", "collisions"):
+        if key == "theme" or key == "watch":
+            kept[key] = value
+        elif key == "collisions":
+            # The collision guard may be made stricter, not switched down.
+            mine = user.get("collisions", {}).get("guard", Config.collisions_guard)
+            guard = value.get("guard", mine)
+            if GUARD_MODES.index(guard) < GUARD_MODES.index(mine):
+                ignored.append("collisions.guard")
+                value = {k: v for k, v in value.items() if k != "guard"}
             kept[key] = value
         elif key == "default_agent":
             if value in PROMPT_AGENTS:

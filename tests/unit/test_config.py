@@ -162,3 +162,20 @@ def test_a_trusted_repo_file_applies_whole_until_it_changes(tmp_path: Path) -> N
     assert load(tmp_path / "none.toml", repo, trust_file).profiles == {}
     trust_file.write_text("{torn")  # a torn trust file trusts nothing, and says so
     assert load(tmp_path / "none.toml", repo, trust_file).ignored == ("profiles.claude.args",)
+
+
+def test_an_untrusted_repo_file_may_make_the_collision_guard_stricter_only(
+    tmp_path: Path,
+) -> None:
+    repo = tmp_path / "r"
+    repo.mkdir()
+    trust_file = tmp_path / "trusted.json"
+    write(repo / ".mullui.toml", '[collisions]\nguard = "off"\ninterval_s = 7\n')
+    c = load(tmp_path / "none.toml", repo, trust_file)
+    assert (c.collisions_guard, c.collisions_interval_s, c.ignored) == (
+        "warn",
+        7,
+        ("collisions.guard",),
+    )
+    write(repo / ".mullui.toml", '[collisions]\nguard = "block"\n')
+    assert load(tmp_path / "none.toml", repo, trust_file).collisions_guard == "block"
