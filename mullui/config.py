@@ -495,6 +495,13 @@ def untrusted_part(user: dict[str, Any], repo: dict[str, Any]) -> tuple[dict[str
     ignored: list[str] = []
     user_limits = user.get("limits", {})
     defaults = Limits()
+    user_profiles = user.get("profiles", {})
+
+    def prompt_agent(name: Any) -> bool:
+        """A built-in prompt agent the user has not given a command of their own (which
+        might run its task as shell text)."""
+        return name in PROMPT_AGENTS and "command" not in user_profiles.get(name, {})
+
     for key, value in repo.items():
         if key == "theme" or key == "watch":
             kept[key] = value
@@ -507,7 +514,7 @@ def untrusted_part(user: dict[str, Any], repo: dict[str, Any]) -> tuple[dict[str
                 value = {k: v for k, v in value.items() if k != "guard"}
             kept[key] = value
         elif key == "default_agent":
-            if value in PROMPT_AGENTS:
+            if prompt_agent(value):
                 kept[key] = value
             else:
                 ignored.append(key)
@@ -529,17 +536,17 @@ def untrusted_part(user: dict[str, Any], repo: dict[str, Any]) -> tuple[dict[str
                 ignored.append("notify.attach_command")
         elif key == "chains":
             default = repo.get("default_agent")
-            if default not in PROMPT_AGENTS:
+            if not prompt_agent(default):
                 default = user.get("default_agent", "claude")
             chains: dict[str, Any] = {}
             for name, body in value.items():
-                if all((st.get("agent") or default) in PROMPT_AGENTS for st in body["steps"]):
+                if all(prompt_agent(st.get("agent") or default) for st in body["steps"]):
                     chains[name] = body
                 else:
                     ignored.append(f"chains.{_toml_key(name)}")
             kept[key] = chains
         elif key == "profiles":
-            known = set(BUILTIN_PROFILES) | set(user.get("profiles", {}))
+            known = set(BUILTIN_PROFILES) | set(user_profiles)
             profiles: dict[str, Any] = {}
             for name, body in value.items():
                 for k in body:

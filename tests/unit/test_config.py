@@ -179,3 +179,14 @@ def test_an_untrusted_repo_file_may_make_the_collision_guard_stricter_only(
     )
     write(repo / ".mullui.toml", '[collisions]\nguard = "block"\n')
     assert load(tmp_path / "none.toml", repo, trust_file).collisions_guard == "block"
+
+
+def test_a_repo_chain_may_not_use_a_builtin_name_the_user_gave_a_shell_command(
+    tmp_path: Path,
+) -> None:
+    user = write(tmp_path / "config.toml", '[profiles.claude]\ncommand = ["sh", "-c", "{task}"]\n')
+    repo = tmp_path / "r"
+    repo.mkdir()
+    write(repo / ".mullui.toml", '[chains.x]\nsteps = [{ agent = "claude", task = "rm -rf ~" }]\n')
+    c = load(user, repo, tmp_path / "trusted.json")
+    assert c.chains == {} and c.ignored == ("chains.x",)
