@@ -350,7 +350,7 @@ def cmd_ls(a: argparse.Namespace) -> int:
         [
             x.id,
             _one_line(x.name, 24),
-            *([repo(x)] if repo else []),
+            *([_one_line(repo(x), 40)] if repo else []),
             x.profile,
             x.state.value,
             _age(x.state_since, now),
@@ -388,7 +388,7 @@ def cmd_inbox(a: argparse.Namespace) -> int:
         [
             x.id,
             _one_line(x.name, 24),
-            *([repo(x)] if repo else []),
+            *([_one_line(repo(x), 40)] if repo else []),
             x.state.value,
             _age(x.state_since, now),
             _one_line(x.why(), 60),
