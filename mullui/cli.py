@@ -92,9 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     _repo_filter(s)
     s = sub.add_parser("send", help="type TEXT + Enter into the agent's pane")
     s.add_argument("id")
-    # REMAINDER, checked by cmd_send: with a plain positional, Python 3.11's argparse
-    # turns `send ID -- --` into an empty list.
-    s.add_argument("text", nargs=argparse.REMAINDER, help="one argument; `--` before a leading -")
+    s.add_argument("text", help="one argument; `--` before text that starts with -")
     s = sub.add_parser("attach", help="switch to / attach to the agent's tmux pane")
     s.add_argument("id")
     s = sub.add_parser("snooze", help="hide an inbox item for a while, or until it changes")
@@ -460,12 +458,10 @@ def _read_task(path: str) -> str:
 
 
 def cmd_send(a: argparse.Namespace) -> int:
-    words = list(a.text)
-    if len(words) > 1 and words[0] == "--":
-        words = words[1:]  # a Python whose argparse keeps the separator
-    if len(words) != 1:
-        raise UsageError("send takes one TEXT: mullui send ID 'the text' (-- before a leading -)")
-    _ws().send(a.id, words[0])
+    # Python 3.11's argparse hands `send ID -- --` over as [] (it strips the "--" that
+    # is the text itself, after the one that ends the options): the text was "--".
+    text = a.text if isinstance(a.text, str) else "--"
+    _ws().send(a.id, text)
     return 0
 
 

@@ -305,7 +305,7 @@ def test_send_of_a_double_dash_is_not_a_traceback(cli: Cli, git_repo: Path) -> N
     assert r.returncode == 0, r.stderr
     finished(cli, git_repo, aid)
     assert (wt / "got.txt").read_text() == "--"
-    for argv in ([aid, "--"], [aid, "a", "b"]):
+    for argv in ([aid, "--"], [aid, "a", "b"], [aid, "-x"]):
         r = cli("send", *argv, cwd=git_repo)
         assert r.returncode == 2 and "Traceback" not in r.stderr
 
