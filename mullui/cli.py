@@ -16,7 +16,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from mullui import __version__
 from mullui.errors import MulluiError, UsageError
+from mullui.model import inbox
+from mullui.textsafe import VisibleStream, visible
 
 if TYPE_CHECKING:
     from mullui.workspace import Workspace
@@ -49,8 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="A terminal inbox for many AI coding agents working in parallel. "
         "With no command: the full-screen TUI for the current repository.",
     )
-    from mullui import __version__
-
     p.add_argument("--version", action="version", version=f"mullui {__version__}")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
 
@@ -217,8 +218,6 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 def _one_line(s: str, n: int = 60) -> str:
     """``s`` on one line, cut to ``n`` terminal columns; control characters made visible
     (agent text: no escape reaches the terminal)."""
-    from mullui.textsafe import visible
-
     s = visible(" ".join(s.split()))
     if _width(s) <= n:
         return s
@@ -267,8 +266,6 @@ def _repo_column(agents: list[Any]) -> Callable[[Any], str] | None:
 
 # ---- commands --------------------------------------------------------------------------
 def _notice(line: str) -> None:
-    from mullui.textsafe import visible
-
     print(f"mullui: {visible(line)}", file=sys.stderr)
 
 
@@ -365,8 +362,6 @@ def cmd_ls(a: argparse.Namespace) -> int:
 
 
 def cmd_inbox(a: argparse.Namespace) -> int:
-    from mullui.model import inbox
-
     ws = _ws()
     items = inbox(_narrow(ws, a, _with_collisions(ws, ws.agents())))
     if a.json:
@@ -691,8 +686,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     stdout = sys.stdout
     machine = getattr(args, "json", False) or getattr(args, "csv", False)
     if args.cmd not in _OWN_STDOUT and not machine:
-        from mullui.textsafe import VisibleStream
-
         # Human-readable output shows agent and remote text with control characters made
         # visible; JSON and CSV stay exact.
         sys.stdout = VisibleStream(stdout)
@@ -706,8 +699,6 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return COMMANDS[args.cmd](args)
     except MulluiError as e:
-        from mullui.textsafe import visible
-
         print(f"mullui: {visible(e.message)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
@@ -724,8 +715,6 @@ def _run(args: argparse.Namespace) -> int:
         raise
     except OSError as e:
         # Disk full, permissions, a vanished directory: say what and where, no traceback.
-        from mullui.textsafe import visible
-
         where = f" ({e.filename})" if e.filename else ""
         print(f"mullui: {visible(f'{e.strerror or e}{where}')}", file=sys.stderr)
         return 1

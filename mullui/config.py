@@ -20,12 +20,15 @@ import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
 from mullui.errors import ConfigError, MulluiError
+from mullui.files import atomic_write
+from mullui.placeholders import expand_argv
 
 BUILTIN_PROFILES = ("claude", "codex", "aider", "gemini", "opencode", "shell")
 #: ``[collisions] guard`` (and ``[profiles.X] guard``, ``spawn --guard``): what happens when
@@ -107,14 +110,47 @@ def _env_table(v: Any) -> str | None:
     return None
 
 
+# ---- quiet hours (the notifier uses this parser too) -----------------------------------
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily local-time window with no popups; it may wrap past midnight."""
+
+    start: dtime
+    end: dtime
+
+    def contains(self, t: dtime) -> bool:
+        t = t.replace(tzinfo=None)
+        if self.start < self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+
+_QUIET_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_quiet_hours(text: str) -> QuietHours:
+    """Parse ``"22:00-07:00"`` (local time; may wrap past midnight)."""
+    m = _QUIET_RE.match(text)
+    hint = f"notify.quiet_hours: expected 'HH:MM-HH:MM' such as '22:00-07:00', got {text!r}"
+    if not m:
+        raise ConfigError(hint)
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise ConfigError(hint)
+    start, end = dtime(h1, m1), dtime(h2, m2)
+    if start == end:
+        raise ConfigError(
+            f"notify.quiet_hours: start and end are equal in {text!r}; "
+            "remove the key to disable quiet hours"
+        )
+    return QuietHours(start, end)
+
+
 def _quiet_hours(v: Any) -> str | None:
     if not isinstance(v, str):
         return 'a time range like "22:00-07:00"'
     # The notifier's own parser, so config load and notify time can never disagree
-    # ("25:00-07:00" matched the old regex and only failed once watch started).  Imported
-    # here: mullui.notify pulls in D-Bus (~80 ms), paid only when the key is set.
-    from mullui.notify.policy import parse_quiet_hours
-
+    # ("25:00-07:00" matched the old regex and only failed once watch started).
     try:
         parse_quiet_hours(v)
     except ConfigError:
@@ -332,8 +368,6 @@ class _Validator:
     def shell_placeholders(self, table: tuple[str, ...], key: str, argv: list[str]) -> None:
         """A placeholder inside quotes in shell text (``sh -c``, after ``ssh``) could only
         be spliced into it: refused here, at load, rather than when the command runs."""
-        from mullui.placeholders import expand_argv
-
         try:
             expand_argv(argv, dict.fromkeys(SHELL_PLACEHOLDERS[key], ""), key)
         except MulluiError as e:
@@ -588,8 +622,6 @@ def is_trusted(trust_file: Path | None, path: Path, text: str) -> bool:
 def trust(trust_file: Path, path: Path) -> tuple[str, list[str]]:
     """Record ``path``'s current content as trusted.  Returns its digest and the keys
     that now apply (those an untrusted copy would ignore)."""
-    from mullui.store import atomic_write
-
     path = path.absolute()
     text = _read_text(path)
     if text is None:
@@ -606,8 +638,6 @@ def trust(trust_file: Path, path: Path) -> tuple[str, list[str]]:
 
 def revoke(trust_file: Path, path: Path) -> bool:
     """Forget ``path``'s trust; False when it was not trusted."""
-    from mullui.store import atomic_write
-
     table = _trusted(trust_file)
     if table.pop(str(path.absolute()), None) is None:
         return False

@@ -137,7 +137,7 @@ def write_index(state_dir: Path, doc: dict[str, Any]) -> bool:
     Also keeps the ``answer/<event>`` markers: the fast hook starts Python for an edit only
     while some index names a file another agent could collide with.
     """
-    from mullui.store import atomic_write_json
+    from mullui.files import atomic_write_json
 
     path = index_file(state_dir, str(doc["repo"]))
     if read_index(path) == doc:

@@ -124,7 +124,7 @@ def _compact(path: Path, fd: int, keep: Any) -> None:
         if keep is not None and not keep(aid):
             continue
         out.append(encode(_snapshot(e)))
-    from mullui.store import atomic_write
+    from mullui.files import atomic_write
 
     try:
         atomic_write(path, b"".join(out))

@@ -39,18 +39,26 @@ Q, ST, W, B, D, F, X, U = (
     State.UNKNOWN,
 )
 
-#: States whose process is at work: each holds a ``max_running`` slot, and ``rm`` refuses
-#: them without ``--force``.  (``done`` does not: an idle agent at its prompt costs nothing.)
+# The groupings of states, one name each (every module uses these, not its own tuple).
+#: States whose process is at work: each holds a ``max_running`` slot, ``rm`` refuses
+#: them without ``--force``, tmux is asked whether their window still exists.  (``done``
+#: is not one: an idle agent at its prompt costs nothing.)
 RUNNING: frozenset[State] = frozenset({ST, W, B})
 #: States in which an agent (or its host) is expected to be alive.
 LIVE: frozenset[State] = frozenset({Q, ST, W, B, D})
-#: States that put an agent in the inbox.
+#: States that put an agent in the inbox, and the ones a notification is sent for.
 INBOX_STATES: frozenset[State] = frozenset({B, D, F})
+#: States after which nothing happens unless the human acts (the ledger's end of a run).
+SETTLED: frozenset[State] = frozenset({D, F, X})
 #: Inbox order: blocked before failed before done (a queued agent that cannot start by
 #: itself - its predecessor failed - ranks with the failures).
 INBOX_RANK: dict[State, int] = {B: 0, F: 1, Q: 1, D: 2}
-#: Causes of a queued agent that waits for the human, not for time (see queue.py).
-STUCK_CAUSES = ("predecessor ", "cannot start: ")
+#: Prefix of the cause of a follow-up whose predecessor will never be done by itself.
+STUCK_PREFIX = "predecessor "
+#: Prefix of the cause of a queued agent whose start failed before it launched.
+CANNOT_START = "cannot start: "
+#: Causes of a queued agent that waits for the human, not for time (operations.admission).
+STUCK_CAUSES = (STUCK_PREFIX, CANNOT_START)
 
 # The contract (SPEC): queued -> starting -> working <-> blocked; working <-> done;
 # any -> failed | stopped; any live state <-> unknown.  Three additions, each because

@@ -27,9 +27,8 @@ from typing import Any
 
 from mullui.context import Context
 from mullui.events import read_events
-from mullui.model import Agent, State, iso, parse_iso, utcnow
+from mullui.model import SETTLED, Agent, State, iso, parse_iso, utcnow
 
-TERMINAL = frozenset({State.DONE, State.FAILED, State.STOPPED})
 BUCKETS: dict[State, str] = {
     State.QUEUED: "queued_s",
     State.STARTING: "starting_s",
@@ -91,7 +90,7 @@ def agent_times(a: Agent, handled: Sequence[datetime], now: datetime) -> dict[st
         return out | {"ended_at": None, "awaiting_review": False}
     start = min(a.created_at, hist[0].at)
     last = hist[-1]
-    end = last.at if last.state in TERMINAL else max(now, last.at)
+    end = last.at if last.state in SETTLED else max(now, last.at)
     handled = sorted(handled)
     awaiting = False
     for i, t in enumerate(hist):
@@ -107,7 +106,7 @@ def agent_times(a: Agent, handled: Sequence[datetime], now: datetime) -> dict[st
             if h is None and i + 1 == len(hist):
                 awaiting = True
     out["wall_s"] = _secs(start, end)
-    out["ended_at"] = iso(end) if last.state in TERMINAL else None
+    out["ended_at"] = iso(end) if last.state in SETTLED else None
     out["awaiting_review"] = awaiting
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from mullui.context import Context
 from mullui.errors import MulluiError
-from mullui.model import Agent, State
+from mullui.model import RUNNING, Agent
 from mullui.operations.locations import location_for
 from mullui.runtime import worktrees
 
@@ -268,7 +268,7 @@ def _problem(
     checkout: Path | None,
     target_sha: str,
 ) -> str | None:
-    if a.state in (State.STARTING, State.WORKING, State.BLOCKED):
+    if a.state in RUNNING:
         return (
             f"{a.name} is still {a.state.value}: wait until it is done, or "
             f"`mullui stop {a.name}`, then merge"

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import secrets
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,11 @@ from mullui.events import (
     read_events,
     seal_torn_tail,
 )
+
+# Re-exported: the state files' writers moved down to the core (mullui.files).
+from mullui.files import atomic_write as atomic_write
+from mullui.files import atomic_write_json as atomic_write_json
+from mullui.files import read_json as read_json
 from mullui.model import Agent
 from mullui.paths import Paths
 from mullui.reducer import apply_event
@@ -44,50 +47,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return -1
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` so a reader sees the old or the new file, never half.
-
-    temp file in the same directory + fsync + rename + fsync of the directory.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise MulluiError(
-            f"cannot write {path}: {e.strerror or e} — free space or fix permissions"
-        ) from e
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, json.dumps(obj, ensure_ascii=False, indent=1, default=str).encode())
-
-
-def read_json(path: Path) -> Any:
-    """Parsed JSON, or None when the file is missing; raises ValueError when corrupt."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return json.loads(raw)
 
 
 class Store:

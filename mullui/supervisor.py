@@ -30,13 +30,12 @@ from mullui import queue, radar
 from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.events import at_line_start, read_events
+from mullui.files import atomic_write_json, read_json
 from mullui.loop import SupervisorLock
-from mullui.model import Agent, State, Transition, utcnow
+from mullui.model import INBOX_STATES, RUNNING, Agent, State, Transition, utcnow
 from mullui.operations import lifecycle, local
 from mullui.remote.mirror import RemoteLinks, back_from_unknown
-from mullui.store import atomic_write_json, read_json
 
-NOTIFY_STATES = (State.BLOCKED, State.DONE, State.FAILED)
 #: How often, while local agents are live, tmux is asked whether their windows still
 #: exist: a tmux server killed with -9 runs no hooks, so this is the only way to know.
 SAFETY_CHECK_S = 30.0
@@ -169,6 +168,11 @@ class Supervisor:
         self._stop.set()
         self._kick.set()
 
+    def pending_notifications(self) -> list[asyncio.Task[Any]]:
+        """Notifications handed to the notifier and not yet out (the cursor already
+        counts them as told: a stopping supervisor waits for these)."""
+        return [t for t in self._tasks if not t.done()]
+
     def poke(self, agent_id: str | None = None) -> None:
         """Ask for a catch-up now (the TUI calls this after its own actions)."""
         if agent_id:
@@ -282,7 +286,7 @@ class Supervisor:
             lifecycle.release(self.ctx, a)
         # Only the agent's current state is worth a ping: blocked -> working -> done
         # while nobody watched is one "done", not three notifications.
-        if last.state is a.state and a.state in NOTIFY_STATES and self.notify:
+        if last.state is a.state and a.state in INBOX_STATES and self.notify:
             if a.is_snoozed() or a.is_acked():
                 return
             if a.host is not None and back_from_unknown(a, last):
@@ -338,7 +342,7 @@ class Supervisor:
         limit = self.ctx.config.limits.max_cost_usd
         if a.cost_usd is None or not limit or a.cost_usd <= limit:
             return
-        if a.state not in (State.WORKING, State.BLOCKED, State.DONE, State.STARTING):
+        if a.state not in RUNNING and a.state is not State.DONE:
             return
         try:
             queue.enforce_budget(self.ctx, a)
@@ -356,7 +360,7 @@ class Supervisor:
                 deadlines.append(d)
             if a.snoozed_until is not None and a.snoozed_until > now:
                 deadlines.append(a.snoozed_until)
-            if a.host is None and a.state in (State.STARTING, State.WORKING, State.BLOCKED):
+            if a.host is None and a.state in RUNNING:
                 live = True
         if live:
             deadlines.append(now + timedelta(seconds=SAFETY_CHECK_S))

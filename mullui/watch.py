@@ -127,7 +127,7 @@ async def finish_notifications(
     """Deliver the notices a stopping supervisor already handed to its notifier, then
     close the notifier.  The cursor counts them as told, so dropping them here would
     lose them for good (a handover to the TUI, ``--once``, a TUI quitting)."""
-    pending = [t for t in sup._tasks if not t.done()]
+    pending = sup.pending_notifications()
     if pending:
         await asyncio.wait(pending, timeout=timeout)
     if notifier is not None:

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from mullui.agents.base import Profile
+from mullui.agents.shell import CustomProfile
 from mullui.errors import MulluiError
+from mullui.usage import prices_from_config
 
 # name -> "module:Class"; imported lazily so `mullui hook` stays fast.
 BUILTIN: dict[str, str] = {
@@ -35,8 +37,6 @@ def _prices_from_env() -> dict[str, Any]:
         return {}
     try:
         table = json.loads(Path(path).read_text())
-        from mullui.usage import prices_from_config
-
         return dict(prices_from_config(table))
     except (OSError, ValueError, MulluiError):
         return {}
@@ -59,8 +59,6 @@ def get_profile(name: str, profiles_config: dict[str, dict[str, Any]] | None = N
         profile: Profile = klass(**kwargs)
         return profile
     if options:
-        from mullui.agents.shell import CustomProfile
-
         return CustomProfile(name, options)
     known = ", ".join(sorted(set(BUILTIN) | set(profiles_config or {})))
     raise MulluiError(

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mullui.placeholders import PREV_KEYS, shell_text
+
 Event = dict[str, Any]
 
 #: The hook every agent runs for an event that needs no answer: POSIX sh, no Python.
@@ -139,8 +141,6 @@ class Profile(ABC):
         """Refuse (``MulluiError``), before anything is created, a task whose placeholders
         would have to be spliced into shell text (one inside quotes)."""
         if self.task_is_shell and "{prev." in task:
-            from mullui.placeholders import PREV_KEYS, shell_text
-
             shell_text(task, PREV_KEYS, "the task")
 
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:

@@ -15,15 +15,16 @@ to one popup per window.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from datetime import time as dtime
 from typing import Any, Protocol
 
+# Defined with the config that validates them; kept importable from here.
+from mullui.config import QuietHours as QuietHours
+from mullui.config import parse_quiet_hours as parse_quiet_hours
 from mullui.errors import ConfigError
 
 #: The states worth interrupting a human for (SPEC: the inbox states).
@@ -51,41 +52,6 @@ class Notice:
     at: datetime  # when the change happened (UTC)
     reminder: bool = False  # set by the policy on its one escalation re-notice
     title: str | None = None  # instead of "NAME is STATE" ("a conflicts with b")
-
-
-@dataclass(frozen=True)
-class QuietHours:
-    """A daily local-time window with no popups; it may wrap past midnight."""
-
-    start: dtime
-    end: dtime
-
-    def contains(self, t: dtime) -> bool:
-        t = t.replace(tzinfo=None)
-        if self.start < self.end:
-            return self.start <= t < self.end
-        return t >= self.start or t < self.end
-
-
-_QUIET_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-
-
-def parse_quiet_hours(text: str) -> QuietHours:
-    """Parse ``"22:00-07:00"`` (local time; may wrap past midnight)."""
-    m = _QUIET_RE.match(text)
-    hint = f"notify.quiet_hours: expected 'HH:MM-HH:MM' such as '22:00-07:00', got {text!r}"
-    if not m:
-        raise ConfigError(hint)
-    h1, m1, h2, m2 = (int(g) for g in m.groups())
-    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
-        raise ConfigError(hint)
-    start, end = dtime(h1, m1), dtime(h2, m2)
-    if start == end:
-        raise ConfigError(
-            f"notify.quiet_hours: start and end are equal in {text!r}; "
-            "remove the key to disable quiet hours"
-        )
-    return QuietHours(start, end)
 
 
 @dataclass(frozen=True)

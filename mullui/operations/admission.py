@@ -28,13 +28,9 @@ from mullui.agents import get_profile
 from mullui.config import Config
 from mullui.context import Context
 from mullui.errors import MulluiError
-from mullui.model import RUNNING, Agent, D, F, Q, U, X
+from mullui.model import CANNOT_START, RUNNING, STUCK_CAUSES, STUCK_PREFIX, Agent, D, F, Q, U, X
 from mullui.placeholders import env_name, expand, shell_text
 
-#: Prefix of the cause of a follow-up whose predecessor will never be done by itself.
-STUCK_PREFIX = "predecessor "
-#: Prefix of the cause of a queued agent whose start failed before it launched.
-CANNOT_START = "cannot start: "
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 
@@ -62,7 +58,7 @@ def predecessor_reason(a: Agent, by_id: dict[str, Agent]) -> str | None:
 def is_stuck(a: Agent) -> bool:
     """A queued agent that will not start by itself - its predecessor failed, was stopped
     or vanished, or its start fails - so the human should hear about it."""
-    return a.state is Q and a.cause.startswith((STUCK_PREFIX, CANNOT_START))
+    return a.state is Q and a.cause.startswith(STUCK_CAUSES)
 
 
 def unreviewed(a: Agent) -> bool:

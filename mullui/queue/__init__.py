@@ -8,9 +8,8 @@ step, is part of spawning and lives below this package, in
 ``mullui.operations.admission``; its public names are re-exported here.
 """
 
+from mullui.model import CANNOT_START, STUCK_PREFIX
 from mullui.operations.admission import (
-    CANNOT_START,
-    STUCK_PREFIX,
     admission,
     expand_prev,
     is_stuck,

@@ -12,10 +12,9 @@ import sys
 
 from mullui.context import Context
 from mullui.errors import MulluiError
-from mullui.model import Agent, State
+from mullui.model import CANNOT_START, Agent, State
 from mullui.operations import lifecycle
 from mullui.operations.admission import (
-    CANNOT_START,
     admission,
     config_for,
     expand_for_start,

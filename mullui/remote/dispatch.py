@@ -29,7 +29,7 @@ from typing import Any
 from mullui.config import Host
 from mullui.context import Context
 from mullui.errors import MulluiError
-from mullui.model import Agent, State
+from mullui.model import RUNNING, Agent, State
 from mullui.operations.location import Location
 from mullui.operations.names import unique_name
 from mullui.remote import untrusted
@@ -216,7 +216,7 @@ class RemoteLocation(Location):
         m = _SAVED.search(r.stdout.decode(errors="replace"))
         saved = m.group(1) if m else None
         a = store.get(a.id) or a
-        if a.state in (State.STARTING, State.WORKING, State.BLOCKED, State.QUEUED, State.UNKNOWN):
+        if a.state in RUNNING or a.state in (State.QUEUED, State.UNKNOWN):
             store.emit(a.id, "stop", cause="removed")
         a = store.emit(a.id, "removed", saved=saved)
         return a, saved

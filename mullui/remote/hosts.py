@@ -27,9 +27,9 @@ from typing import Any
 
 from mullui.config import Host
 from mullui.errors import MulluiError
+from mullui.files import atomic_write_json, read_json
 from mullui.paths import Paths
 from mullui.remote.ssh import SshHost, control_dir_for
-from mullui.store import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
