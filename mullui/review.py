@@ -326,7 +326,7 @@ def commit_work(ctx: Context, agent: Agent) -> str | None:
     """Commit the agent's uncommitted work to the branch its worktree is on (``merge
     --commit``); the new sha, or None when there was nothing to commit."""
     a, _ = work_of(agent)
-    if a.state in (State.STARTING, State.WORKING, State.BLOCKED):
+    if a.state in RUNNING:
         raise MulluiError(
             f"{a.name} is still {a.state.value}: its files may still change — "
             f"`mullui stop {a.name}` first, then merge --commit"
