@@ -296,33 +296,42 @@ def _with_collisions(ws: Any, agents: list[Any]) -> list[Any]:
 
 
 def _missing(agents: list[Any]) -> dict[str, tuple[bool, bool]]:
-    """Agents whose worktree was removed outside mullui: id -> (worktree there, branch
-    there).  A stat per agent; git only for the few whose directory is gone."""
+    """Agents whose worktree or branch was removed outside mullui: id -> (worktree there,
+    branch there).  A stat per agent and one ``for-each-ref`` per repository."""
     from pathlib import Path
 
     from mullui.runtime import worktrees
 
+    mine = [x for x in agents if not x.removed and not x.host and x.repo and x.worktree]
+    branches: dict[str, set[str] | None] = {}
     out: dict[str, tuple[bool, bool]] = {}
-    for x in agents:
-        if x.removed or x.host or not x.repo or not x.worktree or Path(x.worktree).is_dir():
-            continue
-        try:
-            out[x.id] = worktrees.presence(Path(x.repo), Path(x.worktree), x.branch)
-        except MulluiError:
-            out[x.id] = (False, False)  # its repository is gone too
+    for x in mine:
+        if x.repo not in branches:
+            try:
+                branches[x.repo] = worktrees.local_branches(Path(x.repo))
+            except MulluiError:
+                branches[x.repo] = None  # its repository is gone too
+        known = branches[x.repo]
+        there = (Path(x.worktree).is_dir(), known is not None and x.branch in known)
+        if there != (True, True):
+            out[x.id] = there
     return out
 
 
 def _gone_words(there: tuple[bool, bool]) -> str:
-    return "worktree gone" if there[1] else "worktree and branch gone"
+    return {
+        (True, False): "branch gone",
+        (False, True): "worktree gone",
+        (False, False): "worktree and branch gone",
+    }[there]
 
 
 def _ls_json(x: Any, missing: dict[str, tuple[bool, bool]]) -> dict[str, Any]:
     d: dict[str, Any] = x.to_ls_json()
     if x.id in missing:
-        d["worktree"] = None
-        if not missing[x.id][1]:
-            d["branch"] = None
+        wt, br = missing[x.id]
+        d["worktree"] = d["worktree"] if wt else None
+        d["branch"] = d["branch"] if br else None
     return d
 
 

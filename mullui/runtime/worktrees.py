@@ -548,6 +548,12 @@ def work_branch(worktree: Path | None, recorded: str | None) -> tuple[str | None
     return now, None
 
 
+def local_branches(repo: Path) -> set[str]:
+    """The names of the repository's local branches (one ``for-each-ref``)."""
+    out = run_git(["for-each-ref", "--format=%(refname)", "refs/heads/"], repo).stdout
+    return {line[len("refs/heads/") :] for line in out.splitlines() if line}
+
+
 def presence(repo: Path, worktree: Path | None, branch: str | None) -> tuple[bool, bool]:
     """``(worktree there, branch there)``: what a user may have removed by hand."""
     there = worktree is not None and worktree.is_dir()
@@ -586,6 +592,44 @@ def commit_all(worktree: Path, branch: str | None, message: str) -> str | None:
     return run_git(["rev-parse", "HEAD"], worktree).stdout.strip()
 
 
+def _last_head(worktree: Path) -> str | None:
+    """The last commit the worktree's HEAD was at, from its reflog (which outlives the
+    branch: ``git update-ref -d`` only appends a line)."""
+    log = run_git(["rev-parse", "--path-format=absolute", "--git-path", "logs/HEAD"], worktree)
+    try:
+        lines = Path(log.stdout.strip()).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        parts = line.split(" ", 2)
+        if len(parts) > 1 and re.fullmatch(r"[0-9a-f]{40,64}", parts[1]) and parts[1].strip("0"):
+            r = run_git(["cat-file", "-e", f"{parts[1]}^{{commit}}"], worktree, check=False)
+            if r.returncode == 0:
+                return parts[1]
+    return None
+
+
+def _restore_branch(
+    repo: Path, worktree: Path, branch: str, *, force: bool, agent_name: str
+) -> None:
+    """The agent's branch was deleted by hand while its worktree still has it checked out
+    (``git update-ref -d``): every file would look uncommitted.  Say so; with ``force``,
+    recreate the branch where the worktree's HEAD last was, so that the usual safe
+    removal saves exactly the agent's uncommitted work on top of its commits."""
+    last = _last_head(worktree)
+    at = f" (it was at {last[:12]})" if last else ""
+    if not force:
+        raise MulluiError(
+            f"{agent_name}'s branch {branch} was deleted by hand{at} but its worktree "
+            f"{worktree} still holds the agent's files: --force restores {branch}, saves "
+            "uncommitted work to it and removes the worktree"
+        )
+    if last is not None:
+        # Old value zero: only if nobody recreated the branch meanwhile.
+        run_git(["update-ref", "-m", "mullui: restore the agent's branch",
+                 f"refs/heads/{branch}", last, "0" * len(last)], repo)  # fmt: skip
+
+
 def remove(repo: Path, worktree: Path, branch: str, *, force: bool, agent_name: str) -> str | None:
     """Remove the agent's worktree; the branch always stays.
 
@@ -600,6 +644,8 @@ def remove(repo: Path, worktree: Path, branch: str, *, force: bool, agent_name: 
         unlock(repo, worktree)
         run_git(["worktree", "prune"], repo)
         return None
+    if not _branch_exists(repo, branch) and branch_of(worktree) == branch:
+        _restore_branch(repo, worktree, branch, force=force, agent_name=agent_name)
     s = safety(repo, worktree, branch)
     if not force and not s.safe:
         problems = []

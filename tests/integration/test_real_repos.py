@@ -376,6 +376,30 @@ def test_worktree_and_branch_removed_by_hand_are_said_and_cleaned(cli: Cli, git_
     assert wt not in git(git_repo, "worktree", "list")
 
 
+def test_a_branch_deleted_under_its_worktree_is_said_and_rm_force_restores_it(
+    cli: Cli, git_repo: Path
+) -> None:
+    aid = spawn(cli, git_repo, committing("w.txt", "w") + "; echo extra > loose.txt")
+    a = finished(cli, git_repo, aid)
+    wt, branch = a["worktree"], a["branch"]
+    last = git(Path(wt), "rev-parse", "HEAD").strip()
+    git(git_repo, "update-ref", "-d", f"refs/heads/{branch}")  # git branch -D refuses
+    row = record(cli, git_repo, aid)
+    assert row["worktree"] == wt and row["branch"] is None
+    assert "branch gone" in cli("ls", cwd=git_repo).stdout
+    r = cli("rm", aid, cwd=git_repo)
+    assert r.returncode == 1
+    assert f"branch {branch} was deleted by hand (it was at {last[:12]})" in r.stderr
+    assert "uncommitted changes in" not in r.stderr
+    r = cli("rm", "--force", aid, cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    # The agent's commit and only its uncommitted file: nothing lost, nothing invented.
+    assert git(git_repo, "rev-parse", f"{branch}~1").strip() == last
+    shown = git(git_repo, "show", "--name-only", "--format=", branch).split()
+    assert shown == ["loose.txt"]
+    assert not Path(wt).exists()
+
+
 def test_a_worktree_deleted_with_rm_rf_is_pruned_by_rm(cli: Cli, git_repo: Path) -> None:
     aid = spawn(cli, git_repo, "true")
     a = finished(cli, git_repo, aid)
