@@ -481,3 +481,28 @@ def test_kill_ends_a_dead_agents_leftover_children(tmux: Tmux, tmp_path: Path) -
     assert _alive(child)
     assert tmux.kill(target, grace=0.3) == []
     assert wait_for(lambda: not _alive(child), what="child ended")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the killer as another user")
+def test_processes_that_survive_sigkill_are_reported(tmp_path: Path) -> None:
+    # A real process the killer may not signal: root's, ended by an unprivileged mullui.
+    victim = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        time.sleep(0.1)
+        root = Path(__file__).resolve().parents[2]
+        prog = (
+            "import sys; from mullui.runtime import processes; "
+            f"print(processes.end({victim.pid}, grace=0.2))"
+        )
+        r = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-c", prog],
+            capture_output=True, text=True, timeout=30, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == f"[{victim.pid}]"
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
