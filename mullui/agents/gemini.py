@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from mullui.agents.base import (
     Event,
     LaunchContext,
     Profile,
+    hook_command,
     meta_events,
     model_and_args,
     write_file,
@@ -153,9 +153,9 @@ class GeminiProfile(Profile):
         hooks = doc.get("hooks")
         hooks = dict(hooks) if isinstance(hooks, dict) else {}
         for event, matcher in HOOKS:
-            # Gemini CLI runs ``command`` through a shell; shlex.join keeps each argv
+            # Gemini CLI runs ``command`` through a shell; hook_command keeps each argv
             # element one word.
-            command = shlex.join([*ctx.hook_argv, event])
+            command = hook_command(ctx.hook_argv, event)
             entry: dict[str, Any] = {
                 "hooks": [
                     {

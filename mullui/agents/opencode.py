@@ -4,9 +4,10 @@ Verified with OpenCode 1.18.33 (see docs/agents.md).  Wiring: OpenCode loads eve
 ``*.js`` / ``*.ts`` file in ``plugins/`` (``plugin/`` before 1.x) of each config
 directory, and ``OPENCODE_CONFIG_DIR`` adds one more config directory on top of the
 global (``~/.config/opencode``) and project ones - it does not replace them.  ``prepare``
-writes ``<profile_dir>/opencode/plugins/mullui.js`` and points ``OPENCODE_CONFIG_DIR`` at
-``<profile_dir>/opencode``; the user's config files are neither read nor written.  If the
-user already sets ``OPENCODE_CONFIG_DIR``, mullui's directory mirrors theirs with
+writes ``plugins/mullui.js`` into mullui's own config dir (one for all agents,
+``profiles/_opencode``: see :meth:`OpenCodeProfile.config_dir`) and points
+``OPENCODE_CONFIG_DIR`` at it; the user's config files are neither read nor written.  If
+the user already sets ``OPENCODE_CONFIG_DIR``, a per-agent directory mirrors theirs with
 symlinks (their plugins included) so nothing of theirs is lost.
 
 The plugin subscribes to OpenCode's event bus and, for the few events that matter, spawns
@@ -35,20 +36,23 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
-from mullui.agents.base import Event, LaunchContext, Profile, model_and_args, write_file
+from mullui.agents.base import Event, LaunchContext, Profile, model_and_args
 
 CONFIG_DIR_ENV = "OPENCODE_CONFIG_DIR"
+SHARED_DIR = "_opencode"
 PLUGIN_FILE = "mullui.js"
 PLUGIN_DIRS = ("plugins", "plugin")
 
 MAX_SUMMARY = 300
 
 _PLUGIN = """\
-// Written by mullui for agent __AGENT__: reports this OpenCode session's state to
-// `mullui hook`.  Regenerated at every launch; edits are lost.
+// Written by mullui: reports this OpenCode session's state to mullui's hook (the agent
+// is named by MULLUI_AGENT_ID in OpenCode's environment).  Regenerated at every launch;
+// edits are lost.
 import { spawn } from "node:child_process";
 
 const HOOK = __HOOK__;
@@ -148,9 +152,7 @@ export const MulluiPlugin = async () => ({
 
 def plugin_source(ctx: LaunchContext) -> str:
     """The plugin's JavaScript; the hook argv goes in as a JSON (= JS) array literal."""
-    return _PLUGIN.replace("__HOOK__", json.dumps(list(ctx.hook_argv))).replace(
-        "__AGENT__", ctx.agent_id
-    )
+    return _PLUGIN.replace("__HOOK__", json.dumps(list(ctx.hook_argv)))
 
 
 def _clip(text: str, limit: int = MAX_SUMMARY) -> str:
@@ -193,7 +195,15 @@ class OpenCodeProfile(Profile):
 
     # ---- launching -----------------------------------------------------------------
     def config_dir(self, ctx: LaunchContext) -> Path:
-        return ctx.profile_dir / "opencode"
+        """mullui's config dir for OpenCode: one for all agents (``profiles/_opencode``,
+        beside the agents' own profile dirs), since OpenCode runs ``npm install
+        @opencode-ai/plugin`` in every config dir it loads that lacks it (40 s at load 8 on
+        2 cores, and the network): once, not per agent.  The plugin is the same for every
+        agent; the agent is named by its environment.  Per agent only when the user's own
+        ``OPENCODE_CONFIG_DIR`` has to be mirrored."""
+        if ({**os.environ, **ctx.env}).get(CONFIG_DIR_ENV):
+            return ctx.profile_dir / "opencode"
+        return ctx.profile_dir.parent / SHARED_DIR
 
     def prepare(self, ctx: LaunchContext) -> dict[str, str]:
         ours = self.config_dir(ctx)
@@ -205,7 +215,16 @@ class OpenCodeProfile(Profile):
             plugins = ours / "plugins"
             plugins.mkdir(exist_ok=True)
         path = plugins / PLUGIN_FILE
-        write_file(path, plugin_source(ctx))
+        text = plugin_source(ctx)
+        try:
+            same = path.read_text() == text
+        except OSError:
+            same = False
+        if not same:
+            # Several spawns may write it at once: each through its own temporary file.
+            tmp = path.with_name(f".{PLUGIN_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
         return {CONFIG_DIR_ENV: str(ours)}
 
     def command(self, ctx: LaunchContext) -> list[str]:

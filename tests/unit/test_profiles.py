@@ -9,6 +9,7 @@ from ``docs/hooks/reference.md``, OpenCode's bus events from its SDK types
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -630,7 +631,12 @@ def test_opencode_prepare_writes_the_plugin_and_points_opencode_at_it(
     plugin = Path(env[CONFIG_DIR_ENV]) / "plugins" / "mullui.js"
     text = plugin.read_text()
     assert json.dumps(list(HOOK_ARGV)) in text
-    assert Path(env[CONFIG_DIR_ENV]).is_relative_to(ctx.profile_dir)
+    # one dir for every agent (OpenCode installs its plugin package once per config dir),
+    # beside the agents' profile dirs
+    assert Path(env[CONFIG_DIR_ENV]) == ctx.profile_dir.parent / "_opencode"
+    other = dataclasses.replace(ctx, agent_id="b2", profile_dir=tmp_path / "b2")
+    assert OpenCodeProfile().prepare(other)[CONFIG_DIR_ENV] == str(tmp_path / "_opencode")
+    assert plugin.read_text() == text
 
 
 def test_opencode_keeps_the_users_own_config_dir_via_links(
