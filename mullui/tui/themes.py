@@ -22,6 +22,7 @@ from textual.theme import Theme
 
 from mullui.errors import MulluiError
 from mullui.paths import Paths
+from mullui.tui.cells import FALLBACK_COLOURS
 
 DEFAULT_THEME = "mullui-dark"
 
@@ -43,6 +44,21 @@ _THEME_FIELDS = {
 }
 
 STATE_VARIABLES = ("state-working", "state-blocked", "state-done", "state-failed", "state-idle")
+
+
+def state_colours(theme: Theme) -> dict[str, str]:
+    """The state colours of ``theme``: its ``state-*`` variables, else from its palette."""
+    derived = {
+        "state-working": theme.primary,
+        "state-blocked": theme.warning or FALLBACK_COLOURS["state-blocked"],
+        "state-done": theme.success or FALLBACK_COLOURS["state-done"],
+        "state-failed": theme.error or FALLBACK_COLOURS["state-failed"],
+        "state-idle": FALLBACK_COLOURS["state-idle"],
+    }
+    for k in STATE_VARIABLES:
+        if k in theme.variables:
+            derived[k] = theme.variables[k]
+    return derived
 
 
 def builtin_theme_dirs() -> list[Path]:

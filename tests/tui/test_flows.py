@@ -17,6 +17,7 @@ import pytest
 from mullui.model import State, utcnow
 from mullui.paths import Paths
 from mullui.store import Store
+from mullui.tui.commands import MulluiCommands
 from mullui.tui.screens.confirm import ConfirmScreen
 from mullui.tui.screens.main import MainScreen
 from mullui.tui.screens.reply import ReplyScreen
@@ -264,7 +265,10 @@ async def test_every_key_action_is_in_the_palette(fleet: Paths) -> None:
     app = make_app(fleet)
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
+        # The palette's providers: ours (commands.py) and Textual's system commands.
+        assert MulluiCommands in app.COMMANDS
         titles = {c.title for c in app.get_system_commands(app.screen)}
+        titles |= {hit.text async for hit in MulluiCommands(app.screen).discover()}
         for needed in (
             "Attach",
             "Reply",
@@ -314,11 +318,11 @@ async def test_first_item_to_land_is_selected_until_the_human_moves(paths: Paths
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         assert app.main.selected_id == "b1" and inbox_ids(app) == []
-        app.on_change(store.emit("b2", "state", state="blocked", question="ok?"), ())
+        app.feed.on_change(store.emit("b2", "state", state="blocked", question="ok?"), ())
         await until(pilot, lambda: app.main.selected_id == "b2")
         assert app.focused is app.screen.query_one(InboxTable)
         await pilot.press("k")  # the human takes over: later items don't steal focus
-        app.on_change(store.emit("b1", "state", state="blocked", question="and?"), ())
+        app.feed.on_change(store.emit("b1", "state", state="blocked", question="and?"), ())
         await until(pilot, lambda: "b1" in inbox_ids(app))
         assert app.main.selected_id == "b2"
 
@@ -332,8 +336,8 @@ async def test_notifier_toasts_and_clicks_from_another_thread(fleet: Paths) -> N
         # dbus-fast and the notifier may call back from elsewhere: both must land safely.
         t = threading.Thread(
             target=lambda: (
-                app._notifier_toast("a7", "migrate blocked", "Edit migrations/0042_users.py?"),
-                app._notification_action("a9", "select"),
+                app.feed.notifier_toast("a7", "migrate blocked", "Edit migrations/0042_users.py?"),
+                app.feed.notification_action("a9", "select"),
             )
         )
         t.start()
@@ -355,8 +359,8 @@ async def test_quit_delivers_popups_already_decided(fleet: Paths) -> None:
 
     app = make_app(fleet, supervise=True)
     async with app.run_test(size=(120, 36)) as pilot:
-        sup = await until(pilot, lambda: app.pipeline and app.pipeline.supervisor)
-        await until(pilot, lambda: app.pipeline.owner)
+        sup = await until(pilot, lambda: app.feed.pipeline and app.feed.pipeline.supervisor)
+        await until(pilot, lambda: app.feed.pipeline.owner)
         sup._tasks.add(asyncio.ensure_future(slow_popup()))
         await pilot.press("q")
     assert delivered == ["a1"]
@@ -395,7 +399,7 @@ async def test_a_chain_is_one_unit_with_its_steps_beneath(paths: Paths) -> None:
         table.move_cursor(row=keys.index("chain:pc-1"))
         await until(pilot, lambda: app.main.selected_id == "c2")
         # The step is answered and finishes: the chain row moves on with it.
-        app.on_change(store.emit("c2", "state", state="done", message="critique done"), ())
+        app.feed.on_change(store.emit("c2", "state", state="done", message="critique done"), ())
         await until(pilot, lambda: "awaits review" in cell("chain:pc-1", "branch"))
         assert "done" in cell("chain:pc-1", "state")
         await pilot.press("a")
@@ -458,3 +462,22 @@ async def test_new_agent_from_a_chain_shows_the_chain(paths: Paths, tmp_path: Pa
         assert "build-check" in str(table.get_cell(key, "name"))
         steps = [app.agents[k] for k in table.row_keys[i + 1 :]]
         assert [s.task for s in steps] == ["echo build docs", "echo check"]
+
+
+async def test_every_palette_command_runs_an_action_of_the_app(fleet: Paths) -> None:
+    from textual.command import CommandPalette
+
+    from mullui.tui.commands import COMMANDS
+    from mullui.tui.screens.report import ReportScreen
+
+    app = make_app(fleet)
+    for _, _, action in COMMANDS:
+        assert callable(getattr(app, f"action_{action.split('(')[0]}", None)), action
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"Report")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ReportScreen))

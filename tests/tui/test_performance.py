@@ -74,7 +74,7 @@ async def test_a_burst_of_changes_updates_rows_in_place(paths: Paths) -> None:
         workers = [a for a in app.agents.values() if a.id.startswith("x")]
         t0 = time.perf_counter()
         for a in workers:  # what the supervisor reports when 89 agents finish at once
-            app.on_change(dataclasses.replace(a, tokens_in=1000, cost_usd=0.5), ())
+            app.feed.on_change(dataclasses.replace(a, tokens_in=1000, cost_usd=0.5), ())
         await pilot.pause(0.2)
         elapsed = time.perf_counter() - t0
         print(f"89 changes -> {renders} render(s), {elapsed * 1000:.0f} ms incl. 200 ms pause")

@@ -85,7 +85,7 @@ async def test_agents_of_several_repositories_show_their_repository(
         # The other repository's agents leave: one repository, no column.
         for aid in ("r10",):
             store.emit(aid, "removed")
-            app.apply_changes([store.load(aid)])
+            app.feed.apply([store.load(aid)])
         await pilot.pause()
         assert "repo" not in table.column_keys and "repo" not in inbox.column_keys
         assert table.ids == ["r00", "r01"]

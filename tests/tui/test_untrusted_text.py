@@ -136,9 +136,9 @@ async def test_toasts_are_literal(hostile: Paths) -> None:
             ("h1", {"state": "done", "message": BRACKETS}),
         ):
             store.emit(aid, "state", state="working")
-            app.on_change(store.emit(aid, "state", **last), ())
+            app.feed.on_change(store.emit(aid, "state", **last), ())
         # The notifier's toast, from another thread, with the agent's text as its body.
-        app._notifier_toast("h3", f"{LINK} done", OSC)
+        app.feed.notifier_toast("h3", f"{LINK} done", OSC)
         await until(pilot, lambda: len(app._notifications) >= 3)
         messages = {str(n.message) for n in app._notifications}
         assert {CLICK, BRACKETS, OSC_SHOWN} <= messages

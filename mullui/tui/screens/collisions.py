@@ -2,12 +2,14 @@
 agents whose base moved under them into a conflict, and the merge order that stays clean.
 
 It opens at once with what the records know (the supervisor's radar keeps them current),
-then asks the radar again (git, in a thread worker) and shows its full answer.
+then asks the radar again (git, in a thread worker) and shows its full answer; the app
+hears of it (:class:`~mullui.tui.messages.CollisionsChecked`) and catches up with the
+records the radar refreshed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +19,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Label, Static
 
+from mullui.errors import MulluiError
 from mullui.model import Agent
 from mullui.tui import literal
+from mullui.tui.messages import CollisionsChecked, SelectAgent
 from mullui.tui.widgets.key_bar import KeyBar
 
 FILES_SHOWN = 6
@@ -32,6 +36,10 @@ class CollisionRow:
     between: str  # "fix-login ↔ refactor-db", "api-tests ↔ main (3 commits ahead)"
     files: tuple[str, ...]
     conflict: bool
+
+
+#: The radar's answer as the view shows it: rows, and merge-order advice per target.
+Found = tuple[list[CollisionRow], list[str]]
 
 
 def rows_from_records(agents: Sequence[Agent]) -> list[CollisionRow]:
@@ -57,7 +65,7 @@ def rows_from_records(agents: Sequence[Agent]) -> list[CollisionRow]:
     return sorted(rows, key=lambda r: (not r.conflict, r.between))
 
 
-def rows_from_report(rep: Any) -> tuple[list[CollisionRow], list[str]]:
+def rows_from_report(rep: Any) -> Found:
     """``radar.collisions_report``: its pairs and base conflicts as rows, and one line of
     merge-order advice per target (the clean order, or why there is none)."""
     from mullui import radar
@@ -80,6 +88,13 @@ def rows_from_report(rep: Any) -> tuple[list[CollisionRow], list[str]]:
     return rows, advice
 
 
+def check_with_radar(actions: Any) -> Found:
+    """Ask the radar (git merge-tree over every agent's work) for its full answer; blocks."""
+    from mullui import radar
+
+    return rows_from_report(radar.collisions_report(actions))
+
+
 def files_cell(files: Sequence[str]) -> str:
     shown = ", ".join(files[:FILES_SHOWN])
     return shown + (f" … and {len(files) - FILES_SHOWN} more" if len(files) > FILES_SHOWN else "")
@@ -96,8 +111,10 @@ class CollisionsScreen(Screen[None]):
         Binding("k", "cursor(-1)", "up", show=False),
     ]
 
-    def __init__(self, agents: Sequence[Agent]) -> None:
+    def __init__(self, agents: Sequence[Agent], check: Callable[[], Found] | None = None) -> None:
+        """``check``: asks the radar (blocking: run on a thread), None: records only."""
         super().__init__()
+        self.check = check
         self.rows = rows_from_records(agents)
         self.advice: list[str] = []
         self.checked = False  # the radar's own answer is shown
@@ -118,6 +135,24 @@ class CollisionsScreen(Screen[None]):
             Text("checking with git for conflicts and a clean merge order…", style="dim italic")
         )
         table.focus()
+        if self.check is not None:
+            self.run_worker(self._check, thread=True, exclusive=True, group="collisions")
+
+    def _check(self) -> None:
+        assert self.check is not None
+        try:
+            found = self.check()
+        except Exception as e:
+            # A refusal is one line; anything else is a bug, shown, not a crashed TUI.
+            msg = e.message if isinstance(e, MulluiError) else f"internal error: {e!r} (a bug)"
+            self.app.call_from_thread(self.show_error, msg)
+            return
+        self.app.call_from_thread(self._checked, found)
+
+    def _checked(self, found: Found) -> None:
+        self.show_report(found)
+        # The report refreshed the records (collisions, conflict items): show them now.
+        self.post_message(CollisionsChecked())
 
     def _fill(self) -> None:
         table = self.query_one("#collisions", DataTable)
@@ -137,8 +172,10 @@ class CollisionsScreen(Screen[None]):
             )
             table.add_row(kind, literal.text(r.between), literal.text(files_cell(r.files)))
 
-    def show_report(self, report: tuple[list[CollisionRow], list[str]]) -> None:
+    def show_report(self, report: Found) -> None:
         """The radar's answer (from a worker): rows, merge order advice."""
+        if not self.is_attached:
+            return  # closed before git answered
         self.rows, self.advice = report
         self.checked = True
         self._fill()
@@ -160,6 +197,8 @@ class CollisionsScreen(Screen[None]):
         self.query_one("#merge-order", Static).update(text)
 
     def show_error(self, message: str) -> None:
+        if not self.is_attached:
+            return
         self.query_one("#merge-order", Static).update(
             literal.text(f"could not check with git: {message}", "bold red")
         )
@@ -172,9 +211,4 @@ class CollisionsScreen(Screen[None]):
         table = self.query_one("#collisions", DataTable)
         if not self.rows or not 0 <= table.cursor_row < len(self.rows):
             return
-        from mullui.tui.app import MulluiApp
-
-        app = self.app
-        if isinstance(app, MulluiApp):
-            ids = self.rows[table.cursor_row].agent_ids
-            app.select_agent(ids[-1])
+        self.post_message(SelectAgent(self.rows[table.cursor_row].agent_ids[-1]))

@@ -1,4 +1,4 @@
-"""Ask before something that cannot be taken back (stop, merge)."""
+"""Ask before something that cannot be taken back: stop (merge has its own dialog)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from mullui.model import LIVE, Agent
 from mullui.tui import literal
+from mullui.tui.host import Host
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -41,3 +43,25 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+def stop(host: Host, a: Agent) -> None:
+    """x: ask, then stop the agent (its worktree and branch stay)."""
+    if a.state not in LIVE:
+        host.notify(f"{a.name} is already {a.state.value}", severity="warning")
+        return
+
+    def confirmed(yes: bool | None) -> None:
+        if yes:
+            host.blocking(
+                "stop",
+                host.actions.stop,
+                a.id,
+                agent_id=a.id,
+                done=lambda _: f"stopped {a.name}",
+            )
+
+    host.show(
+        ConfirmScreen(f"Stop {a.name}?", "Its process ends; its worktree and branch stay.", "Stop"),
+        confirmed,
+    )

@@ -1,15 +1,15 @@
 """The main screen: the inbox, the snoozed group, all agents, and the selected agent's log.
 
-It only renders what the App hands down (``show``) and turns keys into App actions; it
-never calls tmux or git.
+It only renders what the App hands down (``show``: the agents, the theme's colours, the
+title; a function for an agent's log path) and turns keys into App actions; it never
+calls tmux or git, and never imports the app (it posts a message when it needs it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -24,15 +24,13 @@ from mullui.model import inbox as inbox_of
 from mullui.model import snoozed as snoozed_of
 from mullui.tui import cells
 from mullui.tui.literal import visible
+from mullui.tui.messages import RenderWanted
 from mullui.tui.widgets.agent_rows import AgentRows
 from mullui.tui.widgets.agent_table import AgentTable, chain_positions, table_order
 from mullui.tui.widgets.inbox import InboxTable, SnoozedTable
 from mullui.tui.widgets.key_bar import KeyBar
 from mullui.tui.widgets.log_view import LogView
 from mullui.tui.widgets.status_bar import StatusBar
-
-if TYPE_CHECKING:
-    from mullui.tui.app import MulluiApp
 
 #: How long the selection must rest before the log pane switches to it.
 SELECT_SETTLE_S = 0.06
@@ -69,22 +67,18 @@ class MainScreen(Screen[None]):
         Binding("q", "app.quit", "quit"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, log_path: Callable[[Agent], Path | None]) -> None:
+        """``log_path(agent)``: where its log is (None: nowhere to read)."""
         super().__init__(id="main")
+        self.log_path = log_path
         self.selected_id: str | None = None
+        self._colours: dict[str, str] = dict(cells.FALLBACK_COLOURS)
         self._agents: dict[str, Agent] = {}
         self._shown_log: str | None = None
         self._first_show = True
         self._detail_timer: Timer | None = None
         self._await_first_item = False
         self._touched = False  # the human pressed a key or clicked here
-
-    @property
-    def mullui(self) -> MulluiApp:
-        from mullui.tui.app import MulluiApp
-
-        assert isinstance(self.app, MulluiApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -105,10 +99,12 @@ class MainScreen(Screen[None]):
         yield KeyBar()
 
     # ---- rendering ------------------------------------------------------------------
-    def show(self, agents: Sequence[Agent], now: datetime) -> None:
-        """Render ``agents`` (all of them, current); cheap when little changed."""
-        app = self.mullui
-        colours = app.state_colours()
+    def show(
+        self, agents: Sequence[Agent], now: datetime, colours: dict[str, str], title: str
+    ) -> None:
+        """Render ``agents`` (all of them, current) with the theme's state ``colours``;
+        cheap when little changed."""
+        self._colours = colours
         self._agents = {a.id: a for a in agents}
         items = inbox_of(agents, now)
         sleeping = snoozed_of(agents, now)
@@ -117,7 +113,8 @@ class MainScreen(Screen[None]):
         self.set_class(empty, "-empty")
 
         repos = cells.repo_labels(agents)
-        title = f"{app.title} ({len(repos)} repos)" if repos else app.title
+        if repos:
+            title = f"{title} ({len(repos)} repos)"
         self.query_one(StatusBar).show(agents, now, colours, title, self.size.width)
 
         inbox = self.query_one(InboxTable)
@@ -126,8 +123,7 @@ class MainScreen(Screen[None]):
             why_width = max(20, why_width - 2 - max(len(r) for r in repos.values()))
         inbox.show(items, now, colours, why_width, repos)
         inbox.display = bool(items)
-        title = f"Inbox {len(items)}" if items else "Inbox"
-        self.query_one("#inbox-title", Label).update(title)
+        self.query_one("#inbox-title", Label).update(f"Inbox {len(items)}" if items else "Inbox")
         working = sum(1 for a in agents if a.state in (State.WORKING, State.STARTING))
         hint = "Nothing needs you right now."
         if working:
@@ -210,7 +206,7 @@ class MainScreen(Screen[None]):
         if a is None:
             log.show_file(None, "Select an agent to follow its output.")
         else:
-            log.show_file(self.mullui.log_path(a), f"No output from {visible(a.name)} yet.")
+            log.show_file(self.log_path(a), f"No output from {visible(a.name)} yet.")
         self._show_detail()
 
     def _show_detail(self) -> None:
@@ -226,9 +222,8 @@ class MainScreen(Screen[None]):
 
     def describe(self, a: Agent) -> Text:
         """The selected agent in a few lines: task, state and cause, chain, collisions."""
-        colours = self.mullui.state_colours()
         t = Text()
-        t.append_text(cells.state_cell(a.state, colours))
+        t.append_text(cells.state_cell(a.state, self._colours))
         t.append(f" {visible(a.cause)}", style="dim")
         if a.branch:
             t.append(f"  ⎇ {visible(a.branch)}", style="dim")
@@ -277,7 +272,7 @@ class MainScreen(Screen[None]):
         event.stop()
 
     def on_resize(self) -> None:
-        self.mullui.request_render()
+        self.post_message(RenderWanted())
 
     def log_visible_path(self) -> Path | None:
         return self.query_one(LogView).path

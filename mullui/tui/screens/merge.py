@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,7 +14,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from mullui.errors import MulluiError
+from mullui.model import Agent
 from mullui.tui import literal
+from mullui.tui.host import Host
 
 #: Files listed in the dialog before "and N more"; fewer on a short terminal.
 SHOWN_FILES = 8
@@ -87,3 +91,45 @@ class MergeScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+def merge(host: Host, a: Agent) -> None:
+    """m: ask first (review.plan: target, files), refuse in one line (conflicts named),
+    then merge in a thread worker; git can take a while on a big repository."""
+    host.blocking("merge", merge_question, host.actions, a.id, then=lambda q: _ask_merge(host, q))
+
+
+def merge_question(actions: Any, agent_id: str) -> MergeQuestion:
+    """What the dialog asks, from ``review.plan`` (blocks: git)."""
+    from mullui import review
+
+    p = review.plan(actions, actions.get(agent_id))
+    if p.problem:
+        raise MulluiError(p.problem)
+    a = p.agent
+    return MergeQuestion(
+        agent_id=a.id,
+        agent_name=a.name,
+        question=p.question(),
+        branch=a.branch or "?",
+        target=p.target,
+        files=tuple(p.files),
+        checkout=p.checkout,
+        follow_up=a.after is not None and a.base is not None and a.base != p.target,
+    )
+
+
+def _ask_merge(host: Host, q: MergeQuestion) -> None:
+    def confirmed(yes: bool | None) -> None:
+        if yes:
+            host.blocking(
+                "merge",
+                host.actions.merge,
+                q.agent_id,
+                into=q.target,
+                agent_id=q.agent_id,
+                done=lambda msg: str(msg) or f"merged {q.agent_name}",
+            )
+
+    host.quiet_for_dialog()
+    host.show(MergeScreen(q), confirmed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,7 +11,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, TextArea
 
+from mullui.errors import MulluiError
+from mullui.model import Agent, State
 from mullui.tui import literal
+from mullui.tui.host import Host
 
 
 @dataclass(frozen=True)
@@ -136,3 +140,55 @@ class NewAgentScreen(ModalScreen[NewAgent | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+Defaults = tuple[list[str], str | None, list[str]]
+
+
+def new_agent(host: Host) -> None:
+    """n: the dialog (profiles, the current branch and chains read on a thread), then
+    spawn; the new agent is shown selected."""
+    host.blocking("new agent", new_agent_defaults, host.actions, then=lambda d: _open(host, d))
+
+
+def new_agent_defaults(actions: Any) -> Defaults:
+    """The profiles, the current branch and the config's chains (blocks: git, config)."""
+    try:
+        chains = sorted(actions.config.chains)
+    except (AttributeError, MulluiError):
+        chains = []  # a broken config is reported by spawn itself, in one line
+    return actions.profile_names(), actions.current_branch(), chains
+
+
+def _open(host: Host, defaults: Defaults) -> None:
+    profiles, base, chains = defaults
+    # Newest first: a follow-up usually follows what was just started.
+    after = [
+        (f"{a.name} ({a.state.value})", a.id)
+        for a in sorted(host.agents.values(), key=lambda a: a.created_at, reverse=True)
+        if a.state not in (State.STOPPED,) and not a.removed
+    ]
+
+    def start(req: NewAgent | None) -> None:
+        if req is None:
+            return
+        host.blocking(
+            "new agent",
+            host.actions.spawn,
+            req.task,
+            agent=None if req.chain else req.profile,
+            name=req.name,
+            base=req.base,
+            after=req.after,
+            chain=req.chain,
+            then=host.started,
+            done=_started_text,
+        )
+
+    host.show(
+        NewAgentScreen(profiles, host.default_profile, base, after=after, chains=chains), start
+    )
+
+
+def _started_text(a: Agent) -> str:
+    return f"started {a.name}" if a.state is not State.QUEUED else f"queued {a.name}: {a.cause}"

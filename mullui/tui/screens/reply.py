@@ -8,7 +8,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from mullui.tui import literal
+from mullui.model import Agent, State
+from mullui.tui import cells, literal
+from mullui.tui.host import Host
 
 
 class ReplyScreen(ModalScreen[str | None]):
@@ -34,3 +36,26 @@ class ReplyScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def reply(host: Host, a: Agent) -> None:
+    """r: ask for one line (showing the agent's question) and type it into its pane."""
+
+    def send(text: str | None) -> None:
+        if text is None:
+            return
+        if not text.strip():
+            host.notify("Nothing sent: the reply was empty", severity="warning")
+            return
+        host.blocking(
+            "reply",
+            host.actions.send,
+            a.id,
+            text,
+            agent_id=a.id,
+            done=lambda _: f"sent to {a.name}",
+        )
+
+    question = cells.why(a) if a.state is State.BLOCKED else ""
+    host.quiet_for_dialog()
+    host.show(ReplyScreen(a.name, question), send)

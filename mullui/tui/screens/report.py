@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Label, Static
 
 from mullui import report
 from mullui.tui import cells, literal
+from mullui.tui.host import Host
 from mullui.tui.widgets.key_bar import KeyBar
 
 Row = dict[str, Any]
@@ -162,3 +163,14 @@ class ReportScreen(Screen[None]):
 
     def action_sideways(self, cols: int) -> None:
         self.query_one("#report", DataTable).scroll_relative(x=cols, animate=False)
+
+
+def show_report(host: Host) -> None:
+    """The ledger (report.ledger reads every spool and runs git numstat: a thread's job)."""
+    host.blocking(
+        "report", ledger, host.actions, host.now(), then=lambda led: host.show(ReportScreen(led))
+    )
+
+
+def ledger(actions: Any, now: Any) -> dict[str, Any]:
+    return report.ledger(actions, now=now)

@@ -12,7 +12,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from mullui.model import Agent
 from mullui.tui import literal
+from mullui.tui.host import Host
 
 
 @dataclass(frozen=True)
@@ -64,3 +66,26 @@ class SnoozeScreen(ModalScreen[SnoozeChoice | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def snooze(host: Host, a: Agent, choice: SnoozeChoice) -> None:
+    host.blocking(
+        "snooze",
+        host.actions.snooze,
+        a.id,
+        agent_id=a.id,
+        minutes=choice.minutes,
+        until=choice.until,
+        until_change=choice.until_change,
+        done=lambda _: f"{a.name} snoozed: {choice.label}",
+    )
+
+
+def pick_snooze(host: Host, a: Agent) -> None:
+    """S: pick how long, then snooze."""
+
+    def chosen(choice: SnoozeChoice | None) -> None:
+        if choice is not None:
+            snooze(host, a, choice)
+
+    host.show(SnoozeScreen(a.name, host.now()), chosen)

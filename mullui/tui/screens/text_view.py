@@ -10,7 +10,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Label, RichLog
 
+from mullui.model import Agent
 from mullui.tui import literal
+from mullui.tui.host import Host
 from mullui.tui.widgets.key_bar import KeyBar
 from mullui.tui.widgets.log_view import LogView
 
@@ -90,3 +92,24 @@ class LogScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(LogView).focus()
+
+
+def log(host: Host, a: Agent) -> None:
+    """l: the agent's full log."""
+    host.show(LogScreen(f"Log · {a.name} · {a.task[:80]}", host.log_path(a)))
+
+
+def diff(host: Host, a: Agent) -> None:
+    """d: the agent's diff against its base (git, on a thread; closed again on failure)."""
+    screen = DiffScreen(
+        a.name, f"Diff · {a.name} · {a.branch or '?'} against {a.base or 'its base'}"
+    )
+    host.show(screen)
+    host.blocking(
+        "diff",
+        host.actions.diff,
+        a.id,
+        color=True,
+        then=screen.show_diff,
+        on_error=lambda: host.close(screen),
+    )
