@@ -620,12 +620,14 @@ def cmd_trust(a: argparse.Namespace) -> int:
         else:
             print(f"{target} was not trusted")
         return 0
-    digest, keys = config.trust(ws.paths.trust_file, target)
+    digest, keys, shown = config.trust(ws.paths.trust_file, target)
     what = f"its {', '.join(keys)} now apply" if keys else "it sets nothing that needed trust"
     print(
         f"trusted {target} (sha256 {digest[:12]}): {what}; any change to it needs "
         "`mullui trust` again"
     )
+    if shown:  # what was trusted, as it reads now (control characters made visible)
+        print("\n".join(f"  {ln}" if ln else "" for ln in shown.rstrip("\n").splitlines()))
     return 0
 
 

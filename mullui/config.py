@@ -619,21 +619,37 @@ def is_trusted(trust_file: Path | None, path: Path, text: str) -> bool:
     return _trusted(trust_file).get(str(path.absolute())) == content_digest(text)
 
 
-def trust(trust_file: Path, path: Path) -> tuple[str, list[str]]:
-    """Record ``path``'s current content as trusted.  Returns its digest and the keys
-    that now apply (those an untrusted copy would ignore)."""
+def _beyond(full: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
+    """What ``full`` sets that ``kept`` (its untrusted part) does not."""
+    out: dict[str, Any] = {}
+    for k, v in full.items():
+        if k not in kept:
+            out[k] = v
+        elif isinstance(v, dict) and isinstance(kept[k], dict):
+            sub = _beyond(v, kept[k])
+            if sub:
+                out[k] = sub
+        elif v != kept[k]:
+            out[k] = v
+    return out
+
+
+def trust(trust_file: Path, path: Path) -> tuple[str, list[str], str]:
+    """Record ``path``'s current content as trusted.  Returns its digest, the keys that
+    now apply (those an untrusted copy would ignore) and them with their values (TOML),
+    for the user to see what was trusted."""
     path = path.absolute()
     text = _read_text(path)
     if text is None:
         raise ConfigError(f"no config file {path}: give a repository or its .mullui.toml")
     data = _parse(path, text)  # an invalid file is refused, not trusted
-    _, keys = untrusted_part({}, data)
+    kept, keys = untrusted_part({}, data)
     table = _trusted(trust_file)
     digest = content_digest(text)
     table[str(path)] = digest
     trust_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     atomic_write(trust_file, (json.dumps(table, indent=1, sort_keys=True) + "\n").encode())
-    return digest, keys
+    return digest, keys, dumps(_beyond(data, kept))
 
 
 def revoke(trust_file: Path, path: Path) -> bool:

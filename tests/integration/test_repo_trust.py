@@ -79,6 +79,7 @@ env = {{ INJECTED = "yes" }}
     r = cli("trust", cwd=repo)
     assert r.returncode == 0, r.stderr
     assert "profiles.shell.command" in r.stdout and "sha256" in r.stdout, r.stdout
+    assert 'INJECTED = "yes"' in r.stdout and "max_cost_usd" not in r.stdout  # what it trusted
     err = run_env_dump(2)
     assert "ignored" not in err, err
     assert "INJECTED=yes" in (tmp_path / "env-2.txt").read_text()

@@ -154,8 +154,9 @@ def test_a_trusted_repo_file_applies_whole_until_it_changes(tmp_path: Path) -> N
     f = write(repo / ".mullui.toml", '[profiles.claude]\nargs = ["--x"]\n')
     trust_file = tmp_path / "state" / "trusted.json"
     assert load(tmp_path / "none.toml", repo, trust_file).profiles == {}
-    digest, keys = trust(trust_file, f)
+    digest, keys, shown = trust(trust_file, f)
     assert keys == ["profiles.claude.args"] and len(digest) == 64
+    assert shown == '[profiles.claude]\nargs = [\n    "--x",\n]\n'
     c = load(tmp_path / "none.toml", repo, trust_file)
     assert c.profiles == {"claude": {"args": ["--x"]}} and c.trust_notice() is None
     f.write_text(f.read_text() + "\n")
