@@ -153,7 +153,12 @@ def ingest(
     if answer is not None and event not in RUNTIME_EVENTS:
         from mullui import guard
 
-        said = guard.hook_answer(paths.state_dir, agent_id, event, text.encode())
+        try:
+            said = guard.hook_answer(paths.state_dir, agent_id, event, text.encode())
+        except (OSError, ValueError, MulluiError) as e:
+            # A guard that cannot answer (disk full, a torn record) lets the tool call go.
+            print(f"mullui: hook {event}: collision guard: {e}"[:300], file=sys.stderr)
+            said = None
         if said:
             answer(said)
     return out
