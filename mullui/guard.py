@@ -50,6 +50,9 @@ CLAUDE_EDIT_TOOLS = {
     "NotebookEdit": "notebook_path",
 }
 
+#: Gemini CLI's file-writing tools (BeforeTool) and the key of the path in their input.
+GEMINI_EDIT_TOOLS = {"write_file": "file_path", "replace": "file_path"}
+
 
 @dataclass(frozen=True)
 class Other:
@@ -327,12 +330,36 @@ def _claude_answer(d: Decision) -> str:
     return json.dumps(doc)
 
 
+def _gemini_target(p: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    key = GEMINI_EDIT_TOOLS.get(str(p.get("tool_name") or ""))
+    inp = p.get("tool_input")
+    if key is None or not isinstance(inp, dict) or not isinstance(inp.get(key), str):
+        return None
+    cwd = p.get("cwd")
+    return str(inp[key]), cwd if isinstance(cwd, str) else None
+
+
+def _gemini_answer(d: Decision) -> str:
+    """Gemini CLI's BeforeTool answer: ``decision: "deny"`` + ``reason`` goes to the model
+    as the tool's error; ``"ask"`` makes the CLI confirm the call with the human;
+    ``systemMessage`` is shown to the human.  A BeforeTool hook cannot add context for
+    the model, so ``warn`` tells the human (and the inbox) only."""
+    doc: dict[str, Any] = {"systemMessage": f"collision: {d.path} is also changed by {d.names()}"}
+    if d.mode in ("block", "ask"):
+        doc.update(decision="deny" if d.mode == "block" else "ask", reason=d.reason())
+    return json.dumps(doc)
+
+
 #: Hook event -> how its payload names the file about to be edited.
 EDIT_HOOKS: dict[str, Callable[[Mapping[str, Any]], tuple[str, str | None] | None]] = {
     "PreToolUse": _claude_target,
+    "BeforeTool": _gemini_target,
 }
 #: Hook event -> the answer text the CLI reads on the hook's stdout.
-ANSWERS: dict[str, Callable[[Decision], str]] = {"PreToolUse": _claude_answer}
+ANSWERS: dict[str, Callable[[Decision], str]] = {
+    "PreToolUse": _claude_answer,
+    "BeforeTool": _gemini_answer,
+}
 
 
 def events_for(d: Decision) -> list[dict[str, Any]]:

@@ -52,6 +52,7 @@ from mullui.agents.base import (
     write_file,
 )
 from mullui.errors import MulluiError
+from mullui.guard import GEMINI_EDIT_TOOLS
 
 HOME_ENV = "GEMINI_CLI_HOME"
 PRIVATE_HOME = "gemini-home"
@@ -63,7 +64,9 @@ TRUSTED_FOLDERS_ENV = "GEMINI_CLI_TRUSTED_FOLDERS_PATH"
 HOOKS: tuple[tuple[str, str | None], ...] = (
     ("SessionStart", None),
     ("BeforeAgent", None),
-    ("BeforeTool", "ask_user"),
+    # ask_user: a question to the human; the file-writing tools: the collision guard
+    # answers them (mullui.guard).
+    ("BeforeTool", "ask_user|" + "|".join(GEMINI_EDIT_TOOLS)),
     ("AfterTool", None),
     ("Notification", "ToolPermission"),
     ("AfterAgent", None),
@@ -239,6 +242,8 @@ class GeminiProfile(Profile):
             tool = str(p.get("tool_name") or "")
             if tool in QUESTION_TOOLS:
                 return [_state("blocked", cause, question=_question(tool, p.get("tool_input")))]
+            if tool in GEMINI_EDIT_TOOLS:
+                return []  # a sign of life: the collision guard answers it (see claude.py)
             return [_state("working", cause)]
         if event in ("BeforeAgent", "AfterTool"):
             return [_state("working", cause)]

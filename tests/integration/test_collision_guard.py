@@ -284,3 +284,69 @@ def test_warn_lets_the_write_happen_tells_the_agent_and_the_human_once(
         (col,) = [c for c in mine["collisions"] if c["agent"] == f.beta]
         assert col["conflict"] is False and col["files"] == ["src/app.py"]
         assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "warn")]
+
+
+# ---- Gemini CLI: BeforeTool ------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("gemini") is None, reason="GEMINI CLI NOT INSTALLED")
+def test_gemini_block_refuses_write_file_and_the_model_reads_who(tmp_path: Path) -> None:
+    from tests.support.agent_clis import Pipeline, setup_gemini
+    from tests.support.gemini_stub import GeminiStub
+    from tests.support.http_stub import Turn as GTurn
+
+    p = Pipeline(tmp_path)
+    write = GTurn.call("write_file", file_path="src/app.py", content=MINE)
+    try:
+        with GeminiStub([write, GTurn.say("I left src/app.py alone.")]) as stub:
+            setup_gemini(p, stub.url)  # before the first spawn starts the tmux server
+            (p.repo / "src").mkdir()
+            (p.repo / "src" / "app.py").write_text(APP)
+            git(p.repo, "add", "-A")
+            git(p.repo, "-c", "user.name=t", "-c", "user.email=t@e.invalid", "commit", "-qm", "a")
+            home = Path(p.env["MULLUI_HOME"])
+            home.mkdir(parents=True, exist_ok=True)
+            (home / "config.toml").write_text('[collisions]\ninterval_s = 1\nguard = "block"\n')
+            beta_task = "sleep 2; sed -i 's/^line 1$/B one/' src/app.py; echo edited; sleep 600"
+            ids = {}
+            for name, task in (("idle", "sleep 600"), ("beta", beta_task)):
+                r = p.mullui("spawn", "--agent", "shell", "--no-attach", "--name", name, task)
+                assert r.returncode == 0, r.stderr
+                ids[name] = r.stdout.strip().splitlines()[-1]
+            index = guard.index_file(home / "state", str(p.repo))
+
+            def indexed() -> bool:
+                p.mullui("ls", "--json")  # no supervisor: `ls` refreshes the radar
+                doc = guard.read_index(index)
+                return doc is not None and doc["files"].get("src/app.py") == [ids["beta"]]
+
+            wait_for(indexed, timeout=60, interval=0.5)
+            r = p.mullui("spawn", "--agent", "gemini", "--no-attach", "--name", "gem", "edit it")
+            assert r.returncode == 0, r.stderr
+            aid = r.stdout.strip().splitlines()[-1]
+            agents = {a["id"]: a for a in json.loads(p.mullui("ls", "--json").stdout)}
+            wt = Path(agents[aid]["worktree"])
+            assert write.args is not None
+            write.args["file_path"] = str(wt / "src" / "app.py")
+
+            def answered() -> str | None:
+                for req in stub.main_requests():
+                    text = json.dumps(req.body)
+                    if "functionResponse" in text and "beta" in text:
+                        return text
+                return None
+
+            try:
+                text = wait_for(answered, timeout=120, interval=0.5)
+            except AssertionError:
+                screen = p.screen(agents[aid]["tmux_target"])
+                bodies = [json.dumps(r.body)[-1500:] for r in stub.main_requests()]
+                raise AssertionError(f"screen:\n{screen}\nrequests: {bodies}") from None
+            branch = agents[ids["beta"]]["branch"]
+            assert branch in text and "src/app.py" in text
+            assert (wt / "src" / "app.py").read_text() == APP  # refused: untouched
+            mine = next(a for a in json.loads(p.mullui("ls", "--json").stdout) if a["id"] == aid)
+            (col,) = [c for c in mine["collisions"] if c["agent"] == ids["beta"]]
+            assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "block")]
+    finally:
+        p.close()

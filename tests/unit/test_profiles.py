@@ -510,7 +510,8 @@ def test_gemini_prepare_adds_hooks_to_a_private_copy_of_the_users_settings(
     assert shlex.split(after[1]["hooks"][0]["command"]) == [*HOOK_ARGV, "AfterAgent"]
     for event in ("BeforeAgent", "Notification", "SessionEnd", "BeforeTool", "AfterTool"):
         assert shlex.split(doc["hooks"][event][-1]["hooks"][0]["command"]) == [*HOOK_ARGV, event]
-    assert doc["hooks"]["BeforeTool"][-1]["matcher"] == "ask_user"
+    # ask_user (a question), and the file-writing tools the collision guard answers
+    assert doc["hooks"]["BeforeTool"][-1]["matcher"] == "ask_user|write_file|replace"
     assert doc["hooks"]["Notification"][-1]["matcher"] == "ToolPermission"
     # everything else is the user's own, through links
     assert (ours / "oauth_creds.json").resolve() == (user / "oauth_creds.json").resolve()
