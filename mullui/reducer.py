@@ -131,10 +131,10 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
         if "exit_code" in ev:
             changes["exit_code"] = _int(ev["exit_code"])
         if new is B and a.state is B and a.cause.startswith("collision:"):
-            if cause == "hook:PermissionRequest" or ev.get("question") is None:
-                # The permission dialog the collision guard asked for (``ask``) opens
-                # right after it: the same block, and the guard's cause says why.
-                return dataclasses.replace(a, last_activity=at)
+            # The confirmation the collision guard asked for (``ask``) opens right after
+            # it (Claude's PermissionRequest, Gemini's ToolPermission notification): the
+            # same block, and the guard's cause says why.
+            return dataclasses.replace(a, last_activity=at)
         if new is B and a.state is B and changes.get("question") == a.question:
             # The same question again (Claude's late Notification): keep the earlier,
             # more precise cause.

@@ -233,5 +233,8 @@ def test_the_permission_dialog_after_ask_keeps_the_collision_cause() -> None:
         },
     )
     assert a is not None and (a.state, a.cause) == (State.BLOCKED, "collision:src/app.py")
+    gemini = {"cause": "hook:Notification:ToolPermission", "question": "Edit: src/app.py"}
+    a = apply_event(a, {"kind": "state", "state": "blocked", **gemini})
+    assert a is not None and (a.state, a.cause) == (State.BLOCKED, "collision:src/app.py")
     a = apply_event(a, {"kind": "state", "state": "working", "cause": "hook:PostToolUse"})
     assert a is not None and a.state is State.WORKING
