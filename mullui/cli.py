@@ -155,8 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("hosts", help="configured remote hosts, reachable or not")
     s.add_argument("action", nargs="?", choices=["check"])
     s.add_argument("name", nargs="?")
-    s = sub.add_parser("watch", help="headless supervisor: notifications with no TUI open")
-    s.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
+    s = sub.add_parser(
+        "watch",
+        help="headless supervisor: notifications with no TUI open (started by itself "
+        "whenever an agent is live)",
+    )
+    g = s.add_mutually_exclusive_group()
+    g.add_argument(
+        "--status",
+        action="store_true",
+        help="whether a supervisor runs: pid, since, what it follows (exit 1: none runs)",
+    )
+    g.add_argument(
+        "--install",
+        action="store_true",
+        help="start one at login: a systemd user unit, or the line to add elsewhere",
+    )
+    g.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)
     s = sub.add_parser("demo", help="a sandbox repo with scripted demo agents (no API key)")
     s.add_argument("--no-tui", action="store_true", help="set up and start the demo agents only")
     s = sub.add_parser("events", help="stream applied state changes as JSON lines (used over SSH)")
@@ -367,7 +383,20 @@ def cmd_ls(a: argparse.Namespace) -> int:
     ]
     header = ["ID", "NAME", *(["REPO"] if repo else []), "PROFILE", "STATE", "FOR", "WHY", "HOST"]
     print(_table(rows, header))
+    _supervisor_footer(ws, agents)
     return 0
+
+
+def _supervisor_footer(ws: Any, agents: list[Any]) -> None:
+    """Say so when agents need a supervisor and none runs (nothing would notify)."""
+    from mullui import autostart
+    from mullui.loop import needs_supervisor
+
+    if needs_supervisor(agents) and not autostart.held(ws.paths.state_dir):
+        print(
+            "\nno supervisor is running: nothing notifies or starts queued agents until the "
+            "next spawn, send or agent event starts one; `mullui watch` starts one now"
+        )
 
 
 def cmd_inbox(a: argparse.Namespace) -> int:
@@ -411,6 +440,7 @@ def _checkout_progress(line: str) -> None:
 
 def cmd_spawn(a: argparse.Namespace) -> int:
     ws = _ws()
+    ws.started_by = "mullui spawn"
     if a.from_file:
         agents = ws.spawn_backlog(a.from_file)
         for x in agents:
@@ -465,7 +495,9 @@ def cmd_send(a: argparse.Namespace) -> int:
     # Python 3.11's argparse hands `send ID -- --` over as [] (it strips the "--" that
     # is the text itself, after the one that ends the options): the text was "--".
     text = a.text if isinstance(a.text, str) else "--"
-    _ws().send(a.id, text)
+    ws = _ws()
+    ws.started_by = "mullui send"
+    ws.send(a.id, text)
     return 0
 
 
@@ -640,7 +672,11 @@ def cmd_hosts(a: argparse.Namespace) -> int:
 def cmd_watch(a: argparse.Namespace) -> int:
     from mullui import watch
 
-    return watch.watch_main(_ws(), once=a.once)
+    if a.status:
+        return watch.status_main(_ws())
+    if a.install:
+        return watch.install_main(_ws())
+    return watch.watch_main(_ws(), once=a.once, lock_fd=a.lock_fd)
 
 
 def cmd_events(a: argparse.Namespace) -> int:

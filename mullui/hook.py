@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mullui import autostart
 from mullui.errors import MulluiError
 from mullui.events import append_event, new_event
 from mullui.model import iso, utcnow
@@ -161,6 +162,12 @@ def ingest(
             said = None
         if said:
             answer(said)
+    # The event is written: make sure a supervisor will read it (one refused flock when
+    # one runs; a kill -9'd or idle-exited one is started again, and replays).
+    try:
+        autostart.ensure_from_hook(paths.state_dir)
+    except (OSError, ValueError) as e:
+        print(f"mullui: could not start `mullui watch`: {e}", file=sys.stderr)
     return out
 
 

@@ -1,9 +1,11 @@
 """Making sure the loop runs: exactly one supervisor notifies at a time (the flock on
-``supervisor.lock``), and :func:`ensure_running` starts ``mullui watch`` in a hidden tmux
-window when no supervisor holds it.
+``supervisor.lock``), and :func:`ensure_running` starts a hidden ``mullui watch`` when none
+holds it (race-free: :mod:`mullui.autostart`).  It stays while :func:`needs_supervisor`
+and leaves after; the next event starts one again.
 
-The faces (CLI, TUI, demo) call :func:`ensure_running`; no operation below them does.
-Kept apart from the supervisor itself so that a ``mullui spawn`` does not load it.
+The faces (CLI, TUI, demo) call :func:`ensure_running`; no operation below them does
+(agents' hooks use :func:`mullui.autostart.ensure_from_hook`).  Kept apart from the
+supervisor itself so that a ``mullui spawn`` does not load it.
 """
 
 from __future__ import annotations
@@ -11,21 +13,22 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
+from mullui import autostart
 from mullui.context import Context
 from mullui.errors import MulluiError
-from mullui.model import RUNNING, Agent, State
+from mullui.model import RUNNING, Agent, State, utcnow
 
 
 # ---- the lock ---------------------------------------------------------------------------
 class SupervisorLock:
-    """An flock on ``supervisor.lock`` holding the owner's pid."""
+    """An flock on ``supervisor.lock`` holding the owner's pid.  Nothing ever takes it from
+    its holder: a second TUI or watch follows, or leaves."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -44,35 +47,24 @@ class SupervisorLock:
                     os.close(fd)
                     return False
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        autostart.write_pid(fd, os.getpid())
         self.fd = fd
         return True
 
+    def adopt(self, fd: int) -> None:
+        """Hold the lock our starter took and passed on (``mullui watch --lock-fd``)."""
+        os.set_inheritable(fd, False)  # agents and tmux servers started by us must not hold it
+        autostart.write_pid(fd, os.getpid())
+        self.fd = fd
+
     def holder(self) -> int | None:
-        try:
-            txt = self.path.read_text().strip()
-            return int(txt) if txt else None
-        except (OSError, ValueError):
-            return None
+        return autostart.holder(self.path.parent)
 
     def is_free(self) -> bool:
+        """Nobody holds it (judged without taking it: see :func:`mullui.autostart.held`)."""
         if self.fd is not None:
             return False
-        if self.acquire():
-            self.release()
-            return True
-        return False
-
-    def take_over(self, wait: float = 3.0) -> bool:
-        """Acquire, asking the current holder (a ``mullui watch``) to exit first."""
-        if self.acquire():
-            return True
-        pid = self.holder()
-        if pid and pid != os.getpid():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-        return self.acquire(wait=wait)
+        return not autostart.held(self.path.parent)
 
     def release(self) -> None:
         if self.fd is not None:
@@ -81,16 +73,34 @@ class SupervisorLock:
             self.fd = None
 
 
-WATCH_SESSION = "mullui-supervisor"
+# ---- what keeps a supervisor running ------------------------------------------------------
+#: States that keep a supervisor running (``unknown``: a remote agent whose host is away).
+LIVE_STATES = (State.STARTING, State.WORKING, State.BLOCKED, State.UNKNOWN)
 
 
-#: What the hidden ``mullui watch`` needs from the spawning process's environment: tmux's
-#: global environment is the one of whoever started the server, often long ago.
+def needs_supervisor(agents: Iterable[Agent], now: datetime | None = None) -> bool:
+    """Is anything left for a supervisor: an agent live (local or remote: its host is
+    linked), queued, or snoozed with a wake time still ahead."""
+    now = now or utcnow()
+    for a in agents:
+        if a.removed:
+            continue
+        if a.state in LIVE_STATES or a.state is State.QUEUED:
+            return True
+        if a.snoozed_until is not None and a.snoozed_until > now:
+            return True
+    return False
+
+
+# ---- starting one -------------------------------------------------------------------------
+#: What a hidden ``mullui watch`` started by an agent's hook gets of the environment of
+#: the last command a human ran (the agent's own may have another HOME, no session bus).
 WATCH_ENV = (
     "MULLUI_HOME",
     "MULLUI_TMUX_SOCKET",
     "MULLUI_NOTIFY",
     "MULLUI_STATE_DIR",
+    "MULLUI_WATCH_IDLE_S",
     "DBUS_SESSION_BUS_ADDRESS",
     "DISPLAY",
     "WAYLAND_DISPLAY",
@@ -104,66 +114,94 @@ WATCH_ENV = (
     "VIRTUAL_ENV",
     "LANG",
     "LC_ALL",
+    "GIT_AUTHOR_NAME",
+    "GIT_AUTHOR_EMAIL",
+    "GIT_COMMITTER_NAME",
+    "GIT_COMMITTER_EMAIL",
 )
 
 
-def ensure_running(ctx: Context) -> bool:
-    """Start ``mullui watch`` in a hidden window of mullui's tmux server (session
-    ``mullui-supervisor``) unless some supervisor already holds the lock.  Returns True
-    when one was started.  Two callers racing may both start one: the second exits at
-    once, finding the lock held."""
-    from mullui.runtime.tmux import _fmt_literal
+def watch_argv() -> list[str]:
+    return [sys.executable, "-m", "mullui", "watch"]
 
-    lock = SupervisorLock(ctx.paths.supervisor_lock)
-    if not lock.is_free():
-        return False
-    env = {k: v for k, v in os.environ.items() if k in WATCH_ENV}
-    argv = [sys.executable, "-m", "mullui", "watch"]
-    # In the repository when there is one, so its .mullui.toml ([notify], limits) applies.
-    # tmux expands -c as a format: a "#(...)" in the path would run (hence _fmt_literal).
-    cwd = str(ctx.repo_or_none() or Path.home())
+
+def watch_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (ours by default) with this very mullui first on PYTHONPATH, so the watch
+    runs the code that started it even from a checkout that is not installed."""
+    import mullui
+
+    out = dict(os.environ if env is None else env)
+    root = str(Path(mullui.__file__).resolve().parent.parent)
+    parts = [p for p in out.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in parts:
+        out["PYTHONPATH"] = os.pathsep.join([root, *parts])
+    return out
+
+
+def start_script(cwd: str, env: dict[str, str]) -> str:
+    """``supervisor-start.sh``: how an agent's hook starts a supervisor like this command
+    would have (``$1``: the descriptor holding the lock).  Every value shell-quoted."""
+    import shlex
+
+    keep = {k: v for k, v in env.items() if k in WATCH_ENV}
+    keep[autostart.STARTED_BY_ENV] = "hook"
+    assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(keep.items()))
+    return (
+        "#!/bin/sh\n"
+        "# Written by mullui: how an agent's hook starts the supervisor when none runs, as\n"
+        "# the last mullui command would have.  $1: the descriptor holding supervisor.lock.\n"
+        f"cd {shlex.quote(cwd)} 2>/dev/null || cd /\n"
+        f'exec env -i {assigns} {shlex.join(watch_argv())} --lock-fd "$1"\n'
+    )
+
+
+def record_start_spec(ctx: Context, cwd: str, env: dict[str, str]) -> None:
+    """Keep ``supervisor-start.sh`` current while autostart is on; none while it is off."""
+    from mullui.store import atomic_write
+
+    path = ctx.paths.state_dir / autostart.START_SPEC_NAME
+    if not autostart.enabled():
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return
+    text = start_script(cwd, env).encode()
     try:
-        base = ctx.tmux.base_argv()
-        envargs = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
-        has = subprocess.run(
-            [*base, "has-session", "-t", f"={WATCH_SESSION}"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-        if has.returncode == 0:
-            cmd = [
-                *base,
-                "new-window",
-                "-d",
-                "-t",
-                f"={WATCH_SESSION}:",
-                "-n",
-                "watch",
-                "-c",
-                _fmt_literal(cwd),
-                *envargs,
-                *argv,
-            ]
-        else:
-            cmd = [
-                *base,
-                "new-session",
-                "-d",
-                "-s",
-                WATCH_SESSION,
-                "-n",
-                "watch",
-                "-c",
-                _fmt_literal(cwd),
-                *envargs,
-                *argv,
-            ]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
-        if r.returncode != 0:
-            raise MulluiError(r.stderr.strip() or "tmux refused")
-    except (MulluiError, OSError, subprocess.SubprocessError) as e:
-        print(f"mullui: could not start `mullui watch`: {e}", file=sys.stderr)
+        if path.read_bytes() == text:
+            return
+    except OSError:
+        pass
+    with contextlib.suppress(MulluiError, OSError):
+        atomic_write(path, text)
+
+
+def ensure_running(
+    ctx: Context,
+    *,
+    started_by: str = "mullui",
+    force: bool = False,
+    start: bool = True,
+    record: bool = True,
+) -> bool:
+    """Make sure a supervisor runs: when none holds the lock, start a hidden ``mullui
+    watch`` (detached, its own session; output to ``watch.log``) and hand it the lock.
+    Costs one refused flock when one runs; race-free (:mod:`mullui.autostart`).  Returns
+    True when this call started one.  ``MULLUI_WATCH_AUTOSTART=0`` turns it off unless
+    ``force``.  ``record`` (default) first notes how this command would start one, for
+    agents' hooks; ``start=False`` only records."""
+    state = ctx.paths.state_dir
+    cwd = str(ctx.repo_or_none() or Path.home())
+    env = watch_env()
+    if record:
+        record_start_spec(ctx, cwd, env)
+    if not start or (not force and not autostart.enabled()):
+        return False
+    fd = autostart.try_lock(state)
+    if fd is None:
+        return False
+    try:
+        autostart.start(fd, state, watch_argv(), cwd=cwd, env=env, started_by=started_by)
+    except OSError as e:
+        print(f"mullui: could not start `mullui watch`: {e.strerror or e}", file=sys.stderr)
         return False
     return True
 

@@ -7,8 +7,11 @@ journal from its durable cursor: on_change callbacks (the TUI), notifications, s
 queued agents, budgets.  Timers exist only for deadlines that are known (a stall limit, a
 snooze ending) plus a slow tmux safety check while local agents run - no per-agent polling.
 
-Exactly one supervisor notifies at a time: ``supervisor.lock`` in the state dir.  The TUI
-is the supervisor while it runs (it asks a running ``mullui watch`` to hand over).
+Exactly one supervisor notifies at a time: ``supervisor.lock`` in the state dir.  It is a
+hidden ``mullui watch`` that whoever makes an agent live starts (:mod:`mullui.loop`,
+:mod:`mullui.autostart`); TUIs only follow (a TUI supervises itself only when nothing may
+be started for it).  A supervisor started that way leaves once nothing is live, queued or
+snoozed with a wake time; the next event starts one again, which replays from the cursor.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.events import at_line_start, read_events
 from mullui.files import atomic_write_json, read_json
-from mullui.loop import SupervisorLock
+from mullui.loop import SupervisorLock, needs_supervisor
 from mullui.model import INBOX_STATES, RUNNING, Agent, State, Transition, utcnow
 from mullui.operations import lifecycle, local
 from mullui.remote.mirror import RemoteLinks, back_from_unknown
@@ -94,6 +97,7 @@ class Supervisor:
         notifier: Any | None = None,
         notify: bool = True,
         run_queue: bool = True,
+        idle_exit_s: float | None = None,
     ) -> None:
         self.ctx = ctx
         self.paths = ctx.paths
@@ -101,6 +105,13 @@ class Supervisor:
         self.notifier = notifier
         self.notify = notify
         self.run_queue = run_queue
+        #: Leave :meth:`run` once nothing needed a supervisor for this long (a watch that
+        #: started by itself); None: run until :meth:`stop`.
+        self.idle_exit_s = idle_exit_s
+        self.went_idle = False  # run() returned because nothing was left
+        self._has_work = True
+        self._idle_since: float | None = None
+        self._config_sig: tuple[tuple[int, int] | None, ...] | None = None
         self.cursor = Cursor(0, {})
         if notify:
             self.cursor = Cursor.load(self.paths.notify_cursor, self.paths.changes_file)
@@ -135,6 +146,7 @@ class Supervisor:
             self._radar = radar.Scheduler(
                 self.ctx, cfg.collisions_interval_s, notify=cfg.collisions_notify
             )
+        self._follow_config()  # the files as loaded: later edits are followed
         if not self._stop.is_set():
             # A supervisor told to stop while starting (SIGHUP from a dying tmux server)
             # releases its lock at once instead of replaying first.
@@ -144,11 +156,19 @@ class Supervisor:
         try:
             while not self._stop.is_set():
                 timeout = self._next_timeout()
+                if self.idle_exit_s is not None:
+                    left = self._idle_left()
+                    if left is not None and left <= 0:
+                        self.went_idle = True
+                        break
+                    if left is not None:
+                        timeout = left if timeout is None else min(timeout, left)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), timeout)
                 self._kick.clear()
                 if self._stop.is_set():
                     break
+                self._follow_config()
                 dirty, self._dirty = self._dirty, set()
                 if dirty:
                     self.catch_up(dirty)
@@ -163,6 +183,47 @@ class Supervisor:
                 await watcher
             if self.remote is not None:
                 await self.remote.close()
+
+    def _follow_config(self) -> None:
+        """A supervisor runs for hours: an edit of the config files (limits, profiles,
+        notify) applies from the next change on.  An edit that does not load keeps the
+        last good config, and says why."""
+        files = [self.paths.config_file, self.paths.trust_file]
+        repo = self.ctx.repo_or_none()
+        if repo is not None:
+            files.append(repo / ".mullui.toml")
+        sig: list[tuple[int, int] | None] = []
+        for f in files:
+            try:
+                st = f.stat()
+                sig.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                sig.append(None)
+        if tuple(sig) == self._config_sig:
+            return
+        first = self._config_sig is None
+        self._config_sig = tuple(sig)
+        if first and self.ctx.config_source._config is None:
+            return  # not loaded yet: it will be, from the files as they are now
+        try:
+            new = self.ctx.load_config(repo)
+        except MulluiError as e:
+            print(f"mullui: {e} (the last good config stays in force)", file=sys.stderr)
+            return
+        self.ctx.config_source.replace(new)
+
+    def _idle_left(self) -> float | None:
+        """Seconds until this supervisor may leave (None: something needs it)."""
+        if self._has_work:
+            self._idle_since = None
+            return None
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        left = self._idle_since + (self.idle_exit_s or 0.0) - now
+        if self._tasks:  # notices still on their way out: look again soon
+            return max(left, 0.25)
+        return max(0.0, left)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -354,7 +415,9 @@ class Supervisor:
         now = utcnow()
         deadlines: list[datetime] = []
         live = False
-        for a in self.ctx.store.all():
+        agents = self.ctx.store.all()
+        self._has_work = needs_supervisor(agents, now)
+        for a in agents:
             d = local.stall_deadline(self.ctx, a)
             if d is not None:
                 deadlines.append(d)

@@ -1,6 +1,6 @@
-"""``mullui watch`` and its helpers: the headless supervisor process, starting it in a
-hidden tmux window, what a notification button does with no TUI open, and the
-``mullui events`` feed that a remote host's mullui streams over SSH.
+"""``mullui watch`` and its helpers: the headless supervisor process (started by itself:
+:mod:`mullui.loop`), ``--status`` and ``--install``, what a notification button does with
+no TUI open, and the ``mullui events`` feed that a remote host's mullui streams over SSH.
 
 The loop itself is :class:`mullui.supervisor.Supervisor`; this module runs it as a
 process and wires the notifier to it.
@@ -16,11 +16,23 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from mullui import autostart
 from mullui.context import Context
 from mullui.errors import MulluiError
-from mullui.loop import WATCH_ENV, WATCH_SESSION, SupervisorLock, ensure_running, remote_agents_live
+from mullui.loop import (
+    WATCH_ENV,
+    SupervisorLock,
+    ensure_running,
+    needs_supervisor,
+    remote_agents_live,
+    watch_argv,
+    watch_env,
+)
+from mullui.model import utcnow
 from mullui.operations import lifecycle
 from mullui.placeholders import expand_argv
 from mullui.supervisor import Supervisor
@@ -116,20 +128,19 @@ def attached_focus(ctx: Context) -> Callable[[str], bool]:
 
 
 #: How long a stopping supervisor waits for popups already decided on (the cursor already
-#: counts them as told).  A Notify takes milliseconds; the bound keeps a handover well
-#: inside ``SupervisorLock.take_over``'s 3 s even with a hung notification server.
+#: counts them as told).  A Notify takes milliseconds; the bound keeps a stop prompt even
+#: with a hung notification server.
 DRAIN_S = 1.0
 
 
 async def finish_notifications(
-    sup: Supervisor, notifier: Any | None, timeout: float = DRAIN_S
+    sup: Supervisor | None, notifier: Any | None, timeout: float = DRAIN_S
 ) -> None:
     """Deliver the notices a stopping supervisor already handed to its notifier, then
     close the notifier.  The cursor counts them as told, so dropping them here would
     lose them for good (a handover to the TUI, ``--once``, a TUI quitting)."""
-    pending = sup.pending_notifications()
-    if pending:
-        await asyncio.wait(pending, timeout=timeout)
+    if sup is not None:
+        await _drain(sup, timeout)
     if notifier is not None:
         flush = getattr(notifier, "flush", None)  # a held burst summary, when supported
         if flush is not None:
@@ -138,22 +149,64 @@ async def finish_notifications(
         await notifier.close()
 
 
-def watch_main(ctx: Context, *, once: bool = False) -> int:
+#: How long a watch that started by itself stays once nothing needs it (seconds):
+#: ``MULLUI_WATCH_IDLE_S`` overrides.  Long enough that a script spawning agents one by
+#: one does not restart it between them.
+IDLE_EXIT_S = 10.0
+#: What ``mullui watch --status`` reads: who runs, since when, how it notifies.
+STATUS_NAME = "supervisor.json"
+
+
+def idle_exit_s() -> float:
+    try:
+        return max(0.0, float(os.environ.get("MULLUI_WATCH_IDLE_S", IDLE_EXIT_S)))
+    except ValueError:
+        return IDLE_EXIT_S
+
+
+def _write_status(ctx: Context, **fields: Any) -> None:
+    from mullui.store import atomic_write_json
+
+    with contextlib.suppress(MulluiError, OSError):
+        atomic_write_json(ctx.paths.state_dir / STATUS_NAME, fields)
+
+
+def watch_main(ctx: Context, *, once: bool = False, lock_fd: int | None = None) -> int:
     """``mullui watch``: the headless supervisor, while it holds ``supervisor.lock``.
 
     Exits 0 at once when another supervisor (a TUI, another watch) holds the lock, and
-    on SIGTERM/SIGINT/SIGHUP (what :meth:`SupervisorLock.take_over` sends)."""
+    on SIGTERM/SIGINT/SIGHUP.  With ``lock_fd`` (started by :func:`ensure_running` or an
+    agent's hook, which took the lock and passed it on) it leaves by itself once nothing
+    needs it for :func:`idle_exit_s`; a watch typed by a human (or a login service) stays."""
     lock = SupervisorLock(ctx.paths.supervisor_lock)
-    if not lock.acquire():
+    auto = lock_fd is not None
+    if lock_fd is not None:
+        with contextlib.suppress(OSError):
+            os.setsid()  # started by a hook's shell: out of the agent's session and group
+        try:
+            lock.adopt(lock_fd)
+        except OSError as e:
+            print(f"mullui: --lock-fd {lock_fd}: {e.strerror or e}", file=sys.stderr)
+            return 1
+    elif not lock.acquire(wait=0.5):  # tolerate a starter's instant test of the lock
         print(
             f"mullui: another supervisor is running (pid {lock.holder()}); nothing to do",
             file=sys.stderr,
         )
         return 0
+    status: dict[str, Any] = {
+        "pid": os.getpid(),
+        "since": utcnow().isoformat(),
+        "started_by": os.environ.get(autostart.STARTED_BY_ENV, "") if auto else "hand",
+        "cwd": str(Path.cwd()),
+        "leaves_when_idle": auto and not once,
+        "notifications": None,
+    }
+    _write_status(ctx, **status)
 
     async def main() -> None:
-        # No TUI to toast in: the terminal fallback goes to our own stdout (the hidden
-        # tmux window, or the terminal `mullui watch` was started in).
+        # No TUI to toast in: the terminal fallback goes to our own stdout (watch.log
+        # for a watch that started by itself, or the terminal `mullui watch` runs in).
         notifier = make_notifier(
             ctx,
             lambda aid, act: headless_action(ctx, aid, act),
@@ -162,27 +215,229 @@ def watch_main(ctx: Context, *, once: bool = False) -> int:
         )
         if notifier is not None:
             await notifier.start()
+            status["notifications"] = f"{notifier.backend} ({notifier.reason})"
+            _write_status(ctx, **status)
             print(
-                f"mullui watch: notifications: {notifier.backend} ({notifier.reason})",
+                f"mullui watch: notifications: {status['notifications']}",
                 file=sys.stderr,
                 flush=True,
             )
-        sup = Supervisor(ctx, notifier=notifier)
+        if auto:
+            print(
+                f"mullui watch: pid {os.getpid()} started by {status['started_by']} at "
+                f"{utcnow().astimezone():%H:%M:%S}; leaves once nothing is live",
+                file=sys.stderr,
+                flush=True,
+            )
+        stopping = False
+        current: list[Supervisor] = []
+
+        def on_signal() -> None:
+            nonlocal stopping
+            stopping = True
+            if current:
+                asyncio.ensure_future(current[-1].stop())
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(sup.stop()))
+            loop.add_signal_handler(sig, on_signal)
         try:
-            if once:
-                sup.catch_up_all()
-            else:
+            while True:
+                sup = Supervisor(
+                    ctx, notifier=notifier, idle_exit_s=idle_exit_s() if auto else None
+                )
+                current.append(sup)
+                if once:
+                    sup.catch_up_all()
+                    await _drain(sup)
+                    return
                 await sup.run()
+                await _drain(sup)
+                if stopping or not sup.went_idle:
+                    return
+                # Nothing left: let go of the lock, then look again.  A spawn or hook that
+                # found the lock still held wrote its event before it looked, so whatever
+                # came in meanwhile is seen here, or its own starter finds the lock free.
+                lock.release()
+                _write_status(ctx, **{**status, "pid": None, "left": utcnow().isoformat()})
+                if not _work_left(ctx, sup):
+                    print(
+                        f"mullui watch: pid {os.getpid()}: nothing live, queued or snoozed "
+                        f"at {utcnow().astimezone():%H:%M:%S}; leaving",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    return
+                if not lock.acquire():
+                    return  # another supervisor took over
+                _write_status(ctx, **status)
+                current.clear()
         finally:
-            await finish_notifications(sup, notifier)
+            await finish_notifications(current[-1] if current else None, notifier)
 
     try:
         asyncio.run(main())
     finally:
         lock.release()
+    return 0
+
+
+async def _drain(sup: Supervisor, timeout: float = DRAIN_S) -> None:
+    """Wait for the notices ``sup`` handed to the notifier (its cursor counts them told)."""
+    pending = sup.pending_notifications()
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+
+
+def _work_left(ctx: Context, sup: Supervisor) -> bool:
+    """After letting go of the lock: did anything arrive that needs a supervisor?"""
+    try:
+        agents = ctx.store.all()  # applies what the spools gained meanwhile
+    except MulluiError as e:
+        print(f"mullui: {e}", file=sys.stderr)
+        return True
+    if needs_supervisor(agents):
+        return True
+    try:  # a change journaled but not yet notified
+        return ctx.paths.changes_file.stat().st_size > sup.cursor.offset
+    except OSError:
+        return False
+
+
+# ---- `mullui watch --status` / `--install` ------------------------------------------------
+def _ago(t: datetime, now: datetime) -> str:
+    s = int((now - t).total_seconds())
+    if s < 60:
+        return f"{max(s, 0)}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def follows(ctx: Context) -> str:
+    """What a supervisor has to follow now, in a few words."""
+    from mullui.loop import LIVE_STATES
+    from mullui.model import State
+
+    now = utcnow()
+    agents = [a for a in ctx.store.all() if not a.removed]
+    live = [a for a in agents if a.state in LIVE_STATES]
+    local = sum(1 for a in live if a.host is None)
+    hosts = sorted({a.host for a in live if a.host is not None})
+    queued = sum(1 for a in agents if a.state is State.QUEUED)
+    wakes = sorted(
+        a.snoozed_until for a in agents if a.snoozed_until is not None and a.snoozed_until > now
+    )
+    parts = [f"{local} live agent{'s' if local != 1 else ''}"]
+    if queued:
+        parts.append(f"{queued} queued")
+    if wakes:
+        parts.append(f"{len(wakes)} snoozed (next wakes {wakes[0].astimezone():%H:%M})")
+    if hosts:
+        parts.append("hosts " + ", ".join(hosts))
+    return ", ".join(parts)
+
+
+def supervisor_line(ctx: Context) -> str:
+    """One line for where the human looks (TUI status line): who supervises, or that
+    nobody does."""
+    if autostart.held(ctx.paths.state_dir):
+        pid = autostart.holder(ctx.paths.state_dir)
+        return f"supervisor: mullui watch (pid {pid})" if pid else "supervisor: running"
+    if needs_supervisor(ctx.store.all()):
+        return "no supervisor: nothing notifies or starts queued agents (`mullui watch`)"
+    return "no supervisor (nothing live)"
+
+
+def status_main(ctx: Context) -> int:
+    """``mullui watch --status``: 0 and who/since/what when a supervisor runs, else 1."""
+    from mullui.model import parse_iso
+    from mullui.store import read_json
+
+    state = ctx.paths.state_dir
+    what = follows(ctx)
+    if not autostart.held(state):
+        print("mullui watch: not running")
+        if needs_supervisor(ctx.store.all()):
+            print(f"  {what}: nothing notifies or starts queued agents until the next spawn,")
+            print("  send or agent event starts one; `mullui watch` starts one now")
+        return 1
+    pid = autostart.holder(state)
+    try:
+        st = read_json(state / STATUS_NAME) or {}
+    except (ValueError, OSError):
+        st = {}
+    if not isinstance(st, dict) or st.get("pid") != pid:
+        st = {}  # written by an earlier supervisor: say only what the lock says
+    now = utcnow()
+    since = parse_iso(st.get("since")) if st.get("since") else None
+    head = f"mullui watch: running, pid {pid}"
+    if since is not None:
+        head += f", since {since.astimezone():%Y-%m-%d %H:%M:%S} ({_ago(since, now)})"
+    if st.get("started_by"):
+        by = st["started_by"]
+        head += ", started by hand" if by == "hand" else f", started by {by}"
+    print(head)
+    print(f"  follows: {what} (events in {ctx.paths.spool_dir})")
+    if st.get("notifications"):
+        print(f"  notifications: {st['notifications']}")
+    if st.get("leaves_when_idle"):
+        print(
+            "  leaves by itself once nothing is live, queued or snoozed; the next event "
+            "starts it again"
+        )
+    print(f"  log: {state / autostart.LOG_NAME}")
+    return 0
+
+
+UNIT_NAME = "mullui-watch.service"
+
+
+def unit_text(env: dict[str, str]) -> str:
+    """A systemd user unit running ``mullui watch`` (a human's watch: it stays)."""
+    import shlex
+
+    keep = ("MULLUI_HOME", "MULLUI_TMUX_SOCKET", "MULLUI_STATE_DIR", "MULLUI_NOTIFY", "PYTHONPATH")
+    lines = [
+        "[Unit]",
+        "Description=mullui supervisor: notifications and the queue for AI coding agents",
+        "",
+        "[Service]",
+        "ExecStart=" + shlex.join(watch_argv()),
+    ]
+    for k in keep:
+        if env.get(k):
+            lines.append(f"Environment={shlex.quote(f'{k}={env[k]}')}")
+    lines += ["Restart=on-failure", "", "[Install]", "WantedBy=default.target", ""]
+    return "\n".join(lines)
+
+
+def install_main(ctx: Context) -> int:
+    """``mullui watch --install``: a systemd user unit, or the line to add elsewhere."""
+    import shlex
+    import shutil
+
+    env = watch_env()
+    if shutil.which("systemctl") and Path("/run/systemd/system").is_dir():
+        xdg = os.environ.get("XDG_CONFIG_HOME", "")
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".config"
+        unit = base / "systemd" / "user" / UNIT_NAME
+        unit.parent.mkdir(parents=True, exist_ok=True)
+        tmp = unit.with_suffix(".tmp")
+        tmp.write_text(unit_text(env))
+        os.replace(tmp, unit)
+        print(f"wrote {unit}")
+        print(f"start it now and at every login: systemctl --user enable --now {UNIT_NAME}")
+        return 0
+    log = ctx.paths.state_dir / autostart.LOG_NAME
+    line = f"{shlex.join(watch_argv())} >>{shlex.quote(str(log))} 2>&1 &"
+    pp = env.get("PYTHONPATH")
+    if pp:
+        line = f"PYTHONPATH={shlex.quote(pp)} {line}"
+    print("no systemd user session here: to start the supervisor at login, add this line")
+    print("to your login script (~/.profile, your window manager's autostart):")
+    print(f"  {line}")
+    print("(never required: mullui starts one by itself whenever an agent is live)")
     return 0
 
 
@@ -295,7 +550,6 @@ def events_main(ctx: Context, *, follow: bool, since: str) -> int:
 
 __all__ = [
     "WATCH_ENV",
-    "WATCH_SESSION",
     "ensure_running",
     "events_main",
     "make_notifier",

@@ -17,7 +17,7 @@ from typing import Any
 from mullui import loop
 from mullui.context import Context
 from mullui.errors import MulluiError, NotFound
-from mullui.model import Agent, State
+from mullui.model import Agent
 from mullui.operations import lifecycle, local
 from mullui.operations.local import hook_argv, session_name
 from mullui.operations.names import slugify
@@ -26,6 +26,9 @@ from mullui.runtime import worktrees
 
 class Workspace(Context):
     """Operations on the agents of one mullui instance."""
+
+    #: who a supervisor started on our behalf says started it (``mullui watch --status``)
+    started_by = "mullui"
 
     # ---- context -------------------------------------------------------------------
     def current_branch(self) -> str | None:
@@ -77,8 +80,8 @@ class Workspace(Context):
         a = lifecycle.spawn(
             self, task, agent=agent, name=name, base=base, after=after, host=host, extra=extra
         )
-        if a.host is not None or a.state is State.QUEUED:
-            self.ensure_supervisor()
+        # Live or queued now: something must tell the human when it ends or asks.
+        self.ensure_supervisor()
         return a
 
     def spawn_backlog(self, path: str | Path) -> list[Agent]:
@@ -95,7 +98,9 @@ class Workspace(Context):
 
     # ---- acting on agents ----------------------------------------------------------
     def send(self, ref: str, text: str) -> Agent:
-        return lifecycle.send(self, ref, text)
+        a = lifecycle.send(self, ref, text)
+        self.ensure_supervisor()  # answered or given more work: it will change again
+        return a
 
     def attach_argv(self, ref: str) -> list[str] | None:
         """Switch to the agent's pane. Inside tmux on our server: switch-client and return
@@ -148,9 +153,9 @@ class Workspace(Context):
 
     # ---- the supervisor ------------------------------------------------------------
     def ensure_supervisor(self) -> None:
-        """Make sure some supervisor (TUI or ``mullui watch``) is running to start queued
-        agents and notify; starts ``mullui watch`` in a hidden tmux window when none is."""
-        loop.ensure_running(self)
+        """Make sure a supervisor runs to notify and start queued agents: one refused
+        flock when one does, else a hidden ``mullui watch`` (:func:`loop.ensure_running`)."""
+        loop.ensure_running(self, started_by=self.started_by)
 
 
 __all__ = [

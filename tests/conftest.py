@@ -24,6 +24,9 @@ os.environ.setdefault("GIT_AUTHOR_EMAIL", "test@mullui.invalid")
 os.environ.setdefault("GIT_COMMITTER_NAME", "mullui-test")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "test@mullui.invalid")
 os.environ["MULLUI_NOTIFY"] = "none"
+# No supervisor starts by itself unless a test asks (the `autostart` fixture): tests that
+# drive their own `mullui watch`, or none, stay as isolated as before.
+os.environ["MULLUI_WATCH_AUTOSTART"] = "0"
 os.environ.pop("TMUX", None)  # tests may run inside a developer's tmux
 
 
@@ -61,7 +64,45 @@ def mullui_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     monkeypatch.setenv("MULLUI_TMUX_SOCKET", sock)
     monkeypatch.delenv("MULLUI_STATE_DIR", raising=False)
     yield home
+    stop_supervisor(home / "state")
     subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, check=False)
+
+
+def stop_supervisor(state_dir: Path, timeout: float = 10.0) -> int | None:
+    """End the supervisor holding ``state_dir``'s lock (a watch a test or an agent started),
+    unless it is this test process; returns its pid."""
+    import signal
+
+    from mullui import autostart
+
+    if not autostart.held(state_dir):
+        return None
+    pid = autostart.holder(state_dir)
+    if not pid or pid == os.getpid():
+        return None
+    try:
+        if b"mullui" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None  # the pid was reused: not ours to end
+    except OSError:
+        return None
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return pid
+        deadline = time.monotonic() + timeout / 2
+        while time.monotonic() < deadline and autostart.held(state_dir):
+            time.sleep(0.02)
+        if not autostart.held(state_dir):
+            return pid
+    return pid
+
+
+@pytest.fixture
+def autostart(mullui_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Supervisors start by themselves, as for a user (stopped with ``mullui_home``)."""
+    monkeypatch.setenv("MULLUI_WATCH_AUTOSTART", "1")
+    return mullui_home
 
 
 @pytest.fixture

@@ -2,10 +2,12 @@
 (changes in, notifications out).
 
 ``AgentActions`` is the part of ``mullui.workspace.Workspace`` the TUI calls; every method
-blocks (tmux, git), so the app calls them from thread workers.  :class:`Pipeline` runs the
-``Supervisor`` inside the app's event loop: the TUI *is* the supervisor while it runs
-(it takes ``supervisor.lock`` over from a running ``mullui watch``), or a quiet observer
-when another TUI holds it.
+blocks (tmux, git), so the app calls them from thread workers.  :class:`Pipeline` runs a
+``Supervisor`` inside the app's event loop that *follows* the change journal: the one that
+notifies and runs the queue is a hidden ``mullui watch`` (started when something is live),
+so it outlives the TUI however the TUI ends, and any number of TUIs may be open.  Nothing
+ever takes the lock from its holder.  Only when no watch may be started
+(``MULLUI_WATCH_AUTOSTART=0``) and none runs does the TUI supervise itself while open.
 """
 
 from __future__ import annotations
@@ -108,15 +110,22 @@ class Pipeline:
         self.notifier: Any = None
         self.lock: Any = None
         self.owner = False  # True: we hold supervisor.lock and send the notifications
+        self.autostart = True  # a hidden `mullui watch` supervises (not this TUI)
 
     async def run(self) -> None:
+        from mullui import autostart, loop, watch
         from mullui import supervisor as sup
-        from mullui import watch
 
         ws: Any = self.actions
-        self.lock = sup.SupervisorLock(ws.paths.supervisor_lock)
-        # A running `mullui watch` hands over: the TUI notifies while it is open.
-        self.owner = self.lock.acquire() or self.lock.take_over()
+        self.lock = loop.SupervisorLock(ws.paths.supervisor_lock)
+        self.autostart = autostart.enabled()
+        if self.autostart:
+            if loop.needs_supervisor(ws.store.all()):
+                loop.ensure_running(ws, started_by="tui")
+            else:  # nothing to start one for yet: remember how, for agents' hooks
+                loop.ensure_running(ws, started_by="tui", start=False)
+        else:
+            self.owner = self.lock.acquire()
         if self.owner:
             try:
                 self.notifier = watch.make_notifier(
@@ -133,11 +142,32 @@ class Pipeline:
                 self.notifier = None
             self.supervisor = sup.Supervisor(ws, on_change=self.on_change, notifier=self.notifier)
         else:
-            # Another TUI supervises: follow the changes, notify nobody, start nothing.
+            # The watch supervises: follow the changes, notify nobody, start nothing;
+            # whatever became live makes sure a watch runs (one refused flock if it does).
             self.supervisor = sup.Supervisor(
-                ws, on_change=self.on_change, notify=False, run_queue=False
+                ws, on_change=self._follow, notify=False, run_queue=False
             )
         await self.supervisor.run()
+
+    def _follow(self, agent: Agent, transitions: Any) -> None:
+        from mullui import loop
+
+        self.on_change(agent, transitions)
+        if self.autostart and loop.needs_supervisor([agent]):
+            # One refused flock when the watch runs; a start when it died meanwhile.
+            loop.ensure_running(self.actions, started_by="tui", record=False)  # type: ignore[arg-type]
+
+    def status_line(self) -> str:
+        """Who supervises, for the TUI's status line (reads /proc/locks: call it from a
+        timer or after a change, not per frame)."""
+        from mullui import watch
+
+        if self.owner:
+            return "supervisor: this TUI"
+        try:
+            return watch.supervisor_line(self.actions)  # type: ignore[arg-type]
+        except MulluiError as e:
+            return f"supervisor: unknown ({e.message})"
 
     def poke(self, agent_id: str | None = None) -> None:
         """Catch up now (after one of our own actions)."""
@@ -166,19 +196,19 @@ class Pipeline:
 
 
 def keep_watching(actions: AgentActions) -> bool:
-    """After the TUI quits with agents running: start ``mullui watch`` (hidden tmux
-    window) when the config asks for it (``[watch] on_quit``, default on).  True when a
-    supervisor runs afterwards."""
-    from mullui import supervisor as sup
-    from mullui import watch
+    """After the TUI quits: make sure a supervisor runs while agents are live (a hidden
+    ``mullui watch`` usually already does; with autostart off, ``[watch] on_quit``, default
+    on, still starts one).  True when a supervisor runs afterwards."""
+    from mullui import autostart, loop
 
     ws: Any = actions
     try:
-        if not ws.config.watch_on_quit:
-            return False
+        on_quit = bool(ws.config.watch_on_quit)
     except MulluiError as e:
         print(f"mullui: {e}", file=sys.stderr)
         return False
-    if sup.SupervisorLock(ws.paths.supervisor_lock).is_free():
-        return bool(watch.ensure_running(ws))
-    return True
+    if autostart.held(ws.paths.state_dir):
+        return True
+    if not on_quit and not autostart.enabled():
+        return False
+    return bool(loop.ensure_running(ws, started_by="tui", force=on_quit))

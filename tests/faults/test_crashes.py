@@ -364,6 +364,7 @@ def test_kill9_tui_keeps_agents_and_frees_the_supervisor_lock(
         "MULLUI_HOME": str(mullui_home),
         "MULLUI_TMUX_SOCKET": os.environ["MULLUI_TMUX_SOCKET"],
         "MULLUI_NOTIFY": "none",
+        "MULLUI_WATCH_AUTOSTART": "0",  # this TUI supervises itself (nothing else may start)
         "MULLUI_DEMO_SPEED": "0.0001",
         "PYTHONPATH": str(ROOT),
         "TERM": "xterm-256color",

@@ -5,6 +5,7 @@ and config values that used to end in a traceback."""
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -56,24 +57,28 @@ def test_without_mullui_home_the_xdg_dirs_are_private_and_refusals_0600(tmp_path
 def test_the_watch_starts_in_a_repository_whose_path_holds_a_tmux_format(
     mullui_home: Path, tmp_path: Path
 ) -> None:
-    """``tmux -c`` expands formats: ``#(...)`` in the repository's path used to run."""
-    from mullui import watch
+    """The repository's path reaches the watch literally: ``#(...)`` (a tmux format, when
+    the watch started in a tmux window) or shell syntax (the hooks' start script) never
+    runs."""
+    from mullui import autostart, loop
     from mullui.workspace import Workspace
 
     mark = tmp_path / "ran"
-    repo = make_repo(tmp_path / f"#(touch {mark})")  # a path of several directories
-    assert watch.ensure_running(Workspace(cwd=repo))
-    sock = os.environ["MULLUI_TMUX_SOCKET"]
+    repo = make_repo(tmp_path / f"#(touch {mark}) $(touch {mark})")
+    ws = Workspace(cwd=repo)
+    assert loop.ensure_running(ws, force=True)
+    state = mullui_home / "state"
 
     def watch_cwd() -> str:
-        r = subprocess.run(
-            ["tmux", "-L", sock, "list-panes", "-t", f"={watch.WATCH_SESSION}:watch",
-             "-F", "#{pane_current_path}"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        return r.stdout.strip()
+        pid = autostart.holder(state) if autostart.held(state) else None
+        return os.readlink(f"/proc/{pid}/cwd") if pid else ""
 
     assert wait_for(watch_cwd, timeout=20) == str(repo)
+    # How an agent's hook would start one: the same path, shell-quoted.
+    script = loop.start_script(str(repo), {"PATH": os.environ.get("PATH", "")})
+    r = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert f"cd {shlex.quote(str(repo))} " in script
     time.sleep(1.0)  # a #() job would have run by now
     assert not mark.exists()
 

@@ -404,6 +404,11 @@ def test_the_queue_survives_a_restart_of_tmux_and_mullui(
 
 
 @pytest.fixture(autouse=True)
+def _supervised(autostart: Path) -> None:
+    """Queued agents are started by the supervisor that spawn starts, as for a user."""
+
+
+@pytest.fixture(autouse=True)
 def _identity(monkeypatch: pytest.MonkeyPatch, git_repo: Path) -> None:
     # Agents commit in their worktrees; the repo carries an identity so a tmux server
     # started with another environment still can.

@@ -26,7 +26,6 @@ import pytest
 from mullui.model import parse_iso
 from mullui.paths import get_paths
 from mullui.supervisor import SupervisorLock
-from mullui.watch import WATCH_SESSION
 from tests.conftest import ROOT, make_repo, wait_for
 from tests.support.fake_notifications import (
     FakeNotificationServer,
@@ -565,61 +564,36 @@ def test_a_second_watch_exits_at_once_naming_the_running_one(
     assert first.proc.poll() is None
 
 
-def test_take_over_makes_the_running_watch_hand_over_and_exit(
-    bus: str, start_watch: Callable[..., Watch], mullui_home: Path
+def test_a_running_watch_is_never_taken_over(
+    bus: str, start_watch: Callable[..., Watch], cli: CLI, repo: Path
 ) -> None:
+    # Nothing ever takes the lock from its holder (a second TUI used to SIGTERM it).
     w = start_watch()
     lock = SupervisorLock(get_paths().supervisor_lock)
     assert not lock.is_free()
-    try:
-        t0 = time.monotonic()
-        assert lock.take_over(wait=5.0)  # what the TUI does on start
-        assert w.proc.wait(5) == 0
-        assert time.monotonic() - t0 < 3
-        assert lock.holder() == os.getpid()
-    finally:
-        lock.release()
-    assert lock.is_free()
+    assert not hasattr(lock, "take_over")
+    assert not lock.acquire(wait=0.3)
+    assert w.proc.poll() is None and lock.holder() == w.proc.pid
 
 
 # ---- a queued spawn starts a hidden watch ------------------------------------------------
 def test_a_queued_spawn_starts_a_hidden_watch_that_holds_the_lock_runs_the_queue_and_notifies(
-    desktop: DesktopThread, cli: CLI, repo: Path, mullui_home: Path
+    autostart: Path, desktop: DesktopThread, cli: CLI, repo: Path, mullui_home: Path
 ) -> None:
     write_config(mullui_home, "[notify]\ncoalesce_ms = 0\n")  # two popups, not a summary
-    sock = os.environ["MULLUI_TMUX_SOCKET"]
     first = spawn(cli, repo, "read answer", "--name", "first")  # done when told
     nxt = spawn(cli, repo, "true", "--name", "next", "--after", first)
     assert agent(cli, repo, nxt)["state"] == "queued"
-
-    def watch_pid() -> int | None:
-        r = subprocess.run(
-            [
-                "tmux",
-                "-L",
-                sock,
-                "list-panes",
-                "-t",
-                f"={WATCH_SESSION}:watch",
-                "-F",
-                "#{pane_pid} #{pane_dead}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        pid, _, dead = r.stdout.strip().partition(" ")
-        return int(pid) if r.returncode == 0 and dead == "0" else None
-
-    pid = wait_for(watch_pid)
     lock = SupervisorLock(get_paths().supervisor_lock)
-    wait_for(lambda: not lock.is_free() and lock.holder() == pid)
+    wait_for(lambda: not lock.is_free() and lock.holder())
+    pid = lock.holder()
+    assert pid is not None and b"watch" in Path(f"/proc/{pid}/cmdline").read_bytes()
     assert agent(cli, repo, nxt)["state"] == "queued"
     r = cli("send", first, "go", cwd=repo, env=child_env())
     assert r.returncode == 0, r.stderr
     # No TUI, no `mullui watch` typed by anyone: the hidden one starts the queued agent.
     wait_state(cli, repo, nxt, "done", timeout=30)
-    assert watch_pid() == pid
+    assert lock.holder() == pid
     # And it notifies, on the session bus of the command that started it.
     desktop.wait_title("next is done")
     assert titles(desktop) == ["first is done", "next is done"]

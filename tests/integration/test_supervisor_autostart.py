@@ -1,0 +1,347 @@
+"""Spawn and walk away: every live agent has a supervisor, however it was started (issue 21),
+and the supervisor outlives any TUI, which never kills another (issue 19 items 1-2).
+
+No test here starts a TUI-as-supervisor or a ``mullui watch`` of its own: the CLI, the
+agents' hooks and the TUI start a hidden one as a user would have them.  Real tmux, real
+git, real agent processes, a private D-Bus session bus with the stand-in notification
+server, and the real Claude Code against the scripted API stub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mullui import autostart as starter
+from mullui.model import parse_iso
+from tests.conftest import ROOT, make_repo, wait_for
+from tests.integration.test_watch_notify import SETTLE_S, DesktopThread, child_env
+from tests.support.fake_notifications import private_session_bus
+
+pytestmark = pytest.mark.timeout(180)
+
+CLI = Callable[..., subprocess.CompletedProcess[str]]
+CLAUDE = shutil.which("claude")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def desktop(monkeypatch: pytest.MonkeyPatch) -> Iterator[DesktopThread]:
+    """A private D-Bus session bus with the stand-in notification server on it."""
+    with private_session_bus() as address:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+        d = DesktopThread().start()
+        yield d
+        d.stop()
+
+
+def state_dir(home: Path) -> Path:
+    return home / "state"
+
+
+def spawn(cli: CLI, repo: Path, task: str, *args: str, agent: str = "shell") -> str:
+    r = cli("spawn", "--agent", agent, "--no-attach", *args, task, cwd=repo, env=child_env())
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def row(cli: CLI, repo: Path, agent_id: str) -> dict[str, Any]:
+    r = cli("ls", "--json", cwd=repo, env=child_env())
+    assert r.returncode == 0, r.stderr
+    return next(a for a in json.loads(r.stdout) if a["id"] == agent_id)
+
+
+def wait_state(cli: CLI, repo: Path, agent_id: str, state: str, timeout: float = 30) -> None:
+    wait_for(lambda: row(cli, repo, agent_id)["state"] == state, timeout=timeout, interval=0.1)
+
+
+def watches(home: Path) -> list[int]:
+    """Every live ``mullui watch`` process of this MULLUI_HOME (test-side /proc scan)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().split(b"\0")
+            if b"mullui" not in cmd or b"watch" not in cmd:
+                continue
+            if b"State:\tZ" in (p / "status").read_bytes():
+                continue
+            env = (p / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"MULLUI_HOME={home}".encode() in env:
+            out.append(int(p.name))
+    return out
+
+
+def supervisor_pid(home: Path) -> int | None:
+    st = state_dir(home)
+    return starter.holder(st) if starter.held(st) else None
+
+
+def starts(home: Path) -> int:
+    """How many supervisors ever started (each says its backend first thing)."""
+    log = state_dir(home) / starter.LOG_NAME
+    return log.read_text().count("mullui watch: notifications:") if log.exists() else 0
+
+
+def mono_file(path: Path) -> str:
+    """A shell line writing CLOCK_MONOTONIC (the stand-in server's clock) to ``path``."""
+    code = f"import time; open({str(path)!r}, 'w').write(repr(time.perf_counter()))"
+    return f"{sys.executable} -c {json.dumps(code)}"
+
+
+# ---- issue 21: notified with no TUI and no watch started by anyone ---------------------------
+def test_a_cli_spawn_that_exits_is_notified_within_half_a_second_of_its_exit(
+    autostart: Path, desktop: DesktopThread, cli: CLI, repo: Path, tmp_path: Path
+) -> None:
+    assert supervisor_pid(autostart) is None
+    mark = tmp_path / "exit-at"
+    aid = spawn(cli, repo, f"sleep 3; {mono_file(mark)}; exit 0", "--name", "lonely")
+    pid = wait_for(lambda: supervisor_pid(autostart), timeout=10)
+    assert watches(autostart) == [pid]
+    call = desktop.wait_title("lonely is done", timeout=20)
+    exited = float(mark.read_text())
+    latency = call.received - exited
+    print(f"\nexit -> Notify: {latency * 1000:.0f} ms")
+    assert latency < 0.5, f"notified {latency:.2f}s after the agent exited"
+    time.sleep(SETTLE_S)
+    assert [c.title for c in desktop.calls] == ["lonely is done"]
+    st = json.loads((state_dir(autostart) / "supervisor.json").read_text())
+    assert st["pid"] == pid and st["started_by"] == "mullui spawn", st
+    assert row(cli, repo, aid)["state"] == "done"
+
+
+def test_twenty_parallel_spawns_start_exactly_one_supervisor(
+    autostart: Path, cli: CLI, repo: Path
+) -> None:
+    results: list[subprocess.CompletedProcess[str]] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        r = cli("spawn", "--agent", "shell", "--no-attach", "--name", f"p{i}", "sleep 60",
+                cwd=repo, env=child_env(MULLUI_NOTIFY="none"), timeout=120)  # fmt: skip
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(150)
+    assert len(results) == 20 and all(r.returncode == 0 for r in results), [
+        r.stderr for r in results if r.returncode
+    ]
+    pid = wait_for(lambda: supervisor_pid(autostart), timeout=10)
+    time.sleep(1.0)  # a second one would have said hello by now
+    assert watches(autostart) == [pid]
+    assert starts(autostart) == 1, (state_dir(autostart) / "watch.log").read_text()
+
+
+def test_a_supervisor_killed_9_comes_back_with_the_agents_next_event_and_notifies_once(
+    autostart: Path, desktop: DesktopThread, cli: CLI, repo: Path
+) -> None:
+    aid = spawn(cli, repo, "while [ ! -e go ]; do sleep 0.05; done; exit 0", "--name", "busy")
+    first = wait_for(lambda: supervisor_pid(autostart), timeout=10)
+    wait_for(lambda: "notifications: desktop" in (state_dir(autostart) / "watch.log").read_text())
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: not autostart_held(autostart), timeout=10)
+    assert watches(autostart) == []
+    # The agent finishes while nobody supervises: its own exit event brings one back.
+    (Path(row(cli, repo, aid)["worktree"]) / "go").touch()
+    call = desktop.wait_title("busy is done", timeout=20)
+    second = supervisor_pid(autostart)
+    assert second is not None and second != first
+    st = json.loads((state_dir(autostart) / "supervisor.json").read_text())
+    assert st["started_by"] == "hook", st
+    assert call.body.startswith("finished"), call.body
+    time.sleep(SETTLE_S)
+    assert [c.title for c in desktop.calls] == ["busy is done"]
+    assert watches(autostart) == [second]
+
+
+def autostart_held(home: Path) -> bool:
+    return starter.held(state_dir(home))
+
+
+def test_a_supervisor_with_nothing_left_leaves_and_the_next_spawn_brings_it_back(
+    autostart: Path, desktop: DesktopThread, cli: CLI, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MULLUI_WATCH_IDLE_S", "0.5")
+    spawn(cli, repo, "exit 0", "--name", "quick")
+    desktop.wait_title("quick is done", timeout=20)
+    wait_for(lambda: not autostart_held(autostart), timeout=10)  # nothing live: it left
+    wait_for(lambda: watches(autostart) == [], timeout=10)
+    r = cli("watch", "--status", cwd=repo, env=child_env())
+    assert r.returncode == 1 and r.stdout.startswith("mullui watch: not running"), r.stdout
+    spawn(cli, repo, "exit 3", "--name", "again")
+    desktop.wait_title("again is failed", timeout=20)
+    time.sleep(SETTLE_S)
+    assert [c.title for c in desktop.calls] == ["quick is done", "again is failed"]
+    assert starts(autostart) == 2
+
+
+def test_watch_status_says_pid_since_and_what_it_follows(
+    autostart: Path, cli: CLI, repo: Path
+) -> None:
+    spawn(cli, repo, "sleep 60", "--name", "long")
+    spawn(cli, repo, "sleep 60", "--name", "next", "--after", "long")
+    pid = wait_for(lambda: supervisor_pid(autostart), timeout=10)
+    wait_for(lambda: json.loads((state_dir(autostart) / "supervisor.json").read_text())["pid"])
+    r = cli("watch", "--status", cwd=repo, env=child_env(MULLUI_NOTIFY="none"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"mullui watch: running, pid {pid}, since "), lines
+    assert lines[0].endswith("started by mullui spawn"), lines
+    assert lines[1].startswith("  follows: 1 live agent, 1 queued (events in "), lines
+    assert "leaves by itself" in r.stdout
+    assert f"log: {state_dir(autostart) / 'watch.log'}" in r.stdout
+    since = json.loads((state_dir(autostart) / "supervisor.json").read_text())["since"]
+    assert isinstance(parse_iso(since), datetime)
+
+
+def test_ls_says_when_no_supervisor_runs_while_agents_are_live(
+    mullui_home: Path, cli: CLI, repo: Path
+) -> None:
+    # Autostart off (the suite's default): a user who turned it off sees the gap.
+    spawn(cli, repo, "sleep 60", "--name", "alone")
+    r = cli("ls", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.rstrip().endswith("`mullui watch` starts one now"), r.stdout
+    assert "no supervisor is running" in r.stdout
+
+
+def test_watch_install_writes_a_unit_or_prints_the_line(
+    mullui_home: Path, cli: CLI, repo: Path, tmp_path: Path
+) -> None:
+    r = cli("watch", "--install", cwd=repo, env={"XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    assert r.returncode == 0, r.stderr
+    unit = tmp_path / "cfg" / "systemd" / "user" / "mullui-watch.service"
+    if unit.exists():  # a systemd user session
+        text = unit.read_text()
+        assert f"ExecStart={sys.executable} -m mullui watch" in text
+        assert f"Environment=MULLUI_HOME={mullui_home}" in text
+        assert "systemctl --user enable --now mullui-watch.service" in r.stdout
+    else:
+        assert "add this line" in r.stdout
+        assert f"{sys.executable} -m mullui watch >>" in r.stdout
+        assert "never required" in r.stdout
+
+
+@pytest.mark.skipif(CLAUDE is None, reason="CLAUDE CODE CLI NOT INSTALLED: test did NOT run")
+def test_a_real_claude_agent_blocked_on_a_permission_dialog_is_notified_within_1s(
+    autostart: Path, desktop: DesktopThread, cli: CLI, repo: Path, tmp_path: Path
+) -> None:
+    import tomli_w
+
+    from tests.support.anthropic_stub import AnthropicStub, Turn
+    from tests.support.claude_env import make_claude_home
+
+    with AnthropicStub([Turn.bash("touch created.txt")]) as stub:
+        home = make_claude_home(tmp_path / "claude-home", [repo], base_url=stub.url)
+        keep = ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+                "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY",
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_AUTOUPDATER",
+                "DISABLE_TELEMETRY", "DISABLE_ERROR_REPORTING", "NO_PROXY")  # fmt: skip
+        cfg = {"profiles": {"claude": {"env": {k: home.env[k] for k in keep if k in home.env}}}}
+        (autostart / "config.toml").write_text(tomli_w.dumps(cfg))
+        aid = spawn(cli, repo, "Create created.txt", "--name", "asker", agent="claude")
+        call = desktop.wait_title("asker is blocked", timeout=90)
+        spool = state_dir(autostart) / "spool" / f"{aid}.jsonl"
+        events = [json.loads(x) for x in spool.read_text().splitlines() if x.strip()]
+        blocked = next(e for e in events if e.get("state") == "blocked")
+        at = parse_iso(blocked["at"])
+        assert at is not None
+        # The hook's wall-clock stamp on the server's perf_counter clock.
+        offset = time.time() - time.perf_counter()
+        latency = call.received + offset - at.timestamp()
+        print(f"\nPermissionRequest hook -> Notify: {latency * 1000:.0f} ms")
+        assert latency < 1.0, f"notified {latency:.2f}s after the agent blocked"
+        assert "touch created.txt" in call.body, call.body
+        assert not (Path(row(cli, repo, aid)["worktree"]) / "created.txt").exists()
+
+
+# ---- issue 19 items 1-2: TUIs follow; the supervisor outlives them -----------------------------
+def tui_env(home: Path) -> dict[str, str]:
+    return {
+        "MULLUI_HOME": str(home),
+        "MULLUI_TMUX_SOCKET": os.environ["MULLUI_TMUX_SOCKET"],
+        "MULLUI_NOTIFY": "none",
+        "MULLUI_WATCH_AUTOSTART": "1",
+        "PYTHONPATH": str(ROOT),
+        "TERM": "xterm-256color",
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", ""),
+    }
+
+
+def start_tui(server: Any, name: str, repo: Path, home: Path) -> tuple[Any, int]:
+    """``mullui`` in a terminal of its own (libtmux's server on another socket)."""
+    session = server.new_session(
+        name,
+        window_command=f"{sys.executable} -m mullui",
+        start_directory=str(repo),
+        environment=tui_env(home),
+        x=120,
+        y=40,
+    )
+    pane = session.active_window.active_pane
+    wait_for(lambda: "Inbox" in "\n".join(pane.capture_pane()), timeout=30)
+    return session, int(pane.pane_pid)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return b"State:\tZ" not in Path(f"/proc/{pid}/status").read_bytes()
+    except OSError:
+        return False
+
+
+def test_two_tuis_both_live_and_neither_is_killed(
+    autostart: Path, cli: CLI, repo: Path, tmp_path: Path, server: Any
+) -> None:
+    spawn(cli, repo, "sleep 60", "--name", "long")
+    watch = wait_for(lambda: supervisor_pid(autostart), timeout=10)
+    other = make_repo(tmp_path / "other")
+    _, first = start_tui(server, "one", repo, autostart)
+    _, second = start_tui(server, "two", other, autostart)
+    time.sleep(2.0)  # the old take_over sent SIGTERM within 3 s
+    assert alive(first) and alive(second)
+    assert supervisor_pid(autostart) == watch  # the hidden watch still supervises
+    assert watches(autostart) == [watch]
+
+
+@pytest.mark.parametrize("how", ["SIGHUP", "SIGKILL"])
+def test_a_killed_tui_leaves_the_queue_running(
+    how: str, autostart: Path, cli: CLI, repo: Path, server: Any
+) -> None:
+    (autostart / "config.toml").write_text("[limits]\nmax_running = 1\n")
+    first = spawn(cli, repo, "while [ ! -e go ]; do sleep 0.05; done", "--name", "first")
+    queued = spawn(cli, repo, "echo next > next.txt", "--name", "queued")
+    assert row(cli, repo, queued)["state"] == "queued"
+    session, tui = start_tui(server, "tui", repo, autostart)
+    if how == "SIGHUP":  # the terminal goes away: its tmux session is killed
+        session.kill()
+    else:
+        os.kill(tui, signal.SIGKILL)
+    wait_for(lambda: not alive(tui), timeout=10)
+    (Path(row(cli, repo, first)["worktree"]) / "go").touch()
+    wait_state(cli, repo, queued, "done", timeout=30)
+    assert (Path(row(cli, repo, queued)["worktree"]) / "next.txt").read_text() == "next\n"
