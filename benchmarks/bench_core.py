@@ -68,7 +68,14 @@ stall_after_s = 7200
 on_quit = false
 """
 
-_ENV_KEYS = ("MULLUI_HOME", "MULLUI_TMUX_SOCKET", "MULLUI_NOTIFY", "MULLUI_STATE_DIR", "TMUX")
+_ENV_KEYS = (
+    "MULLUI_HOME",
+    "MULLUI_TMUX_SOCKET",
+    "MULLUI_NOTIFY",
+    "MULLUI_STATE_DIR",
+    "MULLUI_WATCH_AUTOSTART",
+    "TMUX",
+)
 _GIT_ID = {
     "GIT_AUTHOR_NAME": "mullui-bench",
     "GIT_AUTHOR_EMAIL": "bench@mullui.invalid",
@@ -192,8 +199,11 @@ class Sandbox:
 
     def __enter__(self) -> Sandbox:
         self._saved = {k: os.environ.get(k) for k in (*_ENV_KEYS, *_GIT_ID)}
+        # MULLUI_WATCH_AUTOSTART=0: the sandboxes measure the supervisor they start
+        # themselves (a watch, or the TUI), not one a spawn would start.
         os.environ.update(MULLUI_HOME=str(self.home), MULLUI_TMUX_SOCKET=self.socket,
-                          MULLUI_NOTIFY="none", **_GIT_ID)  # fmt: skip
+                          MULLUI_NOTIFY="none", MULLUI_WATCH_AUTOSTART="0",
+                          **_GIT_ID)  # fmt: skip
         os.environ.pop("MULLUI_STATE_DIR", None)
         os.environ.pop("TMUX", None)  # we may be run from inside a developer's tmux
         return self

@@ -30,7 +30,7 @@ from mullui.remote.mirror import back_from_unknown, mirrored, returned
 from mullui.store import Store
 from mullui.supervisor import SupervisorLock
 from mullui.workspace import Workspace
-from tests.conftest import ROOT, git, wait_for
+from tests.conftest import ROOT, git, stop_supervisor, wait_for
 from tests.support.sshd import HOST_ALIAS, Sshd, sshd  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
@@ -104,7 +104,13 @@ def remote(tmp_path: Path, git_repo: Path) -> Iterator[Remote]:
         **{k: os.environ[k] for k in os.environ if k.startswith("GIT_") and "EMAIL" in k},
     }
     yield Remote(home, sock, repo, env)
+    stop_supervisor(home / "state")  # the host's own watch, started by its spawns
     subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, check=False)
+
+
+@pytest.fixture(autouse=True)
+def _supervised(autostart: Path) -> None:
+    """The local supervisor that follows the host starts by itself, as for a user."""
 
 
 @pytest.fixture
@@ -130,8 +136,8 @@ def devbox(
     host["key"] = key
     yield host
     ws = Workspace(get_paths(), cwd=remote.repo)
-    # The local `mullui watch` dies with the local tmux server (mullui_home's teardown);
-    # the master would outlive the test by ControlPersist.
+    # The local `mullui watch` is stopped by mullui_home's teardown; the master would
+    # outlive the test by ControlPersist.
     dispatch.transport(ws, "devbox")[1].close()
 
 
