@@ -105,6 +105,12 @@ def _holder_alive(path: str) -> bool:
 
 
 def write_pid(fd: int, pid: int) -> None:
+    """The supervisor's pid as the lock file's whole content.  A descriptor opened for
+    appending (a hook's ``sh`` opens it with ``>>``) is switched off appending first:
+    starter and watch both write the same pid, at offset 0."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    if flags & os.O_APPEND:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_APPEND)
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(pid).encode(), 0)
 

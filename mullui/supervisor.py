@@ -469,7 +469,7 @@ class Supervisor:
     def _take(self, changes: set[tuple[Any, str]]) -> None:
         for _change, path in changes:
             p = Path(path)
-            if p.suffix == ".jsonl":
+            if p.suffix in (".jsonl", ".hooks"):  # hooks' raw lines (fasthook/spool.sh)
                 self._dirty.add(p.stem)
         self._kick.set()
 

@@ -57,6 +57,26 @@ if [ -n "$py" ] && [ -e "$d/answer/$ev" ]; then
   exec 3< "$f"  # opened before the line exists: a reader deletes the file once it is in
 fi
 printf '1\t%s\t%s\t%s\t%s\n' "$ev" "$k" "${f##*/}" "$tok" >> "$d/spool/$id.hooks" || exit 1
+# A supervisor must read it: when the pid in supervisor.lock is alive and no zombie
+# (builtins only, no exec) one runs; else, with the lock taken on fd 9,
+# supervisor-start.sh (written by mullui's commands while autostart is on) starts
+# `mullui watch`, which inherits the lock.
+p=; up=
+IFS= read -r p 2>/dev/null < "$d/supervisor.lock"
+if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+  up=1; st=
+  [ -r "/proc/$p/stat" ] && IFS=' ' read -r _ _ st _ 2>/dev/null < "/proc/$p/stat"
+  [ "$st" = Z ] && up=
+fi
+if [ -z "$up" ] && [ -r "$d/supervisor-start.sh" ] && command -v flock >/dev/null 2>&1; then
+  exec 9>>"$d/supervisor.lock"
+  if flock -n 9; then  # its own session: the agent's process group is not its own
+    s=; command -v setsid >/dev/null 2>&1 && s=setsid
+    $s sh "$d/supervisor-start.sh" 9 </dev/null >>"$d/watch.log" 2>&1 3<&- &
+    printf '%s' "$!" > "$d/supervisor.lock"  # its pid (the watch execs in that process)
+  fi
+  exec 9>&-
+fi
 if [ -n "$ans" ]; then
   exec "$py" -S -I "${0%/*}/answer.py" "$d" "$id" "$ev" <&3 3<&-
 fi

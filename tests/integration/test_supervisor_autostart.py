@@ -102,6 +102,15 @@ def starts(home: Path) -> int:
     return log.read_text().count("mullui watch: notifications:") if log.exists() else 0
 
 
+def status(home: Path) -> dict[str, Any]:
+    """What the running watch wrote about itself ({} before it did)."""
+    try:
+        d = json.loads((state_dir(home) / "supervisor.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
 def mono_file(path: Path) -> str:
     """A shell line writing CLOCK_MONOTONIC (the stand-in server's clock) to ``path``."""
     code = f"import time; open({str(path)!r}, 'w').write(repr(time.perf_counter()))"
@@ -124,7 +133,7 @@ def test_a_cli_spawn_that_exits_is_notified_within_half_a_second_of_its_exit(
     assert latency < 0.5, f"notified {latency:.2f}s after the agent exited"
     time.sleep(SETTLE_S)
     assert [c.title for c in desktop.calls] == ["lonely is done"]
-    st = json.loads((state_dir(autostart) / "supervisor.json").read_text())
+    st = wait_for(lambda: status(autostart).get("pid") == pid and status(autostart))
     assert st["pid"] == pid and st["started_by"] == "mullui spawn", st
     assert row(cli, repo, aid)["state"] == "done"
 
@@ -169,12 +178,54 @@ def test_a_supervisor_killed_9_comes_back_with_the_agents_next_event_and_notifie
     call = desktop.wait_title("busy is done", timeout=20)
     second = supervisor_pid(autostart)
     assert second is not None and second != first
-    st = json.loads((state_dir(autostart) / "supervisor.json").read_text())
+    st = wait_for(lambda: status(autostart).get("pid") == second and status(autostart))
     assert st["started_by"] == "hook", st
     assert call.body.startswith("finished"), call.body
     time.sleep(SETTLE_S)
     assert [c.title for c in desktop.calls] == ["busy is done"]
     assert watches(autostart) == [second]
+
+
+def test_an_agents_own_hook_brings_a_killed_supervisor_back(
+    autostart: Path, cli: CLI, repo: Path
+) -> None:
+    # What Claude Code, Codex... run for each event: the POSIX sh fast hook, no Python.
+    from mullui.agents.base import SPOOL_SH
+
+    aid = spawn(cli, repo, "sleep 60", "--name", "hooked")
+    first = wait_for(lambda: supervisor_pid(autostart), timeout=10)
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: not autostart_held(autostart), timeout=10)
+    state = state_dir(autostart)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": "/nonexistent",  # an agent's own HOME: the start script brings the right one
+        "MULLUI_AGENT_ID": aid,
+        "MULLUI_AGENT_TOKEN": (state / "secrets" / aid).read_text().strip(),
+        "MULLUI_STATE_DIR": str(state),
+    }
+    t0 = time.monotonic()
+    r = subprocess.run(["/bin/sh", str(SPOOL_SH), "Notification"], input='{"message": "hi"}',
+                       env=env, capture_output=True, text=True, timeout=10)  # fmt: skip
+    hook_s = time.monotonic() - t0
+    assert r.returncode == 0 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+    assert hook_s < 1.0, f"the hook took {hook_s:.2f}s: it must not wait for the watch"
+    second = wait_for(lambda: supervisor_pid(autostart), timeout=10)
+    assert second != first  # the hook wrote the new watch's pid with the lock taken
+    st = wait_for(lambda: status(autostart).get("pid") == second and status(autostart))
+    assert st["started_by"] == "hook", st
+    environ = Path(f"/proc/{second}/environ").read_bytes().split(b"\0")
+    assert f"MULLUI_HOME={autostart}".encode() in environ
+    assert not any(e.startswith(b"MULLUI_AGENT_") for e in environ)
+    assert os.getsid(second) == second  # its own session: not the agent's
+    assert watches(autostart) == [second]
+    n = wait_for(lambda: starts(autostart))
+    # Another event while it runs starts nothing more.
+    r = subprocess.run(["/bin/sh", str(SPOOL_SH), "Notification"], input="{}", env=env,
+                       capture_output=True, text=True, timeout=10)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    time.sleep(1.0)
+    assert watches(autostart) == [second] and starts(autostart) == n
 
 
 def autostart_held(home: Path) -> bool:
@@ -204,7 +255,7 @@ def test_watch_status_says_pid_since_and_what_it_follows(
     spawn(cli, repo, "sleep 60", "--name", "long")
     spawn(cli, repo, "sleep 60", "--name", "next", "--after", "long")
     pid = wait_for(lambda: supervisor_pid(autostart), timeout=10)
-    wait_for(lambda: json.loads((state_dir(autostart) / "supervisor.json").read_text())["pid"])
+    wait_for(lambda: status(autostart).get("pid") == pid)
     r = cli("watch", "--status", cwd=repo, env=child_env(MULLUI_NOTIFY="none"))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -213,7 +264,7 @@ def test_watch_status_says_pid_since_and_what_it_follows(
     assert lines[1].startswith("  follows: 1 live agent, 1 queued (events in "), lines
     assert "leaves by itself" in r.stdout
     assert f"log: {state_dir(autostart) / 'watch.log'}" in r.stdout
-    since = json.loads((state_dir(autostart) / "supervisor.json").read_text())["since"]
+    since = status(autostart)["since"]
     assert isinstance(parse_iso(since), datetime)
 
 
