@@ -135,6 +135,10 @@ class MulluiApp(App[None]):
         for p in self.theme_problems:
             self.notify(p.message, title="theme not loaded", severity="warning", timeout=8)
         self._trust_notice()
+        if hasattr(self.actions, "notice"):
+            # What the workspace tells the user in one line (a spawn's uncommitted files
+            # it leaves out, an ack of unmerged work): a toast, from whichever thread.
+            self.actions.notice = self._workspace_notice
         self.push_screen(MainScreen(self.log_path))
         # A fast first frame from the records on disk, then the workspace's reconciled
         # view (it asks tmux which windows are alive) from a thread, then the live feed.
@@ -157,6 +161,9 @@ class MulluiApp(App[None]):
                 timeout=20,
                 markup=False,
             )
+
+    def _workspace_notice(self, line: str) -> None:
+        self.feed.from_any_thread(self.notify, line, severity="warning", timeout=12)
 
     async def on_unmount(self) -> None:
         await self.feed.stop()

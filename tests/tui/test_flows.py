@@ -427,6 +427,7 @@ async def test_new_agent_after_another_is_queued_behind_it(fleet: Paths, tmp_pat
             lambda: next(
                 (a for a in app.agents.values() if a.task == "write the release notes"), None
             ),
+            timeout=20,  # spawn runs git and may start `mullui watch`: slow on a loaded box
         )
         assert new.after == "a1" and new.state is State.QUEUED
         assert "waiting for fix-login" in str(
@@ -481,3 +482,31 @@ async def test_every_palette_command_runs_an_action_of_the_app(fleet: Paths) -> 
         await pilot.pause(0.3)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ReportScreen))
+
+
+async def test_new_agent_dialog_names_uncommitted_files_it_will_not_see(
+    paths: Paths, tmp_path: Path
+) -> None:
+    from textual.widgets import Select
+
+    from mullui.tui.screens.new_agent import NewAgentScreen
+
+    repo = make_repo(tmp_path / "dirty-repo")
+    (repo / "README.md").write_text("# changed, not committed\n")
+    (repo / "draft.py").write_text("x = 1\n")
+    app = make_app(paths, cwd=repo, clock=utcnow)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        screen = await until(pilot, lambda: isinstance(app.screen, NewAgentScreen) and app.screen)
+        note = str(screen.query_one("#new-agent-notes").render())
+        assert "will not see 2 uncommitted files here: README.md, draft.py" in note
+        await pilot.press(*"echo hi")
+        screen.query_one("#profile", Select).value = "shell"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: any(a.task == "echo hi" for a in app.agents.values()))
+        # The spawn says it again, as the CLI does (a toast here).
+        await until(
+            pilot,
+            lambda: any("2 uncommitted files" in str(n.message) for n in app._notifications),
+        )

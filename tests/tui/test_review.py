@@ -132,3 +132,22 @@ async def test_after_ack_the_next_item_takes_its_place(fleet: Paths) -> None:
         await pilot.press("a")
         await until(pilot, lambda: inbox_ids(app) == ["a1"])
         await until(pilot, lambda: app.main.selected_id == "a1")
+
+
+async def test_ack_of_unmerged_work_says_it_is_not_merged(
+    finished: tuple[Workspace, str, Path],
+) -> None:
+    # ack takes the item out of the inbox but never hides work that is not merged: the
+    # workspace's one line (the CLI prints it) is a toast here.
+    ws, agent_id, _ = finished
+    app = make_app(ws.paths, cwd=ws.cwd)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        assert app.main.select_anywhere(agent_id)
+        await pilot.press("a")
+        await until(pilot, lambda: Store(ws.paths).load(agent_id).is_acked())
+        await until(
+            pilot, lambda: any("still has work that is not merged" in m for m in messages(app))
+        )
+        (line,) = [m for m in messages(app) if "not merged" in m]
+        assert "1 commit not in main" in line and "mullui merge feature" in line

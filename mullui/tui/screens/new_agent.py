@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, TextArea
+from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from mullui.errors import MulluiError
 from mullui.model import Agent, State
+from mullui.runtime import worktrees
 from mullui.tui import literal
 from mullui.tui.host import Host
 
@@ -44,8 +45,10 @@ class NewAgentScreen(ModalScreen[NewAgent | None]):
         *,
         after: list[tuple[str, str]] | None = None,
         chains: list[str] | None = None,
+        notes: list[str] | None = None,
     ) -> None:
-        """``after``: (label, agent id) of agents a new one may follow, newest first."""
+        """``after``: (label, agent id) of agents a new one may follow, newest first;
+        ``notes``: what to know before starting (uncommitted files it will not see)."""
         super().__init__(classes="dialog-screen")
         self.profiles = profiles or [default_profile]
         self.default_profile = (
@@ -54,6 +57,7 @@ class NewAgentScreen(ModalScreen[NewAgent | None]):
         self.base = base
         self.after = after or []
         self.chains = chains or []
+        self.notes = notes or []
 
     def compose(self) -> ComposeResult:
         # Scrolls when the terminal is too short for it (After/Chain on 80x24).
@@ -99,6 +103,12 @@ class NewAgentScreen(ModalScreen[NewAgent | None]):
                                 allow_blank=False,
                                 id="chain",
                             )
+            if self.notes:
+                yield Static(
+                    literal.text("\n".join(self.notes), one_line=False),
+                    id="new-agent-notes",
+                    classes="dialog-notes",
+                )
             yield Label("", id="new-agent-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Start (ctrl+s)", variant="primary", id="start")
@@ -142,7 +152,13 @@ class NewAgentScreen(ModalScreen[NewAgent | None]):
         self.dismiss(None)
 
 
-Defaults = tuple[list[str], str | None, list[str]]
+class Defaults(NamedTuple):
+    profiles: list[str]
+    base: str | None  # the current branch
+    chains: list[str]
+    notes: list[str]  # worktrees.spawn_notes: what the agent will not see
+
+
 
 
 def new_agent(host: Host) -> None:
@@ -152,16 +168,21 @@ def new_agent(host: Host) -> None:
 
 
 def new_agent_defaults(actions: Any) -> Defaults:
-    """The profiles, the current branch and the config's chains (blocks: git, config)."""
+    """The profiles, the current branch, the config's chains and what a spawn from here
+    would leave out (blocks: git, config)."""
     try:
         chains = sorted(actions.config.chains)
     except (AttributeError, MulluiError):
         chains = []  # a broken config is reported by spawn itself, in one line
-    return actions.profile_names(), actions.current_branch(), chains
+    try:
+        notes = worktrees.spawn_notes(actions.cwd, None)[1]
+    except (AttributeError, MulluiError):
+        notes = []  # not in a repository (or no commits): spawn says so itself
+    return Defaults(actions.profile_names(), actions.current_branch(), chains, notes)
 
 
 def _open(host: Host, defaults: Defaults) -> None:
-    profiles, base, chains = defaults
+    profiles, base, chains, notes = defaults
     # Newest first: a follow-up usually follows what was just started.
     after = [
         (f"{a.name} ({a.state.value})", a.id)
@@ -186,7 +207,10 @@ def _open(host: Host, defaults: Defaults) -> None:
         )
 
     host.show(
-        NewAgentScreen(profiles, host.default_profile, base, after=after, chains=chains), start
+        NewAgentScreen(
+            profiles, host.default_profile, base, after=after, chains=chains, notes=notes
+        ),
+        start,
     )
 
 
