@@ -27,6 +27,7 @@ from mullui.agents.base import LaunchContext
 from mullui.agents.shell import PLACEHOLDERS, CustomProfile, ShellProfile, expand
 from mullui.errors import ConfigError, MulluiError
 from mullui.model import Agent, State
+from mullui.operations.names import unique_name
 from mullui.paths import get_paths
 from mullui.reducer import apply_event
 from mullui.store import Store
@@ -184,7 +185,7 @@ def test_unique_name_is_one_free_line_and_its_branch_is_valid(
 ) -> None:
     taken = {a.name for a in workspace.store.all()}
     try:
-        got = workspace._unique_name(name, task)
+        got = unique_name(workspace, name, task)
     except MulluiError as e:
         assert name is not None and "\n" not in e.message
         assert not name.strip() or any(c in name for c in "\0\n\r") or name in taken
