@@ -57,6 +57,26 @@ def report_latency(name: str, drawn_at: float, blocked: dict[str, Any]) -> None:
     print(f"\n{name}: prompt drawn -> blocked {(since(blocked) - drawn_at) * 1000:+.0f} ms")
 
 
+def blocked_then_done(
+    pipe: Pipeline, agent: str, prompt: str, cause: str, question: str, answer: str
+) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    """Spawn ``agent`` on "create hello.txt"; it must be blocked (``cause``, ``question``)
+    once ``prompt`` is drawn, with nothing run yet; ``answer`` goes in with ``mullui send``
+    and the agent must then be done with the file made.  (blocked, done, worktree)."""
+    pipe.spawn("create hello.txt", agent)
+    drawn_at = pipe.drawn(prompt, 180)
+    blocked = pipe.state("blocked", 30)
+    report_latency(agent, drawn_at, blocked)
+    assert blocked["cause"] == cause
+    assert pipe.why() == question
+    wt = Path(blocked["worktree"])
+    assert not (wt / "hello.txt").exists()
+    pipe.send(answer)
+    done = pipe.state("done", 90)
+    assert (wt / "hello.txt").exists()
+    return blocked, done, wt
+
+
 # ---- Gemini CLI --------------------------------------------------------------------------
 
 
@@ -68,20 +88,12 @@ def test_gemini_blocked_on_a_permission_then_done_after_mullui_send(pipe: Pipeli
     ]
     with GeminiStub(turns) as stub:
         before = {f: f.read_bytes() for f in setup_gemini(pipe, stub.url)}
-        pipe.spawn("create hello.txt", "gemini")
-        drawn_at = pipe.drawn("Allow execution", 120)
-        blocked = pipe.state("blocked", 30)
-        report_latency("gemini", drawn_at, blocked)
-        assert blocked["cause"] == "hook:Notification:ToolPermission"
-        assert pipe.why() == "Shell: touch hello.txt"
-        wt = Path(blocked["worktree"])
-        assert not (wt / "hello.txt").exists()
-
-        pipe.send("1")  # "1. Allow once"
-        done = pipe.state("done", 60)
+        _, done, _ = blocked_then_done(
+            pipe, "gemini", "Allow execution", "hook:Notification:ToolPermission",
+            "Shell: touch hello.txt", "1",  # "1. Allow once"
+        )  # fmt: skip
         assert done["cause"] == "hook:AfterAgent"
         assert pipe.why() == "Created hello.txt."
-        assert (wt / "hello.txt").exists()
         (main,) = [r for r in stub.main_requests() if "touch" not in json.dumps(r.body)][:1]
         assert "create hello.txt" in json.dumps(main.body)  # the task reached the model
         # two main turns: 100 + 300 prompt tokens, 20 + 40 output tokens (no cost: the
@@ -111,20 +123,12 @@ def test_opencode_blocked_on_a_permission_then_done_after_mullui_send(pipe: Pipe
     ]
     with ChatStub(turns) as stub:
         before = {f: f.read_bytes() for f in setup_opencode(pipe, stub.url)}
-        pipe.spawn("create hello.txt", "opencode")
-        drawn_at = pipe.drawn("Permission required", 180)
-        blocked = pipe.state("blocked", 30)
-        report_latency("opencode", drawn_at, blocked)
-        assert blocked["cause"] == "hook:permission.asked"
-        assert pipe.why() == "bash: touch hello.txt"
-        wt = Path(blocked["worktree"])
-        assert not (wt / "hello.txt").exists()
-
-        pipe.send("")  # Enter: "Allow once" is the default choice
-        done = pipe.state("done", 90)
+        _, done, _ = blocked_then_done(
+            pipe, "opencode", "Permission required", "hook:permission.asked",
+            "bash: touch hello.txt", "",  # Enter: "Allow once" is the default choice
+        )  # fmt: skip
         assert done["cause"] == "hook:session.idle"
         assert pipe.why() == "Created hello.txt."
-        assert (wt / "hello.txt").exists()
         assert "create hello.txt" in json.dumps(stub.main_requests()[0].body)
         assert (done["tokens_in"], done["tokens_out"]) == (400, 60)
         # OpenCode prices it from the model's configured cost ($ per million tokens)
@@ -142,38 +146,38 @@ AIDER_REPLY = "I will create it.\n\n```bash\ntouch hello.txt\n```\n"
 def test_aider_blocked_on_a_question_then_done_after_mullui_send(pipe: Pipeline) -> None:
     with ChatStub([Turn.say(AIDER_REPLY, usage=Usage(700, 14))], is_main=lambda b: True) as stub:
         before = {f: f.read_bytes() for f in setup_aider(pipe, stub.url)}
-        pipe.spawn("create hello.txt", "aider")
-        drawn_at = pipe.drawn("(Y)es/(N)o", 120)
-        blocked = pipe.state("blocked", 30)
-        report_latency("aider", drawn_at, blocked)
-        assert blocked["cause"] == "screen:aider-idle"
-        assert pipe.why() == "Run shell command? touch hello.txt"
-        # what aider itself counted (it estimates a streamed prompt with its tokenizer)
-        (log,) = pipe.tmp.glob("mullui/**/aider-analytics.jsonl")
-        sends = [json.loads(x) for x in log.read_text().splitlines()]
-        (sent,) = [x["properties"] for x in sends if x["event"] == "message_send"]
-        assert (blocked["tokens_in"], blocked["tokens_out"]) == (
-            sent["prompt_tokens"],
-            sent["completion_tokens"],
-        )
-        assert blocked["tokens_in"] > 500
-        assert blocked["cost_usd"] == pytest.approx(sent["total_cost"])
-        assert blocked["cost_usd"] == pytest.approx(
-            (sent["prompt_tokens"] * 3 + sent["completion_tokens"] * 15) / 1e6
-        )
-        wt = Path(blocked["worktree"])
-        assert not (wt / "hello.txt").exists()
+        blocked, done, wt = blocked_then_done(
+            pipe, "aider", "(Y)es/(N)o", "screen:aider-idle",
+            "Run shell command? touch hello.txt", "y",
+        )  # fmt: skip
         assert "create hello.txt" in json.dumps(stub.main_requests()[0].body)
-
-        pipe.send("y")
-        done = pipe.state("done", 60)  # --message: aider exits when the reply is done
-        assert (wt / "hello.txt").exists()
-        assert done["exit_code"] == 0
-        assert done["cause"].startswith("exit:0")
-        # its history went to mullui's profile dir, not into the worktree
-        assert not list(wt.glob(".aider.chat.history.md"))
+    # what aider itself counted (it estimates a streamed prompt with its tokenizer), and
+    # its cost from the model's prices ($3 / $15 per million)
+    sent = aider_sent(pipe)
+    assert (blocked["tokens_in"], blocked["tokens_out"]) == (
+        sent["prompt_tokens"],
+        sent["completion_tokens"],
+    )
+    assert blocked["tokens_in"] > 500
+    assert blocked["cost_usd"] == pytest.approx(sent["total_cost"])
+    assert blocked["cost_usd"] == pytest.approx(
+        (sent["prompt_tokens"] * 3 + sent["completion_tokens"] * 15) / 1e6
+    )
+    # --message: aider exits when the reply is done
+    assert done["exit_code"] == 0
+    assert done["cause"].startswith("exit:0")
+    # its history went to mullui's profile dir, not into the worktree
+    assert not list(wt.glob(".aider.chat.history.md"))
     for f, data in before.items():
         assert f.read_bytes() == data, f"{f} was changed"
+
+
+def aider_sent(pipe: Pipeline) -> dict[str, Any]:
+    """The one ``message_send`` event of aider's analytics log (its own count)."""
+    (log,) = pipe.tmp.glob("mullui/**/aider-analytics.jsonl")
+    sends = [json.loads(x) for x in log.read_text().splitlines()]
+    (sent,) = [x["properties"] for x in sends if x["event"] == "message_send"]
+    return dict(sent)
 
 
 @needs("aider", "pip install aider-chat (in its own venv)")
@@ -185,9 +189,7 @@ def test_aider_reply_without_a_question_is_done_at_exit_with_its_usage(pipe: Pip
         pipe.spawn("is there anything to change?", "aider")
         done = pipe.state("done", 120)
     assert done["cause"].startswith("exit:0") and done["exit_code"] == 0
-    (log,) = pipe.tmp.glob("mullui/**/aider-analytics.jsonl")
-    sends = [json.loads(x) for x in log.read_text().splitlines()]
-    (sent,) = [x["properties"] for x in sends if x["event"] == "message_send"]
+    sent = aider_sent(pipe)
     assert (done["tokens_in"], done["tokens_out"]) == (
         sent["prompt_tokens"],
         sent["completion_tokens"],
