@@ -92,6 +92,25 @@ def needs_supervisor(agents: Iterable[Agent], now: datetime | None = None) -> bo
     return False
 
 
+def work_left(ctx: Context) -> bool:
+    """Does a supervisor have anything to do: :func:`needs_supervisor` over the records
+    (brought up to date with their spools), or a journaled change not yet notified."""
+    from mullui.files import read_json
+    from mullui.store import Store
+
+    try:
+        if needs_supervisor(Store(ctx.paths).all()):
+            return True
+    except MulluiError:
+        return True
+    try:
+        cursor = read_json(ctx.paths.notify_cursor) or {}
+        told = int(cursor.get("offset", 0)) if isinstance(cursor, dict) else 0
+        return ctx.paths.changes_file.stat().st_size > told
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 # ---- starting one -------------------------------------------------------------------------
 #: What a hidden ``mullui watch`` started by an agent's hook gets of the environment of
 #: the last command a human ran (the agent's own may have another HOME, no session bus).
@@ -204,6 +223,73 @@ def ensure_running(
         print(f"mullui: could not start `mullui watch`: {e.strerror or e}", file=sys.stderr)
         return False
     return True
+
+
+class Standby:
+    """No gap when the supervisor dies: a thread blocked in ``flock`` on the supervisor
+    lock (an open TUI runs one).  The moment the holder goes (``kill -9``, SIGTERM, a
+    crash) it holds the lock; when :func:`work_left`, it hands the lock to a new hidden
+    ``mullui watch`` at once, with no agent event needed; else it lets go and sleeps until
+    :meth:`wake` (something became live)."""
+
+    def __init__(self, ctx: Context, *, started_by: str = "tui") -> None:
+        import threading
+
+        self.ctx = ctx
+        self.started_by = started_by
+        self.started = 0  # watches this standby started
+        self._wanted = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="mullui-standby", daemon=True)
+
+    def start(self) -> Standby:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wanted.set()
+
+    def close(self) -> None:
+        """Stop taking over (the thread may stay blocked in flock until the process
+        ends: it is a daemon and holds nothing meanwhile)."""
+        self._closed = True
+        self._wanted.set()
+
+    def _run(self) -> None:
+        state = self.ctx.paths.state_dir
+        cwd = str(self.ctx.repo_or_none() or Path.home())
+        while not self._closed:
+            try:
+                state.mkdir(parents=True, exist_ok=True)
+                fd = os.open(
+                    self.ctx.paths.supervisor_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+                )
+            except OSError:
+                time.sleep(1.0)
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # sleeps while a supervisor runs
+            except OSError:
+                os.close(fd)
+                time.sleep(1.0)
+                continue
+            if not self._closed and autostart.enabled() and work_left(self.ctx):
+                try:
+                    autostart.start(
+                        fd, state, watch_argv(), cwd=cwd, env=watch_env(), started_by="takeover"
+                    )
+                    self.started += 1
+                except OSError as e:
+                    print(f"mullui: could not start `mullui watch`: {e}", file=sys.stderr)
+                    time.sleep(1.0)
+                continue
+            os.close(fd)
+            # Look again with the lock let go: a spawn or hook that found it held by us
+            # wrote its event before it looked, so it is seen now (or it started one).
+            if not self._closed and autostart.enabled() and work_left(self.ctx):
+                continue
+            self._wanted.wait()
+            self._wanted.clear()
 
 
 def remote_agents_live(agents: Iterable[Agent]) -> bool:

@@ -31,6 +31,7 @@ from mullui.loop import (
     remote_agents_live,
     watch_argv,
     watch_env,
+    work_left,
 )
 from mullui.model import utcnow
 from mullui.operations import lifecycle
@@ -260,7 +261,7 @@ def watch_main(ctx: Context, *, once: bool = False, lock_fd: int | None = None) 
                 # came in meanwhile is seen here, or its own starter finds the lock free.
                 lock.release()
                 _write_status(ctx, **{**status, "pid": None, "left": utcnow().isoformat()})
-                if not _work_left(ctx, sup):
+                if not work_left(ctx):
                     print(
                         f"mullui watch: pid {os.getpid()}: nothing live, queued or snoozed "
                         f"at {utcnow().astimezone():%H:%M:%S}; leaving",
@@ -287,21 +288,6 @@ async def _drain(sup: Supervisor, timeout: float = DRAIN_S) -> None:
     pending = sup.pending_notifications()
     if pending:
         await asyncio.wait(pending, timeout=timeout)
-
-
-def _work_left(ctx: Context, sup: Supervisor) -> bool:
-    """After letting go of the lock: did anything arrive that needs a supervisor?"""
-    try:
-        agents = ctx.store.all()  # applies what the spools gained meanwhile
-    except MulluiError as e:
-        print(f"mullui: {e}", file=sys.stderr)
-        return True
-    if needs_supervisor(agents):
-        return True
-    try:  # a change journaled but not yet notified
-        return ctx.paths.changes_file.stat().st_size > sup.cursor.offset
-    except OSError:
-        return False
 
 
 # ---- `mullui watch --status` / `--install` ------------------------------------------------

@@ -111,6 +111,7 @@ class Pipeline:
         self.lock: Any = None
         self.owner = False  # True: we hold supervisor.lock and send the notifications
         self.autostart = True  # a hidden `mullui watch` supervises (not this TUI)
+        self.standby: Any = None  # loop.Standby: takes over when that watch dies
 
     async def run(self) -> None:
         from mullui import autostart, loop, watch
@@ -143,7 +144,10 @@ class Pipeline:
             self.supervisor = sup.Supervisor(ws, on_change=self.on_change, notifier=self.notifier)
         else:
             # The watch supervises: follow the changes, notify nobody, start nothing;
-            # whatever became live makes sure a watch runs (one refused flock if it does).
+            # whatever became live makes sure a watch runs (one refused flock if it does),
+            # and a standby takes over the moment that watch dies (no event needed).
+            if self.autostart:
+                self.standby = loop.Standby(ws, started_by="tui").start()
             self.supervisor = sup.Supervisor(
                 ws, on_change=self._follow, notify=False, run_queue=False
             )
@@ -154,6 +158,8 @@ class Pipeline:
 
         self.on_change(agent, transitions)
         if self.autostart and loop.needs_supervisor([agent]):
+            if self.standby is not None:
+                self.standby.wake()
             # One refused flock when the watch runs; a start when it died meanwhile.
             loop.ensure_running(self.actions, started_by="tui", record=False)  # type: ignore[arg-type]
 
@@ -179,6 +185,8 @@ class Pipeline:
         (its cursor counts them as told), then the notifier closes and the lock goes."""
         from mullui import watch
 
+        if self.standby is not None:
+            self.standby.close()
         if self.supervisor is not None:
             await self.supervisor.stop()
             if self.owner:

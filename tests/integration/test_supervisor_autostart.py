@@ -396,3 +396,24 @@ def test_a_killed_tui_leaves_the_queue_running(
     (Path(row(cli, repo, first)["worktree"]) / "go").touch()
     wait_state(cli, repo, queued, "done", timeout=30)
     assert (Path(row(cli, repo, queued)["worktree"]) / "next.txt").read_text() == "next\n"
+
+
+def test_with_a_tui_open_a_killed_supervisor_is_replaced_at_once(
+    autostart: Path, cli: CLI, repo: Path, server: Any
+) -> None:
+    # The open TUI's standby waits on the lock: no agent event is needed for a new watch.
+    spawn(cli, repo, "sleep 60", "--name", "long")
+    first = wait_for(lambda: supervisor_pid(autostart), timeout=10)
+    _, tui = start_tui(server, "tui", repo, autostart)
+    time.sleep(1.0)  # the TUI is up and following
+    os.kill(first, signal.SIGKILL)
+    t0 = time.monotonic()
+    second = wait_for(lambda: (supervisor_pid(autostart) or first) != first and supervisor_pid(
+        autostart), timeout=10, interval=0.01)  # fmt: skip
+    took = time.monotonic() - t0
+    print(f"\nkill -9 -> a new supervisor holds the lock: {took * 1000:.0f} ms")
+    assert took < 1.0, took
+    st = wait_for(lambda: status(autostart).get("pid") == second and status(autostart))
+    assert st["started_by"] == "takeover", st
+    assert alive(tui)
+    assert watches(autostart) == [second]
