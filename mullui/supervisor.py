@@ -36,7 +36,7 @@ from mullui.events import at_line_start, read_events
 from mullui.files import atomic_write_json, read_json
 from mullui.loop import SupervisorLock, needs_supervisor
 from mullui.model import INBOX_STATES, RUNNING, Agent, State, Transition, utcnow
-from mullui.operations import lifecycle, local
+from mullui.operations import lifecycle, reconcile
 from mullui.remote.mirror import RemoteLinks, back_from_unknown
 
 #: How often, while local agents are live, tmux is asked whether their windows still
@@ -418,7 +418,7 @@ class Supervisor:
         agents = self.ctx.store.all()
         self._has_work = needs_supervisor(agents, now)
         for a in agents:
-            d = local.stall_deadline(self.ctx, a)
+            d = reconcile.stall_deadline(self.ctx, a)
             if d is not None:
                 deadlines.append(d)
             if a.snoozed_until is not None and a.snoozed_until > now:

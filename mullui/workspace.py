@@ -18,7 +18,7 @@ from mullui import loop
 from mullui.context import Context
 from mullui.errors import MulluiError, NotFound
 from mullui.model import Agent
-from mullui.operations import lifecycle, local
+from mullui.operations import lifecycle, reconcile
 from mullui.operations.local import hook_argv, session_name
 from mullui.operations.names import slugify
 from mullui.runtime import worktrees
@@ -52,10 +52,10 @@ class Workspace(Context):
         return agents
 
     def reconcile(self, agents: list[Agent]) -> list[Agent]:
-        return local.reconcile(self, agents)
+        return reconcile.reconcile(self, agents)
 
     def stall_deadline(self, a: Agent) -> datetime | None:
-        return local.stall_deadline(self, a)
+        return reconcile.stall_deadline(self, a)
 
     # ---- spawning ------------------------------------------------------------------
     def spawn(

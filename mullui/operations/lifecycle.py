@@ -11,14 +11,14 @@ from typing import Any
 from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import Agent, iso, utcnow
-from mullui.operations import local
+from mullui.operations import reconcile as health
 from mullui.operations.locations import location_at, location_for
 
 
 def agents(ctx: Context, *, reconcile: bool = True) -> list[Agent]:
     """Every agent, caught up with its events and (optionally) checked against tmux."""
     found = ctx.store.all()
-    return local.reconcile(ctx, found) if reconcile else found
+    return health.reconcile(ctx, found) if reconcile else found
 
 
 def spawn(
