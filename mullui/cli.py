@@ -512,6 +512,7 @@ def cmd_attach(a: argparse.Namespace) -> int:
 
 def cmd_snooze(a: argparse.Namespace) -> int:
     ws = _ws()
+    ws.started_by = "mullui snooze"
     if a.until_change:
         x = ws.snooze(a.id, until_change=True)
         print(f"{x.name} snoozed until it changes state")

@@ -122,7 +122,10 @@ class Workspace(Context):
         until: datetime | None = None,
         until_change: bool = False,
     ) -> Agent:
-        return lifecycle.snooze(self, ref, minutes=minutes, until=until, until_change=until_change)
+        a = lifecycle.snooze(self, ref, minutes=minutes, until=until, until_change=until_change)
+        if a.snoozed_until is not None:
+            self.ensure_supervisor()  # a wake time: something must be there when it comes
+        return a
 
     def wake(self, ref: str) -> Agent:
         return lifecycle.wake(self, ref)

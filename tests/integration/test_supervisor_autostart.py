@@ -249,6 +249,23 @@ def test_a_supervisor_with_nothing_left_leaves_and_the_next_spawn_brings_it_back
     assert starts(autostart) == 2
 
 
+def test_a_snooze_with_a_wake_time_keeps_a_supervisor(
+    autostart: Path, cli: CLI, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MULLUI_WATCH_IDLE_S", "0.5")
+    aid = spawn(cli, repo, "exit 0", "--name", "finished")
+    wait_state(cli, repo, aid, "done")
+    wait_for(lambda: not autostart_held(autostart), timeout=15)  # nothing left: it left
+    r = cli("snooze", aid, "--for", "1h", cwd=repo, env=child_env(MULLUI_NOTIFY="none"))
+    assert r.returncode == 0, r.stderr
+    pid = wait_for(lambda: supervisor_pid(autostart), timeout=10)
+    time.sleep(1.5)  # three idle windows: it stays for the wake time
+    assert supervisor_pid(autostart) == pid
+    r = cli("watch", "--status", cwd=repo, env=child_env(MULLUI_NOTIFY="none"))
+    assert r.returncode == 0 and "1 snoozed (next wakes " in r.stdout, r.stdout
+    assert "started by mullui snooze" in r.stdout, r.stdout
+
+
 def test_watch_status_says_pid_since_and_what_it_follows(
     autostart: Path, cli: CLI, repo: Path
 ) -> None:
