@@ -57,6 +57,18 @@ def report_latency(name: str, drawn_at: float, blocked: dict[str, Any]) -> None:
     print(f"\n{name}: prompt drawn -> blocked {(since(blocked) - drawn_at) * 1000:+.0f} ms")
 
 
+def quit_with(pipe: Pipeline, command: str) -> None:
+    """Quit the CLI like a user; mullui records exit code 0 and the agent stays done."""
+    pipe.send(command)
+    try:
+        gone = pipe.exited(5)
+    except AssertionError:
+        pipe.keys("Enter")  # the slash-command menu took the first Enter
+        gone = pipe.exited(60)
+    assert gone["exit_code"] == 0
+    assert gone["state"] == "done"
+
+
 def blocked_then_done(
     pipe: Pipeline, agent: str, prompt: str, cause: str, question: str, answer: str
 ) -> tuple[dict[str, Any], dict[str, Any], Path]:
@@ -100,14 +112,7 @@ def test_gemini_blocked_on_a_permission_then_done_after_mullui_send(pipe: Pipeli
         # CLI reports none)
         assert (done["tokens_in"], done["tokens_out"]) == (400, 60)
 
-        pipe.send("/quit")
-        try:
-            gone = pipe.exited(5)
-        except AssertionError:
-            pipe.keys("Enter")  # the slash-command menu took the first Enter
-            gone = pipe.exited(60)
-        assert gone["exit_code"] == 0
-        assert gone["state"] == "done"
+        quit_with(pipe, "/quit")
     for f, data in before.items():
         assert f.read_bytes() == data, f"{f} was changed"
 
@@ -133,6 +138,8 @@ def test_opencode_blocked_on_a_permission_then_done_after_mullui_send(pipe: Pipe
         assert (done["tokens_in"], done["tokens_out"]) == (400, 60)
         # OpenCode prices it from the model's configured cost ($ per million tokens)
         assert done["cost_usd"] == pytest.approx((400 * 3 + 60 * 15) / 1e6)
+
+        quit_with(pipe, "/exit")
     for f, data in before.items():
         assert f.read_bytes() == data, f"{f} was changed"
 
