@@ -50,6 +50,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "mullui.remote",
             "mullui.hook",
             "mullui.fasthook",
+            "mullui.autostart",
             "mullui.journal",
             "mullui.events",
             "mullui.store",
@@ -65,6 +66,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "mullui.config",
             "mullui.paths",
             "mullui.errors",
+            "mullui.files",
             "mullui.placeholders",
             "mullui.textsafe",
         ),
@@ -89,7 +91,8 @@ def layer_of(module: str) -> str:
     best, best_len = None, -1
     for name, prefixes in LAYERS:
         for prefix in prefixes:
-            hit = module == prefix or module.startswith(prefix + ".")
+            # "mullui" names the package's own __init__, not everything in it.
+            hit = module == prefix or (prefix != "mullui" and module.startswith(prefix + "."))
             if hit and len(prefix) > best_len:
                 best, best_len = name, len(prefix)
     if best is None:
