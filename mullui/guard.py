@@ -98,8 +98,12 @@ class Decision:
         )
 
     def question(self) -> str:
-        """The inbox line for ``ask``."""
-        return f"collision: edit {self.path}, also changed by {self.names()}? (y/n)"
+        """The inbox line for ``ask`` (the CLI's own dialog takes the answer: Claude Code's
+        ``1`` allows, ``3`` refuses; ``y``/``n`` mean nothing there)."""
+        return (
+            f"collision: edit {self.path}, also changed by {self.names()}? "
+            "allow or refuse in the agent's permission dialog"
+        )
 
 
 # ---- the index -----------------------------------------------------------------------------
