@@ -17,24 +17,22 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from mullui.errors import MulluiError
+from mullui.runtime import submodules
+from mullui.runtime.git import CHECKOUT, clean_env
 
-# Quick queries answer in milliseconds; a checkout of a big repository does not.
-QUICK = 60.0
-CHECKOUT = 1800.0
+# The runner review and others call as ``worktrees.run_git`` (it lives in git.py).
+from mullui.runtime.git import QUICK as QUICK
+from mullui.runtime.git import git_reason as git_reason
+from mullui.runtime.git import run_git as run_git
+
 LOCK_WAIT = 300.0
 
-# Variables that point git at another repository.  Inherited from a git hook (an agent's
-# hook calling mullui), they would make every command here act on the wrong repository.
-_REPO_ENV = (
-    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX",
-)  # fmt: skip
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _NO_SPACE = re.compile(r"No space left on device|ENOSPC|disk quota exceeded", re.I)
 
@@ -69,53 +67,6 @@ class Safety:
     @property
     def safe(self) -> bool:
         return not self.uncommitted and not self.unique_commits
-
-
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _REPO_ENV}
-    # Messages are matched (disk full, "already locked"); prompts would hang a timeout.
-    env.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"})
-    if extra:
-        env.update(extra)
-    return env
-
-
-def run_git(
-    args: Sequence[str],
-    cwd: Path,
-    *,
-    timeout: float = QUICK,
-    check: bool = True,
-    env: dict[str, str] | None = None,
-    stdin: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    try:
-        r = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            input=stdin if stdin is not None else "",
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=_env(env),
-        )
-    except FileNotFoundError as e:
-        if not cwd.is_dir():
-            raise MulluiError(f"directory not found: {cwd}") from e
-        raise MulluiError("git not found: install git >= 2.25") from e
-    except subprocess.TimeoutExpired as e:
-        raise MulluiError(f"git {args[0]} took longer than {timeout:.0f}s in {cwd}") from e
-    if check and r.returncode != 0:
-        raise MulluiError(f"git {args[0]} failed in {cwd}: {git_reason(r.stderr)}")
-    return r
-
-
-def git_reason(stderr: str) -> str:
-    """git's complaint in one line: its fatal/error lines, else its last line."""
-    lines = [ln.strip() for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
-    picked = [ln for ln in lines if ln.startswith(("fatal:", "error:"))] or lines[-1:]
-    more = f" (+{len(picked) - 3} more)" if len(picked) > 3 else ""
-    return " ".join(picked[:3]) + more or "no message"
 
 
 def repo_root(cwd: Path) -> Path:
@@ -158,49 +109,6 @@ def has_commits(cwd: Path) -> bool:
 
 
 NO_COMMITS = "this repository has no commits yet: commit something first, then spawn"
-
-
-def resolve_base(cwd: Path, ref: str | None) -> Base:
-    """The base of a new agent, resolved where the user stands (``cwd``), once, at spawn.
-
-    - None: the branch checked out in ``cwd``'s worktree; a detached HEAD gives its
-      commit, with a note (there is no branch to merge into).
-    - A name that means a local branch here (``main``, ``HEAD``, ``@``, ``@{-1}``): that
-      branch.  Inside the agent's worktree ``HEAD`` would mean the agent's own branch.
-    - A tag or remote-tracking branch: kept as given (it means the same everywhere).
-    - Anything else (``HEAD~2``, ``main^``, a sha): the commit it names now, with a note.
-    """
-    if not has_commits(cwd):
-        raise MulluiError(NO_COMMITS)
-    if ref is None:
-        branch = branch_of(cwd)
-        if branch is not None:
-            r = run_git(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], cwd, check=False)
-            if r.returncode != 0:
-                raise MulluiError(
-                    f"branch {branch} has no commits yet: commit something on it first, "
-                    "or pass --base REF"
-                )
-            return Base(branch, r.stdout.strip())
-        sha = resolve_ref(cwd, "HEAD")
-        return Base(sha, sha, _commit_note("HEAD (detached)", sha))
-    sha = resolve_ref(cwd, ref)
-    r = run_git(["rev-parse", "--symbolic-full-name", ref], cwd, check=False)
-    full = r.stdout.strip() if r.returncode == 0 else ""
-    if full.startswith("refs/heads/"):
-        return Base(full[len("refs/heads/") :], sha)
-    if full.startswith("refs/"):
-        return Base(ref, sha)
-    if re.fullmatch(r"[0-9a-f]{4,64}", ref) and sha.startswith(ref):
-        return Base(sha, sha, _commit_note(ref[:12], sha))
-    return Base(sha, sha, _commit_note(ref, sha))
-
-
-def _commit_note(what: str, sha: str) -> str:
-    return (
-        f"{what} is commit {sha[:12]}, not a branch: the agent starts there, and "
-        "`mullui merge` will need --into BRANCH"
-    )
 
 
 def resolve_ref(repo: Path, ref: str) -> str:
@@ -310,7 +218,7 @@ def create(
                 raise _failure("git worktree add", r.stderr, path)
         say(f"checking out {path}")
         _checkout(path, say)
-        notes = _init_submodules(path, _common_dir(repo) / "modules", say, "")
+        notes = submodules.init(path, _common_dir(repo) / "modules", say, "")
     except BaseException:
         _undo(repo, path, branch if made_branch else None)
         raise
@@ -326,44 +234,6 @@ def branch_name(repo: Path, slug: str, short_id: str) -> str:
     return f"mullui/{slug}-{short_id}"
 
 
-def _init_submodules(
-    top: Path, modules: Path, say: Callable[[str], None], prefix: str
-) -> list[str]:
-    """Initialise, in the new worktree ``top``, the submodules the main checkout has
-    initialised (those with a git dir under ``modules``), recursively, each cloned with
-    the main checkout's copy as ``--reference`` so that only missing objects travel.
-
-    Returns one line per submodule that failed (the worktree is still usable)."""
-    if not (top / ".gitmodules").is_file():
-        return []
-    r = run_git(
-        ["config", "-f", ".gitmodules", "-z", "--get-regexp", r"^submodule\..*\.path$"],
-        top,
-        check=False,
-    )
-    notes: list[str] = []
-    for entry in filter(None, r.stdout.split("\0")):
-        key, _, sub = entry.partition("\n")
-        name = key[len("submodule.") : -len(".path")]
-        reference = modules / name
-        if not sub or not (reference / "HEAD").is_file():
-            continue  # not initialised in the main checkout: left alone there too
-        say(f"initialising submodule {prefix}{sub}")
-        u = run_git(
-            ["-c", "submodule.alternateErrorStrategy=info", "submodule", "update", "--init",
-             "--reference", str(reference), "--", sub],
-            top, check=False, timeout=CHECKOUT,
-        )  # fmt: skip
-        if u.returncode != 0:
-            notes.append(
-                f"submodule {prefix}{sub} is left empty in the agent's worktree: "
-                f"{git_reason(u.stderr)}"
-            )
-            continue
-        notes += _init_submodules(top / sub, reference / "modules", say, f"{prefix}{sub}/")
-    return notes
-
-
 def _checkout(path: Path, say: Callable[[str], None]) -> None:
     """Fill the new worktree, streaming git's progress (``--progress`` forces it without
     a terminal; lines end in ``\\r``)."""
@@ -373,7 +243,7 @@ def _checkout(path: Path, say: Callable[[str], None]) -> None:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=_env(),
+        env=clean_env(),
     )
     assert proc.stderr is not None
     tail: list[str] = []
@@ -458,7 +328,8 @@ def unlock(repo: Path, path: Path) -> None:
         raise MulluiError(f"git worktree unlock failed: {git_reason(r.stderr)}")
 
 
-def _uncommitted(worktree: Path) -> list[str]:
+def uncommitted(worktree: Path) -> list[str]:
+    """Paths with uncommitted changes in ``worktree`` (untracked included, ignored not)."""
     # --no-optional-locks: no opportunistic index refresh, so a running agent's own git
     # commands never meet our index.lock.
     out = run_git(
@@ -477,6 +348,49 @@ def _uncommitted(worktree: Path) -> list[str]:
     return paths
 
 
+def resolve_base(cwd: Path, ref: str | None) -> Base:
+    """The base of a new agent, resolved where the user stands (``cwd``), once, at spawn.
+
+    - None: the branch checked out in ``cwd``'s worktree; a detached HEAD gives its
+      commit, with a note (there is no branch to merge into).
+    - A name that means a local branch here (``main``, ``HEAD``, ``@``, ``@{-1}``): that
+      branch.  Inside the agent's worktree ``HEAD`` would mean the agent's own branch.
+    - A tag or remote-tracking branch: kept as given (it means the same everywhere).
+    - Anything else (``HEAD~2``, ``main^``, a sha): the commit it names now, with a note.
+    """
+    if not has_commits(cwd):
+        raise MulluiError(NO_COMMITS)
+    if ref is None:
+        branch = branch_of(cwd)
+        if branch is not None:
+            r = run_git(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], cwd, check=False)
+            if r.returncode != 0:
+                raise MulluiError(
+                    f"branch {branch} has no commits yet: commit something on it first, "
+                    "or pass --base REF"
+                )
+            return Base(branch, r.stdout.strip())
+        sha = resolve_ref(cwd, "HEAD")
+        return Base(sha, sha, _commit_note("HEAD (detached)", sha))
+    sha = resolve_ref(cwd, ref)
+    r = run_git(["rev-parse", "--symbolic-full-name", ref], cwd, check=False)
+    full = r.stdout.strip() if r.returncode == 0 else ""
+    if full.startswith("refs/heads/"):
+        return Base(full[len("refs/heads/") :], sha)
+    if full.startswith("refs/"):
+        return Base(ref, sha)
+    if re.fullmatch(r"[0-9a-f]{4,64}", ref) and sha.startswith(ref):
+        return Base(sha, sha, _commit_note(ref[:12], sha))
+    return Base(sha, sha, _commit_note(ref, sha))
+
+
+def _commit_note(what: str, sha: str) -> str:
+    return (
+        f"{what} is commit {sha[:12]}, not a branch: the agent starts there, and "
+        "`mullui merge` will need --into BRANCH"
+    )
+
+
 def left_out(cwd: Path, base: Base) -> str | None:
     """One line naming the uncommitted files of the checkout the user stands in that an
     agent starting from ``base`` will not see (it starts from the commit, not from the
@@ -484,7 +398,7 @@ def left_out(cwd: Path, base: Base) -> str | None:
     head = run_git(["rev-parse", "--verify", "--quiet", "HEAD"], cwd, check=False).stdout
     if head.strip() != base.sha:
         return None
-    paths = _uncommitted(cwd)
+    paths = uncommitted(cwd)
     if not paths:
         return None
     n = len(paths)
@@ -525,8 +439,8 @@ def _unique_commits(repo: Path, branch: str) -> list[str]:
 def safety(repo: Path, worktree: Path, branch: str) -> Safety:
     """What ``remove`` would lose: uncommitted paths (untracked included, ignored
     files not) and commits on ``branch`` that no other branch holds."""
-    uncommitted = _uncommitted(worktree) if worktree.is_dir() else []
-    return Safety(uncommitted=uncommitted, unique_commits=_unique_commits(repo, branch))
+    dirty = uncommitted(worktree) if worktree.is_dir() else []
+    return Safety(uncommitted=dirty, unique_commits=_unique_commits(repo, branch))
 
 
 def work_branch(worktree: Path | None, recorded: str | None) -> tuple[str | None, str | None]:
@@ -572,7 +486,7 @@ def commit_all(worktree: Path, branch: str | None, message: str) -> str | None:
     ones not) to the branch it has checked out; the new sha, or None when nothing was
     uncommitted.  Refuses unless that branch is ``branch`` (when given): work must land
     where the caller will look for it."""
-    if not _uncommitted(worktree):
+    if not uncommitted(worktree):
         return None
     on = run_git(["symbolic-ref", "--quiet", "HEAD"], worktree, check=False).stdout.strip()
     if not on or (branch is not None and on != f"refs/heads/{branch}"):
