@@ -22,7 +22,9 @@ from pathlib import Path
 from mullui import autostart
 from mullui.context import Context
 from mullui.errors import MulluiError
+from mullui.files import atomic_write, read_json
 from mullui.model import RUNNING, Agent, State, utcnow
+from mullui.store import Store
 
 
 # ---- the lock ---------------------------------------------------------------------------
@@ -74,8 +76,10 @@ class SupervisorLock:
 
 
 # ---- what keeps a supervisor running ------------------------------------------------------
-#: States that keep a supervisor running (``unknown``: a remote agent whose host is away).
-LIVE_STATES = (State.STARTING, State.WORKING, State.BLOCKED, State.UNKNOWN)
+def keeps_a_supervisor(a: Agent) -> bool:
+    """A running agent, or one on a host that is away (``unknown``): its changes still
+    come, through a supervisor."""
+    return a.state in RUNNING or a.state is State.UNKNOWN
 
 
 def needs_supervisor(agents: Iterable[Agent], now: datetime | None = None) -> bool:
@@ -85,7 +89,7 @@ def needs_supervisor(agents: Iterable[Agent], now: datetime | None = None) -> bo
     for a in agents:
         if a.removed:
             continue
-        if a.state in LIVE_STATES or a.state is State.QUEUED:
+        if keeps_a_supervisor(a) or a.state is State.QUEUED:
             return True
         if a.snoozed_until is not None and a.snoozed_until > now:
             return True
@@ -95,9 +99,6 @@ def needs_supervisor(agents: Iterable[Agent], now: datetime | None = None) -> bo
 def work_left(ctx: Context) -> bool:
     """Does a supervisor have anything to do: :func:`needs_supervisor` over the records
     (brought up to date with their spools), or a journaled change not yet notified."""
-    from mullui.files import read_json
-    from mullui.store import Store
-
     try:
         if needs_supervisor(Store(ctx.paths).all()):
             return True
@@ -176,8 +177,6 @@ def start_script(cwd: str, env: dict[str, str]) -> str:
 
 def record_start_spec(ctx: Context, cwd: str, env: dict[str, str]) -> None:
     """Keep ``supervisor-start.sh`` current while autostart is on; none while it is off."""
-    from mullui.store import atomic_write
-
     path = ctx.paths.state_dir / autostart.START_SPEC_NAME
     if not autostart.enabled():
         with contextlib.suppress(OSError):
@@ -295,4 +294,4 @@ class Standby:
 def remote_agents_live(agents: Iterable[Agent]) -> bool:
     """True when an agent on a host may still change: its mirror moves only through a
     supervisor's link to the host, so without one it would quietly keep a stale state."""
-    return any(a.host and (a.state in RUNNING or a.state is State.UNKNOWN) for a in agents)
+    return any(a.host is not None and keeps_a_supervisor(a) for a in agents)

@@ -23,17 +23,19 @@ from typing import Any
 from mullui import autostart
 from mullui.context import Context
 from mullui.errors import MulluiError
+from mullui.files import atomic_write_json, read_json
 from mullui.loop import (
     WATCH_ENV,
     SupervisorLock,
     ensure_running,
+    keeps_a_supervisor,
     needs_supervisor,
     remote_agents_live,
     watch_argv,
     watch_env,
     work_left,
 )
-from mullui.model import utcnow
+from mullui.model import State, parse_iso, utcnow
 from mullui.operations import lifecycle
 from mullui.placeholders import expand_argv
 from mullui.supervisor import Supervisor
@@ -166,8 +168,6 @@ def idle_exit_s() -> float:
 
 
 def _write_status(ctx: Context, **fields: Any) -> None:
-    from mullui.store import atomic_write_json
-
     with contextlib.suppress(MulluiError, OSError):
         atomic_write_json(ctx.paths.state_dir / STATUS_NAME, fields)
 
@@ -302,12 +302,9 @@ def _ago(t: datetime, now: datetime) -> str:
 
 def follows(ctx: Context) -> str:
     """What a supervisor has to follow now, in a few words."""
-    from mullui.loop import LIVE_STATES
-    from mullui.model import State
-
     now = utcnow()
     agents = [a for a in ctx.store.all() if not a.removed]
-    live = [a for a in agents if a.state in LIVE_STATES]
+    live = [a for a in agents if keeps_a_supervisor(a)]
     local = sum(1 for a in live if a.host is None)
     hosts = sorted({a.host for a in live if a.host is not None})
     queued = sum(1 for a in agents if a.state is State.QUEUED)
@@ -337,9 +334,6 @@ def supervisor_line(ctx: Context) -> str:
 
 def status_main(ctx: Context) -> int:
     """``mullui watch --status``: 0 and who/since/what when a supervisor runs, else 1."""
-    from mullui.model import parse_iso
-    from mullui.store import read_json
-
     state = ctx.paths.state_dir
     what = follows(ctx)
     if not autostart.held(state):

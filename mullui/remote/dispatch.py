@@ -35,6 +35,7 @@ from mullui.operations.names import unique_name
 from mullui.remote import untrusted
 from mullui.remote.hosts import ssh_host
 from mullui.remote.ssh import SshHost
+from mullui.textsafe import LogFilter
 
 _ID = re.compile(r"[0-9a-f]{8}\Z")
 _SAVED = re.compile(r"^saved uncommitted work of .* as ([0-9a-f]{7,40}) on ", re.M)
@@ -226,8 +227,6 @@ class RemoteLocation(Location):
         logs -f`` there) until the agent ends or Ctrl-C.  The host sends every byte
         (``--raw``) and this side filters them as for a local log: a host is not trusted
         with the user's terminal (``textsafe.LogFilter``)."""
-        from mullui.textsafe import LogFilter
-
         name = self.host
         shown = None if raw else LogFilter(terminal=sys.stdout.isatty())
         out = sys.stdout.buffer

@@ -159,8 +159,6 @@ class Defaults(NamedTuple):
     notes: list[str]  # worktrees.spawn_notes: what the agent will not see
 
 
-
-
 def new_agent(host: Host) -> None:
     """n: the dialog (profiles, the current branch and chains read on a thread), then
     spawn; the new agent is shown selected."""
