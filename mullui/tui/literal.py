@@ -22,10 +22,14 @@ from rich.text import Text
 
 from mullui import textsafe
 
+#: A colour sequence (SGR), the one kind of escape a log line keeps.
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")
 #: C0 controls a terminal still acts on once the sequences are gone (SO/SI switch the
 #: character set, BS/BEL...): dropped from logs.  Newline and tab are handled before.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1a\x1c-\x1f]")
 _CONCEAL_OFF = Style(conceal=False)
+#: An SGR sequence with parameter 8 (conceal: hidden text).
+_CONCEAL = re.compile(r"\x1b\[(?:[0-9:]*;)*8[;m]")
 
 
 def visible(s: str, *, one_line: bool = True) -> str:
@@ -57,8 +61,8 @@ def sgr_only(line: str) -> str:
     and control character removed: nothing but colour reaches the terminal.  The
     sequences are read by ``mullui logs``' own filter (:class:`mullui.textsafe.LogFilter`,
     which lets cursor moves through too: ``Text.from_ansi`` ignores those)."""
-    if line.isprintable():
-        return line
+    if line.isprintable() or _SGR.sub("", line).isprintable():
+        return line  # the usual case: plain, or colours only (and fast)
     kept = textsafe.LogFilter(terminal=True).feed(line.encode(), final=True).decode()
     return _CONTROLS.sub("", kept)
 
@@ -67,9 +71,7 @@ def from_ansi(line: str) -> Text:
     """A log or diff line as ``Text``: its colours, no other escapes, no hidden text and
     no links (``Text.from_ansi`` alone makes OSC 8 a link and passes OSC 0 through)."""
     t = Text.from_ansi(sgr_only(line), no_wrap=True, end="")
-    if "\x1b[" in line and any(
-        isinstance(span.style, Style) and span.style.conceal for span in t.spans
-    ):
+    if _CONCEAL.search(line):
         t.spans[:] = [
             span._replace(style=span.style + _CONCEAL_OFF)
             if isinstance(span.style, Style)
