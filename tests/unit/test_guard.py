@@ -238,3 +238,58 @@ def test_the_permission_dialog_after_ask_keeps_the_collision_cause() -> None:
     assert a is not None and (a.state, a.cause) == (State.BLOCKED, "collision:src/app.py")
     a = apply_event(a, {"kind": "state", "state": "working", "cause": "hook:PostToolUse"})
     assert a is not None and a.state is State.WORKING
+
+
+def test_the_fast_hook_path_answers_and_its_raw_event_does_not_undo_ask(tmp_path: Path) -> None:
+    """spool.sh --answer -> fasthook/answer.py (python -S -I) -> guard.hook_answer, then the
+    store folds the raw PreToolUse line: the agent stays blocked for the collision."""
+    import subprocess
+
+    from mullui.agents.base import answer_hook_argv, spool_hook_argv
+    from mullui.model import Agent, State
+    from mullui.paths import get_paths
+    from mullui.store import Store
+
+    st = Store(get_paths({"MULLUI_HOME": str(tmp_path / "home")}))
+    wts = {}
+    for aid, profile in (("a1", "claude"), ("b1", "shell")):
+        wts[aid] = tmp_path / "wt" / aid
+        (wts[aid] / "src").mkdir(parents=True)
+        st.create(Agent(id=aid, name=f"n-{aid}", profile=profile, task="t", hooks=True))
+        st.emit(aid, "start")
+        fields = {"repo": REPO, "worktree": str(wts[aid]), "branch": f"br-{aid}", "base": "main"}
+        st.emit(aid, "update", fields=fields)
+        st.emit(aid, "state", state="working", cause="spawned")
+    members = {
+        aid: {"name": f"n-{aid}", "branch": f"br-{aid}", "worktree": str(wts[aid])} for aid in wts
+    }
+    state = st.paths.state_dir
+    guard.write_index(state, guard.build_index(REPO, members, {"src/app.py": ["b1"]}, "ask"))
+    assert (state / "answer" / "PreToolUse").exists()
+
+    def hook(event: str, body: dict[str, object], argv: tuple[str, ...]) -> bytes:
+        env = {
+            "PATH": os.environ["PATH"],
+            "MULLUI_AGENT_ID": "a1",
+            "MULLUI_AGENT_TOKEN": st.token("a1") or "",
+            "MULLUI_STATE_DIR": str(state),
+        }
+        r = subprocess.run([*argv, event], input=json.dumps(body).encode(), env=env,
+                           capture_output=True, timeout=60)  # fmt: skip
+        assert r.returncode == 0 and b"Traceback" not in r.stderr, r.stderr
+        return r.stdout
+
+    write = {"tool_name": "Write", "cwd": str(wts["a1"]),
+             "tool_input": {"file_path": str(wts["a1"] / "src" / "app.py")}}  # fmt: skip
+    out = hook("PreToolUse", write, answer_hook_argv())
+    assert json.loads(out)["hookSpecificOutput"]["permissionDecision"] == "ask"
+    a = st.load("a1")  # folds the guard's events and the raw PreToolUse line
+    assert (a.state, a.cause) == (State.BLOCKED, "collision:src/app.py")
+    assert hook("PermissionRequest", write, spool_hook_argv()) == b""
+    assert st.load("a1").cause == "collision:src/app.py"
+    hook("PostToolUse", write, spool_hook_argv())
+    assert st.load("a1").state is State.WORKING
+    # a file nobody else changed: no answer, nothing recorded
+    other = {**write, "tool_input": {"file_path": str(wts["a1"] / "src" / "free.py")}}
+    assert hook("PreToolUse", other, answer_hook_argv()) == b""
+    assert [g.file for g in st.load("a1").guarded] == ["src/app.py"]
