@@ -581,15 +581,22 @@ def print_table(metrics: list[Metric], title: str = "") -> None:
               f"{m['target'] or '-':>14}  {verdict}")  # fmt: skip
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--quick", action="store_true", help="fewer samples, 10 s idle window")
+def bench_main(
+    measure: Callable[[bool], dict[str, Any]], results: Path, doc: str | None, quick_help: str
+) -> None:
+    """A benchmark module run as a script: ``--quick``, the table, the JSON file."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    ap.add_argument("--quick", action="store_true", help=quick_help)
     args = ap.parse_args()
-    result = run(args.quick)
+    result = measure(args.quick)
     print_table(result["metrics"])
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {results.relative_to(ROOT)}")
+
+
+def main() -> None:
+    bench_main(run, RESULTS, __doc__, "fewer samples, 10 s idle window")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ Benchmarks (each also runs alone as ``python benchmarks/bench_X.py``):
 - ``collisions``  the collision radar with 50 agents (bench_collisions.py)
 - ``guard``       the collision guard's added time per file edit (bench_guard.py)
 - ``remote``      agents over SSH (bench_remote.py), when present
+- ``scale``       hook cost per event (sh fast path, answer path), a real Claude Code tool
+                  call with and without mullui's hooks, 10,000 agents of history + 20 live:
+                  ls, inbox, TUI start, report (bench_scale.py)
 - ``agents``      the real Gemini CLI, OpenCode and Aider: prompt drawn -> ``blocked``
                   (bench_agents.py), for each one installed
 
@@ -47,7 +50,7 @@ from benchmarks.bench_core import Metric, metric, print_table  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
-ORDER = ("core", "tui", "notify", "collisions", "guard", "remote", "agents")
+ORDER = ("core", "tui", "notify", "collisions", "guard", "remote", "agents", "scale")
 MARK_START = "<!-- benchmarks:start -->"
 MARK_END = "<!-- benchmarks:end -->"
 

@@ -85,8 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--attach", action="store_true", help=argparse.SUPPRESS)
 
-    s = sub.add_parser("ls", help="all agents")
+    s = sub.add_parser("ls", help="live and recent agents")
     s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--all", action="store_true", help="add the finished history (merged, removed, old)"
+    )
     _repo_filter(s)
     s = sub.add_parser("inbox", help="agents that need you (snoozed ones left out)")
     s.add_argument("--json", action="store_true")
@@ -248,15 +251,20 @@ def _one_line(s: str, n: int = 60) -> str:
 
 def _narrow(ws: Any, a: argparse.Namespace, agents: list[Any]) -> list[Any]:
     """``--here`` / ``--repo PATH``: only the agents of that repository."""
+    repo = _repo_asked(ws, a)
+    return agents if repo is None else [x for x in agents if x.repo == repo]
+
+
+def _repo_asked(ws: Any, a: argparse.Namespace) -> str | None:
+    """The repository ``--here`` / ``--repo PATH`` names, or None."""
     if not (a.here or a.repo):
-        return agents
+        return None
     from pathlib import Path
 
     from mullui.runtime import worktrees
 
     where = ws.cwd if a.here else Path(a.repo).expanduser().absolute()
-    repo = str(worktrees.repo_root(where))
-    return [x for x in agents if x.repo == repo]
+    return str(worktrees.repo_root(where))
 
 
 def _repo_column(agents: list[Any]) -> Callable[[Any], str] | None:
@@ -351,12 +359,28 @@ def _ls_json(x: Any, missing: dict[str, tuple[bool, bool]]) -> dict[str, Any]:
     return d
 
 
+def _live(ws: Any) -> list[Any]:
+    """Live and recent agents; finished work moves to the history on the way (ledger)."""
+    from mullui import ledger
+
+    return ledger.live_and_recent(ws, ws.agents())
+
+
+def _history(ws: Any, a: argparse.Namespace) -> list[dict[str, Any]]:
+    """``ls --all``: the folded agents' ``ls --json`` fields, as they were when folded."""
+    from mullui import ledger
+
+    repo = _repo_asked(ws, a)
+    return [r["ls"] for r in ledger.rows(ws.paths) if repo is None or r["ls"].get("repo") == repo]
+
+
 def cmd_ls(a: argparse.Namespace) -> int:
     ws = _ws()
-    agents = _narrow(ws, a, _with_collisions(ws, ws.agents()))
+    agents = _narrow(ws, a, _with_collisions(ws, _live(ws)))
     missing = _missing(agents)
+    history = _history(ws, a) if a.all else []
     if a.json:
-        _print_json([_ls_json(x, missing) for x in agents])
+        _print_json([_ls_json(x, missing) for x in agents] + history)
         return 0
     if not agents:
         if a.here or a.repo:
@@ -384,6 +408,8 @@ def cmd_ls(a: argparse.Namespace) -> int:
     header = ["ID", "NAME", *(["REPO"] if repo else []), "PROFILE", "STATE", "FOR", "WHY", "HOST"]
     print(_table(rows, header))
     _supervisor_footer(ws, agents)
+    if history:
+        print(f"\nand {len(history)} in the history (`mullui report` has their ledger)")
     return 0
 
 
@@ -401,7 +427,7 @@ def _supervisor_footer(ws: Any, agents: list[Any]) -> None:
 
 def cmd_inbox(a: argparse.Namespace) -> int:
     ws = _ws()
-    items = inbox(_narrow(ws, a, _with_collisions(ws, ws.agents())))
+    items = inbox(_narrow(ws, a, _with_collisions(ws, _live(ws))))
     if a.json:
         out = []
         for x in items:
@@ -558,6 +584,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from mullui import report
 
     ws = _ws()
+    _live(ws)  # finished work folded first: its row is computed once, then read
     led = report.ledger(ws)
     if a.json:
         _print_json(led)

@@ -176,6 +176,7 @@ LIMITS: dict[str, Check] = {
     "max_unreviewed": _nonneg_int,
     "stall_after_s": _seconds,
     "silence_after_s": _seconds,
+    "history_after_s": _seconds,
 }
 PROFILE: dict[str, Check] = {
     "command": _nonempty_str_list,
@@ -241,6 +242,9 @@ class Limits:
     max_unreviewed: int = 0  # 0 = no limit
     stall_after_s: int = 1800
     silence_after_s: int = 60
+    #: a finished agent (done, failed, stopped) left alone this long moves to the history
+    #: (``ls --all``, ``report``); merged and removed ones go at once (mullui.ledger)
+    history_after_s: int = 14 * 86400
 
 
 @dataclass(frozen=True)
@@ -690,6 +694,7 @@ def build(data: dict[str, Any], sources: tuple[Path, ...] = ()) -> Config:
             max_unreviewed=lim.get("max_unreviewed", 0),
             stall_after_s=lim.get("stall_after_s", 1800),
             silence_after_s=lim.get("silence_after_s", 60),
+            history_after_s=lim.get("history_after_s", 14 * 86400),
         ),
         profiles={k: dict(v) for k, v in data.get("profiles", {}).items()},
         hosts=hosts,

@@ -31,9 +31,8 @@ from typing import Any
 from mullui.errors import MulluiError
 from mullui.events import write_lines
 
-#: Compact when the journal passes this size (None: never; until every reader reads
-#: logical cursors through :func:`read`).
-COMPACT_AT: int | None = None
+#: Compact when the journal passes this size (None: never).
+COMPACT_AT: int | None = 2 * 1024 * 1024
 #: Transitions kept in a line's record besides those the line adds.
 HISTORY_TAIL = 4
 #: Longest text field kept in a line's record (the record file keeps it whole).
@@ -52,7 +51,7 @@ def entry(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any
     new = [t for t in hist if int(t.get("seq", 0)) > old_seq] if before is not None else hist
     rec = dict(after)
     rec["history"] = hist[-max(HISTORY_TAIL, len(new)) :] if hist else []
-    for k in ("task", "question", "last_message"):
+    for k in ("question", "last_message"):  # the task is mirrored whole (remote hosts)
         v = rec.get(k)
         if isinstance(v, str) and len(v) > MAX_TEXT:
             rec[k] = v[: MAX_TEXT - 1] + "…"

@@ -333,10 +333,20 @@ def totals(rows: Sequence[dict[str, Any]], now: datetime) -> dict[str, Any]:
 
 
 def ledger(ctx: Context, *, now: datetime | None = None) -> dict[str, Any]:
-    """The whole ledger: ``agents`` (rows), ``chains`` (rows), ``totals``; JSON-ready."""
+    """The whole ledger: ``agents`` (rows), ``chains`` (rows), ``totals``; JSON-ready.
+
+    Live and recent agents are measured now; the history's rows were computed once, when
+    each agent was folded into it (mullui.ledger: no git, no spool read here)."""
+    from mullui import ledger as history
+
     now = now or utcnow()
     rows = []
-    for a in ctx.store.all():
+    live = ctx.store.all()
+    ids = {a.id for a in live}
+    for r in history.rows(ctx.paths):
+        if r["id"] not in ids and isinstance(r.get("report"), dict):
+            rows.append({k: r["report"].get(k) for k in AGENT_FIELDS})
+    for a in live:
         handled, merged_at = handled_times(ctx, a.id)
         rows.append(agent_row(a, handled, merged_at, diff_stats(a), now))
     return {

@@ -138,6 +138,14 @@ class Store:
         with self._locked(agent_id):
             return self._catch_up(agent_id)
 
+    def locked(self, agent_id: str) -> contextlib.AbstractContextManager[None]:
+        """The agent's lock: no event is applied to it while held (the history fold)."""
+        return self._locked(agent_id)
+
+    def catch_up_locked(self, agent_id: str) -> Agent | None:
+        """The record brought up to date, for a caller that holds :meth:`locked`."""
+        return self._catch_up(agent_id)
+
     def _catch_up(self, agent_id: str) -> Agent | None:
         """Apply what the spool (and the raw hook spool) hold past the record; under the
         agent's lock."""

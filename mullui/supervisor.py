@@ -29,10 +29,10 @@ from typing import Any
 
 from watchfiles import awatch
 
-from mullui import queue, radar
+from mullui import journal as changes
+from mullui import ledger, queue, radar
 from mullui.context import Context
 from mullui.errors import MulluiError
-from mullui.events import at_line_start, read_events
 from mullui.files import atomic_write_json, read_json
 from mullui.loop import SupervisorLock, needs_supervisor
 from mullui.model import INBOX_STATES, RUNNING, Agent, State, Transition, utcnow
@@ -71,9 +71,11 @@ class Cursor:
             return cls(0, {})
         if d is None:
             return cls(0, {})
-        if journal is not None and not at_line_start(journal, cur.offset):
+        if journal is not None and cur.offset > changes.end_cursor(journal):
             # The journal was cut or replaced behind the cursor: read it again from the
             # start; the per-agent seqs keep what was already told from being told twice.
+            # (A cursor from before a compaction is fine: the reader starts at the
+            # compacted lines, see mullui.journal.)
             print(
                 f"mullui: {path} points past the end of {journal}; re-reading the journal",
                 file=sys.stderr,
@@ -118,7 +120,7 @@ class Supervisor:
         if not notify:
             # A non-notifying observer (a second TUI) starts at the journal's end.
             with contextlib.suppress(OSError):
-                self.cursor.offset = self.paths.changes_file.stat().st_size
+                self.cursor.offset = changes.end_cursor(self.paths.changes_file)
         self._stop = asyncio.Event()
         self._kick = asyncio.Event()
         self._dirty: set[str] = set()
@@ -243,6 +245,8 @@ class Supervisor:
     # -- work --------------------------------------------------------------------------
     def catch_up_all(self) -> None:
         agents = lifecycle.agents(self.ctx, reconcile=True)
+        if self.notify:  # the one supervisor moves finished work to the history
+            agents = ledger.live_and_recent(self.ctx, agents)
         self._after_apply(agents)
 
     def catch_up(self, ids: set[str]) -> None:
@@ -277,7 +281,11 @@ class Supervisor:
 
     def process_journal(self) -> None:
         """Read new journal lines; callbacks, notifications, budgets; save the cursor."""
-        entries, end = read_events(self.paths.changes_file, self.cursor.offset)
+        entries = []
+        end = self.cursor.offset
+        for e, after in changes.read(self.paths.changes_file, self.cursor.offset):
+            entries.append(e)
+            end = after
         if not entries:
             return
         self.last_change_at = time.monotonic()

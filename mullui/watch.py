@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mullui import autostart
+from mullui import journal as changes
 from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.files import atomic_write_json, read_json
@@ -438,36 +439,23 @@ def _quiet_stdout() -> None:
 
 
 def events_main(ctx: Context, *, follow: bool, since: str) -> int:
-    """Print journal entries after byte offset ``since`` as JSON lines with a ``cursor``
-    (the byte offset just after the entry); with ``--follow`` keep applying events and
-    printing until stdout closes, with a ``{"kind": "heartbeat"}`` line once the backlog
-    is out and every :data:`HEARTBEAT_S` after."""
+    """Print journal entries after cursor ``since`` as JSON lines with a ``cursor`` (the
+    journal's logical offset just after the entry, see :mod:`mullui.journal`); with
+    ``--follow`` keep applying events and printing until stdout closes, with a
+    ``{"kind": "heartbeat"}`` line once the backlog is out and every :data:`HEARTBEAT_S`
+    after."""
     offset = int(since) if since.isdigit() else 0
     out = sys.stdout
 
     def drain() -> None:
+        # Streamed (mullui.journal.read holds one chunk at a time): a new link's
+        # `--since 0` costs what one line costs, however long the journal is.
         nonlocal offset
-        path = ctx.paths.changes_file
-        try:
-            with path.open("rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
-            return
-        end = data.rfind(b"\n")
-        if end < 0:
-            return
-        pos = offset
-        for raw in data[: end + 1].splitlines(keepends=True):
-            pos += len(raw)
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                continue
-            entry["cursor"] = pos
+        for entry, cursor in changes.read(ctx.paths.changes_file, offset):
+            entry["cursor"] = cursor
             out.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+            offset = cursor
         out.flush()
-        offset += end + 1
 
     def heartbeat() -> None:
         out.write('{"kind": "heartbeat"}\n')

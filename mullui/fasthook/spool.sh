@@ -49,7 +49,10 @@ if [ $# -gt 1 ]; then
   printf '%s\0' "$@" > "$f" || exit 1
 else
   k=s
-  if [ -t 0 ]; then : > "$f" || exit 1; else cat > "$f" || exit 1; fi
+  case $ev in
+    pane-died|silence|activity) : > "$f" || exit 1;;  # tmux's: nothing on stdin
+    *) if [ -t 0 ]; then : > "$f" || exit 1; else cat > "$f" || exit 1; fi;;
+  esac
 fi
 ans=
 if [ -n "$py" ] && [ -e "$d/answer/$ev" ]; then

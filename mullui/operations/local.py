@@ -12,14 +12,13 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 from mullui import logs
 from mullui.agents import get_profile
-from mullui.agents.base import LaunchContext
+from mullui.agents.base import LaunchContext, answer_hook_argv, spool_hook_argv
 from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import RUNNING, Agent, State
@@ -36,8 +35,9 @@ def session_name(repo: Path) -> str:
 
 
 def hook_argv() -> tuple[str, ...]:
-    """How an agent's hooks call back into mullui (absolute interpreter: no PATH games)."""
-    return (sys.executable, "-m", "mullui", "hook")
+    """How an agent's hooks reach mullui: the fast path (``fasthook/spool.sh``, no Python);
+    the supervisor or the next reader translates what it stores."""
+    return spool_hook_argv()
 
 
 class LocalLocation(Location):
@@ -152,6 +152,7 @@ class LocalLocation(Location):
                 repo=repo,
                 profile_dir=pdir,
                 hook_argv=hook_argv(),
+                answer_hook_argv=answer_hook_argv(),
                 session_id=session_id,
                 env=dict(env),
                 options=options,
@@ -166,8 +167,9 @@ class LocalLocation(Location):
                 ctx.store.emit(a.id, "meta", session_id=session_id)
             session = session_name(repo)
             ctx.tmux.ensure_session(session, repo)
-            hook = [*hook_argv()]
-            auth = ["--agent", a.id, "--token", token, "--state-dir", str(ctx.paths.state_dir)]
+            # tmux's hooks run in the server's environment: the agent id and state dir go
+            # in their argv, the token does not (spool.sh reads the secrets file).
+            hook = [*hook_argv(), "--agent", a.id, "--state-dir", str(ctx.paths.state_dir)]
             silence = (
                 None
                 if profile.has_hooks
@@ -184,12 +186,10 @@ class LocalLocation(Location):
                 argv=argv,
                 env=env,
                 log_path=ctx.paths.log_file(a.id),
-                on_exit=[*hook, "pane-died", *auth],
+                on_exit=[*hook, "pane-died"],
                 silence_seconds=silence,
-                on_silence=[*hook, "silence", *auth, "--seconds", str(silence)]
-                if silence
-                else None,
-                on_activity=[*hook, "activity", *auth] if silence else None,
+                on_silence=[*hook, "silence", "--seconds", str(silence)] if silence else None,
+                on_activity=[*hook, "activity"] if silence else None,
             )
             return ctx.store.emit(
                 a.id, "update", fields={"tmux_target": target, "tmux_session": session}

@@ -81,6 +81,19 @@ def _watch(env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
+def _watch_until_told(
+    env: dict[str, str], cursor: Path, aid: str, seq: int, home: Path
+) -> list[dict]:  # type: ignore[type-arg]
+    """Run `mullui watch` until it has notified ``aid`` up to ``seq``; the journal then."""
+    watch = _watch(env)
+    try:
+        wait_for(lambda: json.loads(cursor.read_text())["seqs"].get(aid, 0) >= seq, timeout=10)
+    finally:
+        watch.terminate()
+        watch.wait(10)
+    return [json.loads(x) for x in (home / "state" / "changes.jsonl").read_text().splitlines()]
+
+
 def test_replay_after_supervisor_kill_applies_each_event_once(  # type: ignore[no-untyped-def]
     cli, git_repo: Path, mullui_home: Path
 ) -> None:
@@ -101,15 +114,7 @@ def test_replay_after_supervisor_kill_applies_each_event_once(  # type: ignore[n
         ("Stop", {"message": "fin"}),
     ]:
         assert hook(mullui_home, a, token, ev, payload).returncode == 0
-    watch = _watch(env)
-    try:
-        wait_for(lambda: json.loads(cursor.read_text())["seqs"].get(a, 0) >= 8, timeout=10)
-    finally:
-        watch.terminate()
-        watch.wait(10)
-    journal = [
-        json.loads(x) for x in (mullui_home / "state" / "changes.jsonl").read_text().splitlines()
-    ]
+    journal = _watch_until_told(env, cursor, a, 8, mullui_home)
     seqs = [t["seq"] for e in journal if e["agent"] == a for t in e["transitions"]]
     assert seqs == sorted(set(seqs)), "a transition was journaled twice"
     states = [t["state"] for e in journal if e["agent"] == a for t in e["transitions"]]
@@ -127,6 +132,69 @@ def test_replay_after_supervisor_kill_applies_each_event_once(  # type: ignore[n
     n = len(journal)
     ls_json(cli, git_repo)
     assert len((mullui_home / "state" / "changes.jsonl").read_text().splitlines()) == n
+
+
+def fast_hook(
+    home: Path,
+    aid: str,
+    token: str,
+    event: str,
+    payload: dict,  # type: ignore[type-arg]
+) -> subprocess.CompletedProcess[str]:
+    """One hook call as agents make it now: the POSIX sh fast path, no Python."""
+    from mullui.agents.base import spool_hook_argv
+
+    env = {
+        "PATH": os.environ["PATH"],
+        "MULLUI_AGENT_ID": aid,
+        "MULLUI_AGENT_TOKEN": token,
+        "MULLUI_STATE_DIR": str(home / "state"),
+    }
+    return subprocess.run(
+        [*spool_hook_argv(), event],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+
+def test_fast_hooks_after_a_supervisor_kill_are_applied_once_in_order(  # type: ignore[no-untyped-def]
+    cli, git_repo: Path, mullui_home: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    a = spawn(cli, git_repo, "sleep 60", "fast", agent="demo")
+    b = spawn(cli, git_repo, "sleep 60", "other", agent="demo")
+    token = (mullui_home / "state" / "secrets" / a).read_text()
+    watch = _watch(env)
+    cursor = mullui_home / "state" / "notified.json"
+    wait_for(lambda: cursor.exists(), timeout=10)
+    # with a supervisor: the raw line becomes state without any reader
+    assert fast_hook(mullui_home, a, token, "Ask", {"question": "q0"}).returncode == 0
+    wait_for(lambda: json.loads(cursor.read_text())["seqs"].get(a, 0) >= 4, timeout=10)
+    watch.send_signal(signal.SIGKILL)
+    watch.wait(10)
+    for ev, payload in [
+        ("Working", {}),
+        ("Ask", {"question": "q1"}),
+        ("Working", {}),
+        ("Stop", {"message": "fin"}),
+    ]:
+        assert fast_hook(mullui_home, a, token, ev, payload).returncode == 0
+    # a forged line for b (with a's token) on the way: refused at ingest, never folded
+    assert fast_hook(mullui_home, b, token, "Stop", {"message": "forged"}).returncode == 0
+    journal = _watch_until_told(env, cursor, a, 8, mullui_home)
+    seqs = [t["seq"] for e in journal if e.get("agent") == a for t in e["transitions"]]
+    assert seqs == sorted(set(seqs)), "a transition was journaled twice"
+    rows = {x["id"]: x for x in ls_json(cli, git_repo)}
+    assert rows[a]["state"] == "done" and rows[b]["state"] == "working"
+    log = (mullui_home / "state" / "hook-refused.log").read_text().splitlines()
+    assert [json.loads(x)["agent"] for x in log] == [b]
+    rec = json.loads((mullui_home / "state" / "agents" / f"{a}.json").read_text())
+    assert [t["state"] for t in rec["history"]][3:] == [
+        "blocked", "working", "blocked", "working", "done"
+    ]  # fmt: skip
 
 
 def test_silence_then_output_for_a_shell_agent(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]

@@ -112,3 +112,33 @@ def test_a_merged_chain_shows_as_one_line_with_its_merge(
     assert by_id[steps[0].id]["merged_into"] == "main"
     assert git(git_repo, "show", "main:one.txt") == "one\n"
     assert chain["wall_s"] >= max(x["wall_s"] for x in led["agents"])
+
+
+def test_finished_work_moves_to_the_history_and_report_reads_it_without_git(
+    cli: Cli, git_repo: Path, mullui_home: Path
+) -> None:
+    a = spawn(
+        cli, git_repo, "printf 'x\\ny\\n' > w.txt; git add -A; git commit -qm w", "--name", "gone"
+    )
+    live = spawn(cli, git_repo, "sleep 60", "--name", "live")
+    wait_state(a, State.DONE)
+    before = json.loads(cli("report", "--json", cwd=git_repo).stdout)
+    row = next(r for r in before["agents"] if r["id"] == a)
+    assert (row["files_changed"], row["lines_added"]) == (1, 2)
+    assert cli("rm", "--force", a, cwd=git_repo).returncode == 0  # its worktree is gone
+    ls = json.loads(cli("ls", "--json", cwd=git_repo).stdout)  # folds it on the way
+    assert [x["id"] for x in ls] == [live]
+    assert json.loads(cli("inbox", "--json", cwd=git_repo).stdout) == []
+    everything = json.loads(cli("ls", "--all", "--json", cwd=git_repo).stdout)
+    assert [x["id"] for x in everything] == [live, a]
+    assert everything[1]["state"] == "done" and everything[1]["name"] == "gone"
+    assert "1 in the history" in cli("ls", "--all", cwd=git_repo).stdout
+    # the report's row was computed once, before the worktree went: the same numbers
+    after = json.loads(cli("report", "--json", cwd=git_repo).stdout)
+    again = next(r for r in after["agents"] if r["id"] == a)
+    assert (again["files_changed"], again["lines_added"]) == (1, 2)
+    assert again["wall_s"] == row["wall_s"] and again["state"] == "done"
+    # nothing lost: its events and its output log are kept
+    hist = mullui_home / "state" / "history"
+    assert (hist / f"{a}.jsonl").exists() and (hist / f"{a}.log").exists()
+    assert not (mullui_home / "state" / "agents" / f"{a}.json").exists()

@@ -118,3 +118,39 @@ def test_a_kill_9_during_compaction_leaves_a_whole_journal(tmp_path: Path) -> No
         for x in leftovers:  # at most a temp file, never a half journal in place
             assert x.name.startswith(".changes.jsonl.")
             x.unlink()
+
+
+def test_events_since_0_streams_with_bounded_memory(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    st = Store(get_paths({"MULLUI_HOME": str(home)}))
+    # A journal of 120 MB left by an older mullui (whole records with whole histories).
+    hist = [
+        {"seq": i, "state": "working", "cause": "c", "at": "2026-01-01T00:00:00.000Z"}
+        for i in range(1, 301)
+    ]
+    rec = {"id": "old1", "seq": 300, "state": "working", "history": hist}
+    one = journal.encode({"agent": "old1", "seq": 300, "transitions": hist[-1:], "record": rec})
+    n = (120 << 20) // len(one)
+    with st.paths.changes_file.open("wb") as f:
+        for _ in range(n):
+            f.write(one)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MULLUI_HOME": str(home)}
+    code = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run([sys.executable, '-m', 'mullui', 'events', '--since', '0'],"
+        " stdout=subprocess.PIPE, cwd=sys.argv[1])\n"
+        "lines = p.stdout.count(b'\\n')\n"
+        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024\n"
+        "print(p.returncode, lines, rss)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    rc, lines, rss_mb = (int(x) for x in out.stdout.split())
+    print(f"\nevents --since 0 over {n * len(one) / 1e6:.0f} MB: {lines} lines, {rss_mb} MB RSS")
+    assert rc == 0 and lines == n, out.stderr
+    assert rss_mb < 100  # the whole file would be 120 MB + its parse

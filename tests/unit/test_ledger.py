@@ -1,0 +1,127 @@
+"""History that costs nothing: finished agents fold into the ledger, atomically, and the
+live store keeps only live and recent agents."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from mullui import ledger
+from mullui.context import Context
+from mullui.model import Agent, State, utcnow
+from mullui.paths import get_paths
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_ctx(tmp_path: Path) -> Context:
+    return Context(get_paths({"MULLUI_HOME": str(tmp_path / "home")}), cwd=tmp_path)
+
+
+def add(ctx: Context, aid: str, *events: tuple[str, dict[str, object]], **kw: object) -> Agent:
+    ctx.store.create(Agent(id=aid, name=aid, profile="shell", task=f"task {aid}", **kw))  # type: ignore[arg-type]
+    ctx.store.emit(aid, "start")
+    ctx.store.emit(aid, "state", state="working", cause="spawned")
+    for kind, data in events:
+        ctx.store.emit(aid, kind, **data)
+    ctx.paths.log_file(aid).parent.mkdir(parents=True, exist_ok=True)
+    ctx.paths.log_file(aid).write_text(f"output of {aid}\n")
+    return ctx.store.load(aid)
+
+
+DONE = ("state", {"state": "done", "cause": "hook:Stop", "message": "fin"})
+
+
+def test_merged_removed_and_old_agents_fold_live_and_recent_stay(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    add(ctx, "merged1", DONE, ("usage", {"tokens_in": 10, "tokens_out": 5, "cost_usd": 0.5}),
+        ("merged", {"into": "main", "sha": "abc"}))  # fmt: skip
+    add(ctx, "removed1", ("stop", {}), ("removed", {}))
+    add(ctx, "recent1", DONE)
+    add(ctx, "live1")
+    add(ctx, "old1", DONE)
+    add(ctx, "pred1", DONE, ("merged", {"into": "main", "sha": "def"}))
+    ctx.store.create(Agent(id="next1", name="next1", profile="shell", task="t", after="pred1"))
+    later = utcnow() + timedelta(days=15)
+    assert ledger.fold(ctx, now=utcnow()) == 2  # merged1, removed1 (pred1 is needed)
+    ids = {a.id for a in ctx.store.all()}
+    assert ids == {"recent1", "live1", "old1", "pred1", "next1"}
+    assert ledger.fold(ctx, now=later) == 2  # recent1, old1 are 15 days old by then
+    ids = {a.id for a in ctx.store.all()}
+    assert ids == {"live1", "pred1", "next1"}
+    rows = {r["id"]: r for r in ledger.rows(ctx.paths)}
+    assert set(rows) == {"merged1", "removed1", "recent1", "old1"}
+    m = rows["merged1"]
+    assert m["ls"]["state"] == "done" and m["ls"]["cost_usd"] == 0.5
+    assert m["report"]["merged"] is True and m["report"]["tokens_in"] == 10
+    assert m["report"]["wall_s"] >= 0
+    # nothing lost: the spool and the log moved to history/; caches are gone
+    hist = ledger.history_dir(ctx.paths)
+    assert (hist / "merged1.jsonl").read_text().count("\n") >= 5
+    assert (hist / "merged1.log").read_text() == "output of merged1\n"
+    for f in (
+        ctx.paths.record_file("merged1"),
+        ctx.paths.spool_file("merged1"),
+        ctx.paths.secret_file("merged1"),
+        ctx.paths.agents_dir / "merged1.lock",
+    ):
+        assert not f.exists(), f
+
+
+def test_a_kill_9_midway_through_a_fold_loses_nothing(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    n = 300
+    for i in range(n):
+        add(ctx, f"a{i:03d}", DONE, ("merged", {"into": "main", "sha": "x"}))
+    add(ctx, "live1")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MULLUI_HOME": str(tmp_path / "home")}
+    code = (
+        "from mullui import ledger\n"
+        "from mullui.context import Context\n"
+        "import sys\n"
+        "print(ledger.fold(Context(cwd=__import__('pathlib').Path(sys.argv[1]))), flush=True)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env)
+    # kill it once it has folded some, not all
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        folded = (
+            sum(1 for _ in ledger.rows(ctx.paths)) if ledger.ledger_file(ctx.paths).exists() else 0
+        )
+        if folded >= 20:
+            break
+        time.sleep(0.005)
+    p.send_signal(signal.SIGKILL)
+    p.wait(10)
+    live = {a.id for a in ctx.store.all()}
+    folded_ids = ledger.folded_ids(ctx.paths)
+    assert 0 < len(folded_ids) < n, "the kill came too late or too early: nothing tested"
+    every = {f"a{i:03d}" for i in range(n)}
+    assert every <= live | folded_ids  # each agent is live, folded, or (mid-fold) both
+    assert "live1" in live and "live1" not in folded_ids
+    # a line in the ledger is whole JSON, never half (appends are whole, fsynced lines)
+    for raw in ledger.ledger_file(ctx.paths).read_bytes().splitlines():
+        if raw.strip():
+            json.loads(raw)
+    # the next fold finishes the job; each agent is in the ledger once
+    assert ledger.fold(ctx) == len(every & live)
+    assert {a.id for a in ctx.store.all()} == {"live1"}
+    rows = list(ledger.rows(ctx.paths))
+    assert sorted(r["id"] for r in rows) == sorted(every)
+    for aid in every:
+        assert (ledger.history_dir(ctx.paths) / f"{aid}.jsonl").exists()
+
+
+def test_the_fold_never_takes_a_live_agent_or_one_in_conflict(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    add(ctx, "w")
+    add(ctx, "b", ("state", {"state": "blocked", "cause": "hook:Ask", "question": "q"}))
+    later = utcnow() + timedelta(days=400)
+    assert ledger.fold(ctx, now=later) == 0
+    assert {a.state for a in ctx.store.all()} == {State.WORKING, State.BLOCKED}
