@@ -27,10 +27,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+# Annotations only: importing typing, dataclasses, ... would cost every edit hook ~10 ms
+# (python -S -I, see fasthook/answer.py).  Type checkers take this branch.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 MODES = ("off", "warn", "ask", "block")
 DEFAULT_MODE = "warn"
@@ -54,23 +58,45 @@ CLAUDE_EDIT_TOOLS = {
 GEMINI_EDIT_TOOLS = {"write_file": "file_path", "replace": "file_path"}
 
 
-@dataclass(frozen=True)
-class Other:
+class _Record:
+    """A small immutable record (not a dataclass: importing ``dataclasses`` would cost
+    every edit hook several ms)."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Other(_Record):
     """Another agent that has changed the file."""
 
-    id: str
-    name: str
-    branch: str
+    __slots__ = ("id", "name", "branch")
+
+    def __init__(self, id: str, name: str, branch: str) -> None:  # noqa: A002
+        self.id, self.name, self.branch = id, name, branch
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(_Record):
     """What the guard does about one edit (``mode`` is never "off")."""
 
-    mode: str  # warn | ask | block
-    agent: str  # the agent about to edit
-    path: str  # relative to the repository root
-    others: tuple[Other, ...]
+    __slots__ = ("mode", "agent", "path", "others")
+
+    def __init__(self, mode: str, agent: str, path: str, others: tuple[Other, ...]) -> None:
+        self.mode = mode  # warn | ask | block
+        self.agent = agent  # the agent about to edit
+        self.path = path  # relative to the repository root
+        self.others = others
 
     def names(self) -> str:
         return ", ".join(f"{o.name} (branch {o.branch})" for o in self.others)
