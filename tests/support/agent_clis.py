@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT, make_repo
+from tests.conftest import ROOT, make_repo, stop_supervisor
 from tests.conftest import wait_for as conftest_wait_for
 
 
@@ -121,6 +121,8 @@ class Pipeline:
         return dict(wait_for(gone, timeout, "the agent's exit", 0.2))
 
     def close(self) -> None:
+        # The supervisor the spawns started by themselves (this env has autostart on).
+        stop_supervisor(self.tmp / "mullui" / "state")
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
 
 
