@@ -22,6 +22,7 @@ from textual.theme import Theme
 
 from mullui.errors import MulluiError
 from mullui.paths import Paths
+from mullui.store import atomic_write_json
 from mullui.tui.cells import FALLBACK_COLOURS
 
 DEFAULT_THEME = "mullui-dark"
@@ -134,8 +135,6 @@ def remembered_theme(paths: Paths) -> str | None:
 
 def remember_theme(paths: Paths, name: str) -> None:
     """Persist the chosen theme (atomic replace; other UI keys are kept)."""
-    from mullui.store import atomic_write_json
-
     try:
         data = json.loads(paths.ui_state.read_text(encoding="utf-8"))
         if not isinstance(data, dict):

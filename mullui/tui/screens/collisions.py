@@ -68,7 +68,7 @@ def rows_from_records(agents: Sequence[Agent]) -> list[CollisionRow]:
 def rows_from_report(rep: Any) -> Found:
     """``radar.collisions_report``: its pairs and base conflicts as rows, and one line of
     merge-order advice per target (the clean order, or why there is none)."""
-    from mullui import radar
+    from mullui import radar  # import weight (~40 ms): only this view loads the radar
 
     rows = [
         CollisionRow((p.a.id, p.b.id), f"{p.a.name} ↔ {p.b.name}", tuple(p.files), p.conflict)
@@ -90,7 +90,7 @@ def rows_from_report(rep: Any) -> Found:
 
 def check_with_radar(actions: Any) -> Found:
     """Ask the radar (git merge-tree over every agent's work) for its full answer; blocks."""
-    from mullui import radar
+    from mullui import radar  # import weight: only this view loads the radar
 
     return rows_from_report(radar.collisions_report(actions))
 

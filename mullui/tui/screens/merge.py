@@ -101,7 +101,7 @@ def merge(host: Host, a: Agent) -> None:
 
 def merge_question(actions: Any, agent_id: str) -> MergeQuestion:
     """What the dialog asks, from ``review.plan`` (blocks: git)."""
-    from mullui import review
+    from mullui import review  # import weight: git plumbing, loaded by a merge only
 
     p = review.plan(actions, actions.get(agent_id))
     if p.problem:
