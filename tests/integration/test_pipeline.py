@@ -234,3 +234,22 @@ def test_stall_found_by_the_supervisor_timer(cli, git_repo: Path, mullui_home: P
     finally:
         watch.terminate()
         watch.wait(10)
+
+
+def test_tmux_hooks_carry_no_token_and_report_the_exit(  # type: ignore[no-untyped-def]
+    cli, git_repo: Path, mullui_home: Path
+) -> None:
+    (mullui_home / "config.toml").write_text("[limits]\nsilence_after_s = 60\n")
+    aid = spawn(cli, git_repo, "read x; exit 4", "tokenless")
+    token = (mullui_home / "state" / "secrets" / aid).read_text()
+    target = state(cli, git_repo, aid)["tmux_target"]
+    sock = os.environ["MULLUI_TMUX_SOCKET"]
+    hooks = subprocess.run(
+        ["tmux", "-L", sock, "show-hooks", "-w", "-t", target],
+        capture_output=True, text=True, timeout=10, check=True,
+    ).stdout  # fmt: skip
+    assert "pane-died" in hooks and "spool.sh" in hooks and aid in hooks
+    assert token not in hooks  # what tmux runs is in /proc/*/cmdline: no token there
+    subprocess.run(["tmux", "-L", sock, "send-keys", "-t", target, "Enter"], check=True, timeout=10)
+    wait_for(lambda: state(cli, git_repo, aid)["state"] == "failed", timeout=15)
+    assert state(cli, git_repo, aid)["exit_code"] == 4
