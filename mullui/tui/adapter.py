@@ -158,10 +158,9 @@ class Pipeline:
 
         self.on_change(agent, transitions)
         if self.autostart and loop.needs_supervisor([agent]):
-            if self.standby is not None:
-                self.standby.wake()
-            # One refused flock when the watch runs; a start when it died meanwhile.
-            loop.ensure_running(self.actions, started_by="tui", record=False)  # type: ignore[arg-type]
+            # The standby starts a watch if none runs (it is blocked on the lock while one
+            # does): a wake-up costs nothing per change.
+            self.standby.wake()
 
     def status_line(self) -> str:
         """Who supervises, for the TUI's status line (reads /proc/locks: call it from a
