@@ -104,10 +104,12 @@ def work_left(ctx: Context) -> bool:
             return True
     except MulluiError:
         return True
+    from mullui import journal
+
     try:
         cursor = read_json(ctx.paths.notify_cursor) or {}
         told = int(cursor.get("offset", 0)) if isinstance(cursor, dict) else 0
-        return ctx.paths.changes_file.stat().st_size > told
+        return journal.end_cursor(ctx.paths.changes_file) > told  # logical offsets
     except (OSError, ValueError, TypeError):
         return False
 
