@@ -46,6 +46,7 @@ from mullui.agents.base import (
     Event,
     LaunchContext,
     Profile,
+    answer_argv,
     hook_command,
     meta_events,
     model_and_args,
@@ -158,7 +159,10 @@ class GeminiProfile(Profile):
         for event, matcher in HOOKS:
             # Gemini CLI runs ``command`` through a shell; hook_command keeps each argv
             # element one word.
-            command = hook_command(ctx.hook_argv, event)
+            # BeforeTool is the one event the CLI waits on that may get an answer (the
+            # collision guard, for write_file / replace): the answer path.
+            argv = answer_argv(ctx) if event == "BeforeTool" else ctx.hook_argv
+            command = hook_command(argv, event)
             entry: dict[str, Any] = {
                 "hooks": [
                     {
