@@ -178,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)
     s = sub.add_parser("demo", help="a sandbox repo with scripted demo agents (no API key)")
     s.add_argument("--no-tui", action="store_true", help="set up and start the demo agents only")
+    s.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the sandbox, its agents and tmux server after quitting (it says where)",
+    )
     s = sub.add_parser("events", help="stream applied state changes as JSON lines (used over SSH)")
     s.add_argument("--follow", action="store_true")
     s.add_argument("--since", default="", metavar="CURSOR")
@@ -716,7 +721,7 @@ def cmd_events(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from mullui.demo import run_demo
 
-    return run_demo(tui=not a.no_tui)
+    return run_demo(tui=not a.no_tui, keep=a.keep)
 
 
 def cmd_tui(a: argparse.Namespace) -> int:

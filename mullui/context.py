@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mullui import config as config_mod
-from mullui.errors import MulluiError
+from mullui.errors import ConfigError, MulluiError
 from mullui.model import Agent
 from mullui.paths import Paths, get_paths, tmux_socket
 from mullui.runtime import worktrees
@@ -30,6 +30,7 @@ class ConfigSource:
     def __init__(self, load: Callable[[], config_mod.Config]) -> None:
         self._load = load
         self._config: config_mod.Config | None = None
+        self._repos: dict[Path, config_mod.Config] = {}  # last good config per repository
 
     def current(self) -> config_mod.Config:
         """The config in force now (loads it the first time; raises ConfigError)."""
@@ -40,6 +41,26 @@ class ConfigSource:
     def replace(self, config: config_mod.Config) -> None:
         """Make ``config`` the one in force from now on (a reload)."""
         self._config = config
+
+    def for_repo(self, repo: Path, load: Callable[[], config_mod.Config]) -> config_mod.Config:
+        """The config of another repository (a ``mullui watch`` runs outside any): read
+        afresh, so an edit counts at once; an invalid edit keeps the last good one."""
+        try:
+            config = load()
+        except ConfigError:
+            if repo in self._repos:
+                return self._repos[repo]
+            raise
+        self._repos[repo] = config
+        return config
+
+    def last_good(self, repo: Path) -> config_mod.Config | None:
+        """The last valid config read of ``repo`` (None before the first)."""
+        return self._repos.get(repo)
+
+    def remember(self, repo: Path, config: config_mod.Config) -> None:
+        """Record a valid config of ``repo`` (read by the config follower)."""
+        self._repos[repo] = config
 
 
 class Context:

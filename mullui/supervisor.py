@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import sys
 import time
@@ -31,6 +32,7 @@ from watchfiles import awatch
 
 from mullui import journal as changes
 from mullui import ledger, queue, radar
+from mullui.config_follow import ConfigChange, ConfigFollower
 from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.files import atomic_write_json, read_json
@@ -100,8 +102,19 @@ class Supervisor:
         notify: bool = True,
         run_queue: bool = True,
         idle_exit_s: float | None = None,
+        follow_config: bool = True,
+        on_config: Callable[[str | None, str | None], None] | None = None,
     ) -> None:
         self.ctx = ctx
+        #: reloads the config files on change (mullui.config_follow); ``on_config`` hears
+        #: (the reload's line, None) after a reload and (None, the error or None) when an
+        #: invalid edit is kept out or fixed (the TUI shows it on its status line)
+        self.config: ConfigFollower | None = None
+        if follow_config:
+            self.config = ConfigFollower(
+                ctx, on_reload=self._config_reloaded, on_error=self._config_error
+            )
+        self.on_config = on_config
         self.paths = ctx.paths
         self.on_change = on_change
         self.notifier = notifier
@@ -139,8 +152,15 @@ class Supervisor:
         # inotify is set up would otherwise wait for the next event or the safety check.
         ready = asyncio.Event()
         watcher = asyncio.create_task(self._watch(ready))
+        following: asyncio.Task[None] | None = None
+        if self.config is not None:
+            config_ready = asyncio.Event()
+            following = asyncio.create_task(self.config.run(config_ready))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ready.wait(), 5.0)
+        if self.config is not None:
+            # An edit made while we were down (or while starting) counts too.
+            self.config.reload()
         if self.notify:
             self.remote = RemoteLinks(self.ctx, poke=self.poke)
         if self.notify:  # the one supervisor that notifies keeps the radar (not observers)
@@ -183,6 +203,11 @@ class Supervisor:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
+            if following is not None and self.config is not None:
+                self.config.stop()
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await following
             if self.remote is not None:
                 await self.remote.close()
 
@@ -266,6 +291,10 @@ class Supervisor:
         self.catch_up_all()
 
     def _after_apply(self, touched: list[Agent]) -> None:
+        if self.config is not None:
+            # Outside a repository (`mullui watch` runs in $HOME) the agents' own
+            # repositories' .mullui.toml decide their limits: follow those too.
+            self.config.follow_repos({Path(a.repo) for a in touched if a.repo})
         if self.remote is not None:
             self.remote.sync(touched)
         self.process_journal()
@@ -399,6 +428,52 @@ class Supervisor:
             ),
         )
         self._submit(notice)
+
+    def _config_reloaded(self, change: ConfigChange) -> None:
+        """A valid edit is in force: tell the log, re-read what was built from the old
+        one, and run the queue at once (a raised ``max_running`` starts queued agents)."""
+        print(f"mullui: {change.message}", file=sys.stderr, flush=True)
+        if self.notifier is not None and change.old.notify != change.new.notify:
+            from mullui import notify  # loaded already with a notifier
+
+            try:
+                self.notifier.reconfigure(
+                    notify.NotifyConfig.from_table(change.new.notify),
+                    change.new.notify.get("mode"),
+                )
+            except MulluiError as e:
+                print(f"mullui: notify: {e}", file=sys.stderr, flush=True)
+        if self._radar is not None:
+            self._radar.interval_s = max(0.5, float(change.new.collisions_interval_s))
+            self._radar.notify = change.new.collisions_notify
+        if self.on_config is not None:
+            self.on_config(change.message, None)
+        self._kick.set()
+
+    def _config_error(self, message: str | None) -> None:
+        """An invalid edit was kept out (the last good config stays), or it was fixed:
+        said in the log, once per distinct error as a notification, and to the face."""
+        if message is None:
+            print("mullui: config fixed: the file is in force again", file=sys.stderr, flush=True)
+        else:
+            print(f"mullui: config not reloaded: {message}", file=sys.stderr, flush=True)
+            if self.notifier is not None and self.notify:
+                from mullui.notify import Notice  # loaded already with a notifier
+
+                digest = hashlib.sha1(message.encode()).hexdigest()[:12]
+                self._submit(
+                    Notice(
+                        agent_id="config",
+                        agent_name="mullui config",
+                        state="failed",
+                        body=message,
+                        key=f"config:{digest}",
+                        at=utcnow(),
+                        title="mullui config not reloaded (the last good one stays)",
+                    )
+                )
+        if self.on_config is not None:
+            self.on_config(None, message)
 
     def _submit(self, notice: Any) -> None:
         if self.notifier is None:

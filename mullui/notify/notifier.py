@@ -95,6 +95,15 @@ class Notifier:
         self._timer: asyncio.Task[None] | None = None
         self._started = False
 
+    def reconfigure(self, config: NotifyConfig, mode: str | None = None) -> None:
+        """Apply an edited ``[notify]`` (quiet hours, states, bursts, escalation) from now
+        on; a new ``mode`` takes effect at the next :meth:`start` (the backend is probed
+        once)."""
+        self.config = config
+        self._policy.reconfigure(config)
+        if mode is not None and mode in MODES:
+            self.mode = mode
+
     async def start(self) -> None:
         """Pick the backend (probing D-Bus for ``desktop``) and start the timer."""
         if self._started:

@@ -207,6 +207,11 @@ class NotifyPolicy:
         self._flush_at: float | None = None
         self._escalations: dict[str, tuple[float, Notice]] = {}
 
+    def reconfigure(self, config: NotifyConfig) -> None:
+        """Use an edited config from now on (dedupe and burst state are kept)."""
+        self.config = config
+        self._quiet = config.quiet
+
     @property
     def window_s(self) -> float:
         return self.config.coalesce_ms / 1000

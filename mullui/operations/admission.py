@@ -261,7 +261,8 @@ def repo_config(ctx: Context, repo: str | None) -> Config:
     """The config of an agent's repository when this process runs outside one."""
     if ctx.repo_or_none() is not None or not repo or not Path(repo).is_dir():
         return ctx.config
-    return ctx.load_config(Path(repo))
+    path = Path(repo)
+    return ctx.config_source.for_repo(path, lambda: ctx.load_config(path))
 
 
 def wait_reason(ctx: Context, agent: Agent) -> str | None:

@@ -100,8 +100,11 @@ class Pipeline:
         toast: Toast,
         on_action: OnAction,
         is_focused: Callable[[str], bool],
+        on_config: Callable[[str | None, str | None], None] | None = None,
     ) -> None:
         self.actions = actions
+        #: (a reload's line, None) or (None, an invalid edit's error / None when fixed)
+        self.on_config = on_config
         self.on_change = on_change
         self.toast = toast
         self.on_action = on_action
@@ -141,7 +144,9 @@ class Pipeline:
             except MulluiError as e:
                 print(f"mullui: notifications off: {e}", file=sys.stderr)
                 self.notifier = None
-            self.supervisor = sup.Supervisor(ws, on_change=self.on_change, notifier=self.notifier)
+            self.supervisor = sup.Supervisor(
+                ws, on_change=self.on_change, notifier=self.notifier, on_config=self.on_config
+            )
         else:
             # The watch supervises: follow the changes, notify nobody, start nothing;
             # whatever became live makes sure a watch runs (one refused flock if it does),
@@ -149,7 +154,11 @@ class Pipeline:
             if self.autostart:
                 self.standby = loop.Standby(ws, started_by="tui").start()
             self.supervisor = sup.Supervisor(
-                ws, on_change=self._follow, notify=False, run_queue=False
+                ws,
+                on_change=self._follow,
+                notify=False,
+                run_queue=False,
+                on_config=self.on_config,
             )
         await self.supervisor.run()
 

@@ -97,6 +97,9 @@ class MulluiApp(App[None]):
         self._colours: tuple[str, dict[str, str]] | None = None
         self.theme_problems: list[themes.ThemeProblem] = []
         self.foreground_runs: list[list[str]] = []  # argv run while suspended (attach)
+        #: the error of a config edit kept out (the last good config stays), shown on the
+        #: status line until the file is fixed
+        self.config_error: str | None = None
 
     @property
     def agents(self) -> dict[str, Agent]:
@@ -191,6 +194,28 @@ class MulluiApp(App[None]):
         raise LookupError("main screen not mounted")
 
     # ---- rendering --------------------------------------------------------------------
+    def config_changed(self, reloaded: str | None, error: str | None) -> None:
+        """The running supervisor reloaded the config files (``reloaded``: what changed),
+        or kept an invalid edit out (``error``; None once fixed)."""
+        if reloaded is not None:
+            self.notify(literal.visible(reloaded), title="config", timeout=4, markup=False)
+            wanted = getattr(getattr(self.actions, "config", None), "theme", None)
+            if wanted and wanted in self.available_themes and wanted != self.theme:
+                self.theme = wanted
+        elif error != self.config_error:
+            if error is not None:
+                self.notify(
+                    literal.visible(error),
+                    title="config not reloaded: the last good one stays",
+                    severity="error",
+                    timeout=15,
+                    markup=False,
+                )
+            else:
+                self.notify("the config file is in force again", title="config fixed", timeout=4)
+            self.config_error = error
+        self.request_render()
+
     def request_render(self) -> None:
         if not self._render_queued:
             self._render_queued = True
@@ -204,7 +229,10 @@ class MulluiApp(App[None]):
             return
         now = self.now()
         agents = list(self.agents.values())
-        main.show(agents, now, self.state_colours(), self.title)
+        title = self.title
+        if self.config_error is not None:
+            title = f"{title}  ⚠ config not reloaded: {literal.visible(self.config_error)}"
+        main.show(agents, now, self.state_colours(), title)
         self._arm_wake_timer(agents, now)
 
     def _arm_wake_timer(self, agents: list[Agent], now: datetime) -> None:
@@ -487,9 +515,10 @@ class MulluiApp(App[None]):
                 yield cmd
 
 
-def run(cwd: Path | None = None) -> int:
+def run(cwd: Path | None = None, *, keep_watch: bool = True) -> int:
     """``mullui`` with no command: the TUI for the current repository.  After it quits
-    with agents still running, ``mullui watch`` keeps the notifications coming."""
+    with agents still running, ``mullui watch`` keeps the notifications coming (unless
+    ``keep_watch`` is False: the demo ends its own agents)."""
     cwd = cwd or Path.cwd()
     actions = open_actions(get_paths(), cwd)
     app = MulluiApp(
@@ -500,7 +529,7 @@ def run(cwd: Path | None = None) -> int:
         default_profile=_default_profile(actions),
     )
     app.run()
-    if app.running():
+    if keep_watch and app.running():
         keep_watching(actions)
     return app.return_code or 0
 

@@ -69,6 +69,7 @@ class ChangeFeed:
             toast=self.notifier_toast,
             on_action=self.notification_action,
             is_focused=self.is_focused,
+            on_config=self.on_config,
         )
         try:
             await self.pipeline.run()
@@ -105,6 +106,12 @@ class ChangeFeed:
             fn(*args, **kwargs)
         else:
             self.app.call_from_thread(fn, *args, **kwargs)
+
+    def on_config(self, reloaded: str | None, error: str | None) -> None:
+        """The supervisor reloaded the config files, or kept an invalid edit out."""
+        handler = getattr(self.app, "config_changed", None)
+        if handler is not None:
+            self.from_any_thread(handler, reloaded, error)
 
     def on_change(self, agent: Agent, transitions: Any = ()) -> None:
         """The Supervisor's callback (agent, its new transitions); safe from any thread."""

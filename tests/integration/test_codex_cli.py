@@ -175,6 +175,7 @@ def test_codex_permission_prompt_is_blocked_and_the_finished_turn_is_done(
             30,
             "the approval dialog",
         )
+
         # Drawn is not always ready (seen on a loaded 2-core CI box with 0.171.0): while
         # the dialog is still on screen and nothing ran, press "y" again.
         def approved() -> bool:

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "mullui.remote.cli",
         ),
     ),
-    ("loop", ("mullui.supervisor", "mullui.watch", "mullui.loop")),
+    ("loop", ("mullui.supervisor", "mullui.watch", "mullui.loop", "mullui.config_follow")),
     (
         "work",
         (
