@@ -126,7 +126,6 @@ class Supervisor:
         self.went_idle = False  # run() returned because nothing was left
         self._has_work = True
         self._idle_since: float | None = None
-        self._config_sig: tuple[tuple[int, int] | None, ...] | None = None
         self.cursor = Cursor(0, {})
         if notify:
             self.cursor = Cursor.load(self.paths.notify_cursor, self.paths.changes_file)
@@ -153,12 +152,14 @@ class Supervisor:
         ready = asyncio.Event()
         watcher = asyncio.create_task(self._watch(ready))
         following: asyncio.Task[None] | None = None
+        config_ready = asyncio.Event()
         if self.config is not None:
-            config_ready = asyncio.Event()
             following = asyncio.create_task(self.config.run(config_ready))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ready.wait(), 5.0)
         if self.config is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(config_ready.wait(), 5.0)
             # An edit made while we were down (or while starting) counts too.
             self.config.reload()
         if self.notify:
@@ -168,7 +169,6 @@ class Supervisor:
             self._radar = radar.Scheduler(
                 self.ctx, cfg.collisions_interval_s, notify=cfg.collisions_notify
             )
-        self._follow_config()  # the files as loaded: later edits are followed
         if not self._stop.is_set():
             # A supervisor told to stop while starting (SIGHUP from a dying tmux server)
             # releases its lock at once instead of replaying first.
@@ -190,7 +190,6 @@ class Supervisor:
                 self._kick.clear()
                 if self._stop.is_set():
                     break
-                self._follow_config()
                 dirty, self._dirty = self._dirty, set()
                 if dirty:
                     self.catch_up(dirty)
@@ -210,34 +209,6 @@ class Supervisor:
                     await following
             if self.remote is not None:
                 await self.remote.close()
-
-    def _follow_config(self) -> None:
-        """A supervisor runs for hours: an edit of the config files (limits, profiles,
-        notify) applies from the next change on.  An edit that does not load keeps the
-        last good config, and says why."""
-        files = [self.paths.config_file, self.paths.trust_file]
-        repo = self.ctx.repo_or_none()
-        if repo is not None:
-            files.append(repo / ".mullui.toml")
-        sig: list[tuple[int, int] | None] = []
-        for f in files:
-            try:
-                st = f.stat()
-                sig.append((st.st_mtime_ns, st.st_size))
-            except OSError:
-                sig.append(None)
-        if tuple(sig) == self._config_sig:
-            return
-        first = self._config_sig is None
-        self._config_sig = tuple(sig)
-        if first and self.ctx.config_source._config is None:
-            return  # not loaded yet: it will be, from the files as they are now
-        try:
-            new = self.ctx.load_config(repo)
-        except MulluiError as e:
-            print(f"mullui: {e} (the last good config stays in force)", file=sys.stderr)
-            return
-        self.ctx.config_source.replace(new)
 
     def _idle_left(self) -> float | None:
         """Seconds until this supervisor may leave (None: something needs it)."""

@@ -14,11 +14,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from mullui.model import State
+from mullui.paths import get_paths
 from tests.conftest import wait_for
 from tests.integration.test_queue import RUNNING, get, spawn, wait_state
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(autouse=True)
+def _supervised(autostart: Path) -> None:
+    """The watch starts by itself here, as it does for a user."""
 
 
 def write(path: Path, text: str) -> None:
@@ -33,14 +41,12 @@ def atomic_replace(path: Path, text: str) -> None:
 
 
 def watch_output() -> str:
-    sock = os.environ["MULLUI_TMUX_SOCKET"]
-    r = subprocess.run(
-        ["tmux", "-L", sock, "capture-pane", "-p", "-J", "-S", "-200", "-t", "mullui-supervisor"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return r.stdout
+    """What the hidden ``mullui watch`` printed (its log in the state dir)."""
+    log = get_paths().state_dir / "watch.log"
+    try:
+        return log.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def following(cfg: Path, text: str) -> None:
@@ -48,7 +54,7 @@ def following(cfg: Path, text: str) -> None:
     reloaded: from then on its follower is up."""
     # The watch prints its first line once its config is loaded; an edit after that is
     # seen by its follower (or by the reload it does once the follower is up).
-    wait_for(lambda: "mullui watch" in watch_output(), 15)
+    wait_for(lambda: "mullui watch:" in watch_output(), 15)
     marker = f"max_cost_usd = {time.monotonic_ns() % 1000 + 1}.5\n"
     write(cfg, text.replace("[limits]\n", "[limits]\n" + marker))
     try:
