@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import secrets
 import sys
@@ -40,6 +41,9 @@ from mullui.reducer import apply_event
 
 RECENT_EIDS = 64
 
+#: A parsed record: (agent, spool offset, raw spool offset, recent eids).
+_Parsed = tuple[Agent, int, int, tuple[str, ...]]
+
 
 def _size(path: Path) -> int:
     """The file's size, -1 when it does not exist."""
@@ -55,6 +59,8 @@ class Store:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
         self._unsaved = False  # a failed save was reported
+        # records as last read or written: (inode, size, mtime_ns) -> parsed
+        self._records: dict[str, tuple[tuple[int, int, int], _Parsed]] = {}
         paths.ensure()
 
     # ---- ids ---------------------------------------------------------------------
@@ -102,8 +108,21 @@ class Store:
             os.close(fd)
 
     def _read_record(self, agent_id: str) -> tuple[Agent | None, int, int, list[str], bool]:
-        """(agent, spool offset, raw hook spool offset, recent eids, corrupt)."""
+        """(agent, spool offset, raw hook spool offset, recent eids, corrupt).  A record
+        this Store wrote or read, unchanged on disk since (same inode, size and mtime), is
+        not parsed again: an agent with a long history costs one parse, not one per event."""
         path = self.paths.record_file(agent_id)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None, 0, 0, [], False
+        except OSError:
+            st = None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns) if st is not None else None
+        hit = self._records.get(agent_id)
+        if key is not None and hit is not None and hit[0] == key:
+            cached, off, roff, recent = hit[1]
+            return cached, off, roff, list(recent), False
         try:
             d = read_json(path)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -115,9 +134,27 @@ class Store:
         try:
             a = Agent.from_record(d)
             off, roff = int(d.get("_offset", 0)), int(d.get("_raw_offset", 0))
-            return a, off, roff, list(d.get("_eids", [])), False
+            eids = [str(e) for e in d.get("_eids", [])]
         except (KeyError, ValueError, TypeError, AttributeError):
             return None, 0, 0, [], True
+        if key is not None:
+            self._records[agent_id] = (key, (a, off, roff, tuple(eids)))
+        return a, off, roff, eids, False
+
+    def _write_record(self, agent_id: str, a: Agent, rec: dict[str, Any]) -> None:
+        """Write the record whole (compact JSON: the C encoder, ~10x the indented one on a
+        long history) and remember it as read."""
+        path = self.paths.record_file(agent_id)
+        data = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str)
+        atomic_write(path, data.encode())
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._records.pop(agent_id, None)
+            return
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        state = (a, int(rec["_offset"]), int(rec["_raw_offset"]), tuple(rec["_eids"]))
+        self._records[agent_id] = (key, state)
 
     def load(self, agent_id: str) -> Agent:
         """The agent's record brought up to date with its spool."""
@@ -199,12 +236,12 @@ class Store:
         if a is None:
             return None
         rec = a.to_record()
-        rec["_offset"] = offset
-        rec["_raw_offset"] = roffset
-        rec["_eids"] = eids[-RECENT_EIDS:]
         try:
-            self._journal(before, a)
-            atomic_write_json(self.paths.record_file(agent_id), rec)
+            self._journal(before, rec)
+            rec["_offset"] = offset
+            rec["_raw_offset"] = roffset
+            rec["_eids"] = eids[-RECENT_EIDS:]
+            self._write_record(agent_id, a, rec)
         except (MulluiError, OSError) as e:
             # The record is a cache of the spool: on a full disk show the agent as its
             # events say and save it on a later read (no half record: writes are
@@ -260,13 +297,12 @@ class Store:
                 print(f"mullui: {agent_id}: skipped a malformed event ({e})", file=sys.stderr)
         return a, new_offset, roffset
 
-    def _journal(self, before: Agent | None, after: Agent) -> None:
-        """Append the applied change to ``changes.jsonl`` (the notifier's, the TUI's and
-        remote mirrors' feed; see :mod:`mullui.journal`) *before* the record is written:
-        a crash in between replays the events, and readers drop the duplicate by
-        (agent, seq)."""
+    def _journal(self, before: Agent | None, new: dict[str, Any]) -> None:
+        """Append the applied change (``new``: the record as ``Agent.to_record()``) to
+        ``changes.jsonl`` (the notifier's, the TUI's and remote mirrors' feed; see
+        :mod:`mullui.journal`) *before* the record is written: a crash in between
+        replays the events, and readers drop the duplicate by (agent, seq)."""
         old = before.to_record() if before is not None else None
-        new = after.to_record()
         if old == new:
             return
         journal.append(
