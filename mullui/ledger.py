@@ -25,29 +25,26 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mullui import journal
+from mullui import report
 from mullui.context import Context
 from mullui.errors import MulluiError
+
+# The ledger file's reading lives in mullui.history (the report reads it too); re-exported.
+from mullui.history import folded_ids as folded_ids
+from mullui.history import history_dir as history_dir
+from mullui.history import ledger_file as ledger_file
+from mullui.history import rows as rows
 from mullui.model import Agent, State, iso, utcnow
-from mullui.paths import Paths
 
 #: States a folded agent can be in (never a live one).
 FINISHED = frozenset({State.DONE, State.FAILED, State.STOPPED})
 #: Agents folded per pass at most (a first pass over months of history is spread out).
 FOLD_BATCH = 500
-
-
-def ledger_file(paths: Paths) -> Path:
-    return paths.state_dir / "ledger.jsonl"
-
-
-def history_dir(paths: Paths) -> Path:
-    return paths.state_dir / "history"
 
 
 def due(a: Agent, now: datetime, keep_s: int) -> bool:
@@ -67,30 +64,9 @@ def candidates(agents: Iterable[Agent], now: datetime, keep_s: int) -> list[Agen
     return [a for a in agents if a.id not in needed and due(a, now, keep_s)]
 
 
-# ---- reading --------------------------------------------------------------------------------
-def rows(paths: Paths) -> Iterator[dict[str, Any]]:
-    """Every folded agent's line, first line per id, in the order they were folded;
-    streamed (a corrupt line is skipped)."""
-    seen: set[str] = set()
-    for e, _ in journal.read(ledger_file(paths)):
-        aid = e.get("id")
-        if not isinstance(aid, str) or aid in seen:
-            continue
-        if not isinstance(e.get("ls"), dict) or not isinstance(e.get("report"), dict):
-            continue
-        seen.add(aid)
-        yield e
-
-
-def folded_ids(paths: Paths) -> set[str]:
-    return {e["id"] for e in rows(paths)}
-
-
 # ---- folding --------------------------------------------------------------------------------
 def row_for(ctx: Context, a: Agent, now: datetime) -> dict[str, Any]:
     """The ledger line of ``a``: computed once, here."""
-    from mullui import report
-
     handled, merged_at = report.handled_times(ctx, a.id)
     stats = report.diff_stats(a)
     return {

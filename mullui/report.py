@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mullui import history
 from mullui.context import Context
 from mullui.events import read_events
 from mullui.model import SETTLED, Agent, State, iso, parse_iso, utcnow
@@ -337,8 +338,6 @@ def ledger(ctx: Context, *, now: datetime | None = None) -> dict[str, Any]:
 
     Live and recent agents are measured now; the history's rows were computed once, when
     each agent was folded into it (mullui.ledger: no git, no spool read here)."""
-    from mullui import ledger as history
-
     now = now or utcnow()
     rows = []
     live = ctx.store.all()
