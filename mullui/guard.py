@@ -300,8 +300,9 @@ def _record(state_dir: Path, agent_id: str) -> dict[str, Any] | None:
 
 def _gone(state_dir: Path) -> Callable[[str], bool]:
     def gone(other: str) -> bool:
+        # No record: its finished work was moved to the history (mullui.ledger).
         rec = _record(state_dir, other)
-        return rec is not None and (bool(rec.get("removed")) or bool(rec.get("merged_into")))
+        return rec is None or bool(rec.get("removed")) or bool(rec.get("merged_into"))
 
     return gone
 

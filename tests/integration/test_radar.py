@@ -114,12 +114,14 @@ def test_the_marker_clears_when_one_of_them_is_removed(cli: Cli, repo: Path) -> 
     wait_edited(b, "B five")
     assert collisions_of(cli, repo)[b] != []
 
+    branch = get(a).branch
     r = cli("rm", "--force", a, cwd=repo)
     assert r.returncode == 0, r.stderr
 
     cols = collisions_of(cli, repo)
-    assert cols[a] == [] and cols[b] == []
-    assert get(a).branch and git(repo, "rev-parse", get(a).branch or "")  # its branch stays
+    assert a not in cols  # removed: in the history now (`ls --all`), not a live agent
+    assert cols[b] == []
+    assert branch and git(repo, "rev-parse", branch)  # its branch stays
 
 
 def test_the_marker_clears_when_one_is_merged_and_the_base_conflict_shows(
@@ -143,7 +145,7 @@ def test_the_marker_clears_when_one_is_merged_and_the_base_conflict_shows(
     assert r.returncode == 0, r.stderr
 
     cols = collisions_of(cli, repo)
-    assert cols[a] == []
+    assert a not in cols  # merged: in the history now (`ls --all`), not a live agent
     assert cols[b] == [{"agent": c, "files": ["shared.py"], "conflict": False}]  # a is gone
     assert cols[c] == [{"agent": b, "files": ["shared.py"], "conflict": False}]
     # b now conflicts with the base a moved: said against main, with the clean order.

@@ -124,14 +124,17 @@ def test_hook_answers_from_the_index_on_disk(tmp_path: Path) -> None:
     # B's own edit of its own file: never.
     assert guard.hook_answer(state, "b", "PreToolUse", payload("/wt/b/src/app.py")) is None
 
-    # B merged since the index was written: does not count.
+    # B merged since the index was written, or moved to the history: does not count.
     write_record(state, "b", profile="shell", merged_into="main")
+    assert guard.hook_answer(state, "a", "PreToolUse", payload("/wt/a/src/app.py")) is None
+    (state / "agents" / "b.json").unlink()
     assert guard.hook_answer(state, "a", "PreToolUse", payload("/wt/a/src/app.py")) is None
 
 
 def test_ask_blocks_the_agent_and_warn_adds_context(tmp_path: Path) -> None:
     state = tmp_path / "state"
     write_record(state, "a", extra={"guard": "ask"})
+    write_record(state, "b", profile="shell")
     write_record(state, "c", extra={"guard": "warn"}, worktree="/wt/c")
     guard.write_index(state, index({"src/app.py": ["b"]}, default="off"))
     out = guard.hook_answer(state, "a", "PreToolUse", payload("/wt/a/src/app.py", "Edit"))
