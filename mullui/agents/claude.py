@@ -3,8 +3,10 @@
 Wiring: ``prepare`` writes one settings file under the agent's private profile dir and the
 agent runs ``claude --settings FILE``.  Settings passed that way are *added* to the user's
 (``~/.claude/settings.json`` and the project's stay untouched and keep working).  Every
-hook runs ``mullui hook EVENT`` with the JSON payload on stdin; the agent id and token reach
-it through ``MULLUI_AGENT_ID`` / ``MULLUI_AGENT_TOKEN`` in the window's environment.
+hook runs ``ctx.hook_argv EVENT`` (the fast path, ``fasthook/spool.sh``: no Python) with
+the JSON payload on stdin, PreToolUse the answer path (:func:`answer_argv`); the agent id
+and token reach it through ``MULLUI_AGENT_ID`` / ``MULLUI_AGENT_TOKEN`` in the window's
+environment.
 
 Hooks only *report*: they print nothing and exit 0, so Claude Code never reads a decision
 from them (a ``PermissionRequest`` hook that printed a decision would answer the dialog
