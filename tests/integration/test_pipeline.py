@@ -197,17 +197,23 @@ def test_fast_hooks_after_a_supervisor_kill_are_applied_once_in_order(  # type: 
     ]  # fmt: skip
 
 
-def test_silence_then_output_for_a_shell_agent(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_silence_then_output_for_a_shell_agent(  # type: ignore[no-untyped-def]
+    cli, git_repo: Path, mullui_home: Path, tmp_path: Path
+) -> None:
     (mullui_home / "config.toml").write_text("[limits]\nsilence_after_s = 1\n")
-    aid = spawn(cli, git_repo, "echo start; sleep 3; echo more; sleep 30", "quiet")
-    t0 = time.monotonic()
-    wait_for(lambda: state(cli, git_repo, aid)["state"] == "blocked", timeout=6)
-    s = state(cli, git_repo, aid)
+    # The agent stays quiet until the test lets it speak: the silence is seen while it is
+    # quiet, and the output after it brings it back (order, not wall time: each `ls` on a
+    # loaded machine takes a while).
+    go = tmp_path / "go"
+    quiet = f"echo start; until [ -e '{go}' ]; do sleep 0.1; done; echo more; sleep 60"
+    aid = spawn(cli, git_repo, quiet, "quiet")
+    s = wait_for(lambda: (x := state(cli, git_repo, aid))["state"] == "blocked" and x, timeout=30)
     assert s["cause"] == "silence:1s"  # the heuristic says it is one
-    assert time.monotonic() - t0 < 3
+    assert not go.exists()
+    go.touch()
     # read state and cause together: a second `ls` a second later may already see the
     # next silence (the agent is quiet again after "more")
-    back = wait_for(lambda: (x := state(cli, git_repo, aid))["state"] == "working" and x, timeout=6)
+    back = wait_for(lambda: (x := state(cli, git_repo, aid))["state"] == "working" and x, 30)
     assert back["cause"] == "output"
 
 

@@ -258,10 +258,10 @@ def test_capture_returns_the_screen_text(tmux: Tmux, tmp_path: Path) -> None:
 
 
 def test_stop_interrupts_then_removes_the_window(tmux: Tmux, tmp_path: Path) -> None:
-    target = launch(
-        tmux, tmp_path, ["sh", "-c", "trap 'exit 130' INT; while :; do sleep 0.05; done"]
-    )
-    time.sleep(0.1)  # let sh install its trap
+    ready = tmp_path / "ready"
+    script = "trap 'exit 130' INT; : > \"$0\"; while :; do sleep 0.05; done"
+    target = launch(tmux, tmp_path, ["sh", "-c", script, str(ready)])
+    wait_for(ready.exists, 30.0, "sh to install its trap")
     assert tmux.stop(target, grace=3.0).exited is True
     assert wait_for(lambda: read(tmp_path / "a1.exit")).split()[:2] == ["--status", "130"]
     assert tmux.panes() == {}
@@ -269,25 +269,32 @@ def test_stop_interrupts_then_removes_the_window(tmux: Tmux, tmp_path: Path) -> 
 
 
 def test_stop_kills_an_agent_that_ignores_ctrl_c(tmux: Tmux, tmp_path: Path) -> None:
-    target = launch(tmux, tmp_path, ["sh", "-c", "trap '' INT; while :; do sleep 0.05; done"])
-    time.sleep(0.1)
+    ready = tmp_path / "ready"
+    script = "trap '' INT; : > \"$0\"; while :; do sleep 0.05; done"
+    target = launch(tmux, tmp_path, ["sh", "-c", script, str(ready)])
+    wait_for(ready.exists, 30.0, "sh to ignore Ctrl-C")
     t0 = time.monotonic()
     assert tmux.stop(target, grace=0.6).exited is False
-    assert time.monotonic() - t0 < 2.0
+    # The grace given, not the default (3 s), then the kill; room for a loaded machine.
+    assert time.monotonic() - t0 < 3.0
     assert tmux.panes() == {}
 
 
 def test_silence_hook_fires_once_per_quiet_spell(tmux: Tmux, tmp_path: Path) -> None:
     events = tmp_path / "alerts"
-    script = "echo a; sleep 1.6; echo b; exec sleep 60"
+    go = tmp_path / "go"
+    # Quiet until the test says "go" (a fixed sleep races tmux's timer on a loaded machine).
+    script = 'echo a; until [ -e "$0" ]; do sleep 0.05; done; echo b; exec sleep 60'
     launch(
-        tmux, tmp_path, ["sh", "-c", script],
+        tmux, tmp_path, ["sh", "-c", script, str(go)],
         silence_seconds=1,
         on_silence=[*recorder(events), "silence"],
         on_activity=[*recorder(events), "activity"],
     )  # fmt: skip
     kinds = lambda: [ln.split()[0] for ln in read(events).splitlines()]  # noqa: E731
-    wait_for(lambda: kinds() == ["silence", "activity", "silence"], 6.0, "silence twice")
+    wait_for(lambda: kinds() == ["silence"], 30.0, "the first silence")
+    go.touch()
+    wait_for(lambda: kinds() == ["silence", "activity", "silence"], 30.0, "silence twice")
     time.sleep(1.3)  # still silent: tmux would re-fire here if the flags were cleared
     assert kinds() == ["silence", "activity", "silence"]
 
