@@ -12,6 +12,7 @@ Blocking workspace calls (tmux, git) run in thread workers (:meth:`MulluiApp.blo
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,6 +101,9 @@ class MulluiApp(App[None]):
         #: the error of a config edit kept out (the last good config stays), shown on the
         #: status line until the file is fixed
         self.config_error: str | None = None
+        #: who supervises, shown only when nobody does while agents are live
+        self._supervisor_line: str | None = None
+        self._supervisor_checked_at = float("-inf")
 
     @property
     def agents(self) -> dict[str, Agent]:
@@ -232,8 +236,24 @@ class MulluiApp(App[None]):
         title = self.title
         if self.config_error is not None:
             title = f"{title}  ⚠ config not reloaded: {literal.visible(self.config_error)}"
+        warning = self._supervisor_warning()
+        if warning:
+            title = f"{title}  ⚠ {warning}"
         main.show(agents, now, self.state_colours(), title)
         self._arm_wake_timer(agents, now)
+
+    def _supervisor_warning(self) -> str | None:
+        """ "no supervisor: ..." when agents are live and nothing supervises them (else
+        None).  Asked on a render (a change), at most once a second: no timer of its own."""
+        pipeline = self.feed.pipeline
+        if pipeline is None:
+            return None
+        now = time.monotonic()
+        if now - self._supervisor_checked_at >= 1.0:
+            self._supervisor_checked_at = now
+            line = pipeline.status_line()
+            self._supervisor_line = line if line.startswith("no supervisor:") else None
+        return self._supervisor_line
 
     def _arm_wake_timer(self, agents: list[Agent], now: datetime) -> None:
         """One timer for the next snooze to end (snoozes end on time, not on a poll)."""

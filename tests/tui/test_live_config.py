@@ -5,6 +5,7 @@ it; a valid edit is in force within a second (a theme set in the file is applied
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -74,3 +75,34 @@ async def test_a_theme_set_in_the_config_is_applied_while_running(fleet: Paths) 
         other = next(t for t in ("mullui-light", "mullui-dark", "nord") if t != app.theme)
         cfg.write_text(f'theme = "{other}"\n')
         await until(pilot, lambda: app.theme == other, timeout=5)
+
+
+async def test_the_status_line_says_when_nothing_supervises_live_agents(fleet: Paths) -> None:
+    """Another process supervises when the TUI starts (here: a plain flock on the lock);
+    once it is gone and nothing took over, the status line says so at the next change."""
+    import subprocess
+
+    from mullui.store import Store
+
+    lock = fleet.supervisor_lock
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    # -o: only flock holds the lock (its sleep child gets no descriptor)
+    holder = subprocess.Popen(["flock", "-o", str(lock), "sleep", "60"], start_new_session=True)
+    try:
+        from mullui import autostart
+
+        deadline = time.monotonic() + 5
+        while not autostart.held(fleet.state_dir) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        app = make_app(fleet, clock=utcnow, supervise=True)
+        async with app.run_test(size=(160, 36)) as pilot:
+            await until(pilot, lambda: app.feed.pipeline is not None)
+            await pilot.pause(0.3)
+            assert "no supervisor" not in status_text(app)
+            holder.kill()  # the supervisor goes; nothing takes over (autostart is off here)
+            holder.wait()
+            await pilot.pause(1.1)
+            Store(fleet).emit("a5", "state", state="blocked", cause="hook:Ask", question="?")
+            await until(pilot, lambda: "no supervisor" in status_text(app), timeout=10)
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
