@@ -131,6 +131,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="every byte as the pane wrote it (else: only colours on a terminal, plain text "
         "into a pipe)",
     )
+    s = sub.add_parser(
+        "resume",
+        help="start stopped/failed/interrupted agents again in their own worktrees, "
+        "continuing their conversations (max_running holds: the rest are queued)",
+    )
+    s.add_argument("ids", nargs="*", metavar="ID")
+    s.add_argument(
+        "--all",
+        action="store_true",
+        help="every agent a crash, a dead tmux server or a reboot interrupted",
+    )
+    s.add_argument(
+        "--prompt",
+        metavar="TEXT",
+        help='what the agent receives on resume (default: "continue where you left off"; '
+        '"" for nothing)',
+    )
+    s.add_argument(
+        "--budget",
+        metavar="USD",
+        type=float,
+        help="raise the agent's own max_cost_usd to USD (an agent its budget stopped)",
+    )
+    s.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start it again with its task, a new conversation (no resume for its session)",
+    )
+    s.add_argument(
+        "--recreate",
+        action="store_true",
+        help="make its worktree again from its branch when it was removed by hand",
+    )
+    s.add_argument("--cause", default="resume:manual", help=argparse.SUPPRESS)
     s = sub.add_parser("stop", help="stop the agent (worktree and branch stay)")
     s.add_argument("id")
     s = sub.add_parser("rm", help="remove the agent's worktree and window (never loses work)")
@@ -357,6 +391,9 @@ def _gone_words(there: tuple[bool, bool]) -> str:
 
 def _ls_json(x: Any, missing: dict[str, tuple[bool, bool]]) -> dict[str, Any]:
     d: dict[str, Any] = x.to_ls_json()
+    # Beyond SPEC's fields: failed by an interruption (dead tmux, reboot, killed CLI), so
+    # `mullui resume` (--all) continues it.
+    d["interrupted"] = x.is_interrupted()
     if x.id in missing:
         wt, br = missing[x.id]
         d["worktree"] = d["worktree"] if wt else None
@@ -438,6 +475,7 @@ def cmd_inbox(a: argparse.Namespace) -> int:
         for x in items:
             d = x.to_ls_json()
             d["why"] = x.why()
+            d["interrupted"] = x.is_interrupted()
             out.append(d)
         _print_json(out)
         return 0
@@ -458,6 +496,10 @@ def cmd_inbox(a: argparse.Namespace) -> int:
         for x in items
     ]
     print(_table(rows, ["ID", "NAME", *(["REPO"] if repo else []), "STATE", "WAITING", "WHY"]))
+    n = sum(1 for x in items if x.is_interrupted())
+    if n:
+        were = "agent was" if n == 1 else "agents were"
+        print(f"{n} {were} interrupted (a restart, a crash): `mullui resume --all` resumes them")
     return 0
 
 
@@ -634,6 +676,42 @@ def cmd_stop(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resume(a: argparse.Namespace) -> int:
+    from mullui.operations.location import Resume
+
+    if a.all == bool(a.ids):
+        raise UsageError("resume needs agent IDs or --all (not both)")
+    if a.budget is not None and not (a.budget > 0 and a.budget < float("inf")):
+        raise UsageError(f"--budget {a.budget}: give a number of dollars above 0")
+    if a.cause not in ("resume:manual", "resume:after-restart"):
+        raise UsageError(f"unknown resume cause {a.cause!r}")
+    if a.prompt is not None and "\x00" in a.prompt:
+        raise UsageError("the prompt contains a NUL byte, which no program can receive")
+    ws = _ws()
+    how = Resume(
+        prompt=a.prompt, cause=a.cause, fresh=a.fresh, budget=a.budget, recreate=a.recreate
+    )
+    refs = [x.id for x in ws.interrupted()] if a.all else list(a.ids)
+    if a.all and not refs:
+        print("no interrupted agents: nothing to resume")
+        return 0
+    failed = 0
+    for ref in refs:
+        try:
+            x = ws.resume(ref, how)
+        except MulluiError as e:
+            print(f"mullui: {visible(e.message)}", file=sys.stderr)
+            failed += 1
+            continue
+        if x.state.value == "queued":
+            print(f"{x.name} ({x.id}) queued to resume: {x.cause}")
+        elif x.host:
+            print(f"{x.name} ({x.id}) resumed on {x.host}")
+        else:
+            print(f"{x.name} ({x.id}) resumed in {x.worktree}")
+    return 1 if failed else 0
+
+
 def cmd_rm(a: argparse.Namespace) -> int:
     ws = _ws()
     before = _where(ws.get(a.id))
@@ -745,6 +823,7 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "report": cmd_report,
     "logs": cmd_logs,
     "stop": cmd_stop,
+    "resume": cmd_resume,
     "rm": cmd_rm,
     "hook": cmd_hook,
     "trust": cmd_trust,

@@ -177,6 +177,7 @@ LIMITS: dict[str, Check] = {
     "stall_after_s": _seconds,
     "silence_after_s": _seconds,
     "history_after_s": _seconds,
+    "auto_resume": _bool,
 }
 PROFILE: dict[str, Check] = {
     "command": _nonempty_str_list,
@@ -185,6 +186,7 @@ PROFILE: dict[str, Check] = {
     "model": _str,
     "silence_after_s": _seconds,
     "resume": _str_list,
+    "resume_prompt": _str,
     "hooks": _bool,
     "guard": _guard_mode,
 }
@@ -225,7 +227,7 @@ COLLISIONS: dict[str, Check] = {
     "notify": _bool,
     "guard": _guard_mode,
 }
-TOP: dict[str, Check] = {"default_agent": _str, "theme": _str}
+TOP: dict[str, Check] = {"default_agent": _str, "theme": _str, "resume_prompt": _str}
 #: Placeholders each command-valued key fills in (in shell text: "$MULLUI_..." references).
 SHELL_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "command": ("task", "id", "worktree", "branch"),
@@ -245,6 +247,7 @@ class Limits:
     #: a finished agent (done, failed, stopped) left alone this long moves to the history
     #: (``ls --all``, ``report``); merged and removed ones go at once (mullui.ledger)
     history_after_s: int = 14 * 86400
+    auto_resume: bool = False  # resume interrupted agents when a supervisor starts
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,7 @@ class ChainStep:
 class Config:
     default_agent: str = "claude"
     theme: str | None = None
+    resume_prompt: str | None = None  # what a resumed agent receives (mullui resume)
     limits: Limits = field(default_factory=Limits)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     hosts: dict[str, Host] = field(default_factory=dict)
@@ -560,8 +564,10 @@ def untrusted_part(user: dict[str, Any], repo: dict[str, Any]) -> tuple[dict[str
             table: dict[str, Any] = {}
             for k, v in value.items():
                 mine = user_limits.get(k, getattr(defaults, k))
-                looser = (k in _CAPS and v > mine) or (
-                    k == "max_unreviewed" and mine and (v == 0 or v > mine)
+                looser = (
+                    (k in _CAPS and v > mine)
+                    or (k == "max_unreviewed" and mine and (v == 0 or v > mine))
+                    or (k == "auto_resume" and v and not mine)  # it would spend on its own
                 )
                 if looser:
                     ignored.append(f"limits.{k}")
@@ -695,7 +701,9 @@ def build(data: dict[str, Any], sources: tuple[Path, ...] = ()) -> Config:
             stall_after_s=lim.get("stall_after_s", 1800),
             silence_after_s=lim.get("silence_after_s", 60),
             history_after_s=lim.get("history_after_s", 14 * 86400),
+            auto_resume=bool(lim.get("auto_resume", False)),
         ),
+        resume_prompt=data.get("resume_prompt"),
         profiles={k: dict(v) for k, v in data.get("profiles", {}).items()},
         hosts=hosts,
         chains=chains,

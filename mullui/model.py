@@ -59,21 +59,32 @@ STUCK_PREFIX = "predecessor "
 CANNOT_START = "cannot start: "
 #: Causes of a queued agent that waits for the human, not for time (operations.admission).
 STUCK_CAUSES = (STUCK_PREFIX, CANNOT_START)
+#: Causes of a failure that was no fault of the agent's work: its tmux server or window
+#: went away (a reboot, ``tmux kill-server``), the mullui starting it died, or its CLI
+#: was killed by a signal (exit 128+N).  Such an agent is *interrupted*: ``resume --all``
+#: (and ``[limits] auto_resume``) start it again.
+INTERRUPTED_CAUSES = ("tmux:server-gone", "tmux:window-gone", "spawn interrupted")
+#: Prefix of the cause of an agent the budget stopped (``max_cost_usd``).
+OVER_BUDGET = "over budget: "
+#: Causes of the start of a resumed agent (its history says why it runs again).
+RESUME_MANUAL = "resume:manual"
+RESUME_AFTER_RESTART = "resume:after-restart"
 
 # The contract (SPEC): queued -> starting -> working <-> blocked; working <-> done;
 # any -> failed | stopped; any live state <-> unknown.  Three additions, each because
 # the alternative would be a lie: starting -> done/blocked (a command can finish or ask
 # before the runtime's own "working" lands), blocked -> done (a turn can end on a denied
 # permission, or the process exits 0 while asking), failed -> working (a stalled agent
-# that shows life again is working, not failed).
+# that shows life again is working, not failed).  Resume (SPEC): failed | stopped ->
+# starting, or -> queued when ``max_running`` has no free slot (``resume --all``).
 ALLOWED: dict[State, frozenset[State]] = {
     Q: frozenset({ST, F, X, U}),
     ST: frozenset({W, B, D, F, X, U}),
     W: frozenset({B, D, F, X, U}),
     B: frozenset({W, D, F, X, U}),
     D: frozenset({W, F, X, U}),
-    F: frozenset({W, X}),
-    X: frozenset({F}),
+    F: frozenset({W, X, ST, Q}),
+    X: frozenset({F, ST, Q}),
     U: frozenset({Q, ST, W, B, D, F, X}),
 }
 
@@ -265,6 +276,19 @@ class Agent:
             return False
         return (now or utcnow()) < self.snoozed_until
 
+    def is_interrupted(self) -> bool:
+        """Failed by an interruption (a dead tmux server or window, a reboot, a killed
+        CLI), not by its own work; still there to be resumed."""
+        if self.state is not F or self.removed:
+            return False
+        if self.cause.startswith(INTERRUPTED_CAUSES):
+            return True
+        return self.cause.startswith("exit:") and (self.exit_code or 0) > 128
+
+    def is_over_budget(self) -> bool:
+        """Stopped by its budget (``max_cost_usd``): paused until the human raises it."""
+        return self.state is F and self.cause.startswith(OVER_BUDGET) and not self.removed
+
     def is_acked(self) -> bool:
         return self.acked_seq is not None and self.acked_seq == self.seq
 
@@ -323,8 +347,14 @@ class Agent:
             )
         if self.state is D and self.last_message:
             return self.last_message
+        if self.is_over_budget():
+            return f"{self.cause}: resume it with a raised budget (R, resume --budget USD)"
         if self.state is F and self.exit_code is not None and self.cause.startswith("exit"):
-            return f"exit code {self.exit_code}"
+            return f"exit code {self.exit_code}" + (
+                " (killed: R resumes it)" if self.is_interrupted() else ""
+            )
+        if self.is_interrupted():
+            return f"{self.cause} (interrupted: R resumes it)"
         if self.state is D and self.exit_code == 0 and self.cause.startswith("exit"):
             return "finished (exit 0)"
         return self.cause

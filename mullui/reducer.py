@@ -72,6 +72,13 @@ def _num(v: Any, default: float | None = None) -> float | None:
     return v if isinstance(v, int | float) and not isinstance(v, bool) else default
 
 
+def _plus(v: Any, base: Any, default: Any) -> Any:
+    """``v`` + ``base`` (either may be None); ``default`` when ``v`` is None."""
+    if v is None:
+        return default
+    return v + base if base is not None else v
+
+
 def _list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
 
@@ -193,6 +200,14 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
     if kind == "start":  # queued -> starting
         return _move(a, ST, cause, at)
 
+    if kind == "resume":  # failed | stopped -> starting (or queued: no free slot)
+        if a.state not in (F, X) or a.removed:
+            return a
+        new = Q if ev.get("state") == "queued" else ST
+        return _move(
+            a, new, cause, at, exit_code=None, question=None, tmux_target=None, last_activity=at
+        )
+
     if kind == "unknown":
         if a.state in (X, F, U):
             return a
@@ -213,11 +228,16 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
         return dataclasses.replace(a, **ch) if ch else a
 
     if kind == "usage":
+        # Totals of the current conversation, plus those of the runs before it when a
+        # resume started a new one (``--fresh``: ``extra["usage_base"]``).
+        base = _dict(a.extra.get("usage_base"))
         return dataclasses.replace(
             a,
-            tokens_in=_int(ev.get("tokens_in"), a.tokens_in),
-            tokens_out=_int(ev.get("tokens_out"), a.tokens_out),
-            cost_usd=_num(ev.get("cost_usd"), a.cost_usd),
+            tokens_in=_plus(_int(ev.get("tokens_in")), _int(base.get("tokens_in")), a.tokens_in),
+            tokens_out=_plus(
+                _int(ev.get("tokens_out")), _int(base.get("tokens_out")), a.tokens_out
+            ),
+            cost_usd=_plus(_num(ev.get("cost_usd")), _num(base.get("cost_usd")), a.cost_usd),
         )
 
     if kind == "snooze":

@@ -74,6 +74,8 @@ AGENT_FIELDS = (
     "merged",
     "merged_into",
     "merged_at",
+    "runs",
+    "resumes",
 )
 
 
@@ -238,8 +240,19 @@ def agent_row(
         "merged": a.merged_into is not None,
         "merged_into": a.merged_into,
         "merged_at": iso(merged_at),
+        **run_counts(a),
     }
     return {k: row[k] for k in AGENT_FIELDS}
+
+
+def run_counts(a: Agent) -> dict[str, int]:
+    """How many times the agent ran: its first start and every resume (``resume:*`` in
+    its history; times, tokens and cost above already add all runs up)."""
+    resumes = sum(
+        1 for t in a.history if t.state is State.STARTING and t.cause.startswith("resume:")
+    )
+    started = any(t.state is State.STARTING for t in a.history)
+    return {"runs": int(started) + resumes if started else 0, "resumes": resumes}
 
 
 def _sum(rows: Iterable[dict[str, Any]], key: str) -> Any:
@@ -311,6 +324,7 @@ def totals(rows: Sequence[dict[str, Any]], now: datetime) -> dict[str, Any]:
     ):
         t[k] = _sum(rows, k)
     t["merged"] = sum(bool(r["merged"]) for r in rows)
+    t["resumes"] = sum(r["resumes"] for r in rows)
     t["awaiting_review"] = sum(bool(r["awaiting_review"]) for r in rows)
     with_est = [r for r in rows if r["estimate_h"] is not None]
     t["estimate_h"] = _sum(with_est, "estimate_h")
@@ -472,7 +486,8 @@ def to_text(led: dict[str, Any]) -> str:
     out += [
         "",
         f"total: {t['agents']} agents ({states}); {t['delivered']} delivered{per_day}, "
-        f"{t['merged']} merged, {t['awaiting_review']} awaiting review",
+        f"{t['merged']} merged, {t['awaiting_review']} awaiting review"
+        + (f", {t['resumes']} resumed" if t["resumes"] else ""),
         f"time: working {duration(t['working_s'])}, blocked on the human "
         f"{duration(t['blocked_s'])}, waiting for review {duration(t['review_wait_s'])} "
         f"(mean {duration(t['mean_review_wait_s'])}); {est}",

@@ -37,8 +37,18 @@ from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.files import atomic_write_json, read_json
 from mullui.loop import SupervisorLock, needs_supervisor
-from mullui.model import INBOX_STATES, RUNNING, Agent, State, Transition, utcnow
+from mullui.model import (
+    INBOX_STATES,
+    RESUME_AFTER_RESTART,
+    RUNNING,
+    Agent,
+    State,
+    Transition,
+    utcnow,
+)
 from mullui.operations import lifecycle, reconcile
+from mullui.operations.admission import repo_config
+from mullui.operations.location import Resume
 from mullui.remote.mirror import RemoteLinks, back_from_unknown
 
 #: How often, while local agents are live, tmux is asked whether their windows still
@@ -173,6 +183,8 @@ class Supervisor:
             # A supervisor told to stop while starting (SIGHUP from a dying tmux server)
             # releases its lock at once instead of replaying first.
             self.catch_up_all()
+        if self.notify and not self._stop.is_set():
+            self.auto_resume()
         if self._radar is not None and not self._stop.is_set():
             self._radar.begin(self.ctx.store.all())
         try:
@@ -256,6 +268,23 @@ class Supervisor:
             if a is not None:
                 agents.append(a)
         self._after_apply(agents)
+
+    def auto_resume(self) -> list[Agent]:
+        """``[limits] auto_resume``: the agents an interruption failed (a reboot, a dead
+        tmux server, a killed CLI) start again, once, as this supervisor starts - cause
+        ``resume:after-restart``; ``max_running`` queues the rest.  A resume that cannot
+        happen is said on stderr and leaves the agent as it was."""
+        out: list[Agent] = []
+        for a in lifecycle.interrupted(self.ctx.store.all()):
+            if not repo_config(self.ctx, a.repo).limits.auto_resume:
+                continue
+            try:
+                out.append(lifecycle.resume(self.ctx, a.id, Resume(cause=RESUME_AFTER_RESTART)))
+            except MulluiError as e:
+                print(f"mullui: auto_resume {a.name}: {e}", file=sys.stderr)
+        if out:
+            self.process_journal()
+        return out
 
     def on_timer(self) -> None:
         """A deadline passed: stall limits, snooze ends, the tmux safety check."""

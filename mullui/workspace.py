@@ -20,6 +20,7 @@ from mullui.errors import MulluiError, NotFound
 from mullui.model import Agent
 from mullui.operations import lifecycle, reconcile
 from mullui.operations.local import hook_argv, session_name
+from mullui.operations.location import Resume
 from mullui.operations.names import slugify
 from mullui.runtime import worktrees
 
@@ -97,6 +98,18 @@ class Workspace(Context):
         return lifecycle.start(self, agent_id)
 
     # ---- acting on agents ----------------------------------------------------------
+    def resume(self, ref: str, how: Resume | None = None) -> Agent:
+        """Start a stopped or failed agent again, continuing its conversation; one left
+        queued for a free slot (or running on a host) needs a supervisor."""
+        a = lifecycle.resume(self, ref, how)
+        if a.host is not None or a.state is State.QUEUED:
+            self.ensure_supervisor()
+        return a
+
+    def interrupted(self) -> list[Agent]:
+        """The agents an interruption failed (``resume --all``), oldest first."""
+        return lifecycle.interrupted(self.agents())
+
     def send(self, ref: str, text: str) -> Agent:
         a = lifecycle.send(self, ref, text)
         self.ensure_supervisor()  # answered or given more work: it will change again

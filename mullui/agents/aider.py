@@ -105,10 +105,13 @@ class AiderProfile(Profile):
         )
         return self.wrapped(ctx, [self.binary, *self.wiring(ctx), *model_and_args(ctx), *message])
 
-    def resume_command(self, ctx: LaunchContext) -> list[str] | None:
+    def resume_command(self, ctx: LaunchContext, prompt: str | None = None) -> list[str] | None:
         """``aider --restore-chat-history`` reloads the agent's chat history file and waits
-        at its chat prompt (aider has no session ids)."""
+        at its chat prompt (aider has no session ids); with a prompt, ``--message`` sends
+        it (and aider exits after its reply, as on spawn)."""
         aider = [self.binary, *self.wiring(ctx), *model_and_args(ctx), "--restore-chat-history"]
+        if prompt:
+            aider.append(f"--message={prompt}")
         return self.wrapped(ctx, aider)
 
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:

@@ -74,6 +74,15 @@ class LaunchContext:
     #: argv prefix for events the agent waits on and that may be answered (the collision
     #: guard's PreToolUse); empty: ``hook_argv`` (see :func:`answer_argv`)
     answer_hook_argv: tuple[str, ...] = ()
+    #: the conversation file the CLI reported (hooks' ``transcript_path``), for a resume
+    transcript_path: str | None = None
+
+
+#: What a resumed agent receives (``mullui resume --prompt`` / ``resume_prompt`` in config
+#: override it; a profile may have its own, :attr:`Profile.resume_prompt`).
+DEFAULT_RESUME_PROMPT = (
+    "You were interrupted. Continue where you left off; if your task is complete, say so."
+)
 
 
 def answer_argv(ctx: LaunchContext) -> tuple[str, ...]:
@@ -147,6 +156,12 @@ class Profile(ABC):
         """Map one raw hook call (``mullui hook EVENT``) to normalized events."""
         return []
 
-    def resume_command(self, ctx: LaunchContext) -> list[str] | None:
-        """argv that resumes the pinned conversation after a crash, when supported."""
+    #: the prompt a resumed agent receives when neither ``--prompt`` nor the config says
+    #: one (None: :data:`DEFAULT_RESUME_PROMPT`)
+    resume_prompt: str | None = None
+
+    def resume_command(self, ctx: LaunchContext, prompt: str | None = None) -> list[str] | None:
+        """argv that continues the agent's conversation ``ctx.session_id`` (after a crash,
+        a stop, a reboot) and gives it ``prompt`` (None or empty: no new prompt); None when
+        the CLI cannot resume that session (``mullui resume --fresh`` starts it again)."""
         return None

@@ -215,6 +215,21 @@ def first_run_problem(repo: Path, worktree: Path, env: Mapping[str, str]) -> str
     return None
 
 
+def transcript_of(ctx: LaunchContext) -> Path | None:
+    """The conversation file of ``ctx.session_id``: the one the hooks reported, else
+    ``<config dir>/projects/*/<id>.jsonl`` (2.1.197's layout); None when there is none."""
+    if ctx.transcript_path:
+        known = Path(ctx.transcript_path)
+        return known if known.is_file() else None
+    env = {**os.environ, **ctx.env}
+    root = Path(env.get("CLAUDE_CONFIG_DIR") or Path(env.get("HOME") or Path.home()) / ".claude")
+    if not ctx.session_id or "/" in ctx.session_id or "*" in ctx.session_id:
+        return None
+    for path in (root / "projects").glob(f"*/{ctx.session_id}.jsonl"):
+        return path
+    return None
+
+
 class ClaudeProfile(Profile):
     name = "claude"
     has_hooks = True
@@ -273,7 +288,12 @@ class ClaudeProfile(Profile):
             ctx.task,
         ]
 
-    def resume_command(self, ctx: LaunchContext) -> list[str] | None:
+    def resume_command(self, ctx: LaunchContext, prompt: str | None = None) -> list[str] | None:
+        """``claude --resume <id>`` continues the same session id and transcript (2.1.197);
+        None when the CLI never wrote that conversation (killed before its first turn:
+        ``--resume`` would only say "No conversation found")."""
+        if transcript_of(ctx) is None:
+            return None
         return [
             self.binary,
             "--resume",
@@ -281,6 +301,7 @@ class ClaudeProfile(Profile):
             "--settings",
             str(self.settings_path(ctx)),
             *model_and_args(ctx),
+            *(["--", prompt] if prompt else []),
         ]
 
     # ---- watching ------------------------------------------------------------------

@@ -188,6 +188,23 @@ class CodexProfile(Profile):
         # "exec") stays the prompt.
         return [self.binary, *self.overrides(ctx), *model_and_args(ctx), "--", ctx.task]
 
+    def resume_command(self, ctx: LaunchContext, prompt: str | None = None) -> list[str] | None:
+        """``codex resume [-c ...] -- <thread id> [PROMPT]`` (0.171.0) continues the thread
+        the agent's hooks and notify reported (``session_id`` / ``thread-id``) from its
+        rollout file; None before any was reported or when its rollout is gone."""
+        home = ctx.env.get("CODEX_HOME")
+        if not ctx.session_id or find_rollout(ctx.session_id, Path(home) if home else None) is None:
+            return None
+        return [
+            self.binary,
+            "resume",
+            *self.overrides(ctx),
+            *model_and_args(ctx),
+            "--",
+            ctx.session_id,
+            *([prompt] if prompt else []),
+        ]
+
     def prepare(self, ctx: LaunchContext) -> dict[str, str]:
         # Nothing to write: the wiring lives in argv (``-c``), outside every config file.
         return {}

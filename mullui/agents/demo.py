@@ -18,6 +18,10 @@ class DemoProfile(Profile):
         script = str(ctx.options.get("script", "refactor"))
         return [sys.executable, "-m", "mullui.demo.agent", script, ctx.task]
 
+    def resume_command(self, ctx: LaunchContext, prompt: str | None = None) -> list[str] | None:
+        """The scripted demo has no conversation: it runs its script again."""
+        return self.command(ctx)
+
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:
         if event == "Working":
             return [{"kind": "state", "state": "working", "cause": "hook:Working"}]

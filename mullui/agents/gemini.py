@@ -224,9 +224,13 @@ class GeminiProfile(Profile):
             prompt = ["--prompt-interactive", ctx.task]
         return [self.binary, "--session-id", ctx.session_id, *model_and_args(ctx), *prompt]
 
-    def resume_command(self, ctx: LaunchContext) -> list[str] | None:
-        """``gemini --resume <session id>`` continues the pinned session (0.61.0)."""
-        return [self.binary, "--resume", ctx.session_id, *model_and_args(ctx)]
+    def resume_command(self, ctx: LaunchContext, prompt: str | None = None) -> list[str] | None:
+        """``gemini --resume <session id>`` continues the pinned session (0.61.0); the
+        prompt goes in with ``--prompt-interactive`` (the chat stays open)."""
+        argv = [self.binary, "--resume", ctx.session_id, *model_and_args(ctx)]
+        if prompt:
+            argv.append(f"--prompt-interactive={prompt}")
+        return argv
 
     # ---- watching ------------------------------------------------------------------
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:

@@ -237,12 +237,14 @@ class OpenCodeProfile(Profile):
             prompt = ["--prompt", ctx.task]
         return [self.binary, *model_and_args(ctx), *prompt]
 
-    def resume_command(self, ctx: LaunchContext) -> list[str] | None:
+    def resume_command(self, ctx: LaunchContext, prompt: str | None = None) -> list[str] | None:
         """``opencode --session <id>`` continues OpenCode's own session (its id, ``ses_...``,
-        reaches mullui as ``meta``); before any is known, ``--continue`` (the newest)."""
+        reaches mullui as ``meta``); before any is known, ``--continue`` (the newest).  The
+        prompt goes in with ``--prompt`` (the TUI stays open)."""
+        more = [f"--prompt={prompt}"] if prompt else []
         if ctx.session_id.startswith("ses_"):
-            return [self.binary, *model_and_args(ctx), "--session", ctx.session_id]
-        return [self.binary, *model_and_args(ctx), "--continue"]
+            return [self.binary, *model_and_args(ctx), "--session", ctx.session_id, *more]
+        return [self.binary, *model_and_args(ctx), "--continue", *more]
 
     # ---- watching ------------------------------------------------------------------
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:

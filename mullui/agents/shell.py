@@ -22,6 +22,10 @@ class ShellProfile(Profile):
         # element, so nothing but that sh ever interprets it.
         return ["/bin/sh", "-c", ctx.task]
 
+    def resume_command(self, ctx: LaunchContext, prompt: str | None = None) -> list[str] | None:
+        """A command line has no conversation: resuming runs it again."""
+        return self.command(ctx)
+
 
 PLACEHOLDERS = ("task", "id", "worktree", "branch")
 
@@ -41,6 +45,8 @@ class CustomProfile(Profile):
         script = shell_script_index(self.template)
         self.task_is_shell = script is not None and self.template[script] == "{task}"
         self.where = f"[profiles.{name}] command"
+        self.resume_template: list[str] = list(options.get("resume") or ())
+        self.resume_where = f"[profiles.{name}] resume"
 
     def _values(self, ctx: LaunchContext) -> dict[str, str]:
         return {
@@ -62,7 +68,17 @@ class CustomProfile(Profile):
             shell_text(self.template[script], PLACEHOLDERS, self.where)
 
     def prepare(self, ctx: LaunchContext) -> dict[str, str]:
-        return self._expanded(ctx)[1]
+        env = self._expanded(ctx)[1]
+        if self.resume_template:  # the values its shell text reads, on a resume
+            env.update(expand_argv(self.resume_template, self._values(ctx), self.resume_where)[1])
+        return env
 
     def command(self, ctx: LaunchContext) -> list[str]:
         return self._expanded(ctx)[0]
+
+    def resume_command(self, ctx: LaunchContext, prompt: str | None = None) -> list[str] | None:
+        """``[profiles.NAME] resume`` when given (same placeholders as ``command``), else
+        the command again."""
+        if self.resume_template:
+            return expand_argv(self.resume_template, self._values(ctx), self.resume_where)[0]
+        return self.command(ctx)

@@ -265,6 +265,20 @@ def repo_config(ctx: Context, repo: str | None) -> Config:
     return ctx.config_source.for_repo(path, lambda: ctx.load_config(path))
 
 
+def resume_reason(ctx: Context, agent: Agent) -> str | None:
+    """Why a stopped or failed agent about to be resumed must wait queued (no free slot,
+    ``max_unreviewed``), or None to start it now.  Decided as if it were queued already,
+    so the plan's rules are the queue's own; call it under :func:`admission`."""
+    import dataclasses
+
+    agents = [a for a in ctx.store.all() if a.id != agent.id]
+    agents.append(dataclasses.replace(agent, state=Q, cause="resume"))
+    for a, reason in plan(agents, config_for(ctx, [*agents])):
+        if a.id == agent.id:
+            return reason
+    return "queued"
+
+
 def wait_reason(ctx: Context, agent: Agent) -> str | None:
     """Why a just-created agent must stay queued, or None to start it now.
 

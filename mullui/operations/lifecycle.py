@@ -1,5 +1,5 @@
-"""One agent's lifecycle, wherever it runs: spawn, start, send, stop, rm, attach, diff,
-logs, snooze, wake, ack.  Each operation finds the agent's :class:`Location` once and
+"""One agent's lifecycle, wherever it runs: spawn, start, resume, send, stop, rm, attach,
+diff, logs, snooze, wake, ack.  Each operation finds the agent's :class:`Location` once and
 lets it act; none of them starts the supervisor (the face does, see ``mullui.watch``).
 """
 
@@ -12,6 +12,7 @@ from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import Agent, iso, utcnow
 from mullui.operations import reconcile as health
+from mullui.operations.location import Resume
 from mullui.operations.locations import location_at, location_for
 
 
@@ -43,6 +44,19 @@ def start(ctx: Context, agent_id: str) -> Agent:
     """Launch a queued agent where it is to run."""
     a = ctx.store.load(agent_id)
     return location_for(ctx, a).start(a)
+
+
+def resume(ctx: Context, ref: str, how: Resume | None = None) -> Agent:
+    """Start a stopped or failed agent again where it runs, continuing its conversation
+    (now, or queued for a free ``max_running`` slot)."""
+    a = ctx.get(ref)
+    return location_for(ctx, a).resume(a, how or Resume())
+
+
+def interrupted(agents: list[Agent]) -> list[Agent]:
+    """The agents an interruption failed (dead tmux server or window, reboot, a killed
+    CLI), oldest first: what ``resume --all`` and ``[limits] auto_resume`` start again."""
+    return sorted((a for a in agents if a.is_interrupted()), key=lambda a: (a.created_at, a.id))
 
 
 def send(ctx: Context, ref: str, text: str) -> Agent:

@@ -21,9 +21,9 @@ from mullui.agents import get_profile
 from mullui.agents.base import LaunchContext, answer_hook_argv, spool_hook_argv
 from mullui.context import Context
 from mullui.errors import MulluiError
-from mullui.model import RUNNING, Agent, State
+from mullui.model import RESUME_MANUAL, RUNNING, Agent, State
 from mullui.operations import admission, records
-from mullui.operations.location import Location
+from mullui.operations.location import Location, Resume
 from mullui.operations.names import slugify, unique_name
 from mullui.runtime import worktrees
 
@@ -32,6 +32,61 @@ def session_name(repo: Path) -> str:
     """One tmux session per repository (tmux forbids ``.`` and ``:`` in names)."""
     h = hashlib.sha1(str(repo).encode()).hexdigest()[:6]
     return f"mullui-{slugify(repo.name, 20)}-{h}"
+
+
+def no_resume(a: Agent) -> str:
+    """The refusal for an agent whose CLI cannot continue its conversation."""
+    session = f" {a.session_id}" if a.session_id else ""
+    return (
+        f"agent {a.name}'s CLI ({a.profile}) has no resume for its session{session} (none "
+        f"saved, or the profile cannot resume): `mullui resume {a.name} --fresh` starts it "
+        "again with its task"
+    )
+
+
+def resume_prompt(options: dict[str, Any], profile: Any, ctx: Context) -> str:
+    """What a resumed agent receives: ``[profiles.NAME] resume_prompt``, the top-level
+    ``resume_prompt``, the profile's own, or the default."""
+    from mullui.agents.base import DEFAULT_RESUME_PROMPT
+
+    for candidate in (
+        options.get("resume_prompt"),
+        ctx.config.resume_prompt,
+        getattr(profile, "resume_prompt", None),
+    ):
+        if isinstance(candidate, str):
+            return candidate
+    return DEFAULT_RESUME_PROMPT
+
+
+def launch_context(
+    a: Agent,
+    repo: Path,
+    worktree: Path,
+    branch: str,
+    *,
+    session_id: str,
+    env: dict[str, str],
+    options: dict[str, Any],
+    transcript_path: str | None,
+    profile_dir: Path,
+) -> LaunchContext:
+    """What agent ``a``'s profile builds its command line from."""
+    return LaunchContext(
+        agent_id=a.id,
+        name=a.name,
+        task=a.task,
+        worktree=worktree,
+        branch=branch,
+        repo=repo,
+        profile_dir=profile_dir,
+        hook_argv=hook_argv(),
+        answer_hook_argv=answer_hook_argv(),
+        session_id=session_id,
+        env=env,
+        options=options,
+        transcript_path=transcript_path,
+    )
 
 
 def hook_argv() -> tuple[str, ...]:
@@ -108,9 +163,10 @@ class LocalLocation(Location):
         a = ctx.store.load(a.id)
         if a.state is not State.QUEUED:
             raise MulluiError(f"agent {a.name} is {a.state.value}, not queued")
+        if isinstance(a.extra.get("resume"), dict):
+            return self._resume_now(a, "start")  # a resume that waited for a free slot
         repo = Path(a.repo) if a.repo else ctx.repo()
-        cfg = ctx.config
-        profile = get_profile(a.profile, cfg.profiles)
+        get_profile(a.profile, ctx.config.profiles)  # gone from the config: stays queued
         ctx.tmux.check()
         base = a.base
         if base is None and a.after:
@@ -128,72 +184,7 @@ class LocalLocation(Location):
             )
             for note in wt.notes:
                 _tell(ctx, f"{a.name}: {note}")
-            worktrees.lock(repo, wt.path, f"mullui agent {a.name} ({a.id}) is running")
-            token = ctx.store.token(a.id) or ""
-            env = {
-                "MULLUI_AGENT_ID": a.id,
-                "MULLUI_AGENT_TOKEN": token,
-                "MULLUI_STATE_DIR": str(ctx.paths.state_dir),
-                "MULLUI_EVENTS": str(ctx.paths.spool_file(a.id)),
-            }
-            if a.after:  # shell text reads {prev.*} from here ("$MULLUI_PREV_...")
-                env.update(admission.prev_environment(ctx, a))
-            options = {**cfg.profiles.get(a.profile, {}), **a.extra}
-            env.update(options.get("env", {}))
-            pdir = ctx.paths.profile_dir(a.id)
-            pdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            session_id = a.session_id or str(uuid.uuid4())
-            launch = LaunchContext(
-                agent_id=a.id,
-                name=a.name,
-                task=a.task,
-                worktree=wt.path,
-                branch=wt.branch,
-                repo=repo,
-                profile_dir=pdir,
-                hook_argv=hook_argv(),
-                answer_hook_argv=answer_hook_argv(),
-                session_id=session_id,
-                env=dict(env),
-                options=options,
-            )
-            if cfg.prices:
-                prices = pdir / "prices.json"
-                prices.write_text(json.dumps(cfg.prices))
-                env["MULLUI_PRICES"] = str(prices)
-            env.update(profile.prepare(launch))
-            argv = profile.command(launch)
-            if profile.has_hooks:
-                ctx.store.emit(a.id, "meta", session_id=session_id)
-            session = session_name(repo)
-            ctx.tmux.ensure_session(session, repo)
-            # tmux's hooks run in the server's environment: the agent id and state dir go
-            # in their argv, the token does not (spool.sh reads the secrets file).
-            hook = [*hook_argv(), "--agent", a.id, "--state-dir", str(ctx.paths.state_dir)]
-            silence = (
-                None
-                if profile.has_hooks
-                else int(options.get("silence_after_s", cfg.limits.silence_after_s))
-            )
-            # "working" goes into the spool *before* the window exists: a command that
-            # exits at once must not have its exit overtaken by a late "working".
-            ctx.store.emit(a.id, "state", state="working", cause="spawned")
-            target = ctx.tmux.launch(
-                session=session,
-                window_name=a.name,
-                agent_id=a.id,
-                cwd=wt.path,
-                argv=argv,
-                env=env,
-                log_path=ctx.paths.log_file(a.id),
-                on_exit=[*hook, "pane-died"],
-                silence_seconds=silence,
-                on_silence=[*hook, "silence", "--seconds", str(silence)] if silence else None,
-                on_activity=[*hook, "activity"] if silence else None,
-            )
-            return ctx.store.emit(
-                a.id, "update", fields={"tmux_target": target, "tmux_session": session}
-            )
+            return self._launch(a, repo, wt.path, wt.branch, None)
         except MulluiError as e:
             self._discard(repo, wt)
             ctx.store.emit(a.id, "fail", cause=f"spawn failed: {e}")
@@ -206,6 +197,214 @@ class LocalLocation(Location):
             self._discard(repo, wt)
             ctx.store.emit(a.id, "fail", cause="spawn interrupted")
             raise
+
+    def _launch(
+        self, a: Agent, repo: Path, worktree: Path, branch: str, resume: dict[str, Any] | None
+    ) -> Agent:
+        """Lock the worktree, wire the hooks, open the agent's tmux window running its
+        profile's command - or, for a resume, its resume command (``resume``: the prompt,
+        and ``fresh`` for its task again in a new conversation)."""
+        ctx = self.ctx
+        cfg = ctx.config
+        profile = get_profile(a.profile, cfg.profiles)
+        worktrees.lock(repo, worktree, f"mullui agent {a.name} ({a.id}) is running")
+        token = ctx.store.token(a.id) or ""
+        env = {
+            "MULLUI_AGENT_ID": a.id,
+            "MULLUI_AGENT_TOKEN": token,
+            "MULLUI_STATE_DIR": str(ctx.paths.state_dir),
+            "MULLUI_EVENTS": str(ctx.paths.spool_file(a.id)),
+        }
+        if a.after:  # shell text reads {prev.*} from here ("$MULLUI_PREV_...")
+            env.update(admission.prev_environment(ctx, a))
+        options = {**cfg.profiles.get(a.profile, {}), **a.extra}
+        env.update(options.get("env", {}))
+        pdir = ctx.paths.profile_dir(a.id)
+        pdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        continuing = resume is not None and not resume.get("fresh")
+        session_id = (a.session_id if continuing else None) or str(uuid.uuid4())
+        launch = launch_context(
+            a,
+            repo,
+            worktree,
+            branch,
+            session_id=session_id,
+            env=dict(env),
+            options=options,
+            transcript_path=a.transcript_path if continuing else None,
+            profile_dir=pdir,
+        )
+        if cfg.prices:
+            prices = pdir / "prices.json"
+            prices.write_text(json.dumps(cfg.prices))
+            env["MULLUI_PRICES"] = str(prices)
+        env.update(profile.prepare(launch))
+        if continuing:
+            assert resume is not None
+            prompt = resume.get("prompt")
+            argv = profile.resume_command(launch, prompt if isinstance(prompt, str) else None)
+            if argv is None:
+                raise MulluiError(no_resume(a))
+        else:
+            argv = profile.command(launch)
+        if profile.has_hooks and not continuing:  # a new conversation, pinned
+            ctx.store.emit(a.id, "meta", session_id=session_id)
+        session = session_name(repo)
+        ctx.tmux.ensure_session(session, repo)
+        # tmux's hooks run in the server's environment: the agent id and state dir go
+        # in their argv, the token does not (spool.sh reads the secrets file).
+        hook = [*hook_argv(), "--agent", a.id, "--state-dir", str(ctx.paths.state_dir)]
+        silence = (
+            None
+            if profile.has_hooks
+            else int(options.get("silence_after_s", cfg.limits.silence_after_s))
+        )
+        # "working" goes into the spool *before* the window exists: a command that
+        # exits at once must not have its exit overtaken by a late "working".
+        ctx.store.emit(
+            a.id, "state", state="working", cause="spawned" if resume is None else "resumed"
+        )
+        target = ctx.tmux.launch(
+            session=session,
+            window_name=a.name,
+            agent_id=a.id,
+            cwd=worktree,
+            argv=argv,
+            env=env,
+            log_path=ctx.paths.log_file(a.id),
+            on_exit=[*hook, "pane-died"],
+            silence_seconds=silence,
+            on_silence=[*hook, "silence", "--seconds", str(silence)] if silence else None,
+            on_activity=[*hook, "activity"] if silence else None,
+        )
+        return ctx.store.emit(
+            a.id, "update", fields={"tmux_target": target, "tmux_session": session}
+        )
+
+    # ---- resuming ------------------------------------------------------------------
+    def resume(self, a: Agent, how: Resume) -> Agent:
+        ctx = self.ctx
+        a = ctx.store.load(a.id)
+        repo, worktree, branch = self._resumable(a, how)
+        profile = get_profile(a.profile, ctx.config.profiles)
+        prompt = how.prompt
+        if prompt is None:
+            prompt = resume_prompt(ctx.config.profiles.get(a.profile, {}), profile, ctx)
+        if not how.fresh:
+            options = {**ctx.config.profiles.get(a.profile, {}), **a.extra}
+            probe = launch_context(
+                a,
+                repo,
+                worktree,
+                branch,
+                session_id=a.session_id or "",
+                env=dict(options.get("env", {})),
+                options=options,
+                transcript_path=a.transcript_path,
+                profile_dir=ctx.paths.profile_dir(a.id),
+            )
+            if profile.resume_command(probe, prompt) is None:
+                raise MulluiError(no_resume(a))
+        ctx.tmux.check()
+        if how.recreate and not worktree.is_dir():
+            worktrees.recreate(repo, worktree, branch)
+            _tell(ctx, f"{a.name}: worktree {worktree} made again from {branch}")
+        extra = dict(a.extra)
+        if how.budget is not None:
+            extra["max_cost_usd"] = how.budget
+        extra["resume"] = {"prompt": prompt, "fresh": how.fresh, "cause": how.cause}
+        with admission.admission(ctx):
+            ctx.store.emit(a.id, "update", fields={"extra": extra})
+            a = ctx.store.load(a.id)
+            reason = admission.resume_reason(ctx, a)
+            if reason is not None:
+                ctx.store.emit(a.id, "resume", state="queued", cause=how.cause)
+                return ctx.store.emit(a.id, "state", state="queued", cause=reason)
+            return self._resume_now(a, "resume")
+
+    def _resume_now(self, a: Agent, via: str) -> Agent:
+        """Start a resumed agent: ``via`` "resume" (failed/stopped -> starting) or "start"
+        (it waited queued for a slot)."""
+        ctx = self.ctx
+        how = dict(a.extra.get("resume") or {})
+        cause = str(how.get("cause") or RESUME_MANUAL)
+        repo, worktree, branch = Path(a.repo or ""), Path(a.worktree or ""), a.branch or ""
+        extra = {k: v for k, v in a.extra.items() if k != "resume"}
+        extra["resumes"] = int(extra.get("resumes") or 0) + 1
+        if how.get("fresh"):
+            # A new conversation counts its usage from zero: the ledger keeps the earlier
+            # runs' totals under it (the reducer adds them to every usage event).
+            extra["usage_base"] = {
+                "tokens_in": a.tokens_in,
+                "tokens_out": a.tokens_out,
+                "cost_usd": a.cost_usd,
+            }
+        if via == "start":
+            a = ctx.store.emit(a.id, "start", cause=cause, pid=os.getpid())
+        else:
+            a = ctx.store.emit(a.id, "resume", cause=cause, pid=os.getpid())
+        a = ctx.store.emit(a.id, "update", fields={"extra": extra})
+        try:
+            return self._launch(a, repo, worktree, branch, how)
+        except MulluiError as e:
+            self.release(a)
+            ctx.store.emit(a.id, "fail", cause=f"resume failed: {e}")
+            raise
+        except BaseException as e:
+            self.release(a)
+            ctx.store.emit(a.id, "fail", cause=f"resume failed: {type(e).__name__}: {e}")
+            raise
+
+    def _resumable(self, a: Agent, how: Resume) -> tuple[Path, Path, str]:
+        """The agent's repository, worktree and branch, or the one-line refusal."""
+        if a.removed:
+            raise MulluiError(f"agent {a.name} was removed (`mullui rm`): nothing to resume")
+        if a.state in RUNNING:
+            raise MulluiError(
+                f"agent {a.name} is still running ({a.state.value}): nothing to resume"
+            )
+        if a.state is State.DONE:
+            raise MulluiError(
+                f"agent {a.name} is done, not stopped: `mullui send {a.name} TEXT` gives it more"
+            )
+        if a.state not in (State.FAILED, State.STOPPED):
+            raise MulluiError(
+                f"agent {a.name} is {a.state.value}: only a stopped or failed agent resumes"
+            )
+        if not (a.repo and a.worktree and a.branch):
+            raise MulluiError(f"agent {a.name} never got a worktree ({a.cause}): spawn it again")
+        if a.is_over_budget() and (
+            a.cost_usd is None or how.budget is None or how.budget <= a.cost_usd
+        ):
+            spent = f"${a.cost_usd:.2f}" if a.cost_usd is not None else "its limit"
+            raise MulluiError(
+                f"agent {a.name} stopped at its budget ({a.cause}): "
+                f"`mullui resume {a.name} --budget USD` with USD above {spent}"
+            )
+        repo, worktree, branch = Path(a.repo), Path(a.worktree), a.branch
+        there, has_branch = worktrees.presence(repo, worktree, branch)
+        if not has_branch:
+            raise MulluiError(
+                f"agent {a.name}'s branch {branch} is gone (deleted outside mullui): "
+                "nothing to resume it on" + (f"; its worktree {worktree} stays" if there else "")
+            )
+        if not there and not how.recreate:
+            raise MulluiError(
+                f"agent {a.name}'s worktree {worktree} is gone (removed by hand): "
+                f"`mullui resume {a.name} --recreate` makes it again from branch {branch}"
+            )
+        if a.tmux_target:
+            try:
+                panes = self.ctx.tmux.panes() or {}
+            except MulluiError:
+                panes = {}  # no tmux server: certainly nothing of it runs
+            pane = panes.get(a.id)
+            if pane is not None and not pane.dead:
+                raise MulluiError(
+                    f"agent {a.name}'s window is still open ({a.tmux_target}): "
+                    f"`mullui attach {a.name}`, or `mullui stop {a.name}` first"
+                )
+        return repo, worktree, branch
 
     @staticmethod
     def _discard(repo: Path, wt: worktrees.Worktree | None) -> None:

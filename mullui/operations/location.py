@@ -9,10 +9,28 @@ kind of place (a container, say) is one more module with a class implementing th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 from mullui.context import Context
-from mullui.model import Agent
+from mullui.model import RESUME_MANUAL, Agent
+
+
+@dataclass(frozen=True)
+class Resume:
+    """How to start a stopped or failed agent again (``mullui resume``)."""
+
+    #: what the agent receives on resume (None: the configured / profile's default;
+    #: "": nothing, the conversation just reopens)
+    prompt: str | None = None
+    #: the cause its history records: ``resume:manual`` or ``resume:after-restart``
+    cause: str = RESUME_MANUAL
+    #: start it again with its task, a new conversation (the CLI cannot resume this one)
+    fresh: bool = False
+    #: raise this agent's own ``max_cost_usd`` to this many dollars first
+    budget: float | None = None
+    #: make its worktree again from its branch when it was removed by hand
+    recreate: bool = False
 
 
 class Location(ABC):
@@ -37,6 +55,12 @@ class Location(ABC):
     @abstractmethod
     def start(self, a: Agent) -> Agent:
         """Launch a queued agent (the queue's tick calls this)."""
+
+    @abstractmethod
+    def resume(self, a: Agent, how: Resume) -> Agent:
+        """Start a stopped or failed agent again in its own worktree and branch, continuing
+        its CLI's conversation (now, or queued when ``max_running`` has no free slot);
+        refuses with one line and changes nothing when it cannot."""
 
     @abstractmethod
     def send(self, a: Agent, text: str) -> None:

@@ -67,7 +67,7 @@ def _interrupted_spawns(ctx: Context, agents: list[Agent]) -> list[Agent]:
     for a in agents:
         if a.state is State.STARTING and a.host is None and not a.tmux_target:
             events, _ = read_events(ctx.paths.spool_file(a.id))
-            pids = [e.get("pid") for e in events if e.get("kind") == "start"]
+            pids = [e.get("pid") for e in events if e.get("kind") in ("start", "resume")]
             pid = pids[-1] if pids else None
             if isinstance(pid, int) and pid > 0 and not _alive(pid):
                 a = ctx.store.emit(

@@ -29,8 +29,8 @@ from typing import Any
 from mullui.config import Host
 from mullui.context import Context
 from mullui.errors import MulluiError
-from mullui.model import RUNNING, Agent, State
-from mullui.operations.location import Location
+from mullui.model import RESUME_MANUAL, RUNNING, Agent, State
+from mullui.operations.location import Location, Resume
 from mullui.operations.names import unique_name
 from mullui.remote import untrusted
 from mullui.remote.hosts import ssh_host
@@ -191,6 +191,33 @@ class RemoteLocation(Location):
         return a
 
     # ---- acting on a remote agent --------------------------------------------------------
+    def resume(self, a: Agent, how: Resume) -> Agent:
+        """``mullui resume`` on the host (its own refusals come back as one line); the
+        mirror follows the host's record through the supervisor's link."""
+        if a.removed:
+            raise MulluiError(f"agent {a.name} was removed (`mullui rm`): nothing to resume")
+        if a.state not in (State.FAILED, State.STOPPED):
+            raise MulluiError(
+                f"agent {a.name} is {a.state.value} on {self.host}: only a stopped or failed "
+                "agent resumes"
+            )
+        args = ["resume", a.id]
+        if how.prompt is not None:
+            args.append(f"--prompt={how.prompt}")
+        if how.budget is not None:
+            args += ["--budget", repr(how.budget)]
+        if how.fresh:
+            args.append("--fresh")
+        if how.recreate:
+            args.append("--recreate")
+        if how.cause != RESUME_MANUAL:
+            args += ["--cause", how.cause]
+        run_mullui(self.ctx, self.host, args, timeout=SPAWN_TIMEOUT_S)
+        if how.budget is not None:
+            extra = {**a.extra, "max_cost_usd": how.budget}
+            self.ctx.store.emit(a.id, "update", fields={"extra": extra})
+        return self.ctx.store.emit(a.id, "resume", cause=how.cause)
+
     def send(self, a: Agent, text: str) -> None:
         """Type ``text`` + Enter into the agent's pane on its host."""
         run_mullui(self.ctx, self.host, ["send", "--", a.id, text])

@@ -642,3 +642,14 @@ def diff(repo: Path, base: str, worktree: Path, color: bool = True) -> str:
             env=env,
         ).stdout
     return out
+
+
+def recreate(repo: Path, path: Path, branch: str) -> None:
+    """Make the worktree ``path`` again on ``branch`` (its directory was removed by hand;
+    the branch holds the committed work): forget the stale registration, check it out."""
+    with _repo_lock(repo):
+        run_git(["worktree", "unlock", str(path)], repo, check=False)
+        run_git(["worktree", "prune"], repo, check=False)
+        r = run_git(["worktree", "add", str(path), branch], repo, check=False)
+        if r.returncode != 0:
+            raise _failure(f"git worktree add {branch}", r.stderr, path)

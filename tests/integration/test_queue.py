@@ -303,7 +303,8 @@ def test_an_agent_over_max_cost_is_stopped_and_the_inbox_says_so(
     failed = wait_state(a, State.FAILED)
     assert failed.cause == "over budget: $12.35 > $10.00"
     inbox = json.loads(cli("inbox", "--json", cwd=git_repo).stdout)
-    assert [(i["id"], i["why"]) for i in inbox] == [(a, "over budget: $12.35 > $10.00")]
+    resume = "over budget: $12.35 > $10.00: resume it with a raised budget (R, resume --budget USD)"
+    assert [(i["id"], i["why"]) for i in inbox] == [(a, resume)]
     # The agent's process is gone, its worktree stays.
     target = failed.tmux_target or ""
     wait_for(lambda: _pane_gone(target), timeout=10)
@@ -466,6 +467,7 @@ def test_max_cost_stops_a_real_claude_code_agent(
     assert failed.cause == f"over budget: ${failed.cost_usd:.2f} > $1.00"
     assert failed.tokens_in is not None and failed.tokens_in >= 2_000_000
     inbox = json.loads(cli("inbox", "--json", cwd=git_repo).stdout)
-    assert [(i["id"], i["state"], i["why"]) for i in inbox] == [(a, "failed", failed.cause)]
+    why = f"{failed.cause}: resume it with a raised budget (R, resume --budget USD)"
+    assert [(i["id"], i["state"], i["why"]) for i in inbox] == [(a, "failed", why)]
     target = failed.tmux_target or ""
     wait_for(lambda: _pane_gone(target), timeout=15)  # the claude process was stopped

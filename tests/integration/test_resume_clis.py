@@ -1,0 +1,229 @@
+"""``mullui resume`` with the real Claude Code and Codex CLIs against their loopback stubs.
+
+What this proves: an agent whose tmux server was killed while it waited on a permission
+dialog - or that the user stopped - comes back with ``mullui resume ID`` in the same
+worktree, and the next request its CLI sends to the "API" carries the first
+conversation's messages and the resume prompt: the session continued, it did not start
+over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_for
+
+CLAUDE = shutil.which("claude")
+CODEX = shutil.which("codex")
+
+pytestmark = pytest.mark.timeout(240)
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMPT = "Carry on please (resume test)."
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+@dataclass
+class Mullui:
+    repo: Path
+    env: dict[str, str]
+    socket: str
+
+    def __call__(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mullui", *args],
+            cwd=self.repo,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def agent(self) -> dict[str, Any]:
+        res = self("ls", "--json")
+        assert res.returncode == 0, res.stderr
+        (a,) = json.loads(res.stdout)
+        return dict(a)
+
+    def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
+        )
+
+    def pane_cwd(self, target: str) -> str:
+        return self.tmux("display-message", "-p", "-t", target, "#{pane_current_path}").stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "README.md").write_text("demo\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "init")
+    return repo
+
+
+@contextlib.contextmanager
+def _mullui(tmp_path: Path, repo: Path, env: dict[str, str]) -> Iterator[Mullui]:
+    socket = f"mullui-resume-{uuid.uuid4().hex[:8]}"
+    full = dict(
+        env,
+        MULLUI_HOME=str(tmp_path / "mullui"),
+        MULLUI_TMUX_SOCKET=socket,
+        MULLUI_NOTIFY="none",
+        PYTHONPATH=str(ROOT),
+    )
+    m = Mullui(repo, full, socket)
+    try:
+        yield m
+    finally:
+        m.tmux("kill-server")
+
+
+def _texts(body: dict[str, Any] | None) -> str:
+    """Every text, tool input and tool result of a request's messages, as one string."""
+    return json.dumps((body or {}).get("messages") or (body or {}).get("input") or [])
+
+
+# ---- Claude Code ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(CLAUDE is None, reason="CLAUDE CODE CLI NOT INSTALLED - resume NOT tested")
+@pytest.mark.parametrize("interruption", ["kill-server", "stop"])
+def test_claude_agent_resumes_its_conversation(
+    tmp_path: Path, repo: Path, interruption: str
+) -> None:
+    from tests.support.anthropic_stub import AnthropicStub, StubUsage, Turn
+    from tests.support.claude_env import make_claude_home
+
+    with AnthropicStub() as stub:
+        stub.add(
+            Turn(
+                text="Creating it.",
+                tool="Bash",
+                tool_input={"command": "touch created.txt", "description": "Create it"},
+                usage=StubUsage(1000, 50),
+            ),
+            Turn.say("Continued after the resume.", usage=StubUsage(1200, 30)),
+        )
+        home = make_claude_home(tmp_path / "home", [repo], base_url=stub.url)
+        with _mullui(tmp_path, repo, home.env) as m:
+            res = m("spawn", "Create created.txt", "--agent", "claude", "--no-attach")
+            assert res.returncode == 0, res.stderr
+            agent_id = res.stdout.split()[-1]
+            blocked = wait_for(lambda: (a := m.agent())["state"] == "blocked" and a, 90, 0.2)
+            worktree = blocked["worktree"]
+            first = stub.main_requests()
+            assert first and "Create created.txt" in _texts(first[-1].body)
+            if interruption == "kill-server":
+                m.tmux("kill-server")
+                failed = wait_for(lambda: (a := m.agent())["state"] == "failed" and a, 20, 0.2)
+                assert failed["cause"].startswith("tmux:server-gone")
+                assert failed["interrupted"] is True
+            else:
+                res = m("stop", agent_id)
+                assert res.returncode == 0, res.stderr
+                assert m.agent()["state"] == "stopped"
+            n = len(stub.main_requests())
+
+            res = m("resume", agent_id, "--prompt", PROMPT)
+            assert res.returncode == 0, res.stderr
+            assert f"resumed in {worktree}" in res.stdout
+
+            # The next request carries the first conversation and then the resume prompt.
+            assert stub.wait_for(lambda: len(stub.of_kind("main")) > n, 90), "no request"
+            after = _texts(stub.main_requests()[n].body)
+            assert "Create created.txt" in after
+            # The first turn's answer; Claude Code 2.1.197 leaves out the tool call that
+            # never got a result (the dialog it was interrupted at).
+            assert "Creating it." in after
+            assert PROMPT in after
+            assert after.index("Create created.txt") < after.index("Creating it.")
+            assert after.index("Creating it.") < after.index(PROMPT)
+
+            a = wait_for(lambda: (x := m.agent())["state"] == "done" and x, 60, 0.2)
+            assert a["id"] == agent_id and a["worktree"] == worktree
+            assert m.pane_cwd(a["tmux_target"]).strip() == worktree
+            # The history keeps both runs: the resume is a transition of its own.
+            record = json.loads(
+                (tmp_path / "mullui" / "state" / "agents" / f"{agent_id}.json").read_text()
+            )
+            causes = [(t["state"], t["cause"]) for t in record["history"]]
+            assert ("starting", "resume:manual") in causes
+            assert [s for s, _ in causes].count("starting") == 2
+
+
+# ---- Codex ---------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(CODEX is None, reason="CODEX CLI NOT INSTALLED - resume NOT tested")
+@pytest.mark.parametrize("interruption", ["kill-server", "stop"])
+def test_codex_agent_resumes_its_thread(tmp_path: Path, repo: Path, interruption: str) -> None:
+    from tests.support.openai_stub import OpenAIStub, Turn
+
+    home = tmp_path / "home"
+    codex_home = home / ".codex"
+    codex_home.mkdir(parents=True)
+    (codex_home / "config.toml").write_text(f'[projects."{repo}"]\ntrust_level = "trusted"\n')
+    turns = [
+        Turn.call(
+            "exec_command",
+            cmd="touch hello.txt",
+            sandbox_permissions="require_escalated",
+            justification="create the file you asked for",
+        ),
+        Turn.say("Continued after the resume."),
+    ]
+    with OpenAIStub(turns) as stub:
+        provider = f'{{name="stub", base_url="{stub.url}", wire_api="responses"}}'
+        config = tmp_path / "mullui" / "config.toml"  # MULLUI_HOME's config
+        config.parent.mkdir()
+        args = ["-c", 'model_provider="stub"', "-c", f"model_providers.stub={provider}"]
+        config.write_text('[profiles.codex]\nmodel = "gpt-5"\nargs = ' + json.dumps(args) + "\n")
+        env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+        env.update(HOME=str(home), CODEX_HOME=str(codex_home))
+        with _mullui(tmp_path, repo, env) as m:
+            res = m("spawn", "create hello.txt", "--agent", "codex", "--no-attach")
+            assert res.returncode == 0, res.stderr
+            agent_id = res.stdout.split()[-1]
+            blocked = wait_for(lambda: (a := m.agent())["state"] == "blocked" and a, 90, 0.2)
+            worktree = blocked["worktree"]
+            if interruption == "kill-server":
+                m.tmux("kill-server")
+                wait_for(lambda: m.agent()["state"] == "failed", 20, 0.2)
+            else:
+                assert m("stop", agent_id).returncode == 0
+            n = len(stub.model_requests())
+            res = m("resume", agent_id, "--prompt", PROMPT)
+            assert res.returncode == 0, res.stderr
+            assert f"resumed in {worktree}" in res.stdout
+            assert stub.wait_model_requests(n + 1, 90), "no request after the resume"
+            after = _texts(stub.model_requests()[n].body)
+            assert "create hello.txt" in after
+            assert "touch hello.txt" in after
+            assert PROMPT in after
+            a = m.agent()
+            assert a["worktree"] == worktree and a["state"] in ("working", "blocked", "done")
