@@ -99,11 +99,10 @@ class Workspace(Context):
 
     # ---- acting on agents ----------------------------------------------------------
     def resume(self, ref: str, how: Resume | None = None) -> Agent:
-        """Start a stopped or failed agent again, continuing its conversation; one left
-        queued for a free slot (or running on a host) needs a supervisor."""
+        """Start a stopped or failed agent again, continuing its conversation (live or
+        queued for a free slot now: a supervisor tells the human when it ends or asks)."""
         a = lifecycle.resume(self, ref, how)
-        if a.host is not None or a.state is State.QUEUED:
-            self.ensure_supervisor()
+        self.ensure_supervisor()
         return a
 
     def interrupted(self) -> list[Agent]:

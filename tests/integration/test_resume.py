@@ -63,8 +63,9 @@ def history(agent_id: str) -> list[tuple[str, str]]:
 
 # ---- resume --all: max_running holds, nothing lost --------------------------------------------
 def test_resume_all_after_a_dead_tmux_server_respects_max_running(
-    cli: Cli, git_repo: Path, mullui_home: Path, tmp_path: Path
+    cli: Cli, git_repo: Path, autostart: Path, tmp_path: Path
 ) -> None:
+    mullui_home = autostart  # queued resumes are started by the supervisor, as for a user
     go = tmp_path / "go"
     # First run: waits forever; after the resume (the file exists) it finishes in 2 s.
     task = f"echo ran >> ran.txt; if [ -e {go} ]; then sleep 2; else sleep 300; fi"
@@ -209,14 +210,10 @@ def test_a_cli_without_a_resume_for_the_session_is_refused_then_fresh(
 
 # ---- budget stop -> resume with a raised budget ----------------------------------------------
 def test_a_budget_stop_is_resumed_with_a_raised_budget(
-    cli: Cli, git_repo: Path, mullui_home: Path
+    cli: Cli, git_repo: Path, autostart: Path
 ) -> None:
-    from mullui import watch
-    from mullui.workspace import Workspace
-
-    config(mullui_home, "[limits]\nmax_cost_usd = 10.0\n")
-    a = spawn(cli, git_repo, "sleep 300")
-    watch.ensure_running(Workspace(cwd=git_repo))
+    config(autostart, "[limits]\nmax_cost_usd = 10.0\n")
+    a = spawn(cli, git_repo, "sleep 300")  # its supervisor enforces the budget
     store().emit(a, "usage", tokens_in=900_000, tokens_out=500_000, cost_usd=12.345)
     wait_for(lambda: get(a).state is State.FAILED, 30)
     inbox = json.loads(cli("inbox", "--json", cwd=git_repo).stdout)
@@ -241,15 +238,18 @@ def test_a_budget_stop_is_resumed_with_a_raised_budget(
 
 # ---- auto_resume ------------------------------------------------------------------------------
 def test_auto_resume_resumes_interrupted_agents_when_a_supervisor_starts(
-    cli: Cli, git_repo: Path, mullui_home: Path
+    cli: Cli, git_repo: Path, autostart: Path
 ) -> None:
     from mullui import watch
     from mullui.workspace import Workspace
+    from tests.conftest import stop_supervisor
 
-    config(mullui_home, "[limits]\nauto_resume = true\n")
+    config(autostart, "[limits]\nauto_resume = true\n")
     a = spawn(cli, git_repo, "sleep 300")
     b = spawn(cli, git_repo, "sleep 300")
     assert cli("stop", b, cwd=git_repo).returncode == 0  # stopped by the user: stays so
+    # A reboot: the tmux server and the supervisor are gone.
+    stop_supervisor(autostart / "state")
     kill_tmux()
     assert by_id(cli, git_repo)[a]["interrupted"] is True
     watch.ensure_running(Workspace(cwd=git_repo))
