@@ -177,8 +177,30 @@ def write_index(state_dir: Path, doc: dict[str, Any]) -> bool:
         return False
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     atomic_write_json(path, doc)
+    _write_filters(state_dir, doc)
     _update_markers(state_dir)
     return True
+
+
+def _write_filters(state_dir: Path, doc: dict[str, Any]) -> None:
+    """``answer/<event>.<agent>``: the files other agents of its repository changed, one
+    line each as they appear in a JSON payload.  The fast hook starts Python for an edit
+    only when the payload holds one of them (``grep -F``): an edit of a file nobody else
+    changed costs no Python start.  A superset is harmless (Python then decides)."""
+    from mullui.files import atomic_write
+
+    files: dict[str, list[str]] = doc["files"]
+    marker_dir = state_dir / ANSWER_DIR
+    marker_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for aid in doc["agents"]:
+        lines: set[str] = set()
+        for f, ids in files.items():
+            if any(i != aid for i in ids):
+                lines.add(json.dumps(f, ensure_ascii=False)[1:-1])
+                lines.add(json.dumps(f)[1:-1])
+        data = "".join(f"{line}\n" for line in sorted(lines)).encode()
+        for event in EDIT_HOOKS:
+            atomic_write(marker_dir / f"{event}.{aid}", data)
 
 
 def read_index(path: Path) -> dict[str, Any] | None:

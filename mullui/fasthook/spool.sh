@@ -13,7 +13,8 @@
 # and the token is read from the agent's secrets file: it never appears in an argv.
 #
 # --answer PYTHON: an event the agent waits on and that may get an answer (the collision
-# guard).  After storing the event, when $STATE_DIR/answer/EVENT exists, the payload is
+# guard).  After storing the event, when $STATE_DIR/answer/EVENT exists (and, when
+# answer/EVENT.ID exists, the payload holds one of its lines: grep -F), the payload is
 # handed to answer.py (`PYTHON -S -I`), whose stdout is the answer; otherwise nothing
 # more runs.
 py=
@@ -56,8 +57,13 @@ else
 fi
 ans=
 if [ -n "$py" ] && [ -e "$d/answer/$ev" ]; then
-  ans=1
-  exec 3< "$f"  # opened before the line exists: a reader deletes the file once it is in
+  # answer/EVENT.ID, when there, holds fixed strings one of which the payload must hold
+  # for Python to start (the collision guard's: the files other agents changed).
+  flt=$d/answer/$ev.$id
+  if [ ! -e "$flt" ] || grep -qF -f "$flt" "$f" 2>/dev/null; then
+    ans=1
+    exec 3< "$f"  # opened before the line exists: a reader deletes the file once it is in
+  fi
 fi
 printf '1\t%s\t%s\t%s\t%s\n' "$ev" "$k" "${f##*/}" "$tok" >> "$d/spool/$id.hooks" || exit 1
 # A supervisor must read it: when the pid in supervisor.lock is alive and no zombie

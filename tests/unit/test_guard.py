@@ -269,6 +269,9 @@ def test_the_fast_hook_path_answers_and_its_raw_event_does_not_undo_ask(tmp_path
     state = st.paths.state_dir
     guard.write_index(state, guard.build_index(REPO, members, {"src/app.py": ["b1"]}, "ask"))
     assert (state / "answer" / "PreToolUse").exists()
+    # the fast hook's pre-filter: only a payload naming a file another agent changed
+    assert (state / "answer" / "PreToolUse.a1").read_text() == "src/app.py\n"
+    assert (state / "answer" / "PreToolUse.b1").read_text() == ""
 
     def hook(event: str, body: dict[str, object], argv: tuple[str, ...]) -> bytes:
         env = {
