@@ -16,8 +16,9 @@ does; no git needed to read it).  Agent A is a Claude Code agent about to ``Writ
   ``python -m mullui hook PreToolUse``, the command every PreToolUse ran before the fast
   hook path (the "today's hook" of issue 17).  Runs are interleaved so all share the
   machine's load.  The verdict is the CPU p95 of the hook with the guard minus that of
-  ``python -m mullui hook``; over ``spool.sh`` alone an armed guard costs a
-  ``python -S -I`` start, printed beside it.
+  ``python -m mullui hook``.  A miss costs spool.sh's ``grep -F`` of the payload against
+  the agent's list of files others changed (``answer/EVENT.ID``); a hit also starts
+  ``python -S -I`` (fasthook/answer.py) and writes the guard's events.
 
 Prints a table and writes benchmarks/results/guard.json; ``run()`` returns the dict.
 """
@@ -227,7 +228,7 @@ def run(
         w = result["added_wall_over_spool_ms"][case]
         rows.append(metric(f"edit hook CPU, spool.sh + guard, {case}", "ms", samples=cpu[case],
                            note=f"over spool.sh alone: CPU p95 +{a['p95']:g} ms, wall p95 "
-                           f"+{w['p95']:g} ms (python -S -I starts)"))  # fmt: skip
+                           f"+{w['p95']:g} ms"))  # fmt: skip
     for case in ("miss", "hit"):
         a = result["added_cpu_over_ingest_ms"][case]
         rows.append(metric(f"guard's added CPU per edit, {case}", "ms", value=a["p95"],
