@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from mullui.errors import MulluiError
 from mullui.model import Agent
+from mullui.operations.location import Resume
 from mullui.paths import Paths
 
 #: ``on_change(agent, transitions)`` as the Supervisor calls it.
@@ -55,6 +56,8 @@ class AgentActions(Protocol):
     def attach_argv(self, ref: str) -> list[str] | None: ...
 
     def stop(self, ref: str) -> Any: ...
+
+    def resume(self, ref: str, how: Resume | None = None) -> Agent: ...
 
     def snooze(
         self,

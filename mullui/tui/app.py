@@ -34,7 +34,16 @@ from mullui.store import Store
 from mullui.tui import commands, literal, messages, themes
 from mullui.tui.adapter import AgentActions, keep_watching, open_actions
 from mullui.tui.feed import ChangeFeed
-from mullui.tui.screens import confirm, merge, new_agent, reply, report, snooze, text_view
+from mullui.tui.screens import (
+    confirm,
+    merge,
+    new_agent,
+    reply,
+    report,
+    resume,
+    snooze,
+    text_view,
+)
 from mullui.tui.screens.collisions import CollisionsScreen, check_with_radar
 from mullui.tui.screens.help import HelpScreen
 from mullui.tui.screens.main import MainScreen
@@ -482,6 +491,14 @@ class MulluiApp(App[None]):
         a = self.selected()
         if a is not None:
             confirm.stop(self, a)
+
+    def action_resume(self) -> None:
+        a = self.selected()
+        if a is not None:
+            resume.resume(self, a)
+
+    def action_resume_all(self) -> None:
+        resume.resume_all(self)
 
     def action_new_agent(self) -> None:
         new_agent.new_agent(self)

@@ -33,6 +33,18 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ),
     ("Stop", "Stop the agent; asks first (x)", "stop"),
     (
+        "Resume",
+        "Start the selected stopped or failed agent again in its worktree, continuing its "
+        "conversation; a budget stop asks for a higher budget (R)",
+        "resume",
+    ),
+    (
+        "Resume interrupted agents",
+        "Every agent a restart or a crash interrupted continues; max_running holds (the "
+        "rest wait queued)",
+        "resume_all",
+    ),
+    (
         "Report",
         "Cost to deliver per agent and chain: time working and waiting on you, "
         "tokens, cost, estimate vs actual, changes, merged",

@@ -272,3 +272,11 @@ def test_resume_needs_ids_or_all(cli: Cli, git_repo: Path) -> None:
     assert r.returncode == 2 and "resume needs agent IDs or --all" in r.stderr
     r = cli("resume", "--all", cwd=git_repo)
     assert r.returncode == 0 and "no interrupted agents" in r.stdout
+
+
+def test_resume_is_in_the_help(cli: Cli) -> None:
+    top = cli("--help").stdout
+    assert "resume" in top and "interrupted" in top
+    own = cli("resume", "--help").stdout
+    for flag in ("--all", "--prompt", "--budget", "--fresh", "--recreate"):
+        assert flag in own

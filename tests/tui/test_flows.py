@@ -286,6 +286,8 @@ async def test_every_key_action_is_in_the_palette(fleet: Paths) -> None:
             "Theme",
             "Report",
             "Collisions",
+            "Resume",
+            "Resume interrupted agents",
         ):
             assert needed in titles
         keys = {b.key for _, b in app.screen._bindings}
@@ -301,6 +303,7 @@ async def test_every_key_action_is_in_the_palette(fleet: Paths) -> None:
             "a",
             "m",
             "x",
+            "R",
             "question_mark",
             "q",
             "tab",

@@ -22,6 +22,11 @@ KEYS: list[tuple[str, str]] = [
     ("a", "ack: mark the item handled (reviewed, answered, conflict seen); it leaves the inbox"),
     ("m", "merge the agent's branch: asks first with the target and files; refuses a conflict"),
     ("x", "stop the agent (asks first; worktree and branch stay)"),
+    (
+        "R",
+        "resume the selected stopped/failed agent, continuing its conversation (a budget "
+        "stop asks for a higher budget; ctrl+p: every interrupted agent)",
+    ),
     ("?", "this help"),
     ("ctrl+p", "command palette: every action, themes, report, collisions"),
     ("q", "quit; agents keep running"),
@@ -35,8 +40,8 @@ STATES = """\
 | ● working | producing output, running tools |
 | ▲ blocked | waiting on you: a permission prompt or a question |
 | ✓ done | finished its turn; its work awaits review |
-| ✗ failed | exited non-zero, crashed, or went silent too long |
-| ■ stopped | stopped by you |
+| ✗ failed | exited non-zero, crashed, went silent too long, or interrupted (`R` resumes) |
+| ■ stopped | stopped by you (`R` resumes) |
 | ? unknown | its remote host cannot be reached |
 
 ☾ marks a snoozed item; `⚠ other` a conflict with another agent's work, `≈ other` files

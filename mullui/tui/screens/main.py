@@ -60,6 +60,7 @@ class MainScreen(Screen[None]):
         Binding("a", "app.ack", "ack"),
         Binding("m", "app.merge", "merge"),
         Binding("x", "app.stop", "stop"),
+        Binding("R", "app.resume", "resume"),
         Binding("tab", "app.focus_next", "focus", show=True),
         Binding("shift+tab", "app.focus_previous", "focus back", show=False),
         Binding("question_mark", "app.help", "help"),
@@ -123,7 +124,12 @@ class MainScreen(Screen[None]):
             why_width = max(20, why_width - 2 - max(len(r) for r in repos.values()))
         inbox.show(items, now, colours, why_width, repos)
         inbox.display = bool(items)
-        self.query_one("#inbox-title", Label).update(f"Inbox {len(items)}" if items else "Inbox")
+        title = f"Inbox {len(items)}" if items else "Inbox"
+        cut = sum(1 for a in items if a.is_interrupted())
+        if cut:  # one line for all of them, and the key that resumes them
+            were = "agent was" if cut == 1 else "agents were"
+            title += f" · {cut} {were} interrupted by a restart: R resumes them"
+        self.query_one("#inbox-title", Label).update(title)
         working = sum(1 for a in agents if a.state in (State.WORKING, State.STARTING))
         hint = "Nothing needs you right now."
         if working:
