@@ -287,6 +287,35 @@ def test_stop_rm_and_merge_across_ssh(
     assert work not in {a["id"] for a in json.loads(cli("inbox", "--json", cwd=git_repo).stdout)}
 
 
+def test_resume_runs_on_the_host(
+    cli: CLI, git_repo: Path, remote: Remote, devbox: dict[str, Any]
+) -> None:
+    busy = spawn(cli, git_repo, "--agent", "shell", "echo ran >> ran.txt; sleep 60")
+    wait_for(state_is(busy, "working"), timeout=30, interval=0.05)
+    assert cli("stop", busy, cwd=git_repo).returncode == 0
+    wait_for(lambda: remote.agent(busy)["state"] == "stopped", timeout=10)
+    r = cli("resume", busy, "--prompt", "go on", cwd=git_repo)
+    assert r.returncode == 0, r.stderr
+    assert "resumed on devbox" in r.stdout
+    wait_for(lambda: remote.agent(busy)["state"] == "working", timeout=30)
+    wait_for(state_is(busy, "working"), timeout=30, interval=0.05)  # the mirror follows
+    there = remote.agent(busy)
+    assert (Path(there["worktree"]) / "ran.txt").read_text() == "ran\nran\n"  # same worktree
+    host_record = Store(get_paths({"MULLUI_HOME": str(remote.home)})).load(busy)
+    assert ("starting", "resume:manual") in [(t.state.value, t.cause) for t in host_record.history]
+    r = cli("resume", busy, cwd=git_repo)  # refused here: the mirror says it runs
+    assert r.returncode == 1 and "only a stopped or failed agent resumes" in r.stderr, r.stderr
+    # The host's own refusal comes back as its one line, and nothing changed here.
+    assert cli("stop", busy, cwd=git_repo).returncode == 0
+    wait_for(lambda: remote.agent(busy)["state"] == "stopped", timeout=10)
+    subprocess.run(["rm", "-rf", there["worktree"]], check=True)
+    seq = local(busy).seq
+    r = cli("resume", busy, cwd=git_repo)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("mullui: on devbox: ") and "--recreate" in r.stderr, r.stderr
+    assert local(busy).seq == seq and local(busy).state is State.STOPPED
+
+
 # ---- faults ----------------------------------------------------------------------------------
 def test_a_dropped_connection_marks_agents_unknown_then_replays_once(
     cli: CLI,

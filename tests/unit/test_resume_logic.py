@@ -182,3 +182,24 @@ def test_other_profiles_give_the_prompt_or_run_again(tmp_path: Path) -> None:
         "mine", {"mine": {"command": ["tool", "{task}"], "resume": ["tool", "--again", "{id}"]}}
     )
     assert own.resume_command(ctx, "go") == ["tool", "--again", "a1"]
+
+
+# ---- config ------------------------------------------------------------------------------------
+def test_resume_config_keys_and_what_an_untrusted_repository_may_set() -> None:
+    from mullui.config import build, untrusted_part
+
+    cfg = build(
+        {
+            "resume_prompt": "go on",
+            "limits": {"auto_resume": True},
+            "profiles": {"claude": {"resume_prompt": "carry on"}},
+        }
+    )
+    assert cfg.resume_prompt == "go on" and cfg.limits.auto_resume is True
+    assert build({}).limits.auto_resume is False and build({}).resume_prompt is None
+    repo = {"resume_prompt": "x", "limits": {"auto_resume": True}}
+    kept, ignored = untrusted_part({}, repo)
+    assert "resume_prompt" not in kept and "auto_resume" not in kept.get("limits", {})
+    assert {"resume_prompt", "limits.auto_resume"} <= set(ignored)
+    kept, _ = untrusted_part({"limits": {"auto_resume": True}}, repo)
+    assert kept["limits"]["auto_resume"] is True  # the user turned it on: no loosening
