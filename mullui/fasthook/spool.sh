@@ -42,8 +42,9 @@ if [ -z "$tok" ]; then IFS= read -r tok 2>/dev/null < "$d/secrets/$id"; fi
 umask 077
 f=$d/hookdata/$id.$$
 n=0
-while [ -e "$f.$n" ]; do n=$((n + 1)); done
+while [ -e "$f.$n" ] || [ -h "$f.$n" ]; do n=$((n + 1)); done
 f=$f.$n
+set -C  # the payload file is new: never written through something already there
 if [ $# -gt 1 ]; then
   shift
   k=a
@@ -55,6 +56,7 @@ else
     *) if [ -t 0 ]; then : > "$f" || exit 1; else cat > "$f" || exit 1; fi;;
   esac
 fi
+set +C
 ans=
 if [ -n "$py" ] && [ -e "$d/answer/$ev" ]; then
   # answer/EVENT.ID, when there, holds fixed strings one of which the payload must hold

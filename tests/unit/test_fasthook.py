@@ -203,3 +203,16 @@ def test_a_crash_between_spool_append_and_record_write_folds_once(
     append_line(st.paths.spool_file(aid), b"".join(encode(e) for e in batch.events))
     a = Store(st.paths).load(aid)
     assert a.seq == 3 + events  # each raw line folded once, none twice
+
+
+def test_a_planted_symlink_at_the_payload_path_is_never_written_through(tmp_path: Path) -> None:
+    st, aid, token = make(tmp_path)
+    victim = tmp_path / "victim.txt"
+    # The hook's pid is the payload name's first number: plant a dangling link there
+    # first ($$ survives exec).
+    plant = f'ln -s {victim} "$MULLUI_STATE_DIR/hookdata/{aid}.$$.0"; exec "$@"'
+    r = run_hook(st, aid, token, "Ask", stdin=b'{"question": "q"}',
+                 argv=("/bin/sh", "-c", plant, "sh", *spool_hook_argv()))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert not victim.exists()
+    assert st.load(aid).question == "q"  # the payload went to the next free name
