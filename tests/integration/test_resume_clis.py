@@ -174,6 +174,12 @@ def test_claude_agent_resumes_its_conversation(
             causes = [(t["state"], t["cause"]) for t in record["history"]]
             assert ("starting", "resume:manual") in causes
             assert [s for s, _ in causes].count("starting") == 2
+            # The ledger adds both runs up: the same transcript, both turns' usage.
+            assert (a["tokens_in"], a["tokens_out"]) == (2200, 80)
+            res = m("report", "--json")
+            assert res.returncode == 0, res.stderr
+            (row,) = json.loads(res.stdout)["agents"]
+            assert (row["runs"], row["resumes"], row["tokens_in"]) == (2, 1, 2200)
 
 
 # ---- Codex ---------------------------------------------------------------------------------
@@ -225,5 +231,14 @@ def test_codex_agent_resumes_its_thread(tmp_path: Path, repo: Path, interruption
             assert "create hello.txt" in after
             assert "touch hello.txt" in after
             assert PROMPT in after
-            a = m.agent()
-            assert a["worktree"] == worktree and a["state"] in ("working", "blocked", "done")
+            a = wait_for(lambda: (x := m.agent())["state"] == "done" and x, 60, 0.2)
+            assert a["worktree"] == worktree
+            # The resumed thread writes on in the same rollout: usage counts every
+            # response of both runs (the stub's 120 prompt / 15 output tokens each) -
+            # but a response whose token count Codex 0.171.0 had not yet written when
+            # its tmux server was killed is not in the rollout to count.
+            n = len(stub.model_requests())
+            if interruption == "stop":
+                assert (a["tokens_in"], a["tokens_out"]) == (120 * n, 15 * n)
+            else:
+                assert 120 * (n - 1) <= a["tokens_in"] <= 120 * n
