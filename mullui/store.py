@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mullui import journal
+from mullui import journal, rawspool
 from mullui.errors import MulluiError, NotFound
 from mullui.events import (
     Event,
@@ -219,15 +219,13 @@ class Store:
         while a is not None and _size(raw_path) > roffset and rounds < 64:
             # Hook events stored by the fast path: translated here, appended to the
             # spool (each with its raw_end), then applied like any other event.
-            from mullui import hook
-
             rounds += 1
-            batch = hook.translate_raw(self.paths, agent_id, roffset, a.profile)
+            batch = rawspool.translate_raw(self.paths, agent_id, roffset, a.profile)
             if batch.end == roffset:
                 break
             if batch.events:
                 append_line(spool, b"".join(encode(e) for e in batch.events), seal=True)
-            hook.remove_files(batch.done_files)
+            rawspool.remove_files(batch.done_files)
             a, offset, _ = self._apply_spool(agent_id, a, offset, batch.end, eids, seen)
             roffset = max(roffset, batch.end)
             exited = exited or any(e.get("kind") == "exit" for e in batch.events)
@@ -251,9 +249,7 @@ class Store:
                 why = e.message if isinstance(e, MulluiError) else f"{e.strerror} ({e.filename})"
                 print(f"mullui: {why} (agents shown unsaved)", file=sys.stderr)
         if exited:
-            from mullui import hook
-
-            hook.after_exit(a)
+            rawspool.after_exit(a)
         return a
 
     def _apply_spool(
