@@ -87,8 +87,10 @@ def test_report_json_times_add_up_with_the_recorded_state_changes(
 
 
 def test_a_merged_chain_shows_as_one_line_with_its_merge(
-    cli: Cli, git_repo: Path, mullui_home: Path
+    cli: Cli, git_repo: Path, autostart: Path
 ) -> None:
+    # Step 2 is started by the supervisor that spawn starts, as for a user.
+    mullui_home = autostart
     (mullui_home / "config.toml").write_text(
         '[[chains.two.steps]]\nagent = "shell"\n'
         'task = "echo one > one.txt; git add -A; git commit -qm one"\n'

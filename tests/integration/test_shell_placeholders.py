@@ -38,8 +38,10 @@ def done(cli: CLI, repo: Path, aid: str) -> dict[str, object]:
 
 
 def test_a_quoted_placeholder_in_a_shell_chain_is_refused_and_a_bare_one_runs_nothing(
-    cli: CLI, mullui_home: Path, tmp_path: Path
+    cli: CLI, autostart: Path, tmp_path: Path
 ) -> None:
+    # The chain's next step is started by the supervisor that spawn starts, as for a user.
+    mullui_home = autostart
     repo = make_repo(tmp_path / "repo")
     pwned = tmp_path / "pwned"
     first = f"printf 'x $(touch {pwned}) `touch {pwned}`\\n'"
