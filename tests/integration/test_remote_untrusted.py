@@ -26,6 +26,7 @@ from mullui.workspace import Workspace
 from tests.conftest import git, wait_for
 from tests.integration.test_remote_agents import (  # noqa: F401 - fixtures
     Remote,
+    _supervised,  # autouse: the local supervisor that follows the host starts by itself
     devbox,
     local,
     remote,
