@@ -29,6 +29,7 @@ from typing import Any
 
 from mullui.errors import MulluiError
 from mullui.events import new_event
+from mullui.guard import GUARD_EVENT, raw_events
 from mullui.model import iso, utcnow
 from mullui.paths import Paths
 
@@ -148,6 +149,14 @@ def normalize(
         ]
     if event == "activity":
         return [{"kind": "activity", "cause": "output"}]
+    if event == GUARD_EVENT:  # what the collision guard did, written by its hook answer
+        try:
+            done = raw_events(_parse(text))
+        except MulluiError as e:
+            raise MulluiError(f"hook {event} for agent {agent_id}: {e.message}") from None
+        if not done:
+            raise MulluiError(f"hook {event} for agent {agent_id}: no guard event in it")
+        return done
     try:
         payload = _parse(text)
         if args:  # Codex passes its JSON payload as the last argv element
@@ -286,7 +295,7 @@ def translate_raw(
                 args = []
         else:
             text = body.decode("utf-8", "replace")
-        if event not in RUNTIME_EVENTS and not loaded:
+        if event not in RUNTIME_EVENTS and event != GUARD_EVENT and not loaded:
             profile, loaded = load_profile(paths, profile_name, agent_id), True
         if profile is not None and hasattr(profile, "transcript_wait_s"):
             # Only a Stop that just happened may still be ahead of its transcript.

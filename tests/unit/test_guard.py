@@ -86,6 +86,25 @@ def write_record(state: Path, aid: str, **fields: object) -> None:
     (state / "agents").mkdir(parents=True, exist_ok=True)
     rec = {"id": aid, "profile": "claude", "repo": REPO, "worktree": f"/wt/{aid}", **fields}
     (state / "agents" / f"{aid}.json").write_text(json.dumps(rec))
+    (state / "secrets").mkdir(exist_ok=True)
+    (state / "secrets" / aid).write_text(f"token-{aid}\n")
+
+
+def guard_events(state: Path, aid: str) -> list[dict[str, object]]:
+    """What the guard appended to the agent's raw spool, as the store folds it (the token
+    checked, the ``guard`` line translated)."""
+    from mullui.paths import Paths, get_paths
+    from mullui.rawspool import translate_raw
+
+    base = get_paths({"MULLUI_HOME": str(state.parent / "home")})
+    batch = translate_raw(Paths(base.config_dir, state, base.data_dir), aid, 0, "claude")
+    assert not (state / "hook-refused.log").exists()
+    return batch.events
+
+
+@pytest.fixture(autouse=True)
+def _no_agent_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MULLUI_AGENT_TOKEN", raising=False)
 
 
 def payload(path: str, tool: str = "Write") -> bytes:
@@ -105,21 +124,25 @@ def test_hook_answers_from_the_index_on_disk(tmp_path: Path) -> None:
     assert out is not None
     hso = json.loads(out)["hookSpecificOutput"]
     assert hso["permissionDecision"] == "deny" and "beta" in hso["permissionDecisionReason"]
-    spool = (state / "spool" / "a.jsonl").read_text().splitlines()
-    ev = json.loads(spool[-1])
-    assert (ev["kind"], ev["action"], ev["file"], ev["other"]) == (
+    spool = guard_events(state, "a")
+    ev = spool[-1]
+    assert (ev["kind"], ev["action"], ev["file"], ev["other"], ev["source"]) == (
         "guard",
         "block",
         "src/app.py",
         "b",
+        "hook:guard",
     )
+    # ONE line in the raw spool, in spool.sh's format
+    (line,) = (state / "spool" / "a.hooks").read_text().splitlines()
+    assert line.split("\t")[:3] == ["1", "guard", "s"] and line.endswith("\ttoken-a")
 
     # A file nobody else changed, a read-only tool, another event: no answer, nothing written.
     assert guard.hook_answer(state, "a", "PreToolUse", payload("/wt/a/src/free.py")) is None
     assert guard.hook_answer(state, "a", "PreToolUse", payload("/wt/a/src/app.py", "Read")) is None
     assert guard.hook_answer(state, "a", "PostToolUse", payload("/wt/a/src/app.py")) is None
     assert guard.hook_answer(state, "a", "PreToolUse", b"{not json") is None
-    assert len((state / "spool" / "a.jsonl").read_text().splitlines()) == len(spool)
+    assert len(guard_events(state, "a")) == len(spool)
 
     # B's own edit of its own file: never.
     assert guard.hook_answer(state, "b", "PreToolUse", payload("/wt/b/src/app.py")) is None
@@ -139,7 +162,7 @@ def test_ask_blocks_the_agent_and_warn_adds_context(tmp_path: Path) -> None:
     guard.write_index(state, index({"src/app.py": ["b"]}, default="off"))
     out = guard.hook_answer(state, "a", "PreToolUse", payload("/wt/a/src/app.py", "Edit"))
     assert out is not None and json.loads(out)["hookSpecificOutput"]["permissionDecision"] == "ask"
-    evs = [json.loads(x) for x in (state / "spool" / "a.jsonl").read_text().splitlines()]
+    evs = guard_events(state, "a")
     assert [(e["kind"], e.get("cause")) for e in evs][-1] == ("state", "collision:src/app.py")
 
     out = guard.hook_answer(state, "c", "PreToolUse", payload("/wt/c/src/app.py", "MultiEdit"))
@@ -147,6 +170,35 @@ def test_ask_blocks_the_agent_and_warn_adds_context(tmp_path: Path) -> None:
     answer = json.loads(out)
     assert "permissionDecision" not in answer["hookSpecificOutput"]
     assert "beta" in answer["hookSpecificOutput"]["additionalContext"]
+
+
+def test_json_without_import_json_reads_and_writes_as_json_does() -> None:
+    docs = [
+        {"a": [1, 2.5, None, True, False, 'x\u00e9\\"\n', {"b": []}], "c": -3},
+        "plain",
+        [],
+    ]
+    for doc in docs:
+        assert guard.loads(json.dumps(doc).encode()) == doc
+        assert guard.loads(f"  {json.dumps(doc)}\n") == doc
+        assert json.loads(guard.dumps(doc)) == doc
+        assert guard.dumps(doc) == json.dumps(doc)
+    for bad in (b"", b"{", b"{} x", b"[1,]", b"\xff", b"[" * 100000):
+        with pytest.raises(ValueError):
+            guard.loads(bad)
+
+
+def test_a_guard_line_carries_only_guard_events(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    write_record(state, "a")
+    forged = [
+        {"kind": "state", "state": "done", "cause": "x"},
+        {"kind": "cost", "usd": 5},
+        {"kind": "guard", "action": "block", "file": "f.py", "other": "b", "evil": 1},
+    ]
+    guard.record(state, "a", forged)
+    (ev,) = guard_events(state, "a")
+    assert (ev["kind"], ev["action"], ev["file"], "evil" in ev) == ("guard", "block", "f.py", False)
 
 
 def test_markers_follow_the_indexes(tmp_path: Path) -> None:
