@@ -67,6 +67,12 @@ CLAUDE_EDIT_TOOLS = {
 #: Gemini CLI's file-writing tools (BeforeTool) and the key of the path in their input.
 GEMINI_EDIT_TOOLS = {"write_file": "file_path", "replace": "file_path"}
 
+#: OpenCode's file-writing tools (its plugin's ``tool.execute.before``) and the key of the
+#: path in their args; the plugin (mullui/agents/opencode.py) hands the answer path
+#: ``{"tool", "args": {key: path}, "cwd", "sessionID"}``.
+OPENCODE_EDIT_TOOLS = {"edit": "filePath", "write": "filePath"}
+OPENCODE_EVENT = "tool.execute.before"
+
 
 # ---- JSON without ``import json`` (7 ms of a 10 ms budget) ---------------------------------
 _CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
@@ -442,13 +448,21 @@ def edit_target(event: str, payload: Mapping[str, Any]) -> tuple[str, str | None
     return how(payload) if how is not None else None
 
 
-def _claude_target(p: Mapping[str, Any]) -> tuple[str, str | None] | None:
-    key = CLAUDE_EDIT_TOOLS.get(str(p.get("tool_name") or ""))
-    inp = p.get("tool_input")
+def _tool_target(
+    p: Mapping[str, Any], tools: Mapping[str, str], tool_field: str, input_field: str
+) -> tuple[str, str | None] | None:
+    """(path, cwd) when ``p[tool_field]`` is one of ``tools`` (tool -> the key of the path
+    in ``p[input_field]``)."""
+    key = tools.get(str(p.get(tool_field) or ""))
+    inp = p.get(input_field)
     if key is None or not isinstance(inp, dict) or not isinstance(inp.get(key), str):
         return None
     cwd = p.get("cwd")
     return str(inp[key]), cwd if isinstance(cwd, str) else None
+
+
+def _claude_target(p: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    return _tool_target(p, CLAUDE_EDIT_TOOLS, "tool_name", "tool_input")
 
 
 def _claude_answer(d: Decision) -> str:
@@ -469,12 +483,7 @@ def _claude_answer(d: Decision) -> str:
 
 
 def _gemini_target(p: Mapping[str, Any]) -> tuple[str, str | None] | None:
-    key = GEMINI_EDIT_TOOLS.get(str(p.get("tool_name") or ""))
-    inp = p.get("tool_input")
-    if key is None or not isinstance(inp, dict) or not isinstance(inp.get(key), str):
-        return None
-    cwd = p.get("cwd")
-    return str(inp[key]), cwd if isinstance(cwd, str) else None
+    return _tool_target(p, GEMINI_EDIT_TOOLS, "tool_name", "tool_input")
 
 
 def _gemini_answer(d: Decision) -> str:
@@ -488,15 +497,30 @@ def _gemini_answer(d: Decision) -> str:
     return dumps(doc)
 
 
+def _opencode_target(p: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    return _tool_target(p, OPENCODE_EDIT_TOOLS, "tool", "args")
+
+
+def _opencode_answer(d: Decision) -> str:
+    """What mullui's OpenCode plugin reads: for ``block`` it throws an Error with ``reason``
+    in ``tool.execute.before`` (OpenCode 1.18.33's ``Plugin.trigger`` awaits each hook and a
+    rejection fails the tool call: the model gets the message as the tool's error); ``warn``
+    and ``ask`` let the call go (``ask``: OpenCode's own edit permission asks the human,
+    while the guard's event has the agent ``blocked`` on ``collision:PATH``)."""
+    return dumps({"decision": d.mode, "reason": d.reason(), "path": d.path, "others": d.names()})
+
+
 #: Hook event -> how its payload names the file about to be edited.
 EDIT_HOOKS: dict[str, Callable[[Mapping[str, Any]], tuple[str, str | None] | None]] = {
     "PreToolUse": _claude_target,
     "BeforeTool": _gemini_target,
+    OPENCODE_EVENT: _opencode_target,
 }
 #: Hook event -> the answer text the CLI reads on the hook's stdout.
 ANSWERS: dict[str, Callable[[Decision], str]] = {
     "PreToolUse": _claude_answer,
     "BeforeTool": _gemini_answer,
+    OPENCODE_EVENT: _opencode_answer,
 }
 
 

@@ -29,6 +29,8 @@ permission.replied /   working
 question.replied /
 question.rejected
 session.error          blocked: the turn ended on an error the human must see
+tool.execute.before    (plugin hook, edit / write only) the collision guard:
+                       the answer path decides; ``block`` throws its reason
 =====================  =====================================================
 """
 
@@ -40,7 +42,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mullui.agents.base import Event, LaunchContext, Profile, model_and_args
+from mullui.agents.base import Event, LaunchContext, Profile, answer_argv, model_and_args
+from mullui.guard import OPENCODE_EDIT_TOOLS
 
 CONFIG_DIR_ENV = "OPENCODE_CONFIG_DIR"
 SHARED_DIR = "_opencode"
@@ -56,6 +59,8 @@ _PLUGIN = """\
 import { spawn } from "node:child_process";
 
 const HOOK = __HOOK__;
+const ANSWER = __ANSWER__;          // the hook that may answer (the collision guard)
+const EDIT_TOOLS = __EDIT_TOOLS__;  // file-writing tool -> the arg naming its file
 const children = new Set();   // subagent sessions: their idleness is not the agent's
 const roles = new Map();      // messageID -> "user" | "assistant"
 const lastText = new Map();   // sessionID -> newest assistant text
@@ -76,6 +81,26 @@ function report(event, payload) {
   }
 }
 
+// The collision guard's answer for an edit: the answer hook's stdout ("" when it has none).
+function answer(event, payload) {
+  return new Promise((resolve) => {
+    let out = "";
+    try {
+      const child = spawn(ANSWER[0], [...ANSWER.slice(1), event], {
+        stdio: ["pipe", "pipe", "ignore"],
+        env: process.env,
+      });
+      child.stdout.on("data", (d) => { out += d; });
+      child.on("error", () => resolve(""));
+      child.on("close", () => resolve(out));
+      child.stdin.on("error", () => {});
+      child.stdin.end(JSON.stringify(payload));
+    } catch (e) {
+      resolve("");
+    }
+  });
+}
+
 function totals() {
   let tin = 0, tout = 0, cost = 0;
   for (const [i, o, c] of usage.values()) { tin += i; tout += o; cost += c; }
@@ -90,7 +115,21 @@ function idle(sessionID) {
 
 const num = (v) => (typeof v === "number" && v > 0 ? v : 0);
 
-export const MulluiPlugin = async () => ({
+export const MulluiPlugin = async ({ directory } = {}) => ({
+  // The collision guard: an edit of a file another agent changed.  Throwing refuses the
+  // tool call; the model reads the message as the tool's error.
+  "tool.execute.before": async (input, output) => {
+    const key = EDIT_TOOLS[input && input.tool];
+    const args = (output && output.args) || {};
+    if (!key || typeof args[key] !== "string") return;
+    const said = await answer("tool.execute.before", {
+      sessionID: input.sessionID ?? null, tool: input.tool, callID: input.callID ?? null,
+      cwd: directory || process.cwd(), args: { [key]: args[key] },
+    });
+    let decision = null;
+    try { decision = said.trim() ? JSON.parse(said) : null; } catch (e) { return; }
+    if (decision && decision.decision === "block") throw new Error(String(decision.reason));
+  },
   event: async ({ event }) => {
     const p = (event && event.properties) || {};
     switch (event && event.type) {
@@ -151,8 +190,12 @@ export const MulluiPlugin = async () => ({
 
 
 def plugin_source(ctx: LaunchContext) -> str:
-    """The plugin's JavaScript; the hook argv goes in as a JSON (= JS) array literal."""
-    return _PLUGIN.replace("__HOOK__", json.dumps(list(ctx.hook_argv)))
+    """The plugin's JavaScript; the hook argvs go in as JSON (= JS) literals."""
+    return (
+        _PLUGIN.replace("__HOOK__", json.dumps(list(ctx.hook_argv)))
+        .replace("__ANSWER__", json.dumps(list(answer_argv(ctx))))
+        .replace("__EDIT_TOOLS__", json.dumps(OPENCODE_EDIT_TOOLS))
+    )
 
 
 def _clip(text: str, limit: int = MAX_SUMMARY) -> str:

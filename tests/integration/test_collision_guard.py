@@ -289,6 +289,34 @@ def test_warn_lets_the_write_happen_tells_the_agent_and_the_human_once(
 # ---- Gemini CLI: BeforeTool ------------------------------------------------------------------
 
 
+def beta_changed_app(p: Any, mode: str) -> dict[str, str]:
+    """In ``p`` (a tests.support.agent_clis.Pipeline): src/app.py committed, guard ``mode``,
+    an idle shell agent and B (``beta``), which changes src/app.py; returns their ids once
+    the radar's index lists B for it."""
+    (p.repo / "src").mkdir()
+    (p.repo / "src" / "app.py").write_text(APP)
+    git(p.repo, "add", "-A")
+    git(p.repo, "-c", "user.name=t", "-c", "user.email=t@e.invalid", "commit", "-qm", "a")
+    home = Path(p.env["MULLUI_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(f'[collisions]\ninterval_s = 1\nguard = "{mode}"\n')
+    beta_task = "sleep 2; sed -i 's/^line 1$/B one/' src/app.py; echo edited; sleep 600"
+    ids = {}
+    for name, task in (("idle", "sleep 600"), ("beta", beta_task)):
+        r = p.mullui("spawn", "--agent", "shell", "--no-attach", "--name", name, task)
+        assert r.returncode == 0, r.stderr
+        ids[name] = r.stdout.strip().splitlines()[-1]
+    index = guard.index_file(home / "state", str(p.repo))
+
+    def indexed() -> bool:
+        p.mullui("ls", "--json")  # no supervisor: `ls` refreshes the radar
+        doc = guard.read_index(index)
+        return doc is not None and doc["files"].get("src/app.py") == [ids["beta"]]
+
+    wait_for(indexed, timeout=60, interval=0.5)
+    return ids
+
+
 @pytest.mark.skipif(shutil.which("gemini") is None, reason="GEMINI CLI NOT INSTALLED")
 def test_gemini_block_refuses_write_file_and_the_model_reads_who(tmp_path: Path) -> None:
     from tests.support.agent_clis import Pipeline, setup_gemini
@@ -300,27 +328,7 @@ def test_gemini_block_refuses_write_file_and_the_model_reads_who(tmp_path: Path)
     try:
         with GeminiStub([write, GTurn.say("I left src/app.py alone.")]) as stub:
             setup_gemini(p, stub.url)  # before the first spawn starts the tmux server
-            (p.repo / "src").mkdir()
-            (p.repo / "src" / "app.py").write_text(APP)
-            git(p.repo, "add", "-A")
-            git(p.repo, "-c", "user.name=t", "-c", "user.email=t@e.invalid", "commit", "-qm", "a")
-            home = Path(p.env["MULLUI_HOME"])
-            home.mkdir(parents=True, exist_ok=True)
-            (home / "config.toml").write_text('[collisions]\ninterval_s = 1\nguard = "block"\n')
-            beta_task = "sleep 2; sed -i 's/^line 1$/B one/' src/app.py; echo edited; sleep 600"
-            ids = {}
-            for name, task in (("idle", "sleep 600"), ("beta", beta_task)):
-                r = p.mullui("spawn", "--agent", "shell", "--no-attach", "--name", name, task)
-                assert r.returncode == 0, r.stderr
-                ids[name] = r.stdout.strip().splitlines()[-1]
-            index = guard.index_file(home / "state", str(p.repo))
-
-            def indexed() -> bool:
-                p.mullui("ls", "--json")  # no supervisor: `ls` refreshes the radar
-                doc = guard.read_index(index)
-                return doc is not None and doc["files"].get("src/app.py") == [ids["beta"]]
-
-            wait_for(indexed, timeout=60, interval=0.5)
+            ids = beta_changed_app(p, "block")
             r = p.mullui("spawn", "--agent", "gemini", "--no-attach", "--name", "gem", "edit it")
             assert r.returncode == 0, r.stderr
             aid = r.stdout.strip().splitlines()[-1]
@@ -345,6 +353,62 @@ def test_gemini_block_refuses_write_file_and_the_model_reads_who(tmp_path: Path)
             branch = agents[ids["beta"]]["branch"]
             assert branch in text and "src/app.py" in text
             assert (wt / "src" / "app.py").read_text() == APP  # refused: untouched
+            mine = next(a for a in json.loads(p.mullui("ls", "--json").stdout) if a["id"] == aid)
+            (col,) = [c for c in mine["collisions"] if c["agent"] == ids["beta"]]
+            assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "block")]
+    finally:
+        p.close()
+
+
+# ---- OpenCode: its plugin's tool.execute.before ----------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("opencode") is None, reason="OPENCODE NOT INSTALLED")
+def test_opencode_block_refuses_write_and_the_model_reads_who(tmp_path: Path) -> None:
+    """B (shell) changed src/app.py; OpenCode agent A asks to write it (a relative
+    ``filePath``, resolved against A's worktree) with guard=block: mullui's plugin throws
+    in ``tool.execute.before`` and the stub's next request carries the refusal naming B
+    and its branch; then A writes a file nobody else changed and that goes through."""
+    from tests.support.agent_clis import Pipeline, setup_opencode
+    from tests.support.chat_stub import ChatStub
+    from tests.support.http_stub import Turn as CTurn
+
+    p = Pipeline(tmp_path)
+    turns = [
+        CTurn.call("write", filePath="src/app.py", content=MINE),
+        CTurn.call("write", filePath="src/new.py", content="new\n"),
+        CTurn.say("I left src/app.py alone and wrote src/new.py."),
+    ]
+    try:
+        with ChatStub(turns) as stub:
+            setup_opencode(p, stub.url)
+            inline = json.loads(p.env["OPENCODE_CONFIG_CONTENT"])
+            inline["permission"] = {"bash": "ask", "edit": "allow"}  # the guard is what we watch
+            p.env["OPENCODE_CONFIG_CONTENT"] = json.dumps(inline)
+            ids = beta_changed_app(p, "block")
+            r = p.mullui("spawn", "--agent", "opencode", "--no-attach", "--name", "oc", "edit it")
+            assert r.returncode == 0, r.stderr
+            aid = r.stdout.strip().splitlines()[-1]
+            agents = {a["id"]: a for a in json.loads(p.mullui("ls", "--json").stdout)}
+            wt = Path(agents[aid]["worktree"])
+
+            def wrote_new() -> bool:
+                return (wt / "src" / "new.py").exists() and len(stub.main_requests()) >= 3
+
+            try:
+                wait_for(wrote_new, timeout=180, interval=0.5)
+            except AssertionError:
+                screen = p.screen(agents[aid]["tmux_target"])
+                bodies = [json.dumps(r.body)[-1500:] for r in stub.main_requests()]
+                raise AssertionError(f"screen:\n{screen}\nrequests: {bodies}") from None
+            refusal = json.dumps(stub.main_requests()[1].body)
+            branch = agents[ids["beta"]]["branch"]
+            assert "beta" in refusal and branch in refusal and "src/app.py" in refusal
+            assert "mullui collision guard" in refusal
+            assert (wt / "src" / "app.py").read_text() == APP  # refused: untouched
+            assert (wt / "src" / "new.py").read_text() == "new\n"  # nobody else's: written
+            after = json.dumps(stub.main_requests()[2].body)
+            assert "beta" not in after.split("src/new.py", 1)[-1]  # not held, not warned
             mine = next(a for a in json.loads(p.mullui("ls", "--json").stdout) if a["id"] == aid)
             (col,) = [c for c in mine["collisions"] if c["agent"] == ids["beta"]]
             assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "block")]

@@ -351,3 +351,24 @@ def test_the_fast_hook_path_answers_and_its_raw_event_does_not_undo_ask(tmp_path
     other = {**write, "tool_input": {"file_path": str(wts["a1"] / "src" / "free.py")}}
     assert hook("PreToolUse", other, answer_hook_argv()) == b""
     assert [g.file for g in st.load("a1").guarded] == ["src/app.py"]
+
+
+def test_opencode_plugin_payload_gets_a_decision_it_can_throw(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    write_record(state, "a")
+    write_record(state, "b", profile="shell")
+    guard.write_index(state, index({"src/app.py": ["b"]}, default="block"))
+    assert (state / "answer" / "tool.execute.before").exists()
+
+    def oc(path: str, tool: str = "write") -> bytes:
+        body = {"tool": tool, "args": {"filePath": path}, "cwd": "/wt/a", "sessionID": "ses_1"}
+        return json.dumps(body).encode()
+
+    out = guard.hook_answer(state, "a", "tool.execute.before", oc("src/app.py"))
+    assert out is not None
+    said = json.loads(out)
+    assert said["decision"] == "block" and "beta" in said["reason"]
+    assert "mullui/beta-b" in said["reason"]
+    assert guard.hook_answer(state, "a", "tool.execute.before", oc("/wt/a/src/app.py", "edit"))
+    assert guard.hook_answer(state, "a", "tool.execute.before", oc("src/app.py", "read")) is None
+    assert guard.hook_answer(state, "a", "tool.execute.before", oc("src/free.py")) is None
