@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +29,18 @@ os.environ["MULLUI_NOTIFY"] = "none"
 # drive their own `mullui watch`, or none, stay as isolated as before.
 os.environ["MULLUI_WATCH_AUTOSTART"] = "0"
 os.environ.pop("TMUX", None)  # tests may run inside a developer's tmux
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A run ended by SIGTERM (`timeout`, CI cancelling a job) tears its fixtures down as
+    # Ctrl-C does: each test's `mullui watch`, tmux server and supervisor are ended, not
+    # left behind (a watch started by hand never leaves by itself).  Set before each test:
+    # an event loop that handled SIGTERM in-process leaves the default behind.
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -71,8 +84,6 @@ def mullui_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 def stop_supervisor(state_dir: Path, timeout: float = 10.0) -> int | None:
     """End the supervisor holding ``state_dir``'s lock (a watch a test or an agent started),
     unless it is this test process; returns its pid."""
-    import signal
-
     from mullui import autostart
 
     if not autostart.held(state_dir):
