@@ -31,7 +31,8 @@ def ended_after_launch(cli, repo: Path, aid: str) -> float:  # type: ignore[no-u
     hist = json.loads((home / "state" / "agents" / f"{aid}.json").read_text())["history"]
     at = {t["state"]: datetime.fromisoformat(t["at"].replace("Z", "+00:00")) for t in hist}
     end = at.get("done") or at["failed"]
-    return (end - at["working"]).total_seconds()
+    # An exit read before spawn recorded `working` goes from `starting` to its end.
+    return (end - at.get("working", at["starting"])).total_seconds()
 
 
 def test_exit_codes_become_done_and_failed_fast(cli, git_repo: Path) -> None:  # type: ignore[no-untyped-def]
