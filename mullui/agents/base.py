@@ -159,6 +159,12 @@ class Profile(ABC):
     #: the prompt a resumed agent receives when neither ``--prompt`` nor the config says
     #: one (None: :data:`DEFAULT_RESUME_PROMPT`)
     resume_prompt: str | None = None
+    #: False when the CLI reopens a conversation but takes no prompt with it (OpenCode):
+    #: the resumed agent is then idle at its prompt - ``done`` - until the human sends one
+    resume_takes_prompt: bool = True
+    #: False when the usage a resumed process reports counts its new turns only (the
+    #: ledger then adds the earlier runs' totals under it, as for ``--fresh``)
+    resume_keeps_usage: bool = True
 
     def resume_command(self, ctx: LaunchContext, prompt: str | None = None) -> list[str] | None:
         """argv that continues the agent's conversation ``ctx.session_id`` (after a crash,

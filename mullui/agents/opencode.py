@@ -280,14 +280,19 @@ class OpenCodeProfile(Profile):
             prompt = ["--prompt", ctx.task]
         return [self.binary, *model_and_args(ctx), *prompt]
 
+    #: 1.18.33 reopens the session with ``--session`` but leaves ``--prompt`` unsent (the
+    #: input stays empty; tests/integration/test_resume_clis.py)
+    resume_takes_prompt = False
+    #: the plugin's totals start from zero in a resumed process (no old message.updated)
+    resume_keeps_usage = False
+
     def resume_command(self, ctx: LaunchContext, prompt: str | None = None) -> list[str] | None:
         """``opencode --session <id>`` continues OpenCode's own session (its id, ``ses_...``,
-        reaches mullui as ``meta``); before any is known, ``--continue`` (the newest).  The
-        prompt goes in with ``--prompt`` (the TUI stays open)."""
-        more = [f"--prompt={prompt}"] if prompt else []
+        reaches mullui as ``meta``); before any is known, ``--continue`` (the newest).  It
+        takes no prompt with it (:attr:`resume_takes_prompt`)."""
         if ctx.session_id.startswith("ses_"):
-            return [self.binary, *model_and_args(ctx), "--session", ctx.session_id, *more]
-        return [self.binary, *model_and_args(ctx), "--continue", *more]
+            return [self.binary, *model_and_args(ctx), "--session", ctx.session_id]
+        return [self.binary, *model_and_args(ctx), "--continue"]
 
     # ---- watching ------------------------------------------------------------------
     def translate(self, event: str, payload: dict[str, Any], argv: list[str]) -> list[Event]:

@@ -277,9 +277,17 @@ class LocalLocation(Location):
             on_silence=[*hook, "silence", "--seconds", str(silence)] if silence else None,
             on_activity=[*hook, "activity"] if silence else None,
         )
-        return ctx.store.emit(
-            a.id, "update", fields={"tmux_target": target, "tmux_session": session}
-        )
+        a = ctx.store.emit(a.id, "update", fields={"tmux_target": target, "tmux_session": session})
+        if continuing and not profile.resume_takes_prompt:
+            # Its conversation is open again, waiting at its prompt: the human's turn.
+            a = ctx.store.emit(
+                a.id,
+                "state",
+                state="done",
+                cause=f"resumed: idle at its prompt ({a.profile} takes no prompt on resume; "
+                "send it one)",
+            )
+        return a
 
     # ---- resuming ------------------------------------------------------------------
     def resume(self, a: Agent, how: Resume) -> Agent:
@@ -331,7 +339,8 @@ class LocalLocation(Location):
         repo, worktree, branch = Path(a.repo or ""), Path(a.worktree or ""), a.branch or ""
         extra = {k: v for k, v in a.extra.items() if k != "resume"}
         extra["resumes"] = int(extra.get("resumes") or 0) + 1
-        if how.get("fresh"):
+        profile = get_profile(a.profile, ctx.config.profiles)
+        if how.get("fresh") or not profile.resume_keeps_usage:
             # A new conversation counts its usage from zero: the ledger keeps the earlier
             # runs' totals under it (the reducer adds them to every usage event).
             extra["usage_base"] = {

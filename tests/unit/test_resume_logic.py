@@ -169,11 +169,9 @@ def test_codex_resumes_a_thread_with_a_rollout(
 def test_other_profiles_give_the_prompt_or_run_again(tmp_path: Path) -> None:
     ctx = launch(tmp_path, "ses_abc")
     assert get_profile("gemini").resume_command(ctx, "go")[-1] == "--prompt-interactive=go"  # type: ignore[index]
-    assert get_profile("opencode").resume_command(ctx, "go")[-3:] == [  # type: ignore[index]
-        "--session",
-        "ses_abc",
-        "--prompt=go",
-    ]
+    opencode = get_profile("opencode")
+    assert opencode.resume_command(ctx, "go")[-2:] == ["--session", "ses_abc"]  # type: ignore[index]
+    assert not opencode.resume_takes_prompt
     assert get_profile("aider").resume_command(ctx, "go")[-1] == "--message=go"  # type: ignore[index]
     assert get_profile("shell").resume_command(ctx, "go") == ["/bin/sh", "-c", "the task"]
     custom = get_profile("mine", {"mine": {"command": ["tool", "{task}"]}})
