@@ -17,6 +17,12 @@ from typing import Any
 
 import pytest
 
+# The helper set lives in tests/support/agents.py; re-exported for the tests importing it
+# from here.
+from tests.support.agents import git, make_repo, wait_for
+
+__all__ = ["ROOT", "git", "ls_json", "make_repo", "stop_supervisor", "wait_for"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Commits made by tests (and by agents in tests) need an identity on a fresh machine.
@@ -41,24 +47,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     # left behind (a watch started by hand never leaves by itself).  Set before each test:
     # an event loop that handled SIGTERM in-process leaves the default behind.
     signal.signal(signal.SIGTERM, _interrupted)
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60
-    ).stdout
-
-
-def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    for name, text in (files or {"README.md": "# sandbox\n"}).items():
-        f = path / name
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(text)
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "initial")
-    return path
 
 
 @pytest.fixture
@@ -141,18 +129,6 @@ def cli(mullui_home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
-
-
-def wait_for(pred: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll ``pred`` until truthy (test helper only; the product itself never polls)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
 def ls_json(

@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from tests.support import gitrepo
+
 # Pin identity and defaults so the user's ~/.gitconfig (hooks, signing, templates) cannot
 # change what the tests build.
 _GIT_ENV_EXTRA = {
@@ -48,14 +50,9 @@ def write(root: Path, rel: str, text: str) -> Path:
 
 
 def make_repo(path: Path, files: dict[str, str]) -> Path:
-    """A repository on branch ``main`` with ``files`` in one commit."""
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    for rel, text in files.items():
-        write(path, rel, text)
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "initial")
-    return path
+    """A repository on branch ``main`` with ``files`` in one commit (the shared
+    ``make_repo``, through this module's pinned ``git``)."""
+    return gitrepo.make_repo(path, files, run=git)
 
 
 def add_worktree(repo: Path, path: Path, branch: str, start: str = "main") -> Path:

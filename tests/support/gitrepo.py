@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -16,18 +17,23 @@ def git(cwd: Path, *args: str) -> str:
     return r.stdout
 
 
-def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
-    """A repository at ``path`` with one commit on ``main`` and a local identity."""
+def make_repo(
+    path: Path, files: dict[str, str] | None = None, run: Callable[..., str] | None = None
+) -> Path:
+    """A repository at ``path`` with ``files`` (a README by default) in one commit on
+    ``main`` and a local identity.  ``run`` is the git runner (``git`` here by default;
+    ``collide_repo`` passes its own, pinned against the user's ~/.gitconfig)."""
+    g = run or git
     path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "mullui-test")
-    git(path, "config", "user.email", "test@mullui.invalid")
+    g(path, "init", "-q", "-b", "main")
+    g(path, "config", "user.name", "mullui-test")
+    g(path, "config", "user.email", "test@mullui.invalid")
     for name, text in (files or {"README.md": "# sandbox\n"}).items():
         f = path / name
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(text)
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "initial")
+    g(path, "add", "-A")
+    g(path, "commit", "-qm", "initial")
     return path
 
 

@@ -1,0 +1,120 @@
+"""The one helper set for driving agents through the real CLI in tests: ``make_repo`` (a
+real repository), ``spawn`` (``mullui spawn``, its id), ``wait_for`` (poll a condition)
+and ``wait_state`` (an agent reaching a state, with a diagnosis when it does not).
+
+Plain helpers; the fixtures (``cli``, ``mullui_home``, ``git_repo``) stay in
+``tests/conftest.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.support.gitrepo import git, make_repo
+
+__all__ = ["diagnose", "git", "make_repo", "spawn", "wait_for", "wait_state"]
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def spawn(
+    cli: Cli,
+    repo: Path,
+    task: str,
+    *args: str,
+    name: str | None = None,
+    agent: str | None = "shell",
+    env: dict[str, str] | None = None,
+) -> str:
+    """``mullui spawn --agent AGENT [--name NAME] --no-attach ARGS... TASK`` in ``repo``;
+    the new agent's id.  ``agent=None`` leaves the profile to the configuration (or to
+    ``args``).  Fails the test, with spawn's stderr, unless it exits 0."""
+    argv = ["spawn"]
+    if agent is not None:
+        argv += ["--agent", agent]
+    if name is not None:
+        argv += ["--name", name]
+    r = cli(*argv, "--no-attach", *args, task, cwd=repo, env=env)
+    assert r.returncode == 0, f"mullui {' '.join(argv)} ... exited {r.returncode}: {r.stderr}"
+    return r.stdout.strip()
+
+
+def wait_for(
+    pred: Callable[[], Any], timeout: float = 10.0, what: str = "", interval: float = 0.02
+) -> Any:
+    """Poll ``pred`` until truthy; its value (test helper only: the product never polls).
+    On timeout the message names ``what`` was awaited and ``pred``'s last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    waiting = f"waiting for {what}: " if what else ""
+    raise AssertionError(f"{waiting}condition not met within {timeout}s (last: {last!r})")
+
+
+def diagnose() -> str:
+    """What tmux's panes and the supervisor's window say, for a failure message."""
+    sock = os.environ.get("MULLUI_TMUX_SOCKET", "")
+    fmt = "#{session_name} #{window_name} #{pane_id} dead=#{pane_dead} status=#{pane_dead_status}"
+    panes = subprocess.run(
+        ["tmux", "-L", sock, "list-panes", "-a", "-F", fmt],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    sup = subprocess.run(
+        ["tmux", "-L", sock, "capture-pane", "-p", "-t", "mullui-supervisor"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return f"\ntmux panes:\n{panes}\nsupervisor window:\n{sup.stdout.strip()}{sup.stderr}"
+
+
+def wait_state(
+    agent_id: str,
+    *states: Any,
+    timeout: float = 20.0,
+    cli: Cli | None = None,
+    repo: Path | None = None,
+    env: dict[str, str] | None = None,
+    interval: float = 0.02,
+) -> Any:
+    """Wait until agent ``agent_id`` is in one of ``states`` (``State`` members or their
+    values).  Read from the store (an ``Agent`` is returned) or, given ``cli``, as a user
+    sees it through ``mullui ls --json`` in ``repo`` (its row is returned).  On timeout:
+    the state and cause it is in, and what tmux and the supervisor's window say."""
+    wanted = {getattr(s, "value", s) for s in states}
+
+    def read() -> tuple[str, str, Any]:
+        if cli is not None:
+            r = cli("ls", "--json", cwd=repo, env=env)
+            assert r.returncode == 0, r.stderr
+            row = next(a for a in json.loads(r.stdout) if a["id"] == agent_id)
+            return str(row["state"]), str(row.get("cause")), row
+        from mullui.paths import get_paths
+        from mullui.store import Store
+
+        a = Store(get_paths()).load(agent_id)
+        return a.state.value, a.cause, a
+
+    def check() -> Any:
+        state, _, value = read()
+        return value if state in wanted else None
+
+    try:
+        return wait_for(check, timeout=timeout, interval=interval)
+    except AssertionError:
+        state, cause, _ = read()
+        raise AssertionError(
+            f"{agent_id} is {state} ({cause}), not {' or '.join(sorted(wanted))} "
+            f"after {timeout}s{diagnose()}"
+        ) from None
