@@ -322,6 +322,13 @@ class LocalLocation(Location):
             extra["max_cost_usd"] = how.budget
         extra["resume"] = {"prompt": prompt, "fresh": how.fresh, "cause": how.cause}
         with admission.admission(ctx):
+            # Two resumes at once: the second finds the first's "starting" and refuses.
+            now = ctx.store.load(a.id)
+            if now.state is not a.state or now.seq != a.seq:
+                raise MulluiError(
+                    f"agent {a.name} changed while resuming ({now.state.value}: {now.cause}): "
+                    "nothing done"
+                )
             ctx.store.emit(a.id, "update", fields={"extra": extra})
             a = ctx.store.load(a.id)
             reason = admission.resume_reason(ctx, a)

@@ -280,3 +280,22 @@ def test_resume_is_in_the_help(cli: Cli) -> None:
     own = cli("resume", "--help").stdout
     for flag in ("--all", "--prompt", "--budget", "--fresh", "--recreate"):
         assert flag in own
+
+
+def test_two_resumes_at_once_start_one_window(cli: Cli, git_repo: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    a = spawn(cli, git_repo, "sleep 300")
+    assert cli("stop", a, cwd=git_repo).returncode == 0
+    with ThreadPoolExecutor(2) as ex:
+        results = list(ex.map(lambda _: cli("resume", a, cwd=git_repo), range(2)))
+    assert sorted(r.returncode for r in results) == [0, 1], [r.stderr for r in results]
+    (refusal,) = [r.stderr for r in results if r.returncode == 1]
+    assert "still running" in refusal or "changed while resuming" in refusal
+    sock = os.environ["MULLUI_TMUX_SOCKET"]
+    panes = subprocess.run(
+        ["tmux", "-L", sock, "list-panes", "-a", "-F", "#{@mullui_agent} #{pane_dead}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
+    assert panes.count(f"{a} 0") == 1  # one live window for the agent
