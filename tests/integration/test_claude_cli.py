@@ -31,6 +31,7 @@ from mullui.agents.base import LaunchContext
 from mullui.agents.claude import ClaudeProfile, first_run_problem, wait_for_transcript
 from mullui.errors import MulluiError
 from mullui.usage import claude_session_usage
+from tests.support.agents import wait_for
 from tests.support.anthropic_stub import AnthropicStub, StubUsage, Turn
 from tests.support.claude_env import USER_SETTINGS, make_claude_home
 
@@ -80,16 +81,6 @@ class Hooks:
 
     def of(self, event: str) -> list[dict[str, Any]]:
         return [c for c in self.calls() if c["event"] == event]
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @dataclass

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from libtmux import Session
 
 from mullui.agents.base import LaunchContext
 from mullui.agents.codex import CodexProfile
+from tests.support.agents import wait_for
 
 CODEX = shutil.which("codex")
 
@@ -49,16 +49,6 @@ rec = {"mono": time.monotonic(), "wall": time.time(), "argv": sys.argv[2:], "std
 with open(sys.argv[1], "a") as f:
     f.write(json.dumps(rec) + "\\n")
 """
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _git(cwd: Path, *args: str) -> None:

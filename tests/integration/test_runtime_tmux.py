@@ -15,6 +15,7 @@ import pytest
 
 from mullui.errors import MulluiError
 from mullui.runtime.tmux import Tmux
+from tests.support import agents
 
 # Characters that mean something to sh, to tmux's parser, to tmux formats, or to tmux's
 # client-side ";" splitting.
@@ -23,13 +24,8 @@ PY = sys.executable
 
 
 def wait_for(pred: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    """The shared ``wait_for`` with this file's short default and quick polling."""
+    return agents.wait_for(pred, timeout, what, interval=0.005)
 
 
 def read(path: Path) -> str:
@@ -182,10 +178,9 @@ def test_a_task_of_100_kb_reaches_the_program_whole(tmux: Tmux, tmp_path: Path) 
     launch(tmux, tmp_path, [PY, "-c", prog, str(got), task, "x" * 20_000])
     import json
 
-    assert wait_for(lambda: read(got), what="argv") and json.loads(read(got)) == [
-        task,
-        "x" * 20_000,
-    ]
+    # The program's exit report, not the file's first bytes: 136 KB may be read half-written.
+    wait_for(lambda: read(tmp_path / "a1.exit"), what="the program's exit")
+    assert read(got) and json.loads(read(got)) == [task, "x" * 20_000]
     assert not (tmp_path / "X").exists()
     assert not list(tmp_path.glob(".*.argv")), "the argv file is removed once read"
 

@@ -11,21 +11,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT, make_repo, stop_supervisor
-from tests.conftest import wait_for as conftest_wait_for
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
-    try:
-        return conftest_wait_for(pred, timeout, every)
-    except AssertionError as e:
-        raise AssertionError(f"waiting for {what}: {e}") from None
+from tests.conftest import ROOT, stop_supervisor
+from tests.support.agents import make_repo, wait_for
 
 
 def since(agent: dict[str, Any]) -> float:
