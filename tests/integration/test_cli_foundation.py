@@ -30,6 +30,8 @@ SPEC_FIELDS = [
     "host",
     "repo",
 ]
+#: Fields beyond SPEC's ("at least" those): issue 14's resumable mark.
+EXTRA_FIELDS = ["interrupted"]
 
 
 def seed(home: Path) -> Store:
@@ -59,8 +61,9 @@ def test_empty_home_prints_empty_arrays(cli) -> None:  # type: ignore[no-untyped
 def test_ls_json_fields_match_spec(cli, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
     seed(mullui_home)
     rows = json.loads(cli("ls", "--json").stdout)
-    assert [list(r) for r in rows] == [SPEC_FIELDS] * 3
+    assert [list(r) for r in rows] == [SPEC_FIELDS + EXTRA_FIELDS] * 3
     blocked = next(r for r in rows if r["id"] == "aa01")
+    assert blocked["interrupted"] is False
     assert blocked["state"] == "blocked" and blocked["branch"] is None
     assert blocked["created_at"].endswith("Z") and blocked["host"] is None
 
