@@ -165,6 +165,9 @@ class Profile(ABC):
     #: False when the usage a resumed process reports counts its new turns only (the
     #: ledger then adds the earlier runs' totals under it, as for ``--fresh``)
     resume_keeps_usage: bool = True
+    #: True when resuming runs the command again (``shell``, custom commands): no
+    #: conversation waits for a prompt, the command works
+    resume_reruns: bool = False
 
     def resume_command(self, ctx: LaunchContext, prompt: str | None = None) -> list[str] | None:
         """argv that continues the agent's conversation ``ctx.session_id`` (after a crash,

@@ -13,6 +13,7 @@ class DemoProfile(Profile):
     name = "demo"
     has_hooks = True
     reports_blocked = True
+    resume_reruns = True
 
     def command(self, ctx: LaunchContext) -> list[str]:
         script = str(ctx.options.get("script", "refactor"))

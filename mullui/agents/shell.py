@@ -16,6 +16,7 @@ from mullui.placeholders import expand, expand_argv, shell_script_index, shell_t
 class ShellProfile(Profile):
     name = "shell"
     task_is_shell = True
+    resume_reruns = True
 
     def command(self, ctx: LaunchContext) -> list[str]:
         # By contract the task *is* a shell command line; it reaches sh as one argv
@@ -35,6 +36,8 @@ class CustomProfile(Profile):
     its own argv element.  In shell text (``sh -c SCRIPT``) a placeholder becomes a quoted
     variable reference (``"$MULLUI_TASK"``) and the value goes in the environment - but
     a script that is exactly ``{task}`` runs the task as shell text, as ``shell`` does."""
+
+    resume_reruns = True
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name

@@ -278,15 +278,21 @@ class LocalLocation(Location):
             on_activity=[*hook, "activity"] if silence else None,
         )
         a = ctx.store.emit(a.id, "update", fields={"tmux_target": target, "tmux_session": session})
-        if continuing and not profile.resume_takes_prompt:
-            # Its conversation is open again, waiting at its prompt: the human's turn.
-            a = ctx.store.emit(
-                a.id,
-                "state",
-                state="done",
-                cause=f"resumed: idle at its prompt ({a.profile} takes no prompt on resume; "
-                "send it one)",
-            )
+        if continuing and not profile.resume_reruns:
+            assert resume is not None
+            if not resume.get("prompt") or not profile.resume_takes_prompt:
+                # Its conversation is open again with nothing to do: the human's turn.
+                why = (
+                    "no prompt given"
+                    if profile.resume_takes_prompt
+                    else f"{a.profile} takes no prompt on resume"
+                )
+                a = ctx.store.emit(
+                    a.id,
+                    "state",
+                    state="done",
+                    cause=f"resumed: idle at its prompt ({why}; send it one)",
+                )
         return a
 
     # ---- resuming ------------------------------------------------------------------

@@ -183,6 +183,40 @@ def test_claude_agent_resumes_its_conversation(
             assert (row["runs"], row["resumes"], row["tokens_in"]) == (2, 1, 2200)
 
 
+@pytest.mark.skipif(CLAUDE is None, reason="CLAUDE CODE CLI NOT INSTALLED - resume NOT tested")
+def test_claude_resumed_without_a_prompt_is_idle_at_its_prompt(tmp_path: Path, repo: Path) -> None:
+    from tests.support.anthropic_stub import AnthropicStub, Turn
+    from tests.support.claude_env import make_claude_home
+
+    with AnthropicStub() as stub:
+        stub.add(Turn.bash("touch created.txt"), Turn.say("Continued."))
+        home = make_claude_home(tmp_path / "home", [repo], base_url=stub.url)
+        with _mullui(tmp_path, repo, home.env) as m:
+            res = m("spawn", "Create created.txt", "--agent", "claude", "--no-attach")
+            assert res.returncode == 0, res.stderr
+            agent_id = res.stdout.split()[-1]
+            wait_for(lambda: m.agent()["state"] == "blocked", 90, 0.2)
+            assert m("stop", agent_id).returncode == 0
+            n = len(stub.main_requests())
+            res = m("resume", agent_id, "--prompt", "")
+            assert res.returncode == 0, res.stderr
+            # Nothing to do until the human says: done (idle at its prompt), not working.
+            a = m.agent()
+            assert a["state"] == "done", a
+            assert a["cause"].startswith("resumed: idle at its prompt (no prompt given")
+            time.sleep(3)  # nothing is asked of the model meanwhile
+            assert len(stub.main_requests()) == n
+            # The human's next line continues the first conversation.
+            wait_for(
+                lambda: "❯" in m.tmux("capture-pane", "-p", "-t", a["tmux_target"]).stdout, 60, 0.2
+            )
+            time.sleep(1)
+            assert m("send", agent_id, PROMPT).returncode == 0
+            assert stub.wait_for(lambda: len(stub.of_kind("main")) > n, 90), "no request"
+            after = _texts(stub.main_requests()[n].body)
+            assert "Create created.txt" in after and PROMPT in after
+
+
 # ---- Codex ---------------------------------------------------------------------------------
 
 
