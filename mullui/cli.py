@@ -94,7 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("inbox", help="agents that need you (snoozed ones left out)")
     s.add_argument("--json", action="store_true")
     _repo_filter(s)
-    s = sub.add_parser("send", help="type TEXT + Enter into the agent's pane")
+    s = sub.add_parser(
+        "send",
+        help="type TEXT + Enter into the agent's pane (on a permission dialog: y allows "
+        "once, n denies, other text denies and tells the agent)",
+    )
+    s.add_argument(
+        "--raw",
+        action="store_true",
+        help="type TEXT + Enter exactly as given, even on a permission dialog",
+    )
     s.add_argument("id")
     s.add_argument("text", help="one argument; `--` before text that starts with -")
     s = sub.add_parser("attach", help="switch to / attach to the agent's tmux pane")
@@ -570,7 +579,7 @@ def cmd_send(a: argparse.Namespace) -> int:
     text = a.text if isinstance(a.text, str) else "--"
     ws = _ws()
     ws.started_by = "mullui send"
-    ws.send(a.id, text)
+    ws.send(a.id, text, raw=a.raw)
     return 0
 
 

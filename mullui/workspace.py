@@ -109,8 +109,8 @@ class Workspace(Context):
         """The agents an interruption failed (``resume --all``), oldest first."""
         return lifecycle.interrupted(self.agents())
 
-    def send(self, ref: str, text: str) -> Agent:
-        a = lifecycle.send(self, ref, text)
+    def send(self, ref: str, text: str, *, raw: bool = False) -> Agent:
+        a = lifecycle.send(self, ref, text, raw=raw)
         self.ensure_supervisor()  # answered or given more work: it will change again
         return a
 

@@ -122,6 +122,65 @@ def write_file(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+#: Replies that allow / deny a permission dialog (after ``strip().lower()``).
+ALLOW_WORDS = ("y", "yes")
+DENY_WORDS = ("n", "no")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What ``mullui send`` types into a pane for the human's answer to a dialog: ``keys``
+    (tmux key names, e.g. ``1`` or ``Escape``) and then, once the dialog has closed,
+    ``text`` + Enter (None: nothing more)."""
+
+    keys: tuple[str, ...]
+    text: str | None = None
+    #: the keys deny the call (the agent then waits at its prompt)
+    denies: bool = False
+
+
+@dataclass(frozen=True)
+class Dialog:
+    """An agent CLI's own permission dialog, and the keys it needs.
+
+    In Claude Code and Codex the dialog ignores a typed ``n`` or takes a text's first
+    letter as a shortcut, and Enter picks the highlighted option, "Yes": text typed as is
+    would *allow* the call.  So while the agent is blocked on the dialog (its cause is one
+    of ``causes``) a reply is mapped (:meth:`reply`): one of the dialog's own ``options``
+    -> that key, ``y``/``yes`` -> ``allow``, ``n``/``no`` -> ``deny``, any other text ->
+    ``deny``, then the text (the CLI's "deny and tell the agent what to do instead").
+    """
+
+    #: causes of ``blocked`` that mean this dialog is open (a trailing ``:`` is a prefix)
+    causes: tuple[str, ...]
+    #: text on the pane's screen while the dialog is open (and only then)
+    marker: str
+    #: keys that allow the call once, and keys that deny it
+    allow: tuple[str, ...]
+    deny: tuple[str, ...] = ("Escape",)
+    #: the dialog's own option keys (Claude's ``1``/``2``/``3``): a reply that is exactly
+    #: one of them is pressed as that key, no Enter
+    options: tuple[str, ...] = ()
+    #: those of ``options`` that deny (Claude's ``3``)
+    denying: tuple[str, ...] = ()
+    #: what y / n / other text do, for the inbox and the reply box
+    hint: str = "y allows once · n denies · other text denies and tells the agent instead"
+
+    def is_open(self, cause: str) -> bool:
+        """Is the agent, blocked for ``cause``, waiting on this dialog?"""
+        return any(cause == c or (c.endswith(":") and cause.startswith(c)) for c in self.causes)
+
+    def reply(self, text: str) -> Reply:
+        word = text.strip().lower()
+        if word in self.options:
+            return Reply((word,), denies=word in self.denying)
+        if word in ALLOW_WORDS:
+            return Reply(self.allow)
+        if word in DENY_WORDS:
+            return Reply(self.deny, denies=True)
+        return Reply(self.deny, text, denies=True)
+
+
 class Profile(ABC):
     """How to launch and watch one kind of agent CLI."""
 
@@ -132,6 +191,12 @@ class Profile(ABC):
     has_hooks: bool = False
     #: True when the CLI can signal "blocked on a human"; documented per profile.
     reports_blocked: bool = False
+    #: The CLI's permission dialog when it needs its own keys (None: a reply to a
+    #: blocked agent is typed as given; docs/agents.md "Answering a dialog").
+    dialog: Dialog | None = None
+    #: Seconds between typing a reply and its Enter (a CLI that takes a fast Enter after
+    #: text as part of a paste would only insert a newline).
+    enter_delay_s: float = 0.0
     #: True when the task is shell text (``shell``, a custom ``sh -c {task}``): a
     #: ``{prev.*}`` in it becomes ``"$MULLUI_PREV_*"``, never the value itself.
     task_is_shell: bool = False

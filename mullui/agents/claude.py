@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from mullui.agents.base import (
+    Dialog,
     Event,
     LaunchContext,
     Profile,
@@ -230,10 +231,28 @@ def transcript_of(ctx: LaunchContext) -> Path | None:
     return None
 
 
+#: Claude Code 2.1.197's permission dialog ("Do you want to proceed? 1. Yes / 2. Yes, and
+#: ... / 3. No", footer "Esc to cancel · Tab to amend"): ``y``/``n`` do nothing there and
+#: Enter picks the highlighted "1. Yes".  ``1`` allows once (``1``/``2``/``3`` typed alone
+#: are pressed as the dialog's own keys); Esc (same as ``3``) denies and
+#: leaves the prompt waiting: "Interrupted · What should Claude do instead?", where a typed
+#: text goes to the model with the rejected tool call.  The collision guard's ``ask`` opens
+#: the same dialog (cause ``collision:PATH``).
+CLAUDE_DIALOG = Dialog(
+    causes=("hook:PermissionRequest", "hook:Notification:permission_prompt", "collision:"),
+    marker="Esc to cancel",
+    allow=("1",),
+    deny=("Escape",),
+    options=("1", "2", "3"),
+    denying=("3",),
+)
+
+
 class ClaudeProfile(Profile):
     name = "claude"
     has_hooks = True
     reports_blocked = True
+    dialog = CLAUDE_DIALOG
 
     def __init__(self, prices: Mapping[str, Price] | None = None, binary: str = "claude") -> None:
         #: config price overrides (``usage.prices_from_config``) for the usage events

@@ -44,7 +44,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mullui.agents.base import Event, LaunchContext, Profile, hook_command, model_and_args
+from mullui.agents.base import (
+    Dialog,
+    Event,
+    LaunchContext,
+    Profile,
+    hook_command,
+    model_and_args,
+)
 from mullui.usage import Price, codex_session_usage
 
 #: Hook events mullui registers (Codex 0.171.0 rejects unknown event names in ``hooks``),
@@ -161,8 +168,26 @@ def summarize_request(tool: str, tool_input: Any) -> str:
     return _clip(f"{tool}: {detail}" if detail else tool)
 
 
+#: Codex 0.171.0's approval dialog ("Would you like to run the following command? 1. Yes,
+#: proceed (y) / 2. Yes, and don't ask again ... (p) / 3. No, and tell Codex what to do
+#: differently (esc)", footer "Press enter to confirm or esc to cancel"): a typed letter
+#: is a shortcut (a text starting with ``y`` or ``p`` would allow it) and Enter picks the
+#: highlighted "Yes".  ``y`` allows once; Esc denies ("Conversation interrupted") and the
+#: prompt takes the text that follows.
+CODEX_DIALOG = Dialog(
+    causes=("hook:PermissionRequest",),
+    marker="Press enter to confirm or esc to cancel",
+    allow=("y",),
+    deny=("Escape",),
+)
+
+
 class CodexProfile(Profile):
     name = "codex"
+    dialog = CODEX_DIALOG
+    #: Codex 0.171.0 takes an Enter that follows typed text within a few ms as part of a
+    #: paste (a newline in the composer): the reply would sit there unsent.
+    enter_delay_s = 0.5
     # Hooks report done and blocked, but their trust hash is version-sensitive (see the
     # module docstring): keep tmux silence on as the fallback.
     has_hooks = False

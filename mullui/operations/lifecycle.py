@@ -59,10 +59,11 @@ def interrupted(agents: list[Agent]) -> list[Agent]:
     return sorted((a for a in agents if a.is_interrupted()), key=lambda a: (a.created_at, a.id))
 
 
-def send(ctx: Context, ref: str, text: str) -> Agent:
-    """Type ``text`` + Enter into the agent's pane."""
+def send(ctx: Context, ref: str, text: str, *, raw: bool = False) -> Agent:
+    """Type the reply ``text`` into the agent's pane (+ Enter; a permission dialog's own
+    keys while the agent is blocked on one, unless ``raw``)."""
     a = ctx.get(ref)
-    location_for(ctx, a).send(a, text)
+    location_for(ctx, a).send(a, text, raw=raw)
     return a
 
 

@@ -18,11 +18,11 @@ from typing import Any
 
 from mullui import logs
 from mullui.agents import get_profile
-from mullui.agents.base import LaunchContext, answer_hook_argv, spool_hook_argv
+from mullui.agents.base import LaunchContext, Profile, answer_hook_argv, spool_hook_argv
 from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import RESUME_MANUAL, RUNNING, Agent, State
-from mullui.operations import admission, records
+from mullui.operations import admission, records, replies
 from mullui.operations.location import Location, Resume
 from mullui.operations.names import slugify, unique_name
 from mullui.runtime import worktrees
@@ -435,14 +435,39 @@ class LocalLocation(Location):
                 worktrees.discard(repo, wt)
 
     # ---- acting on an agent --------------------------------------------------------
-    def send(self, a: Agent, text: str) -> None:
+    def send(self, a: Agent, text: str, *, raw: bool = False) -> None:
         if not a.tmux_target or a.state in (State.QUEUED, State.STOPPED) or a.removed:
             raise MulluiError(
                 f"agent {a.name} has no running pane ({a.state.value}): nothing to send to"
             )
         if a.exit_code is not None:
             raise MulluiError(f"agent {a.name} has exited (exit {a.exit_code}): nothing to send to")
-        self.ctx.tmux.send(a.tmux_target, text)
+        if raw:
+            self.ctx.tmux.send(a.tmux_target, text)
+            return
+        try:
+            profile: Profile | None = get_profile(a.profile, self.ctx.config.profiles)
+        except MulluiError:
+            profile = None  # gone from the config: its text goes as typed
+        dialog = replies.open_dialog(profile, a)
+        delay = profile.enter_delay_s if profile is not None else 0.0
+        if dialog is None:
+            self.ctx.tmux.send(a.tmux_target, text, enter_delay=delay)
+            return
+        store, question = self.ctx.store, a.question
+
+        def denied() -> None:
+            # No hook says the dialog closed: the CLI now waits at its prompt.
+            what = f"denied {question}" if question else "denied"
+            store.emit(
+                a.id,
+                "state",
+                state="blocked",
+                cause=replies.DENIED_CAUSE,
+                question=f"{what}: waiting for what to do instead",
+            )
+
+        replies.answer(self.ctx.tmux, a, dialog, text, enter_delay=delay, denied=denied)
 
     def attach_argv(self, a: Agent) -> list[str] | None:
         """Inside tmux on our server: switch-client and return None; otherwise the argv to

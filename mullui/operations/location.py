@@ -63,8 +63,10 @@ class Location(ABC):
         refuses with one line and changes nothing when it cannot."""
 
     @abstractmethod
-    def send(self, a: Agent, text: str) -> None:
-        """Type ``text`` + Enter into the agent's pane."""
+    def send(self, a: Agent, text: str, *, raw: bool = False) -> None:
+        """Type the reply ``text`` into the agent's pane: + Enter, or - while it is blocked
+        on its CLI's permission dialog - as that dialog's keys (``raw``: exactly ``text``
+        + Enter, whatever the agent waits on)."""
 
     @abstractmethod
     def stop(self, a: Agent) -> Agent:

@@ -218,9 +218,10 @@ class RemoteLocation(Location):
             self.ctx.store.emit(a.id, "update", fields={"extra": extra})
         return self.ctx.store.emit(a.id, "resume", cause=how.cause)
 
-    def send(self, a: Agent, text: str) -> None:
-        """Type ``text`` + Enter into the agent's pane on its host."""
-        run_mullui(self.ctx, self.host, ["send", "--", a.id, text])
+    def send(self, a: Agent, text: str, *, raw: bool = False) -> None:
+        """``mullui send`` on the agent's host: the host knows what its agent waits on and
+        maps a reply to a permission dialog's keys there."""
+        run_mullui(self.ctx, self.host, ["send", *(["--raw"] if raw else []), "--", a.id, text])
 
     def stop(self, a: Agent) -> Agent:
         """Stop the agent on its host; the local record says so at once."""

@@ -414,8 +414,9 @@ class Tmux:
             raise
         return pane_id
 
-    def send(self, target: str, text: str) -> None:
-        """Type ``text`` into the pane, then Enter.
+    def send(self, target: str, text: str, enter_delay: float = 0.0) -> None:
+        """Type ``text`` into the pane, then Enter (``enter_delay`` seconds later, for a
+        program that takes a fast Enter after text as part of a paste).
 
         One line goes as literal keys (``send-keys -l``).  Multi-line or long text is
         pasted through a tmux buffer loaded from stdin (no argv size limit) with
@@ -423,19 +424,33 @@ class Tmux:
         TUIs take newlines as text rather than as Enter.  Like a terminal's paste, LF
         is delivered as CR (a cooked tty turns it back into LF).
         """
+        enter = ["send-keys", "-t", target, "Enter"]
         if "\n" not in text and len(text.encode()) < 4000:
-            self._cmd(
-                "send-keys", "-t", target, "-l", "--", text, _NEXT,
-                "send-keys", "-t", target, "Enter",
-            )  # fmt: skip
-            return
-        buf = f"mullui-send-{secrets.token_hex(4)}"
-        self._cmd(
-            "load-buffer", "-b", buf, "-", _NEXT,
-            "paste-buffer", "-d", "-p", "-b", buf, "-t", target, _NEXT,
-            "send-keys", "-t", target, "Enter",
-            stdin=text,
-        )  # fmt: skip
+            typed = ["send-keys", "-t", target, "-l", "--", text]
+            if enter_delay <= 0:
+                self._cmd(*typed, _NEXT, *enter)
+                return
+            self._cmd(*typed)
+        else:
+            buf = f"mullui-send-{secrets.token_hex(4)}"
+            pasted = [
+                "load-buffer", "-b", buf, "-", _NEXT,
+                "paste-buffer", "-d", "-p", "-b", buf, "-t", target,
+            ]  # fmt: skip
+            if enter_delay <= 0:
+                self._cmd(*pasted, _NEXT, *enter, stdin=text)
+                return
+            self._cmd(*pasted, stdin=text)
+        time.sleep(enter_delay)
+        self._cmd(*enter)
+
+    def keys(self, target: str, *keys: str) -> None:
+        """Press ``keys`` (tmux key names: ``Escape``, ``Enter``, ``1``) in the pane."""
+        self._cmd("send-keys", "-t", target, "--", *keys)
+
+    def screen(self, target: str) -> str:
+        """The text the pane shows now (its visible screen, no scrollback)."""
+        return self._cmd("capture-pane", "-p", "-J", "-t", target)
 
     def attach(self, target: str) -> None:
         """Show the agent's pane to the user; returns when they come back.

@@ -31,7 +31,8 @@ from mullui.agents.base import LaunchContext
 from mullui.agents.claude import ClaudeProfile, first_run_problem, wait_for_transcript
 from mullui.errors import MulluiError
 from mullui.usage import claude_session_usage
-from tests.support.agents import wait_for
+from tests.support.agent_clis import Pipeline, setup_claude
+from tests.support.agents import make_repo, wait_for
 from tests.support.anthropic_stub import AnthropicStub, StubUsage, Turn
 from tests.support.claude_env import USER_SETTINGS, make_claude_home
 
@@ -138,13 +139,7 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path, session: Session) -> Iterator[Rig]:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=repo, check=True, timeout=30)
-    (repo / "README.md").write_text("demo\n")
-    subprocess.run([*git, "add", "."], cwd=repo, check=True, timeout=30)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True, timeout=30)
+    repo = make_repo(tmp_path / "repo", {"README.md": "demo\n"})
 
     recorder = tmp_path / "recorder.py"
     recorder.write_text(RECORDER)
@@ -634,74 +629,138 @@ def test_in_an_untrusted_folder_the_cli_waits_at_a_dialog_and_runs_no_hook(rig: 
 # ---- the whole pipeline: mullui spawn -> claude in tmux -> mullui hook -> mullui ls -----
 
 
+@dataclass
+class Spawned:
+    """``mullui spawn``ed Claude Code against the stub, driven by the mullui CLI."""
+
+    pipe: Pipeline
+    stub: AnthropicStub
+    user_settings: Path
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[Spawned]:
+    p = Pipeline(tmp_path)
+    try:
+        with AnthropicStub() as stub:
+            (user_settings,) = setup_claude(p, stub.url)
+            yield Spawned(p, stub, user_settings)
+    finally:
+        p.close()
+
+
 @needs_claude
-def test_spawned_claude_agent_is_blocked_then_done_through_mullui_hook(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=repo, check=True, timeout=30)
-    (repo / "README.md").write_text("demo\n")
-    subprocess.run([*git, "add", "."], cwd=repo, check=True, timeout=30)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True, timeout=30)
-    socket = f"mullui-claude-{uuid.uuid4().hex[:8]}"
-    with AnthropicStub() as stub:
-        stub.add(
-            Turn(
-                text="Creating it.",
-                tool="Bash",
-                tool_input={"command": "touch created.txt", "description": "Create it"},
-                usage=StubUsage(1000, 50, 2000, 300),
-            ),
-            Turn.say("Done: created.txt.", usage=StubUsage(1200, 30, 5000, 100)),
-        )
-        home = make_claude_home(tmp_path / "home", [repo], base_url=stub.url)
-        env = dict(
-            home.env,
-            MULLUI_HOME=str(tmp_path / "mullui"),
-            MULLUI_TMUX_SOCKET=socket,
-            MULLUI_NOTIFY="none",
-        )
+def test_spawned_claude_agent_is_blocked_then_done_through_mullui_hook(
+    pipeline: Spawned,
+) -> None:
+    stub = pipeline.stub
+    stub.add(
+        Turn(
+            text="Creating it.",
+            tool="Bash",
+            tool_input={"command": "touch created.txt", "description": "Create it"},
+            usage=StubUsage(1000, 50, 2000, 300),
+        ),
+        Turn.say("Done: created.txt.", usage=StubUsage(1200, 30, 5000, 100)),
+    )
+    pipeline.pipe.spawn("Create created.txt", "claude")
+    blocked = pipeline.pipe.state("blocked", 60)
+    assert blocked["cause"] == "hook:PermissionRequest"
+    sent = stub.turns[0].sent_wall
+    assert sent is not None
+    since = datetime.fromisoformat(blocked["state_since"].replace("Z", "+00:00"))
+    print(
+        f"\nmullui pipeline: tool_use sent -> agent blocked (spool time) "
+        f"{(since.timestamp() - sent) * 1000:.0f} ms"
+    )
+    subprocess.run(
+        ["tmux", "-L", pipeline.pipe.socket, "send-keys", "-t", blocked["tmux_target"], "Enter"],
+        check=True,
+        timeout=10,
+    )
+    done = pipeline.pipe.state("done", 30)
+    assert done["cause"] == "hook:Stop"
+    assert (Path(done["worktree"]) / "created.txt").exists()
+    assert (done["tokens_in"], done["tokens_out"]) == (9600, 80)
+    assert done["cost_usd"] == pytest.approx(0.019)  # Opus-family default prices
+    assert pipeline.user_settings.read_text() == json.dumps(USER_SETTINGS, indent=2) + "\n"
 
-        def mullui(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "mullui", *args],
-                cwd=repo,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
 
-        def agent() -> dict[str, Any]:
-            res = mullui("ls", "--json")
-            assert res.returncode == 0, res.stderr
-            (a,) = json.loads(res.stdout)
-            return dict(a)
+# ---- answering the permission dialog with `mullui send` -----------------------------------
 
-        try:
-            res = mullui("spawn", "Create created.txt", "--agent", "claude", "--no-attach")
-            assert res.returncode == 0, res.stderr
-            blocked = wait_for(
-                lambda: (a := agent())["state"] == "blocked" and a, 60, "the agent to be blocked"
-            )
-            assert blocked["cause"] == "hook:PermissionRequest"
-            sent = stub.turns[0].sent_wall
-            assert sent is not None
-            since = datetime.fromisoformat(blocked["state_since"].replace("Z", "+00:00"))
-            print(
-                f"\nmullui pipeline: tool_use sent -> agent blocked (spool time) "
-                f"{(since.timestamp() - sent) * 1000:.0f} ms"
-            )
-            subprocess.run(
-                ["tmux", "-L", socket, "send-keys", "-t", blocked["tmux_target"], "Enter"],
-                check=True,
-                timeout=10,
-            )
-            done = wait_for(lambda: (a := agent())["state"] == "done" and a, 30, "done")
-            assert done["cause"] == "hook:Stop"
-            assert (Path(done["worktree"]) / "created.txt").exists()
-            assert (done["tokens_in"], done["tokens_out"]) == (9600, 80)
-            assert done["cost_usd"] == pytest.approx(0.019)  # Opus-family default prices
-            assert home.user_settings.read_text() == json.dumps(USER_SETTINGS, indent=2) + "\n"
-        finally:
-            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
+
+def last_user_blocks(stub: AnthropicStub) -> list[dict[str, Any]]:
+    """The content blocks of the user message the newest main request ends with."""
+    msg = stub.main_requests()[-1].body["messages"][-1]  # type: ignore[index]
+    assert msg["role"] == "user"
+    content = msg["content"]
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+
+
+def blocked_on_touch(p: Spawned) -> dict[str, Any]:
+    p.stub.add(Turn.bash("touch created.txt"), Turn.say("Understood."), Turn.say("Fine."))
+    p.pipe.spawn("Create created.txt", "claude")
+    blocked = p.pipe.state("blocked", 60)
+    assert blocked["cause"] == "hook:PermissionRequest"
+    assert p.pipe.why() == "Bash: touch created.txt"
+    return blocked
+
+
+@needs_claude
+def test_send_n_to_the_permission_dialog_denies_the_call(pipeline: Spawned) -> None:
+    # Typed as text, "n" + Enter would pick the dialog's highlighted "1. Yes" (2.1.197).
+    blocked = blocked_on_touch(pipeline)
+    res = pipeline.pipe.mullui("send", blocked["id"], "n")
+    assert res.returncode == 0, res.stderr
+    # The dialog closed without a hook: mullui records that it now waits for instructions.
+    after = pipeline.pipe.state("blocked", 60)
+    assert after["cause"] == "reply:denied"
+    assert pipeline.pipe.why() == "denied Bash: touch created.txt: waiting for what to do instead"
+    time.sleep(2)  # long enough for an approved touch to have run
+    assert not (Path(blocked["worktree"]) / "created.txt").exists(), "n allowed the call"
+    assert len(pipeline.stub.main_requests()) == 1
+    # The next message goes as typed (the dialog is gone) and carries the denial.
+    res = pipeline.pipe.mullui("send", blocked["id"], "n")
+    assert res.returncode == 0, res.stderr
+    pipeline.pipe.state("done", 30)
+    (result, *rest) = last_user_blocks(pipeline.stub)
+    assert result["type"] == "tool_result" and result["is_error"] is True
+    assert "rejected" in json.dumps(result["content"])
+    assert {"type": "text", "text": "n"} in [
+        {"type": b["type"], "text": b.get("text")} for b in rest
+    ]
+    assert not (Path(blocked["worktree"]) / "created.txt").exists()
+
+
+@needs_claude
+def test_send_y_to_the_permission_dialog_allows_the_call_once(pipeline: Spawned) -> None:
+    blocked = blocked_on_touch(pipeline)
+    res = pipeline.pipe.mullui("send", blocked["id"], "y")
+    assert res.returncode == 0, res.stderr
+    done = pipeline.pipe.state("done", 30)
+    assert (Path(done["worktree"]) / "created.txt").exists()
+    (result,) = [b for b in last_user_blocks(pipeline.stub) if b["type"] == "tool_result"]
+    assert result["is_error"] is False
+
+
+@needs_claude
+def test_a_text_reply_denies_the_call_and_tells_claude_instead(pipeline: Spawned) -> None:
+    blocked = blocked_on_touch(pipeline)
+    res = pipeline.pipe.mullui("send", blocked["id"], "no, write it to other.txt")
+    assert res.returncode == 0, res.stderr
+    pipeline.pipe.state("done", 30)
+    assert not (Path(blocked["worktree"]) / "created.txt").exists(), "the text allowed the call"
+    blocks = last_user_blocks(pipeline.stub)
+    (result,) = [b for b in blocks if b["type"] == "tool_result"]
+    assert result["is_error"] is True and "rejected" in json.dumps(result["content"])
+    assert "no, write it to other.txt" in json.dumps(blocks)
+
+
+@needs_claude
+def test_send_raw_types_the_text_as_given_even_on_the_dialog(pipeline: Spawned) -> None:
+    # `--raw` is the escape hatch: here "1" and no mapping (Enter then lands on the prompt).
+    blocked = blocked_on_touch(pipeline)
+    res = pipeline.pipe.mullui("send", "--raw", blocked["id"], "1")
+    assert res.returncode == 0, res.stderr
+    done = pipeline.pipe.state("done", 30)
+    assert (Path(done["worktree"]) / "created.txt").exists()

@@ -51,6 +51,18 @@ with open(sys.argv[1], "a") as f:
 """
 
 
+def touch_needing_approval() -> Any:
+    """The model's call that opens Codex's approval dialog: ``touch hello.txt``, escalated."""
+    from tests.support.openai_stub import Turn
+
+    return Turn.call(
+        "exec_command",
+        cmd="touch hello.txt",
+        sandbox_permissions="require_escalated",
+        justification="create the file you asked for",
+    )
+
+
 def _git(cwd: Path, *args: str) -> None:
     subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
@@ -83,12 +95,7 @@ def test_codex_permission_prompt_is_blocked_and_the_finished_turn_is_done(
     rec = tmp_path / "rec.py"
     rec.write_text(RECORDER)
     turns = [
-        Turn.call(
-            "exec_command",
-            cmd="touch hello.txt",
-            sandbox_permissions="require_escalated",
-            justification="create the file you asked for",
-        ),
+        touch_needing_approval(),
         Turn.say("Created hello.txt."),
     ]
     with OpenAIStub(turns) as stub:
@@ -209,3 +216,53 @@ def test_codex_permission_prompt_is_blocked_and_the_finished_turn_is_done(
         parsed = tomllib.loads(after)
         assert "notify" not in parsed and "hooks" not in parsed
         assert str(rec) not in after
+
+
+# ---- answering the approval dialog with `mullui send` ------------------------------------
+
+
+def _texts(body: dict[str, Any] | None) -> str:
+    return json.dumps((body or {}).get("input") or [])
+
+
+@pytest.mark.parametrize(
+    ("reply", "runs"),
+    [("n", False), ("y", True), ("no, write it to other.txt", False), ("p", False)],
+)
+def test_send_answers_the_codex_approval_dialog(tmp_path: Path, reply: str, runs: bool) -> None:
+    """Typed as is, "n" + Enter happens to deny (``n`` is a hidden shortcut) but a text's
+    first letter is a shortcut ("p...": allow and don't ask again) and Enter is "Yes"."""
+    from tests.support.agent_clis import Pipeline, setup_codex
+    from tests.support.openai_stub import OpenAIStub, Turn
+
+    turns = [
+        touch_needing_approval(),
+        Turn.say("Understood."),
+        Turn.say("Fine."),
+    ]
+    p = Pipeline(tmp_path)
+    try:
+        with OpenAIStub(turns) as stub:
+            setup_codex(p, stub.url)
+            p.spawn("create hello.txt", "codex")
+            blocked = p.state("blocked", 90)
+            assert blocked["cause"] == "hook:PermissionRequest"
+            assert p.why() == "Bash: touch hello.txt"
+            hello = Path(blocked["worktree"]) / "hello.txt"
+            n = len(stub.model_requests())
+            p.send(reply)
+            if runs:
+                wait_for(hello.exists, 30, "the allowed command to run")
+                return
+            if reply == "n":
+                wait_for(lambda: p.agent()["cause"] == "reply:denied", 30, "the denial")
+                assert p.why().startswith("denied Bash: touch hello.txt")
+                p.send("then stop")  # the dialog is gone: typed as given
+            assert stub.wait_model_requests(n + 1, 30), "no request after the reply"
+            sent = _texts(stub.model_requests()[n].body)
+            assert (reply if reply != "n" else "then stop") in sent
+            assert "turn_aborted" in sent  # Codex's record of the refused call
+            time.sleep(1)
+            assert not hello.exists(), f"{reply!r} allowed the command"
+    finally:
+        p.close()

@@ -218,3 +218,30 @@ def setup_aider(p: Pipeline, stub_url: str) -> list[Path]:
         OPENAI_API_BASE=stub_url, OPENAI_API_KEY="stub-key", LITELLM_LOCAL_MODEL_COST_MAP="True"
     )
     return [user]
+
+
+def setup_claude(p: Pipeline, stub_url: str) -> list[Path]:
+    """A HOME in which Claude Code starts straight into a session on the stub
+    (``claude_env.make_claude_home``); the user's own settings file, which must stay
+    untouched."""
+    from tests.support.claude_env import make_claude_home
+
+    home = make_claude_home(p.home, [p.repo], base_url=stub_url)
+    p.env.update(home.env)
+    return [home.user_settings]
+
+
+def setup_codex(p: Pipeline, stub_url: str) -> list[Path]:
+    """The user's ``~/.codex/config.toml`` trusting the repository (Codex extends that to
+    its worktrees) and mullui's ``[profiles.codex]`` pointing Codex at the stub."""
+    codex_home = p.home / ".codex"
+    codex_home.mkdir(parents=True)
+    user = codex_home / "config.toml"
+    user.write_text(f'[projects."{p.repo}"]\ntrust_level = "trusted"\n')
+    provider = f'{{name="stub", base_url="{stub_url}", wire_api="responses"}}'
+    args = ["-c", 'model_provider="stub"', "-c", f"model_providers.stub={provider}"]
+    config = p.tmp / "mullui" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[profiles.codex]\nmodel = "gpt-5"\nargs = {json.dumps(args)}\n')
+    p.env.update(CODEX_HOME=str(codex_home))
+    return [user]

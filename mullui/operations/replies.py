@@ -1,0 +1,86 @@
+"""Typing the human's reply into an agent's pane, in the keys the agent's dialog needs.
+
+``mullui send`` (and the TUI's reply, which goes through the same operation) types text +
+Enter.  An agent CLI's permission dialog does not read text: in Claude Code and Codex
+Enter picks the highlighted "Yes", so "n" + Enter - or "no, use X instead" - would
+*allow* the call.  While an agent is blocked on such a dialog (its profile's
+:class:`~mullui.agents.base.Dialog`), the reply is mapped to that dialog's keys; ``--raw``
+types exactly what was given.
+
+The pane is checked before and between keys: the dialog must be on the screen (else
+nothing is typed), and a text that follows a denial is typed only once the dialog has
+closed (a text arriving while it is still open would be read as its shortcuts - and an
+Escape directly followed by a letter is read as Alt+letter, the letter then choosing).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from mullui.agents.base import Dialog, Profile
+from mullui.errors import MulluiError
+from mullui.model import Agent, State
+from mullui.runtime.tmux import Tmux
+
+#: How long the dialog may take to appear (the hook fires ~0.1 s before Claude Code
+#: draws it) and to close after a denial.
+DIALOG_WAIT_S = 5.0
+POLL_S = 0.05
+
+#: The cause of ``blocked`` once a reply denied the dialog: the CLI now waits at its
+#: prompt for what to do instead (no hook says so).
+DENIED_CAUSE = "reply:denied"
+
+
+def open_dialog(profile: Profile | None, a: Agent) -> Dialog | None:
+    """The profile's dialog when the agent is blocked on it now (else None: a reply is
+    typed as given)."""
+    dialog = profile.dialog if profile is not None else None
+    if dialog is None or a.state is not State.BLOCKED or not dialog.is_open(a.cause):
+        return None
+    return dialog
+
+
+def _wait(tmux: Tmux, target: str, shown: bool, marker: str) -> bool:
+    """Wait until ``marker`` is on the pane's screen (``shown``) or gone from it."""
+    end = time.monotonic() + DIALOG_WAIT_S
+    while True:
+        if (marker in tmux.screen(target)) is shown:
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(POLL_S)
+
+
+def answer(
+    tmux: Tmux,
+    a: Agent,
+    dialog: Dialog,
+    text: str,
+    *,
+    enter_delay: float = 0.0,
+    denied: Callable[[], None] | None = None,
+) -> None:
+    """Type the reply ``text`` to the open ``dialog`` of agent ``a`` as its keys;
+    ``denied`` is called once a denial without a text has closed the dialog."""
+    target = a.tmux_target
+    assert target is not None
+    if not _wait(tmux, target, True, dialog.marker):
+        raise MulluiError(
+            f"agent {a.name}'s permission dialog is not on its screen (answered in the pane "
+            f"already?): nothing sent; `mullui attach {a.name}` to look, or "
+            f"`mullui send --raw {a.name} TEXT` to type TEXT as it is"
+        )
+    reply = dialog.reply(text)
+    tmux.keys(target, *reply.keys)
+    if reply.text is None:
+        if reply.denies and denied is not None and _wait(tmux, target, False, dialog.marker):
+            denied()
+        return
+    if not _wait(tmux, target, False, dialog.marker):
+        raise MulluiError(
+            f"agent {a.name}: the permission dialog was refused but is still open after "
+            f"{DIALOG_WAIT_S:.0f} s, so the text was not sent; `mullui attach {a.name}`"
+        )
+    tmux.send(target, reply.text, enter_delay=enter_delay)
