@@ -23,6 +23,7 @@ import pytest
 
 from mullui import hook as hook_mod
 from tests.conftest import ROOT, git, ls_json, wait_for
+from tests.support.agents import spawn
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -33,12 +34,6 @@ def slow_demo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MULLUI_DEMO_SPEED", "0.0001")
 
 
-def spawn(cli: Cli, repo: Path, task: str, name: str, agent: str = "shell") -> str:
-    r = cli("spawn", "--agent", agent, "--name", name, "--no-attach", task, cwd=repo)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
-
-
 def row(cli: Cli, repo: Path, aid: str) -> dict[str, Any]:
     return next(a for a in ls_json(cli, repo) if a["id"] == aid)
 
@@ -46,7 +41,7 @@ def row(cli: Cli, repo: Path, aid: str) -> dict[str, Any]:
 def spawn_demo(cli: Cli, repo: Path, name: str) -> str:
     """A demo agent that has reported in (its own first "Working" hook has landed, so it
     cannot overtake the hooks a test sends)."""
-    aid = spawn(cli, repo, "sleep 60", name, agent="demo")
+    aid = spawn(cli, repo, "sleep 60", name=name, agent="demo")
     wait_for(lambda: row(cli, repo, aid)["cause"] == "hook:Working", timeout=10)
     return aid
 
@@ -132,7 +127,7 @@ def test_torn_record_is_reported_once_and_rebuilt(
 def test_record_of_the_wrong_shape_is_rebuilt(
     cli: Cli, git_repo: Path, mullui_home: Path, body: str
 ) -> None:
-    aid = spawn(cli, git_repo, "sleep 60", "shape")
+    aid = spawn(cli, git_repo, "sleep 60", name="shape")
     before = row(cli, git_repo, aid)
     rec = mullui_home / "state" / "agents" / f"{aid}.json"
     rec.write_text(body)
@@ -164,7 +159,7 @@ def test_record_of_the_wrong_shape_is_rebuilt(
 def test_a_spool_line_of_the_wrong_shape_is_skipped_or_applied_sanely(
     cli: Cli, git_repo: Path, mullui_home: Path, line: str
 ) -> None:
-    aid = spawn(cli, git_repo, "sleep 60", "odd")
+    aid = spawn(cli, git_repo, "sleep 60", name="odd")
     before = row(cli, git_repo, aid)
     spool = mullui_home / "state" / "spool" / f"{aid}.jsonl"
     with spool.open("a") as f:
@@ -211,7 +206,7 @@ def test_torn_spool_tail_is_reported_and_later_events_are_not_lost(
 def test_torn_spool_tail_then_stop_is_not_lost(cli: Cli, git_repo: Path, mullui_home: Path) -> None:
     """The torn line is read by nobody before the next append: the append must not be
     swallowed into it (the user's `stop` would be lost and the agent shown as failed)."""
-    aid = spawn(cli, git_repo, "sleep 60", "victim")
+    aid = spawn(cli, git_repo, "sleep 60", name="victim")
     row(cli, git_repo, aid)
     spool = mullui_home / "state" / "spool" / f"{aid}.jsonl"
     tear(spool, 0.97)
@@ -290,7 +285,7 @@ def test_kill9_watch_mid_run_applies_every_event_once(
     cli: Cli, git_repo: Path, mullui_home: Path
 ) -> None:
     aid = spawn_demo(cli, git_repo, "asker")
-    ticker = spawn(cli, git_repo, "while true; do echo tick; sleep 0.2; done", "ticker")
+    ticker = spawn(cli, git_repo, "while true; do echo tick; sleep 0.2; done", name="ticker")
     sock = os.environ["MULLUI_TMUX_SOCKET"]
     cursor = mullui_home / "state" / "notified.json"
     sent = 0
@@ -403,7 +398,7 @@ def test_kill9_tui_keeps_agents_and_frees_the_supervisor_lock(
 def test_killing_tmux_fails_agents_naming_tmux_and_rm_keeps_the_work(
     cli: Cli, git_repo: Path, mullui_home: Path
 ) -> None:
-    shell = spawn(cli, git_repo, "echo keep > w.txt; sleep 60", "writer")
+    shell = spawn(cli, git_repo, "echo keep > w.txt; sleep 60", name="writer")
     demo = spawn_demo(cli, git_repo, "hooked")
     wt = Path(row(cli, git_repo, shell)["worktree"])
     wait_for(lambda: (wt / "w.txt").exists(), timeout=10)
@@ -477,5 +472,5 @@ def test_spawn_interrupted_half_way_frees_its_slot(
         assert cut["worktree"] and Path(cut["worktree"]).is_dir(), cut
         assert cut["branch"] == f"mullui/cut-{cut['id']}"
     # The slot is free again: the next agent starts at once instead of queueing forever.
-    nxt = spawn(cli, git_repo, "sleep 60", "next")
+    nxt = spawn(cli, git_repo, "sleep 60", name="next")
     assert row(cli, git_repo, nxt)["state"] == "working"

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, git, ls_json, wait_for
+from tests.support.agents import spawn
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -66,12 +67,6 @@ def fill(d: Path) -> Path:
                     f.write(b"\0" * chunk)
     assert os.statvfs(d).f_bavail == 0
     return filler
-
-
-def spawn(cli: Cli, repo: Path, task: str, name: str, agent: str = "shell") -> str:
-    r = cli("spawn", "--agent", agent, "--name", name, "--no-attach", task, cwd=repo)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
 
 
 def lines(stderr: str) -> list[str]:
@@ -127,8 +122,8 @@ def whole_lines(path: Path) -> list[dict[str, Any]]:
 
 def test_full_state_dir(cli: Cli, git_repo: Path, mullui_home: Path, small_state: Path) -> None:
     state = small_state
-    shell = spawn(cli, git_repo, "sleep 60", "sleeper")
-    demo = spawn(cli, git_repo, "x", "asker", agent="demo")
+    shell = spawn(cli, git_repo, "sleep 60", name="sleeper")
+    demo = spawn(cli, git_repo, "x", name="asker", agent="demo")
     wait_for(
         lambda: (
             next(a for a in ls_json(cli, git_repo) if a["id"] == demo)["cause"] == "hook:Working"

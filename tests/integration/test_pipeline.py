@@ -14,18 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, ls_json, wait_for
+from tests.support.agents import spawn
 
 
 @pytest.fixture(autouse=True)
 def slow_demo(monkeypatch: pytest.MonkeyPatch) -> None:
     # demo agents used as "an agent with hooks" must not finish on their own mid-test
     monkeypatch.setenv("MULLUI_DEMO_SPEED", "0.0001")
-
-
-def spawn(cli, repo: Path, task: str, name: str, agent: str = "shell") -> str:  # type: ignore[no-untyped-def]
-    r = cli("spawn", "--agent", agent, "--name", name, task, cwd=repo)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
 
 
 def state(cli, repo: Path, aid: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
@@ -52,8 +47,8 @@ def hook(home: Path, aid: str, token: str, event: str, payload: dict, agent_env:
 
 
 def test_forged_token_is_refused_and_logged(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
-    a = spawn(cli, git_repo, "sleep 30", "a", agent="demo")
-    b = spawn(cli, git_repo, "sleep 30", "b", agent="demo")
+    a = spawn(cli, git_repo, "sleep 30", name="a", agent="demo")
+    b = spawn(cli, git_repo, "sleep 30", name="b", agent="demo")
     token_a = (mullui_home / "state" / "secrets" / a).read_text()
     before = state(cli, git_repo, b)
     # agent A tries to make agent B look done with its own token
@@ -98,7 +93,7 @@ def test_replay_after_supervisor_kill_applies_each_event_once(  # type: ignore[n
     cli, git_repo: Path, mullui_home: Path
 ) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    a = spawn(cli, git_repo, "sleep 60", "replayed", agent="demo")
+    a = spawn(cli, git_repo, "sleep 60", name="replayed", agent="demo")
     token = (mullui_home / "state" / "secrets" / a).read_text()
     watch = _watch(env)
     cursor = mullui_home / "state" / "notified.json"
@@ -164,8 +159,8 @@ def test_fast_hooks_after_a_supervisor_kill_are_applied_once_in_order(  # type: 
     cli, git_repo: Path, mullui_home: Path
 ) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    a = spawn(cli, git_repo, "sleep 60", "fast", agent="demo")
-    b = spawn(cli, git_repo, "sleep 60", "other", agent="demo")
+    a = spawn(cli, git_repo, "sleep 60", name="fast", agent="demo")
+    b = spawn(cli, git_repo, "sleep 60", name="other", agent="demo")
     token = (mullui_home / "state" / "secrets" / a).read_text()
     watch = _watch(env)
     cursor = mullui_home / "state" / "notified.json"
@@ -206,7 +201,7 @@ def test_silence_then_output_for_a_shell_agent(  # type: ignore[no-untyped-def]
     # loaded machine takes a while).
     go = tmp_path / "go"
     quiet = f"echo start; until [ -e '{go}' ]; do sleep 0.1; done; echo more; sleep 60"
-    aid = spawn(cli, git_repo, quiet, "quiet")
+    aid = spawn(cli, git_repo, quiet, name="quiet")
     s = wait_for(lambda: (x := state(cli, git_repo, aid))["state"] == "blocked" and x, timeout=30)
     assert s["cause"] == "silence:1s"  # the heuristic says it is one
     assert not go.exists()
@@ -219,8 +214,8 @@ def test_silence_then_output_for_a_shell_agent(  # type: ignore[no-untyped-def]
 
 def test_stall_for_a_shell_agent(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
     (mullui_home / "config.toml").write_text("[limits]\nsilence_after_s = 600\nstall_after_s = 2\n")
-    aid = spawn(cli, git_repo, "sleep 60", "stuck")
-    busy = spawn(cli, git_repo, "while true; do echo tick; sleep 0.3; done", "busy")
+    aid = spawn(cli, git_repo, "sleep 60", name="stuck")
+    busy = spawn(cli, git_repo, "while true; do echo tick; sleep 0.3; done", name="busy")
     time.sleep(2.5)
     rows = {a["id"]: a for a in ls_json(cli, git_repo)}
     assert rows[aid]["state"] == "failed" and rows[aid]["cause"] == "stalled"
@@ -231,7 +226,7 @@ def test_stall_for_a_shell_agent(cli, git_repo: Path, mullui_home: Path) -> None
 
 def test_stall_found_by_the_supervisor_timer(cli, git_repo: Path, mullui_home: Path) -> None:  # type: ignore[no-untyped-def]
     (mullui_home / "config.toml").write_text("[limits]\nsilence_after_s = 600\nstall_after_s = 2\n")
-    aid = spawn(cli, git_repo, "sleep 60", "stuck")
+    aid = spawn(cli, git_repo, "sleep 60", name="stuck")
     watch = _watch({**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         rec = mullui_home / "state" / "agents" / f"{aid}.json"
@@ -246,7 +241,7 @@ def test_tmux_hooks_carry_no_token_and_report_the_exit(  # type: ignore[no-untyp
     cli, git_repo: Path, mullui_home: Path
 ) -> None:
     (mullui_home / "config.toml").write_text("[limits]\nsilence_after_s = 60\n")
-    aid = spawn(cli, git_repo, "read x; exit 4", "tokenless")
+    aid = spawn(cli, git_repo, "read x; exit 4", name="tokenless")
     token = (mullui_home / "state" / "secrets" / aid).read_text()
     target = state(cli, git_repo, aid)["tmux_target"]
     sock = os.environ["MULLUI_TMUX_SOCKET"]

@@ -20,6 +20,7 @@ from mullui.model import Agent, State
 from mullui.paths import get_paths
 from mullui.store import Store
 from tests.conftest import git, wait_for
+from tests.support.agents import diagnose, spawn, wait_state
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 RUNNING = (State.STARTING, State.WORKING, State.BLOCKED)
@@ -29,56 +30,8 @@ def store() -> Store:
     return Store(get_paths())
 
 
-def spawn(cli: Cli, repo: Path, task: str, *args: str) -> str:
-    r = cli("spawn", "--agent", "shell", "--no-attach", *args, task, cwd=repo)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
-
-
 def get(agent_id: str) -> Agent:
     return store().load(agent_id)
-
-
-def wait_state(agent_id: str, *states: State, timeout: float = 20.0) -> Agent:
-    def check() -> Agent | None:
-        a = get(agent_id)
-        return a if a.state in states else None
-
-    try:
-        a: Agent = wait_for(check, timeout=timeout)
-    except AssertionError:
-        a = get(agent_id)
-        raise AssertionError(
-            f"{agent_id} is {a.state.value} ({a.cause}), not {states}{_diagnose()}"
-        ) from None
-    return a
-
-
-def _diagnose() -> str:
-    """What the supervisor's window and tmux say, for a failure message."""
-    import os
-
-    sock = os.environ["MULLUI_TMUX_SOCKET"]
-    panes = subprocess.run(
-        [
-            "tmux",
-            "-L",
-            sock,
-            "list-panes",
-            "-a",
-            "-F",
-            "#{session_name} #{window_name} #{pane_id} dead=#{pane_dead} "
-            "status=#{pane_dead_status}",
-        ],
-        capture_output=True,
-        text=True,
-    ).stdout
-    sup = subprocess.run(
-        ["tmux", "-L", sock, "capture-pane", "-p", "-t", "mullui-supervisor"],
-        capture_output=True,
-        text=True,
-    )
-    return f"\ntmux panes:\n{panes}\nsupervisor window:\n{sup.stdout.strip()}{sup.stderr}"
 
 
 def wait_cause(agent_id: str, prefix: str, timeout: float = 20.0) -> Agent:
@@ -297,7 +250,7 @@ def test_an_agent_over_max_cost_is_stopped_and_the_inbox_says_so(
             timeout=30,
         )
     except AssertionError:
-        raise AssertionError(f"no supervisor{_diagnose()}") from None
+        raise AssertionError(f"no supervisor{diagnose()}") from None
     # What `mullui hook` appends when a transcript reports spending (usage.py).
     store().emit(a, "usage", tokens_in=900_000, tokens_out=500_000, cost_usd=12.345)
     failed = wait_state(a, State.FAILED)
@@ -461,7 +414,7 @@ def test_max_cost_stops_a_real_claude_code_agent(
         from mullui.workspace import Workspace
 
         watch.ensure_running(Workspace(cwd=git_repo))
-        assert stub.wait_served(1, timeout=60), f"claude never asked the stub{_diagnose()}"
+        assert stub.wait_served(1, timeout=60), f"claude never asked the stub{diagnose()}"
         failed = wait_state(a, State.FAILED, timeout=60)
     assert failed.cost_usd is not None and failed.cost_usd > 1.0
     assert failed.cause == f"over budget: ${failed.cost_usd:.2f} > $1.00"

@@ -20,6 +20,7 @@ from mullui.paths import get_paths
 from mullui.runtime import worktrees
 from mullui.workspace import Workspace
 from tests.conftest import ls_json, wait_for
+from tests.support.agents import spawn
 from tests.support.gitrepo import commit_file, git, make_repo
 
 Cli = Callable[..., CompletedProcess[str]]
@@ -195,12 +196,6 @@ def test_the_agents_work_is_the_branch_its_worktree_has_checked_out(tmp_path: Pa
 
 
 # ---- the CLI in real repositories ------------------------------------------------------
-def spawn(cli: Cli, cwd: Path, task: str, *args: str, env: dict[str, str] | None = None) -> str:
-    r = cli("spawn", "--agent", "shell", "--no-attach", *args, task, cwd=cwd, env=env)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
-
-
 def record(cli: Cli, cwd: Path, aid: str) -> dict[str, Any]:
     return next(a for a in ls_json(cli, cwd) if a["id"] == aid)
 

@@ -31,6 +31,7 @@ from mullui.store import Store
 from mullui.supervisor import SupervisorLock
 from mullui.workspace import Workspace
 from tests.conftest import ROOT, git, stop_supervisor, wait_for
+from tests.support.agents import spawn
 from tests.support.sshd import HOST_ALIAS, Sshd, sshd  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
@@ -147,14 +148,6 @@ def local(aid: str) -> Agent:
     return a
 
 
-def spawn(cli: CLI, repo: Path, *args: str) -> str:
-    r = cli("spawn", "--host", "devbox", "--no-attach", *args, cwd=repo)
-    assert r.returncode == 0, r.stderr
-    aid = r.stdout.strip()
-    assert len(aid) == 8, r.stdout
-    return aid
-
-
 def ls_one(cli: CLI, repo: Path, aid: str) -> dict[str, Any]:
     r = cli("ls", "--json", cwd=repo)
     assert r.returncode == 0, r.stderr
@@ -171,8 +164,8 @@ def test_remote_agents_run_there_and_report_done_and_failed_here(
 ) -> None:
     # Each waits on a FIFO until the test has seen it working (no race with a sleep).
     wait = "mkfifo go && read -r x < go; "
-    ok = spawn(cli, git_repo, "--agent", "shell", "--name", "ok", wait + "echo out-of-$((40+2))")
-    bad = spawn(cli, git_repo, "--agent", "shell", "--name", "bad", wait + "exit 3")
+    ok = spawn(cli, git_repo, wait + "echo out-of-$((40+2))", "--host", "devbox", name="ok")
+    bad = spawn(cli, git_repo, wait + "exit 3", "--host", "devbox", name="bad")
     for aid in (ok, bad):
         wait_for(state_is(aid, "working"), timeout=30, interval=0.05)
     seen = ls_one(cli, git_repo, ok)
@@ -208,9 +201,9 @@ def test_send_and_logs_follow_cross_ssh_byte_for_byte(
     aid = spawn(
         cli,
         git_repo,
-        "--agent",
-        "shell",
         'IFS= read -r line; printf %s "$line" > got.txt; echo "got it"',
+        "--host",
+        "devbox",
     )
     wait_for(state_is(aid, "working"), timeout=30, interval=0.05)
     marker = tmp_path / "PWNED"
@@ -252,7 +245,7 @@ def test_a_hostile_task_reaches_the_remote_agent_byte_for_byte(
 def test_stop_rm_and_merge_across_ssh(
     cli: CLI, git_repo: Path, remote: Remote, devbox: dict[str, Any]
 ) -> None:
-    busy = spawn(cli, git_repo, "--agent", "shell", "sleep 60")
+    busy = spawn(cli, git_repo, "sleep 60", "--host", "devbox")
     wait_for(state_is(busy, "working"), timeout=30, interval=0.05)
     r = cli("stop", busy, cwd=git_repo)
     assert r.returncode == 0, r.stderr
@@ -262,11 +255,10 @@ def test_stop_rm_and_merge_across_ssh(
     work = spawn(
         cli,
         git_repo,
-        "--agent",
-        "shell",
-        "--name",
-        "feature",
         "echo hi > new.txt && git add new.txt && git commit -qm add && echo left > wip.txt",
+        "--host",
+        "devbox",
+        name="feature",
     )
     wait_for(state_is(work, "done"), timeout=30, interval=0.05)
     # Uncommitted work on the host: merge and rm refuse, naming it; nothing is lost.
@@ -290,7 +282,7 @@ def test_stop_rm_and_merge_across_ssh(
 def test_resume_runs_on_the_host(
     cli: CLI, git_repo: Path, remote: Remote, devbox: dict[str, Any]
 ) -> None:
-    busy = spawn(cli, git_repo, "--agent", "shell", "echo ran >> ran.txt; sleep 60")
+    busy = spawn(cli, git_repo, "echo ran >> ran.txt; sleep 60", "--host", "devbox")
     wait_for(state_is(busy, "working"), timeout=30, interval=0.05)
     assert cli("stop", busy, cwd=git_repo).returncode == 0
     wait_for(lambda: remote.agent(busy)["state"] == "stopped", timeout=10)
@@ -345,11 +337,10 @@ def test_a_dropped_connection_marks_agents_unknown_then_replays_once(
         aid = spawn(
             cli,
             git_repo,
-            "--agent",
-            "shell",
-            "--name",
-            "waiter",
             "while [ ! -e go ]; do sleep 0.05; done; exit 0",
+            "--host",
+            "devbox",
+            name="waiter",
         )
         wait_for(state_is(aid, "working"), timeout=30, interval=0.05)
         worktree = Path(local(aid).worktree or "")
@@ -511,7 +502,7 @@ def test_back_from_unknown_keeps_the_ack_and_is_not_news() -> None:
 def test_attach_is_an_ssh_tty_into_the_remote_pane_and_detach_returns(
     cli: CLI, git_repo: Path, remote: Remote, devbox: dict[str, Any], mullui_home: Path
 ) -> None:
-    aid = spawn(cli, git_repo, "--agent", "shell", "mkfifo go && read -r x < go")
+    aid = spawn(cli, git_repo, "mkfifo go && read -r x < go", "--host", "devbox")
     wait_for(state_is(aid, "working"), timeout=30, interval=0.05)
     # "working" and the pane's id are two changes on the host: wait for the second too.
     wait_for(lambda: local(aid).tmux_target, timeout=30, interval=0.05)

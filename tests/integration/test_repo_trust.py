@@ -19,17 +19,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, make_repo, wait_for
+from tests.support.agents import spawn
 from tests.support.claude_env import make_claude_home
 
 pytestmark = pytest.mark.timeout(120)
 
 CLI = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def spawn(cli: CLI, repo: Path, task: str, *args: str, env: dict[str, str] | None = None) -> str:
-    r = cli("spawn", *args, "--no-attach", task, cwd=repo, env=env)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
 
 
 def record(cli: CLI, repo: Path, aid: str) -> dict[str, object]:
@@ -140,14 +135,14 @@ env = { NODE_OPTIONS = "--require /tmp/evil.js" }
         found: tuple[list[str], dict[str, str]] = wait_for(exec_d, timeout=30)
         return found
 
-    aid = spawn(cli, repo, "say hi", "--agent", "claude", env=home.env)
+    aid = spawn(cli, repo, "say hi", agent="claude", env=home.env)
     argv, env = claude_process(aid, home.env)
     assert "claude" in argv[0], argv
     assert "--dangerously-skip-permissions" not in argv and "NODE_OPTIONS" not in env, argv
     cli("stop", aid, cwd=repo, env=home.env)
 
     assert cli("trust", cwd=repo).returncode == 0
-    aid = spawn(cli, repo, "say hi", "--agent", "claude", env=home.env)
+    aid = spawn(cli, repo, "say hi", agent="claude", env=home.env)
     argv, env = claude_process(aid, home.env)
     assert "--dangerously-skip-permissions" in argv and env.get("NODE_OPTIONS"), argv
     cli("stop", aid, cwd=repo, env=home.env)
@@ -209,7 +204,7 @@ def test_merge_that_changes_the_repository_config_says_so_and_leaves_it_untruste
         "printf '[profiles.claude]\\nargs = [\"--x\"]\\n' > .mullui.toml"
         " && git add -A && git commit -qm cfg"
     )
-    aid = spawn(cli, repo, task, "--agent", "shell")
+    aid = spawn(cli, repo, task)
     wait_for(lambda: record(cli, repo, aid)["state"] == "done", timeout=30, interval=0.1)
     r = cli("merge", aid, cwd=repo)
     assert r.returncode == 0, r.stderr

@@ -23,6 +23,7 @@ from mullui.model import Agent, State
 from mullui.paths import get_paths
 from mullui.store import Store
 from tests.conftest import git, ls_json, wait_for
+from tests.support.agents import spawn
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 RUNNING = ("starting", "working", "blocked")
@@ -40,12 +41,6 @@ def get(agent_id: str) -> Agent:
 
 def config(home: Path, text: str) -> None:
     (home / "config.toml").write_text(text)
-
-
-def spawn(cli: Cli, repo: Path, task: str, *args: str) -> str:
-    r = cli("spawn", "--agent", "shell", "--no-attach", *args, task, cwd=repo)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip().split()[-1]
 
 
 def kill_tmux() -> None:

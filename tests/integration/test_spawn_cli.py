@@ -11,18 +11,11 @@ from datetime import datetime
 from pathlib import Path
 
 from tests.conftest import git, ls_json, wait_for
+from tests.support.agents import spawn
 
 
 def agent(cli, repo: Path, aid: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
     return next(a for a in ls_json(cli, repo) if a["id"] == aid)
-
-
-def spawn(cli, repo: Path, task: str, *extra: str) -> str:  # type: ignore[no-untyped-def]
-    r = cli("spawn", "--agent", "shell", "--no-attach", *extra, task, cwd=repo)
-    assert r.returncode == 0, r.stderr
-    aid = r.stdout.strip()
-    assert len(aid) == 8
-    return aid
 
 
 def ended_after_launch(cli, repo: Path, aid: str) -> float:  # type: ignore[no-untyped-def]

@@ -28,6 +28,7 @@ from mullui import autostart as starter
 from mullui.model import parse_iso
 from tests.conftest import ROOT, make_repo, wait_for
 from tests.integration.test_watch_notify import SETTLE_S, DesktopThread, child_env
+from tests.support.agents import spawn, wait_state
 from tests.support.fake_notifications import private_session_bus
 
 pytestmark = pytest.mark.timeout(180)
@@ -55,20 +56,10 @@ def state_dir(home: Path) -> Path:
     return home / "state"
 
 
-def spawn(cli: CLI, repo: Path, task: str, *args: str, agent: str = "shell") -> str:
-    r = cli("spawn", "--agent", agent, "--no-attach", *args, task, cwd=repo, env=child_env())
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
-
-
 def row(cli: CLI, repo: Path, agent_id: str) -> dict[str, Any]:
     r = cli("ls", "--json", cwd=repo, env=child_env())
     assert r.returncode == 0, r.stderr
     return next(a for a in json.loads(r.stdout) if a["id"] == agent_id)
-
-
-def wait_state(cli: CLI, repo: Path, agent_id: str, state: str, timeout: float = 30) -> None:
-    wait_for(lambda: row(cli, repo, agent_id)["state"] == state, timeout=timeout, interval=0.1)
 
 
 def watches(home: Path) -> list[int]:
@@ -123,7 +114,9 @@ def test_a_cli_spawn_that_exits_is_notified_within_half_a_second_of_its_exit(
 ) -> None:
     assert supervisor_pid(autostart) is None
     mark = tmp_path / "exit-at"
-    aid = spawn(cli, repo, f"sleep 3; {mono_file(mark)}; exit 0", "--name", "lonely")
+    aid = spawn(
+        cli, repo, f"sleep 3; {mono_file(mark)}; exit 0", "--name", "lonely", env=child_env()
+    )
     pid = wait_for(lambda: supervisor_pid(autostart), timeout=10)
     assert watches(autostart) == [pid]
     call = desktop.wait_title("lonely is done", timeout=20)
@@ -167,7 +160,14 @@ def test_twenty_parallel_spawns_start_exactly_one_supervisor(
 def test_a_supervisor_killed_9_comes_back_with_the_agents_next_event_and_notifies_once(
     autostart: Path, desktop: DesktopThread, cli: CLI, repo: Path
 ) -> None:
-    aid = spawn(cli, repo, "while [ ! -e go ]; do sleep 0.05; done; exit 0", "--name", "busy")
+    aid = spawn(
+        cli,
+        repo,
+        "while [ ! -e go ]; do sleep 0.05; done; exit 0",
+        "--name",
+        "busy",
+        env=child_env(),
+    )
     first = wait_for(lambda: supervisor_pid(autostart), timeout=10)
     wait_for(lambda: "notifications: desktop" in (state_dir(autostart) / "watch.log").read_text())
     os.kill(first, signal.SIGKILL)
@@ -192,7 +192,7 @@ def test_an_agents_own_hook_brings_a_killed_supervisor_back(
     # What Claude Code, Codex... run for each event: the POSIX sh fast hook, no Python.
     from mullui.agents.base import SPOOL_SH
 
-    aid = spawn(cli, repo, "sleep 60", "--name", "hooked")
+    aid = spawn(cli, repo, "sleep 60", name="hooked", env=child_env())
     first = wait_for(lambda: supervisor_pid(autostart), timeout=10)
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: not autostart_held(autostart), timeout=10)
@@ -236,13 +236,13 @@ def test_a_supervisor_with_nothing_left_leaves_and_the_next_spawn_brings_it_back
     autostart: Path, desktop: DesktopThread, cli: CLI, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MULLUI_WATCH_IDLE_S", "0.5")
-    spawn(cli, repo, "exit 0", "--name", "quick")
+    spawn(cli, repo, "exit 0", name="quick", env=child_env())
     desktop.wait_title("quick is done", timeout=20)
     wait_for(lambda: not autostart_held(autostart), timeout=10)  # nothing live: it left
     wait_for(lambda: watches(autostart) == [], timeout=10)
     r = cli("watch", "--status", cwd=repo, env=child_env())
     assert r.returncode == 1 and r.stdout.startswith("mullui watch: not running"), r.stdout
-    spawn(cli, repo, "exit 3", "--name", "again")
+    spawn(cli, repo, "exit 3", name="again", env=child_env())
     desktop.wait_title("again is failed", timeout=20)
     time.sleep(SETTLE_S)
     assert [c.title for c in desktop.calls] == ["quick is done", "again is failed"]
@@ -253,8 +253,8 @@ def test_a_snooze_with_a_wake_time_keeps_a_supervisor(
     autostart: Path, cli: CLI, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MULLUI_WATCH_IDLE_S", "0.5")
-    aid = spawn(cli, repo, "exit 0", "--name", "finished")
-    wait_state(cli, repo, aid, "done")
+    aid = spawn(cli, repo, "exit 0", name="finished", env=child_env())
+    wait_state(aid, "done", timeout=30, cli=cli, repo=repo, env=child_env())
     wait_for(lambda: not autostart_held(autostart), timeout=15)  # nothing left: it left
     r = cli("snooze", aid, "--for", "1h", cwd=repo, env=child_env(MULLUI_NOTIFY="none"))
     assert r.returncode == 0, r.stderr
@@ -269,8 +269,8 @@ def test_a_snooze_with_a_wake_time_keeps_a_supervisor(
 def test_watch_status_says_pid_since_and_what_it_follows(
     autostart: Path, cli: CLI, repo: Path
 ) -> None:
-    spawn(cli, repo, "sleep 60", "--name", "long")
-    spawn(cli, repo, "sleep 60", "--name", "next", "--after", "long")
+    spawn(cli, repo, "sleep 60", name="long", env=child_env())
+    spawn(cli, repo, "sleep 60", "--after", "long", name="next", env=child_env())
     pid = wait_for(lambda: supervisor_pid(autostart), timeout=10)
     wait_for(lambda: status(autostart).get("pid") == pid)
     r = cli("watch", "--status", cwd=repo, env=child_env(MULLUI_NOTIFY="none"))
@@ -289,7 +289,7 @@ def test_ls_says_when_no_supervisor_runs_while_agents_are_live(
     mullui_home: Path, cli: CLI, repo: Path
 ) -> None:
     # Autostart off (the suite's default): a user who turned it off sees the gap.
-    spawn(cli, repo, "sleep 60", "--name", "alone")
+    spawn(cli, repo, "sleep 60", name="alone", env=child_env())
     r = cli("ls", cwd=repo)
     assert r.returncode == 0, r.stderr
     assert r.stdout.rstrip().endswith("`mullui watch` starts one now"), r.stdout
@@ -330,7 +330,9 @@ def test_a_real_claude_agent_blocked_on_a_permission_dialog_is_notified_within_1
                 "DISABLE_TELEMETRY", "DISABLE_ERROR_REPORTING", "NO_PROXY")  # fmt: skip
         cfg = {"profiles": {"claude": {"env": {k: home.env[k] for k in keep if k in home.env}}}}
         (autostart / "config.toml").write_text(tomli_w.dumps(cfg))
-        aid = spawn(cli, repo, "Create created.txt", "--name", "asker", agent="claude")
+        aid = spawn(
+            cli, repo, "Create created.txt", "--name", "asker", agent="claude", env=child_env()
+        )
         call = desktop.wait_title("asker is blocked", timeout=90)
         spool = state_dir(autostart) / "spool" / f"{aid}.jsonl"
         events = [json.loads(x) for x in spool.read_text().splitlines() if x.strip()]
@@ -385,7 +387,7 @@ def alive(pid: int) -> bool:
 def test_two_tuis_both_live_and_neither_is_killed(
     autostart: Path, cli: CLI, repo: Path, tmp_path: Path, server: Any
 ) -> None:
-    spawn(cli, repo, "sleep 60", "--name", "long")
+    spawn(cli, repo, "sleep 60", name="long", env=child_env())
     watch = wait_for(lambda: supervisor_pid(autostart), timeout=10)
     other = make_repo(tmp_path / "other")
     _, first = start_tui(server, "one", repo, autostart)
@@ -401,8 +403,10 @@ def test_a_killed_tui_leaves_the_queue_running(
     how: str, autostart: Path, cli: CLI, repo: Path, server: Any
 ) -> None:
     (autostart / "config.toml").write_text("[limits]\nmax_running = 1\n")
-    first = spawn(cli, repo, "while [ ! -e go ]; do sleep 0.05; done", "--name", "first")
-    queued = spawn(cli, repo, "echo next > next.txt", "--name", "queued")
+    first = spawn(
+        cli, repo, "while [ ! -e go ]; do sleep 0.05; done", "--name", "first", env=child_env()
+    )
+    queued = spawn(cli, repo, "echo next > next.txt", name="queued", env=child_env())
     assert row(cli, repo, queued)["state"] == "queued"
     session, tui = start_tui(server, "tui", repo, autostart)
     if how == "SIGHUP":  # the terminal goes away: its tmux session is killed
@@ -411,7 +415,7 @@ def test_a_killed_tui_leaves_the_queue_running(
         os.kill(tui, signal.SIGKILL)
     wait_for(lambda: not alive(tui), timeout=10)
     (Path(row(cli, repo, first)["worktree"]) / "go").touch()
-    wait_state(cli, repo, queued, "done", timeout=30)
+    wait_state(queued, "done", timeout=30, cli=cli, repo=repo, env=child_env())
     assert (Path(row(cli, repo, queued)["worktree"]) / "next.txt").read_text() == "next\n"
 
 
@@ -419,7 +423,7 @@ def test_with_a_tui_open_a_killed_supervisor_is_replaced_at_once(
     autostart: Path, cli: CLI, repo: Path, server: Any
 ) -> None:
     # The open TUI's standby waits on the lock: no agent event is needed for a new watch.
-    spawn(cli, repo, "sleep 60", "--name", "long")
+    spawn(cli, repo, "sleep 60", name="long", env=child_env())
     first = wait_for(lambda: supervisor_pid(autostart), timeout=10)
     _, tui = start_tui(server, "tui", repo, autostart)
     time.sleep(1.0)  # the TUI is up and following

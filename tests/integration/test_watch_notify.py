@@ -27,6 +27,7 @@ from mullui.model import parse_iso
 from mullui.paths import get_paths
 from mullui.supervisor import SupervisorLock
 from tests.conftest import ROOT, make_repo, wait_for
+from tests.support.agents import spawn, wait_state
 from tests.support.fake_notifications import (
     FakeNotificationServer,
     NotifyCall,
@@ -198,12 +199,6 @@ def write_config(home: Path, text: str) -> None:
     (home / "config.toml").write_text(text)
 
 
-def spawn(cli: CLI, repo: Path, task: str, *args: str) -> str:
-    r = cli("spawn", "--agent", "shell", *args, task, cwd=repo, env=child_env())
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
-
-
 def spawn_demo(repo: Path, script: str, name: str) -> str:
     """A scripted demo agent (mullui/demo/agent.py) reporting through ``mullui hook``,
     as Claude Code does: the only way a local agent becomes *blocked* (shell agents have
@@ -223,10 +218,6 @@ def agent(cli: CLI, repo: Path, agent_id: str) -> dict[str, Any]:
     return next(a for a in json.loads(r.stdout) if a["id"] == agent_id)
 
 
-def wait_state(cli: CLI, repo: Path, agent_id: str, state: str, timeout: float = 20) -> None:
-    wait_for(lambda: agent(cli, repo, agent_id)["state"] == state, timeout=timeout, interval=0.1)
-
-
 def titles(d: DesktopThread) -> list[str]:
     return [c.title for c in d.calls]
 
@@ -239,7 +230,7 @@ def test_failed_agent_pops_up_once_critical_with_exit_code(
     desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI, repo: Path
 ) -> None:
     start_watch()
-    spawn(cli, repo, "exit 3", "--name", "api-refactor")
+    spawn(cli, repo, "exit 3", name="api-refactor", env=child_env())
     call = desktop.wait_title("api-refactor is failed")
     assert call.body == "exit code 3"
     assert call.urgency == URGENCY_CRITICAL
@@ -328,8 +319,8 @@ def test_quiet_hours_keep_the_watch_silent(
     window = f"{now - timedelta(minutes=5):%H:%M}-{now + timedelta(minutes=10):%H:%M}"
     write_config(mullui_home, f'[notify]\nquiet_hours = "{window}"\n')
     start_watch()
-    aid = spawn(cli, repo, "exit 3", "--name", "api-refactor")
-    wait_state(cli, repo, aid, "failed")
+    aid = spawn(cli, repo, "exit 3", name="api-refactor", env=child_env())
+    wait_state(aid, "failed", cli=cli, repo=repo, env=child_env())
     time.sleep(SETTLE_S)
     assert titles(desktop) == []
 
@@ -339,7 +330,7 @@ def test_snooze_button_snoozes_the_agent_for_30_minutes(
     desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI, repo: Path
 ) -> None:
     start_watch()
-    aid = spawn(cli, repo, "exit 3", "--name", "api-refactor")
+    aid = spawn(cli, repo, "exit 3", name="api-refactor", env=child_env())
     call = desktop.wait_title("api-refactor is failed")
     clicked = datetime.now(UTC)
     desktop.click(call, "snooze")
@@ -377,7 +368,7 @@ def test_attach_button_and_popup_click_run_the_attach_command(
         + "\n",
     )
     start_watch()
-    aid = spawn(cli, repo, "exit 3", "--name", "api-refactor")
+    aid = spawn(cli, repo, "exit 3", name="api-refactor", env=child_env())
     call = desktop.wait_title("api-refactor is failed")
     target = agent(cli, repo, aid)["tmux_target"]
     marker = tmp_path / f"attached-{aid}"
@@ -408,7 +399,7 @@ def test_a_repositorys_attach_command_runs_only_once_its_file_is_trusted(
     )
     w = start_watch()
     assert "ignored notify.attach_command" in w.stderr and "mullui trust" in w.stderr, w.stderr
-    spawn(cli, repo, "exit 3", "--name", "first")
+    spawn(cli, repo, "exit 3", name="first", env=child_env())
     desktop.click(desktop.wait_title("first is failed"), "attach")
     time.sleep(SETTLE_S)
     assert not mark.exists()
@@ -416,7 +407,7 @@ def test_a_repositorys_attach_command_runs_only_once_its_file_is_trusted(
     assert cli("trust", cwd=repo).returncode == 0
     w.stop()
     start_watch()
-    spawn(cli, repo, "exit 3", "--name", "second")
+    spawn(cli, repo, "exit 3", name="second", env=child_env())
     desktop.click(desktop.wait_title("second is failed"), "attach")
     wait_for(mark.exists)
 
@@ -425,7 +416,7 @@ def test_attach_with_no_attach_command_brings_the_agent_up_in_an_open_terminal(
     desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI, repo: Path
 ) -> None:
     start_watch()
-    aid = spawn(cli, repo, "exit 3", "--name", "api-refactor")
+    aid = spawn(cli, repo, "exit 3", name="api-refactor", env=child_env())
     call = desktop.wait_title("api-refactor is failed")
     target = agent(cli, repo, aid)["tmux_target"]
     sock = os.environ["MULLUI_TMUX_SOCKET"]
@@ -465,7 +456,7 @@ def test_without_a_notification_server_the_watch_writes_terminal_notifications(
         env["DBUS_SESSION_BUS_ADDRESS"] = None
     w = start_watch(**env)
     assert "notifications: terminal" in w.stderr
-    spawn(cli, repo, "exit 3", "--name", "api-refactor")
+    spawn(cli, repo, "exit 3", name="api-refactor", env=child_env())
     osc = "\x1b]777;notify;api-refactor is failed;exit code 3\x07"
     wait_for(lambda: osc in w.stdout)
     assert w.stdout.count(osc) == 1
@@ -476,7 +467,7 @@ def test_an_agent_the_human_is_attached_to_does_not_pop_up(
     desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI, repo: Path
 ) -> None:
     start_watch()
-    watched = spawn(cli, repo, "read answer; exit 3", "--name", "watched")
+    watched = spawn(cli, repo, "read answer; exit 3", name="watched", env=child_env())
     target = agent(cli, repo, watched)["tmux_target"]
     # A terminal attached to the agent's pane (a control-mode client is a real client).
     client = subprocess.Popen(
@@ -498,9 +489,9 @@ def test_an_agent_the_human_is_attached_to_does_not_pop_up(
         )
         r = cli("send", watched, "no", cwd=repo, env=child_env())
         assert r.returncode == 0, r.stderr
-        wait_state(cli, repo, watched, "failed")
+        wait_state(watched, "failed", cli=cli, repo=repo, env=child_env())
         # A second agent nobody looks at; its popup proves the first was processed.
-        spawn(cli, repo, "exit 4", "--name", "unwatched")
+        spawn(cli, repo, "exit 4", name="unwatched", env=child_env())
         desktop.wait_title("unwatched is failed")
         time.sleep(SETTLE_S)
         assert titles(desktop) == ["unwatched is failed"]
@@ -516,12 +507,13 @@ def test_after_kill_9_the_restarted_watch_notifies_the_missed_change_once(
     desktop: DesktopThread, start_watch: Callable[..., Watch], cli: CLI, repo: Path
 ) -> None:
     first = start_watch()
-    spawn(cli, repo, "true", "--name", "agent-a")
+    spawn(cli, repo, "true", name="agent-a", env=child_env())
     desktop.wait_title("agent-a is done")
     first.kill9()
 
-    b = spawn(cli, repo, "exit 3", "--name", "agent-b")
-    wait_state(cli, repo, b, "failed")  # applied and journaled while no supervisor ran
+    b = spawn(cli, repo, "exit 3", name="agent-b", env=child_env())
+    # applied and journaled while no supervisor ran
+    wait_state(b, "failed", cli=cli, repo=repo, env=child_env())
     assert titles(desktop) == ["agent-a is done"]
 
     second = start_watch()
@@ -541,8 +533,8 @@ def test_a_watch_that_stops_right_after_a_change_still_delivers_it(
 ) -> None:
     # `watch --once` catches up and exits at once: the popup it decided on must still go
     # out before it closes, since its cursor already counts the change as told.
-    aid = spawn(cli, repo, "exit 3", "--name", "api-refactor")
-    wait_state(cli, repo, aid, "failed")
+    aid = spawn(cli, repo, "exit 3", name="api-refactor", env=child_env())
+    wait_state(aid, "failed", cli=cli, repo=repo, env=child_env())
     r = cli("watch", "--once", cwd=repo, env=child_env(), timeout=30)
     assert r.returncode == 0, r.stderr
     assert titles(desktop) == ["api-refactor is failed"]
@@ -581,8 +573,8 @@ def test_a_queued_spawn_starts_a_hidden_watch_that_holds_the_lock_runs_the_queue
     autostart: Path, desktop: DesktopThread, cli: CLI, repo: Path, mullui_home: Path
 ) -> None:
     write_config(mullui_home, "[notify]\ncoalesce_ms = 0\n")  # two popups, not a summary
-    first = spawn(cli, repo, "read answer", "--name", "first")  # done when told
-    nxt = spawn(cli, repo, "true", "--name", "next", "--after", first)
+    first = spawn(cli, repo, "read answer", name="first", env=child_env())  # done when told
+    nxt = spawn(cli, repo, "true", "--after", first, name="next", env=child_env())
     assert agent(cli, repo, nxt)["state"] == "queued"
     lock = SupervisorLock(get_paths().supervisor_lock)
     wait_for(lambda: not lock.is_free() and lock.holder())
@@ -592,7 +584,7 @@ def test_a_queued_spawn_starts_a_hidden_watch_that_holds_the_lock_runs_the_queue
     r = cli("send", first, "go", cwd=repo, env=child_env())
     assert r.returncode == 0, r.stderr
     # No TUI, no `mullui watch` typed by anyone: the hidden one starts the queued agent.
-    wait_state(cli, repo, nxt, "done", timeout=30)
+    wait_state(nxt, "done", timeout=30, cli=cli, repo=repo, env=child_env())
     assert lock.holder() == pid
     # And it notifies, on the session bus of the command that started it.
     desktop.wait_title("next is done")

@@ -41,7 +41,9 @@ def spawn(
         argv += ["--name", name]
     r = cli(*argv, "--no-attach", *args, task, cwd=repo, env=env)
     assert r.returncode == 0, f"mullui {' '.join(argv)} ... exited {r.returncode}: {r.stderr}"
-    return r.stdout.strip()
+    aid = r.stdout.strip()
+    assert len(aid) == 8, f"spawn printed {r.stdout!r}, not an agent id"
+    return aid
 
 
 def wait_for(
@@ -86,12 +88,13 @@ def wait_state(
     cli: Cli | None = None,
     repo: Path | None = None,
     env: dict[str, str] | None = None,
-    interval: float = 0.02,
+    interval: float | None = None,
 ) -> Any:
     """Wait until agent ``agent_id`` is in one of ``states`` (``State`` members or their
-    values).  Read from the store (an ``Agent`` is returned) or, given ``cli``, as a user
-    sees it through ``mullui ls --json`` in ``repo`` (its row is returned).  On timeout:
-    the state and cause it is in, and what tmux and the supervisor's window say."""
+    values).  Read from the store (an ``Agent`` is returned), or, given ``cli``, as a user
+    sees it: ``mullui ls --json`` in ``repo`` with ``env`` (its row is returned).  Polls
+    the store every 0.02 s, the CLI every 0.1 s, unless ``interval`` says.  On timeout: the
+    state and cause it is in, and what tmux and the supervisor's window say."""
     wanted = {getattr(s, "value", s) for s in states}
 
     def read() -> tuple[str, str, Any]:
@@ -100,8 +103,8 @@ def wait_state(
             assert r.returncode == 0, r.stderr
             row = next(a for a in json.loads(r.stdout) if a["id"] == agent_id)
             return str(row["state"]), str(row.get("cause")), row
-        from mullui.paths import get_paths
-        from mullui.store import Store
+        from mullui.paths import get_paths  # lazily: conftest imports this module
+        from mullui.store import Store  # before it sets the environment up
 
         a = Store(get_paths()).load(agent_id)
         return a.state.value, a.cause, a
@@ -110,8 +113,9 @@ def wait_state(
         state, _, value = read()
         return value if state in wanted else None
 
+    every = interval if interval is not None else (0.1 if cli is not None else 0.02)
     try:
-        return wait_for(check, timeout=timeout, interval=interval)
+        return wait_for(check, timeout=timeout, interval=every)
     except AssertionError:
         state, cause, _ = read()
         raise AssertionError(
