@@ -376,7 +376,7 @@ def test_kill9_tui_keeps_agents_and_frees_the_supervisor_lock(
     pid = wait_for(lambda: lock_holder(mullui_home), timeout=20)
     # Mid-run: the agent asks while the TUI supervises.
     send_hook(mullui_home, aid, "Ask", {"question": "ship it?"})
-    time.sleep(0.3)
+    wait_for(lambda: row(cli, git_repo, aid)["state"] == "blocked", timeout=10)
     os.kill(pid, signal.SIGKILL)
     wait_for(
         lambda: (

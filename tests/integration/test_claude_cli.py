@@ -254,7 +254,8 @@ def test_permission_dialog_is_reported_at_once_and_the_turn_ends_done(rig: Rig) 
 
     # Quit like a user does; SessionEnd says why.
     rig.keys("/exit", literal=True)
-    time.sleep(0.2)  # the slash-command menu opens on "/"; Enter must land after it
+    # The slash-command menu opens on "/"; Enter must land once it offers /exit.
+    wait_for(lambda: "Exit the CLI" in rig.screen(), 10, "the slash-command menu")
     rig.keys("Enter")
     end = wait_for(lambda: rig.hooks.of("SessionEnd"), 20, "SessionEnd hook")[0]
     assert end["payload"]["reason"] == "prompt_input_exit"
@@ -348,7 +349,7 @@ def test_resume_continues_the_same_session_and_its_usage(rig: Rig) -> None:
     rig.launch(rig.profile.command(rig.ctx))
     wait_for(lambda: rig.hooks.of("Stop"), 60, "the first Stop")
     rig.keys("/exit", literal=True)
-    time.sleep(0.2)
+    wait_for(lambda: "Exit the CLI" in rig.screen(), 10, "the slash-command menu")
     rig.keys("Enter")
     wait_for(lambda: not rig.pane_alive(), 20, "claude to exit")
 
@@ -358,8 +359,9 @@ def test_resume_continues_the_same_session_and_its_usage(rig: Rig) -> None:
     start = wait_for(lambda: rig.hooks.of("SessionStart")[1:], 60, "SessionStart on resume")[0]
     assert start["payload"]["source"] == "resume"
     # The prompt is ready once SessionStart ran; type the next instruction.
+    typed = rig.screen().count("again")
     rig.keys("again", literal=True)
-    time.sleep(0.2)
+    wait_for(lambda: rig.screen().count("again") > typed, 10, "the typed instruction on screen")
     rig.keys("Enter")
     stop = wait_for(lambda: rig.hooks.of("Stop")[1:], 30, "the second Stop")[0]
     assert stop["payload"]["last_assistant_message"] == "second"
