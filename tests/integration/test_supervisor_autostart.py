@@ -377,6 +377,22 @@ def start_tui(server: Any, name: str, repo: Path, home: Path) -> tuple[Any, int]
     return session, int(pane.pane_pid)
 
 
+def waits_on_lock(home: Path, pid: int) -> bool:
+    """Process ``pid`` is blocked in ``flock`` on the supervisor lock (``/proc/locks``
+    lists a waiter as ``N: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF``)."""
+    try:
+        inode = (state_dir(home) / "supervisor.lock").stat().st_ino
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return False
+    for line in table.splitlines():
+        f = line.split()
+        if len(f) > 6 and f[1] == "->" and f[2] == "FLOCK":
+            if f[5] == str(pid) and f[6].rsplit(":", 1)[-1] == str(inode):
+                return True
+    return False
+
+
 def alive(pid: int) -> bool:
     try:
         return b"State:\tZ" not in Path(f"/proc/{pid}/status").read_bytes()
@@ -426,7 +442,8 @@ def test_with_a_tui_open_a_killed_supervisor_is_replaced_at_once(
     spawn(cli, repo, "sleep 60", name="long", env=child_env())
     first = wait_for(lambda: supervisor_pid(autostart), timeout=10)
     _, tui = start_tui(server, "tui", repo, autostart)
-    time.sleep(1.0)  # the TUI is up and following
+    # The TUI is up and following: its standby thread waits in flock on the lock.
+    wait_for(lambda: waits_on_lock(autostart, tui), timeout=10)
     os.kill(first, signal.SIGKILL)
     t0 = time.monotonic()
     second = wait_for(lambda: (supervisor_pid(autostart) or first) != first and supervisor_pid(
