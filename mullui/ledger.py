@@ -51,8 +51,14 @@ def due(a: Agent, now: datetime, keep_s: int) -> bool:
     """True when ``a``'s work is finished and it may leave the live store."""
     if a.state not in FINISHED or a.conflict is not None:
         return False
-    if a.removed or a.merged_into is not None:
+    if a.removed:
         return True
+    if a.merged_into is not None:
+        # Merged work is finished, but a worktree still on disk is the user's to remove
+        # (`mullui rm` after `mullui merge`): the agent stays until it is gone.  A remote
+        # agent's worktree is on its host: it stays until removed, or old.
+        if a.host is None and not (a.worktree and Path(a.worktree).exists()):
+            return True
     return now - a.state_since > timedelta(seconds=keep_s)
 
 

@@ -145,7 +145,7 @@ def test_the_marker_clears_when_one_is_merged_and_the_base_conflict_shows(
     assert r.returncode == 0, r.stderr
 
     cols = collisions_of(cli, repo)
-    assert a not in cols  # merged: in the history now (`ls --all`), not a live agent
+    assert cols.get(a, []) == []  # merged: it collides with nobody (its worktree stays until rm)
     assert cols[b] == [{"agent": c, "files": ["shared.py"], "conflict": False}]  # a is gone
     assert cols[c] == [{"agent": b, "files": ["shared.py"], "conflict": False}]
     # b now conflicts with the base a moved: said against main, with the clean order.
