@@ -4,7 +4,6 @@ libtmux's own pytest plugin."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 
 # The helper set lives in tests/support/agents.py; re-exported for the tests importing it
 # from here.
-from tests.support.agents import git, make_repo, wait_for
+from tests.support.agents import git, ls_json, make_repo, wait_for
 
 __all__ = ["ROOT", "git", "ls_json", "make_repo", "stop_supervisor", "wait_for"]
 
@@ -129,11 +128,3 @@ def cli(mullui_home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
-
-
-def ls_json(
-    cli: Callable[..., subprocess.CompletedProcess[str]], cwd: Path | None = None
-) -> list[dict[str, Any]]:
-    r = cli("ls", "--json", cwd=cwd)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)

@@ -23,6 +23,7 @@ import pytest
 
 from mullui import hook as hook_mod
 from tests.conftest import ROOT, git, ls_json, wait_for
+from tests.support.agents import agent_row as row
 from tests.support.agents import spawn
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -32,10 +33,6 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 def slow_demo(monkeypatch: pytest.MonkeyPatch) -> None:
     # demo agents stand in for "an agent with hooks": they must not finish by themselves
     monkeypatch.setenv("MULLUI_DEMO_SPEED", "0.0001")
-
-
-def row(cli: Cli, repo: Path, aid: str) -> dict[str, Any]:
-    return next(a for a in ls_json(cli, repo) if a["id"] == aid)
 
 
 def spawn_demo(cli: Cli, repo: Path, name: str) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, ls_json, wait_for
+from tests.support.agents import agent_row as state
 from tests.support.agents import spawn
 
 
@@ -21,10 +22,6 @@ from tests.support.agents import spawn
 def slow_demo(monkeypatch: pytest.MonkeyPatch) -> None:
     # demo agents used as "an agent with hooks" must not finish on their own mid-test
     monkeypatch.setenv("MULLUI_DEMO_SPEED", "0.0001")
-
-
-def state(cli, repo: Path, aid: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    return next(a for a in ls_json(cli, repo) if a["id"] == aid)
 
 
 def hook(home: Path, aid: str, token: str, event: str, payload: dict, agent_env: str | None = None):  # type: ignore[no-untyped-def,type-arg]

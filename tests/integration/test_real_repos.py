@@ -20,6 +20,7 @@ from mullui.paths import get_paths
 from mullui.runtime import worktrees
 from mullui.workspace import Workspace
 from tests.conftest import ls_json, wait_for
+from tests.support.agents import agent_row as record
 from tests.support.agents import spawn
 from tests.support.gitrepo import commit_file, git, make_repo
 
@@ -196,10 +197,6 @@ def test_the_agents_work_is_the_branch_its_worktree_has_checked_out(tmp_path: Pa
 
 
 # ---- the CLI in real repositories ------------------------------------------------------
-def record(cli: Cli, cwd: Path, aid: str) -> dict[str, Any]:
-    return next(a for a in ls_json(cli, cwd) if a["id"] == aid)
-
-
 def finished(cli: Cli, cwd: Path, aid: str, state: str = "done") -> dict[str, Any]:
     return wait_for(  # type: ignore[no-any-return]
         lambda: (a := record(cli, cwd, aid))["state"] == state and a, timeout=20

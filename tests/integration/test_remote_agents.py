@@ -31,6 +31,7 @@ from mullui.store import Store
 from mullui.supervisor import SupervisorLock
 from mullui.workspace import Workspace
 from tests.conftest import ROOT, git, stop_supervisor, wait_for
+from tests.support.agents import agent_row as ls_one
 from tests.support.agents import spawn
 from tests.support.sshd import HOST_ALIAS, Sshd, sshd  # noqa: F401
 
@@ -146,12 +147,6 @@ def local(aid: str) -> Agent:
     a = Store(get_paths()).get(aid)
     assert a is not None
     return a
-
-
-def ls_one(cli: CLI, repo: Path, aid: str) -> dict[str, Any]:
-    r = cli("ls", "--json", cwd=repo)
-    assert r.returncode == 0, r.stderr
-    return next(a for a in json.loads(r.stdout) if a["id"] == aid)
 
 
 def state_is(aid: str, *states: str) -> Callable[[], bool]:

@@ -9,7 +9,6 @@ themselves (``/proc``) and from files their commands write.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -19,18 +18,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, make_repo, wait_for
+from tests.support.agents import agent_row as record
 from tests.support.agents import spawn
 from tests.support.claude_env import make_claude_home
 
 pytestmark = pytest.mark.timeout(120)
 
 CLI = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def record(cli: CLI, repo: Path, aid: str) -> dict[str, object]:
-    r = cli("ls", "--json", cwd=repo)
-    assert r.returncode == 0, r.stderr
-    return next(a for a in json.loads(r.stdout) if a["id"] == aid)
 
 
 def commit_config(repo: Path, text: str) -> Path:

@@ -11,11 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 from tests.conftest import git, ls_json, wait_for
+from tests.support.agents import agent_row as agent
 from tests.support.agents import spawn
-
-
-def agent(cli, repo: Path, aid: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    return next(a for a in ls_json(cli, repo) if a["id"] == aid)
 
 
 def ended_after_launch(cli, repo: Path, aid: str) -> float:  # type: ignore[no-untyped-def]

@@ -28,7 +28,7 @@ from mullui import autostart as starter
 from mullui.model import parse_iso
 from tests.conftest import ROOT, make_repo, wait_for
 from tests.integration.test_watch_notify import SETTLE_S, DesktopThread, child_env
-from tests.support.agents import spawn, wait_state
+from tests.support.agents import agent_row, spawn, wait_state
 from tests.support.fake_notifications import private_session_bus
 
 pytestmark = pytest.mark.timeout(180)
@@ -57,9 +57,7 @@ def state_dir(home: Path) -> Path:
 
 
 def row(cli: CLI, repo: Path, agent_id: str) -> dict[str, Any]:
-    r = cli("ls", "--json", cwd=repo, env=child_env())
-    assert r.returncode == 0, r.stderr
-    return next(a for a in json.loads(r.stdout) if a["id"] == agent_id)
+    return agent_row(cli, repo, agent_id, env=child_env())
 
 
 def watches(home: Path) -> list[int]:

@@ -27,7 +27,7 @@ from mullui.model import parse_iso
 from mullui.paths import get_paths
 from mullui.supervisor import SupervisorLock
 from tests.conftest import ROOT, make_repo, wait_for
-from tests.support.agents import spawn, wait_state
+from tests.support.agents import agent_row, spawn, wait_state
 from tests.support.fake_notifications import (
     FakeNotificationServer,
     NotifyCall,
@@ -213,9 +213,7 @@ def spawn_demo(repo: Path, script: str, name: str) -> str:
 
 
 def agent(cli: CLI, repo: Path, agent_id: str) -> dict[str, Any]:
-    r = cli("ls", "--json", cwd=repo, env=child_env())
-    assert r.returncode == 0, r.stderr
-    return next(a for a in json.loads(r.stdout) if a["id"] == agent_id)
+    return agent_row(cli, repo, agent_id, env=child_env())
 
 
 def titles(d: DesktopThread) -> list[str]:

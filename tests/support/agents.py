@@ -17,7 +17,16 @@ from typing import Any
 
 from tests.support.gitrepo import git, make_repo
 
-__all__ = ["diagnose", "git", "make_repo", "spawn", "wait_for", "wait_state"]
+__all__ = [
+    "agent_row",
+    "diagnose",
+    "git",
+    "ls_json",
+    "make_repo",
+    "spawn",
+    "wait_for",
+    "wait_state",
+]
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -44,6 +53,19 @@ def spawn(
     aid = r.stdout.strip()
     assert len(aid) == 8, f"spawn printed {r.stdout!r}, not an agent id"
     return aid
+
+
+def ls_json(cli: Cli, cwd: Path | None = None, env: dict[str, str] | None = None) -> list[Any]:
+    """``mullui ls --json`` in ``cwd``: every agent's row.  Fails the test unless it exits 0."""
+    r = cli("ls", "--json", cwd=cwd, env=env)
+    assert r.returncode == 0, r.stderr
+    rows: list[Any] = json.loads(r.stdout)
+    return rows
+
+
+def agent_row(cli: Cli, repo: Path, agent_id: str, env: dict[str, str] | None = None) -> Any:
+    """Agent ``agent_id``'s row of ``mullui ls --json`` in ``repo``, as a user sees it."""
+    return next(a for a in ls_json(cli, repo, env) if a["id"] == agent_id)
 
 
 def wait_for(
@@ -99,9 +121,8 @@ def wait_state(
 
     def read() -> tuple[str, str, Any]:
         if cli is not None:
-            r = cli("ls", "--json", cwd=repo, env=env)
-            assert r.returncode == 0, r.stderr
-            row = next(a for a in json.loads(r.stdout) if a["id"] == agent_id)
+            assert repo is not None, "wait_state(cli=...) reads ls --json in repo="
+            row = agent_row(cli, repo, agent_id, env)
             return str(row["state"]), str(row.get("cause")), row
         from mullui.paths import get_paths  # lazily: conftest imports this module
         from mullui.store import Store  # before it sets the environment up
