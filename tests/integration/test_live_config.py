@@ -19,7 +19,8 @@ import pytest
 from mullui.model import State
 from mullui.paths import get_paths
 from tests.conftest import wait_for
-from tests.integration.test_queue import RUNNING, get, spawn, wait_state
+from tests.integration.test_queue import RUNNING, get
+from tests.support.agents import spawn, wait_state
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 

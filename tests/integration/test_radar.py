@@ -20,7 +20,8 @@ import pytest
 
 from mullui.model import State
 from tests.conftest import ROOT, git, ls_json, make_repo, wait_for
-from tests.integration.test_queue import get, spawn, wait_state
+from tests.integration.test_queue import get
+from tests.support.agents import spawn, wait_state
 
 pytestmark = pytest.mark.timeout(120)
 

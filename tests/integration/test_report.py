@@ -15,7 +15,8 @@ import pytest
 
 from mullui.model import State, parse_iso
 from tests.conftest import git
-from tests.integration.test_queue import get, spawn, store, wait_state
+from tests.integration.test_queue import get, store
+from tests.support.agents import spawn, wait_state
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 

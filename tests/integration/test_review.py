@@ -13,7 +13,8 @@ import pytest
 
 from mullui.model import State
 from tests.conftest import git
-from tests.integration.test_queue import get, spawn, wait_state
+from tests.integration.test_queue import get
+from tests.support.agents import spawn, wait_state
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
