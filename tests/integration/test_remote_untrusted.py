@@ -30,9 +30,9 @@ from tests.integration.test_remote_agents import (  # noqa: F401 - fixtures
     devbox,
     local,
     remote,
-    spawn,
     state_is,
 )
+from tests.support.agents import spawn
 from tests.support.sshd import sshd  # noqa: F401
 
 pytestmark = pytest.mark.timeout(150)
@@ -61,8 +61,8 @@ def test_a_host_naming_release_or_star_leaves_local_branches_untouched(
         git(remote.repo, "commit", "-qm", f"hostile {b}")
     git(remote.repo, "checkout", "-q", "main")
 
-    aid = spawn(cli, git_repo, "--agent", "shell", "--name", "feature",
-                "echo hi > new.txt && git add new.txt && git commit -qm add")  # fmt: skip
+    aid = spawn(cli, git_repo, "echo hi > new.txt && git add new.txt && git commit -qm add",
+                "--host", "devbox", name="feature")  # fmt: skip
     wait_for(state_is(aid, "done"), timeout=40, interval=0.05)
     own = local(aid).branch
     assert own is not None and own.startswith("mullui/") and own.endswith(aid)
@@ -114,8 +114,8 @@ def test_a_remote_log_reaches_this_terminal_filtered(
 ) -> None:
     """The host sends every byte (``--raw``); this side filters: a host is not trusted
     with the user's terminal (issue 20 item 4)."""
-    aid = spawn(cli, git_repo, "--agent", "shell",
-                r"printf 'a\033]52;c;ZXZpbA==\007b\033[31mred\033[0m\n'")  # fmt: skip
+    aid = spawn(cli, git_repo, r"printf 'a\033]52;c;ZXZpbA==\007b\033[31mred\033[0m\n'",
+                "--host", "devbox")  # fmt: skip
     wait_for(state_is(aid, "done"), timeout=40, interval=0.05)
     for args in (("logs", aid), ("logs", "-f", aid)):
         r = cli(*args, cwd=git_repo)
