@@ -18,7 +18,7 @@ from mullui import loop
 from mullui.context import Context
 from mullui.errors import MulluiError, NotFound
 from mullui.model import Agent
-from mullui.operations import lifecycle, reconcile
+from mullui.operations import lifecycle, reconcile, replies
 from mullui.operations.local import hook_argv, session_name
 from mullui.operations.location import Resume
 from mullui.operations.names import slugify
@@ -108,6 +108,11 @@ class Workspace(Context):
     def interrupted(self) -> list[Agent]:
         """The agents an interruption failed (``resume --all``), oldest first."""
         return lifecycle.interrupted(self.agents())
+
+    def reply_hint(self, a: Agent) -> str | None:
+        """What y / n / other text do when the agent is on its CLI's permission dialog
+        (None: a reply is typed as given)."""
+        return replies.dialog_hint(a, self.config.profiles)
 
     def send(self, ref: str, text: str, *, raw: bool = False) -> Agent:
         a = lifecycle.send(self, ref, text, raw=raw)

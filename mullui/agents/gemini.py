@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from mullui.agents.base import (
+    Dialog,
     Event,
     LaunchContext,
     Profile,
@@ -139,10 +140,27 @@ def _state(state: str, cause: str, **extra: Any) -> Event:
     return ev
 
 
+#: Gemini CLI 0.61.0's tool confirmation ("Allow execution of [Shell]? 1. Allow once /
+#: 2. Allow for this session / 3. No, suggest changes (esc)"): like Claude Code's, a typed
+#: ``n`` does nothing there and Enter picks the highlighted "1. Allow once" (measured:
+#: ``n`` + Enter ran the command).  The collision guard's ``ask`` opens it too.
+GEMINI_DIALOG = Dialog(
+    causes=("hook:Notification:ToolPermission", "collision:"),
+    marker="suggest changes (esc)",
+    allow=("1",),
+    deny=("Escape",),
+    options=("1", "2", "3"),
+    denying=("3",),
+)
+
+
 class GeminiProfile(Profile):
     name = "gemini"
     has_hooks = True
     reports_blocked = True
+    dialog = GEMINI_DIALOG
+    #: like Codex, an Enter right after typed text is taken as part of a paste
+    enter_delay_s = 0.5
 
     def __init__(self, binary: str = "gemini") -> None:
         self.binary = binary

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
+from mullui.agents import get_profile
 from mullui.agents.base import Dialog, Profile
 from mullui.errors import MulluiError
 from mullui.model import Agent, State
@@ -84,3 +86,14 @@ def answer(
             f"{DIALOG_WAIT_S:.0f} s, so the text was not sent; `mullui attach {a.name}`"
         )
     tmux.send(target, reply.text, enter_delay=enter_delay)
+
+
+def dialog_hint(a: Agent, profiles: dict[str, dict[str, Any]] | None = None) -> str | None:
+    """What a reply does to the agent now (``y allows once · n denies · ...``) when it is
+    blocked on its CLI's permission dialog; None when a reply is typed as given."""
+    try:
+        profile = get_profile(a.profile, profiles)
+    except MulluiError:
+        return None
+    dialog = open_dialog(profile, a)
+    return dialog.hint if dialog is not None else None

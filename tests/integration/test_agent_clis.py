@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from tests.support.agent_clis import (
     setup_opencode,
     since,
 )
+from tests.support.agents import wait_for
 from tests.support.chat_stub import ChatStub
 from tests.support.gemini_stub import GeminiStub
 from tests.support.http_stub import Turn, Usage
@@ -201,3 +203,29 @@ def test_aider_reply_without_a_question_is_done_at_exit_with_its_usage(pipe: Pip
         sent["prompt_tokens"],
         sent["completion_tokens"],
     )
+
+
+@needs("gemini", "npm install -g @google/gemini-cli")
+@pytest.mark.parametrize("reply", ["n", "no, write it to other.txt"])
+def test_gemini_permission_dialog_denied_by_a_reply(pipe: Pipeline, reply: str) -> None:
+    """Typed as is, "n" + Enter ran the command (0.61.0: Enter is "1. Allow once")."""
+    turns = [
+        Turn.call("run_shell_command", command="touch hello.txt", description="Create it"),
+        Turn.say("Understood."),
+        Turn.say("Fine."),
+    ]
+    with GeminiStub(turns) as stub:
+        setup_gemini(pipe, stub.url)
+        pipe.spawn("create hello.txt", "gemini")
+        blocked = pipe.state("blocked", 180)
+        assert blocked["cause"] == "hook:Notification:ToolPermission"
+        n = len(stub.main_requests())
+        pipe.send(reply)
+        if reply == "n":
+            wait_for(lambda: pipe.agent()["cause"] == "reply:denied", 30, "the denial")
+            pipe.send("then stop")  # the dialog is gone: typed as given
+        wait_for(lambda: len(stub.main_requests()) > n, 60, "the next model request")
+        sent = json.dumps(stub.main_requests()[n].body)
+        assert (reply if reply != "n" else "then stop") in sent
+        time.sleep(1)
+        assert not (Path(blocked["worktree"]) / "hello.txt").exists(), f"{reply!r} allowed it"

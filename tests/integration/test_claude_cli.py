@@ -705,6 +705,8 @@ def blocked_on_touch(p: Spawned) -> dict[str, Any]:
     blocked = p.pipe.state("blocked", 60)
     assert blocked["cause"] == "hook:PermissionRequest"
     assert p.pipe.why() == "Bash: touch created.txt"
+    inbox = p.pipe.mullui("inbox").stdout
+    assert "on a permission dialog; `mullui send ID y` allows once, `n` denies" in inbox
     return blocked
 
 

@@ -12,7 +12,7 @@ from mullui.agents.base import Reply
 from mullui.agents.claude import CLAUDE_DIALOG
 from mullui.agents.codex import CODEX_DIALOG
 from mullui.model import Agent, State
-from mullui.operations.replies import open_dialog
+from mullui.operations.replies import dialog_hint, open_dialog
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,8 @@ def agent(profile: str, state: State, cause: str) -> Agent:
         ("claude", State.WORKING, "hook:PermissionRequest", False),
         ("codex", State.BLOCKED, "hook:PermissionRequest", True),
         ("codex", State.BLOCKED, "silence:30s", False),
-        ("gemini", State.BLOCKED, "hook:Notification:ToolPermission", False),
+        ("gemini", State.BLOCKED, "hook:Notification:ToolPermission", True),
+        ("gemini", State.BLOCKED, "collision:src/app.py", True),
         ("opencode", State.BLOCKED, "hook:permission.asked", False),
         ("aider", State.BLOCKED, "screen:aider-idle", False),
         ("shell", State.BLOCKED, "silence:30s", False),
@@ -72,3 +73,13 @@ def test_only_a_blocked_agent_on_its_permission_dialog_is_mapped(
 ) -> None:
     p = get_profile(profile)
     assert (open_dialog(p, agent(profile, state, cause)) is not None) is mapped
+
+
+def test_the_hint_says_what_y_and_n_do_only_on_a_dialog() -> None:
+    on = agent("claude", State.BLOCKED, "hook:PermissionRequest")
+    assert (
+        dialog_hint(on)
+        == "y allows once · n denies · other text denies and tells the agent instead"
+    )
+    assert dialog_hint(agent("claude", State.BLOCKED, "hook:PreToolUse")) is None
+    assert dialog_hint(agent("no-such-profile", State.BLOCKED, "hook:PermissionRequest")) is None

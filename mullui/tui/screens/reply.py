@@ -8,6 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from mullui.errors import MulluiError
 from mullui.model import Agent, State
 from mullui.tui import cells, literal
 from mullui.tui.host import Host
@@ -18,10 +19,12 @@ class ReplyScreen(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, agent_name: str, question: str) -> None:
+    def __init__(self, agent_name: str, question: str, hint: str | None = None) -> None:
         super().__init__(classes="dialog-screen")
         self.agent_name = agent_name
         self.question = question
+        #: what y / n / other text do (the agent is on its CLI's permission dialog)
+        self.hint = hint
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="reply"):
@@ -29,6 +32,8 @@ class ReplyScreen(ModalScreen[str | None]):
             if self.question:
                 yield Label(literal.text(self.question, one_line=False), classes="dialog-detail")
             yield Input(placeholder="one line, sent with Enter", id="reply-input")
+            if self.hint:
+                yield Label(literal.text(self.hint), classes="dialog-hint", id="reply-keys")
             yield Label("enter send · escape cancel", classes="dialog-hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -57,5 +62,9 @@ def reply(host: Host, a: Agent) -> None:
         )
 
     question = cells.why(a) if a.state is State.BLOCKED else ""
+    try:
+        hint = host.actions.reply_hint(a)
+    except MulluiError:
+        hint = None
     host.quiet_for_dialog()
-    host.show(ReplyScreen(a.name, question), send)
+    host.show(ReplyScreen(a.name, question, hint), send)
