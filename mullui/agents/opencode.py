@@ -42,7 +42,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mullui.agents.base import Event, LaunchContext, Profile, answer_argv, model_and_args
+from mullui.agents.base import (
+    Dialog,
+    Event,
+    LaunchContext,
+    Profile,
+    answer_argv,
+    model_and_args,
+)
 from mullui.guard import OPENCODE_EDIT_TOOLS
 
 CONFIG_DIR_ENV = "OPENCODE_CONFIG_DIR"
@@ -228,10 +235,22 @@ def _mirror(user_dir: Path, ours: Path) -> Path:
     return plugins
 
 
+#: OpenCode 1.18.33's permission prompt ("Permission required ... Allow once / Allow
+#: always / Reject", Enter confirms the highlighted "Allow once"): ``n`` + Enter ran the
+#: command (measured).  Enter allows once; Esc rejects, and the prompt then takes text.
+OPENCODE_DIALOG = Dialog(
+    causes=("hook:permission.asked", "hook:permission.updated"),
+    marker="Permission required",
+    allow=("Enter",),
+    deny=("Escape",),
+)
+
+
 class OpenCodeProfile(Profile):
     name = "opencode"
     has_hooks = True
     reports_blocked = True
+    dialog = OPENCODE_DIALOG
 
     def __init__(self, binary: str = "opencode") -> None:
         self.binary = binary

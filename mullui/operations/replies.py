@@ -68,6 +68,11 @@ def answer(
     ``denied`` is called once a denial without a text has closed the dialog."""
     target = a.tmux_target
     assert target is not None
+    if not text.strip():
+        raise MulluiError(
+            f"an empty reply to agent {a.name}'s permission dialog: nothing sent; y allows "
+            f"once, n denies (`mullui send --raw {a.name} ''` presses Enter, its default)"
+        )
     if not _wait(tmux, target, True, dialog.marker):
         raise MulluiError(
             f"agent {a.name}'s permission dialog is not on its screen (answered in the pane "

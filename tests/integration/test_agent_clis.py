@@ -132,7 +132,7 @@ def test_opencode_blocked_on_a_permission_then_done_after_mullui_send(pipe: Pipe
         before = {f: f.read_bytes() for f in setup_opencode(pipe, stub.url)}
         _, done, _ = blocked_then_done(
             pipe, "opencode", "Permission required", "hook:permission.asked",
-            "bash: touch hello.txt", "",  # Enter: "Allow once" is the default choice
+            "bash: touch hello.txt", "y",  # mapped to Enter: "Allow once" is the default
         )  # fmt: skip
         assert done["cause"] == "hook:session.idle"
         assert pipe.why() == "Created hello.txt."
@@ -228,4 +228,27 @@ def test_gemini_permission_dialog_denied_by_a_reply(pipe: Pipeline, reply: str) 
         sent = json.dumps(stub.main_requests()[n].body)
         assert (reply if reply != "n" else "then stop") in sent
         time.sleep(1)
+        assert not (Path(blocked["worktree"]) / "hello.txt").exists(), f"{reply!r} allowed it"
+
+
+@needs("opencode", "npm install -g opencode-ai")
+@pytest.mark.parametrize("reply", ["n", "no, write it to other.txt"])
+def test_opencode_permission_dialog_denied_by_a_reply(pipe: Pipeline, reply: str) -> None:
+    """Typed as is, "n" + Enter ran the command (1.18.33: Enter is "Allow once")."""
+    turns = [
+        Turn.call("bash", command="touch hello.txt", description="Create hello.txt"),
+        Turn.say("Understood."),
+        Turn.say("Fine."),
+    ]
+    with ChatStub(turns) as stub:
+        setup_opencode(pipe, stub.url)
+        pipe.spawn("create hello.txt", "opencode")
+        blocked = pipe.state("blocked", 180)
+        assert blocked["cause"] == "hook:permission.asked"
+        n = len(stub.main_requests())
+        pipe.send(reply)
+        if reply != "n":
+            wait_for(lambda: len(stub.main_requests()) > n, 60, "the next model request")
+            assert reply in json.dumps(stub.main_requests()[n].body)
+        time.sleep(2)
         assert not (Path(blocked["worktree"]) / "hello.txt").exists(), f"{reply!r} allowed it"
