@@ -213,10 +213,6 @@ def measure_history(history: int, live: int, runs: int) -> dict[str, Any]:
 
     with Sandbox("history") as sb:
         sb.fleet(live - 1)
-        # Live agents have their supervisor (it starts by itself when an agent is live):
-        # one `mullui watch`, its probe the 20th live agent.
-        probe, _ = sb.hook_target("probe")
-        sb.start_watch(probe)
         ctx = Context(sb.paths, cwd=sb.repo)
         real = min(200, history)
         for i in range(real):  # finished and merged agents, folded for real
@@ -238,6 +234,12 @@ def measure_history(history: int, live: int, runs: int) -> dict[str, Any]:
                 r["id"] = r["ls"]["id"] = r["report"]["id"] = aid
                 f.write(json.dumps(r) + "\n")
         size_mb = ledger.ledger_file(sb.paths).stat().st_size / 1e6
+        # Live agents have their supervisor (it starts by itself when an agent is live):
+        # one `mullui watch`, its probe the 20th live agent.  Started after the history
+        # is made: a supervisor watching would take a just-created record (queued until
+        # its `start` event) for a queued agent and start its task in a real pane.
+        probe, _ = sb.hook_target("probe")
+        sb.start_watch(probe)
 
         time.sleep(5.0)  # settle: the supervisor's first catch-up and the radar's cold pass
         cpu: dict[str, list[float]] = {}
