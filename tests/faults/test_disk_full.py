@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import ROOT, git, ls_json, wait_for
 from tests.support.agents import spawn
+from tests.support.missing import missing
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -42,7 +43,7 @@ def small_state(mullui_home: Path) -> Iterator[Path]:
         check=False,
     )
     if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+        missing(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
     try:
         yield state
     finally:

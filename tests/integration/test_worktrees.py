@@ -15,6 +15,7 @@ import pytest
 from mullui.errors import MulluiError
 from mullui.runtime import worktrees
 from tests.support.gitrepo import commit_file, git, make_repo
+from tests.support.missing import missing
 
 
 @pytest.fixture
@@ -126,7 +127,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         capture_output=True, check=False,
     )  # fmt: skip
     if r.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
+        missing("cannot mount a tmpfs here (needs root)")
     yield mnt
     subprocess.run(["umount", str(mnt)], check=False)
 

@@ -29,6 +29,8 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusSignature, DBusStr, DBusUInt32
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_signal
 
+from tests.support.missing import missing
+
 NAME = "org.freedesktop.Notifications"
 PATH = "/org/freedesktop/Notifications"
 
@@ -158,7 +160,7 @@ def private_session_bus() -> Iterator[str]:
     parallel runs never meet.  No X and no systemd needed; root is fine."""
     daemon = shutil.which("dbus-daemon")
     if daemon is None:
-        pytest.skip("dbus-daemon is not installed")
+        missing("dbus-daemon is not installed")
     with tempfile.TemporaryDirectory(prefix="mullui-dbus-") as tmp:
         config = Path(tmp) / "session.conf"
         config.write_text(

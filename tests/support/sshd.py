@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.missing import missing
+
 SSHD = Path("/usr/sbin/sshd")
 HOST_ALIAS = "testhost"
 
@@ -172,7 +174,7 @@ class Sshd:
 def sshd() -> Iterator[Sshd]:
     """A real sshd on 127.0.0.1 for the whole test session."""
     if not SSHD.exists() or shutil.which("ssh") is None:
-        pytest.skip("OpenSSH server/client not installed (apt install openssh-server)")
+        missing("OpenSSH server/client not installed (apt install openssh-server)")
     # ssh-keygen and sshd want short, private paths; pytest's tmp dirs can be long.
     root = Path(tempfile.mkdtemp(prefix="mullui-sshd-"))
     server = Sshd(root)
