@@ -6,9 +6,9 @@ import os
 import sys
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from mullui import autostart
 from mullui.collisions import ChangeSet, CollisionCache
 from mullui.context import Context
 from mullui.errors import MulluiError
@@ -84,28 +84,12 @@ def record(
 
 
 def supervisor_alive(ctx: Context) -> bool:
-    """A supervisor (TUI or ``mullui watch``) seems to hold the lock, so it keeps the
-    records' collisions fresh.  Judged by the pid in the lock file, never by taking the
-    lock: a probe holding it for an instant would make a watch starting then give up."""
-    try:
-        text = ctx.paths.supervisor_lock.read_text().strip()
-        pid = int(text) if text else 0
-    except (OSError, ValueError):
-        return False
-    if pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # The pid may have been reused since that supervisor ended; its cmdline says.
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True  # no /proc (macOS): trust the pid
-    return b"mullui" in cmdline
+    """A supervisor other than this process (TUI or ``mullui watch``) holds the lock, so it
+    keeps the records' collisions fresh.  Asked of the kernel's lock table through
+    :func:`mullui.autostart.held`, never by taking the lock (a probe holding it for an
+    instant would make a watch starting then give up)."""
+    state = ctx.paths.state_dir
+    return autostart.held(state) and autostart.holder(state) != os.getpid()
 
 
 def refresh_quietly(ctx: Context, agents: Sequence[Agent] | None = None) -> bool:
