@@ -115,34 +115,31 @@ def write_pid(fd: int, pid: int) -> None:
     os.pwrite(fd, str(pid).encode(), 0)
 
 
-def start(
+def _detach(
     fd: int,
     state_dir: str | os.PathLike[str],
-    argv: Sequence[str],
+    argv: list[str],
     *,
-    cwd: str | None,
-    env: Mapping[str, str],
-    started_by: str,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> int:
-    """Start ``argv --lock-fd FD`` detached (its own session: no terminal's SIGHUP or
-    agent's process group reaches it), output to ``watch.log``; hands it our locked ``fd``
-    and closes ours.  Returns its pid."""
+    """Run ``argv`` in its own session (no terminal's SIGHUP or agent's process group
+    reaches it), output appended to ``watch.log``, handed our locked ``fd``; the lock
+    file then names its pid.  Closes our ``fd`` either way.  Returns the pid."""
     import subprocess
 
-    log_path = os.path.join(state_dir, LOG_NAME)
-    with contextlib.suppress(OSError):
-        if os.stat(log_path).st_size > LOG_KEEP_BYTES:
-            os.replace(log_path, log_path + ".1")
-    child_env = {k: v for k, v in env.items() if k not in DROP_ENV}
-    child_env[STARTED_BY_ENV] = started_by
     try:
-        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        log = os.open(
+            os.path.join(state_dir, LOG_NAME),
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+            0o600,
+        )
         try:
             p = subprocess.Popen(
-                [*argv, "--lock-fd", str(fd)],
+                argv,
                 pass_fds=(fd,),
-                cwd=cwd if cwd and os.path.isdir(cwd) else None,
-                env=child_env,
+                cwd=cwd,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -154,6 +151,32 @@ def start(
         return p.pid
     finally:
         os.close(fd)  # the child holds the lock now (or, if it never started, nobody)
+
+
+def start(
+    fd: int,
+    state_dir: str | os.PathLike[str],
+    argv: Sequence[str],
+    *,
+    cwd: str | None,
+    env: Mapping[str, str],
+    started_by: str,
+) -> int:
+    """Start ``argv --lock-fd FD`` detached, output to ``watch.log``; hands it our locked
+    ``fd`` and closes ours.  Returns its pid."""
+    log_path = os.path.join(state_dir, LOG_NAME)
+    with contextlib.suppress(OSError):
+        if os.stat(log_path).st_size > LOG_KEEP_BYTES:
+            os.replace(log_path, log_path + ".1")
+    child_env = {k: v for k, v in env.items() if k not in DROP_ENV}
+    child_env[STARTED_BY_ENV] = started_by
+    return _detach(
+        fd,
+        state_dir,
+        [*argv, "--lock-fd", str(fd)],
+        cwd=cwd if cwd and os.path.isdir(cwd) else None,
+        env=child_env,
+    )
 
 
 def ensure_from_hook(state_dir: str | os.PathLike[str]) -> bool:
@@ -168,26 +191,6 @@ def ensure_from_hook(state_dir: str | os.PathLike[str]) -> bool:
     fd = try_lock(state_dir)
     if fd is None:
         return False
-    import subprocess
-
-    try:
-        log = os.open(
-            os.path.join(state_dir, LOG_NAME),
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-            0o600,
-        )
-        try:
-            p = subprocess.Popen(
-                ["/bin/sh", spec, str(fd)],
-                pass_fds=(fd,),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        finally:
-            os.close(log)
-        write_pid(fd, p.pid)  # the watch execs in this process and writes it again
-        return True
-    finally:
-        os.close(fd)
+    # The watch execs in that process and writes its pid again.
+    _detach(fd, state_dir, ["/bin/sh", spec, str(fd)])
+    return True
