@@ -139,9 +139,12 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
             changes["exit_code"] = _int(ev["exit_code"])
         if new is B and a.state is B and a.cause.startswith("collision:"):
             # The confirmation the collision guard asked for (``ask``) opens right after
-            # it (Claude's PermissionRequest, Gemini's ToolPermission notification): the
-            # same block, and the guard's cause says why.
-            return dataclasses.replace(a, last_activity=at)
+            # it (Claude's PermissionRequest, Gemini's ToolPermission notification,
+            # OpenCode's permission.asked): the same block, and the guard's cause says why.
+            # A ``reply:`` cause is not that dialog but the human's answer to it (``n``
+            # closed it): the agent now waits at its prompt, and must say so.
+            if not cause.startswith("reply:"):
+                return dataclasses.replace(a, last_activity=at)
         if new is B and a.state is B and changes.get("question") == a.question:
             # The same question again (Claude's late Notification): keep the earlier,
             # more precise cause.

@@ -25,6 +25,7 @@ import pytest
 import tomli_w
 
 from mullui import guard
+from mullui.agents.gemini import GEMINI_DIALOG
 from mullui.model import State
 from mullui.paths import get_paths
 from mullui.store import Store
@@ -289,17 +290,17 @@ def test_warn_lets_the_write_happen_tells_the_agent_and_the_human_once(
 # ---- Gemini CLI: BeforeTool ------------------------------------------------------------------
 
 
-def beta_changed_app(p: Any, mode: str) -> dict[str, str]:
-    """In ``p`` (a tests.support.agent_clis.Pipeline): src/app.py committed, guard ``mode``,
-    an idle shell agent and B (``beta``), which changes src/app.py; returns their ids once
-    the radar's index lists B for it."""
+def beta_changed_app(p: Any, mode: str, config: str = "") -> dict[str, str]:
+    """In ``p`` (a tests.support.agent_clis.Pipeline): src/app.py committed, guard ``mode``
+    (and ``config``, more TOML), an idle shell agent and B (``beta``), which changes
+    src/app.py; returns their ids once the radar's index lists B for it."""
     (p.repo / "src").mkdir()
     (p.repo / "src" / "app.py").write_text(APP)
     git(p.repo, "add", "-A")
     git(p.repo, "-c", "user.name=t", "-c", "user.email=t@e.invalid", "commit", "-qm", "a")
     home = Path(p.env["MULLUI_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(f'[collisions]\ninterval_s = 1\nguard = "{mode}"\n')
+    (home / "config.toml").write_text(f'[collisions]\ninterval_s = 1\nguard = "{mode}"\n' + config)
     beta_task = "sleep 2; sed -i 's/^line 1$/B one/' src/app.py; echo edited; sleep 600"
     ids = {}
     for name, task in (("idle", "sleep 600"), ("beta", beta_task)):
@@ -358,6 +359,170 @@ def test_gemini_block_refuses_write_file_and_the_model_reads_who(tmp_path: Path)
             assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "block")]
     finally:
         p.close()
+
+
+@dataclass
+class GeminiAgent:
+    """A (``gem``): the real Gemini CLI on the stub, beside B (``beta``)."""
+
+    p: Any  # tests.support.agent_clis.Pipeline
+    stub: Any  # tests.support.gemini_stub.GeminiStub
+    id: str
+    wt: Path
+    target: str
+    beta: str
+    beta_branch: str
+
+    def record(self) -> dict[str, Any]:
+        return next(
+            a for a in json.loads(self.p.mullui("ls", "--json").stdout) if a["id"] == self.id
+        )
+
+    def stored(self) -> Any:
+        return Store(get_paths(self.p.env)).load(self.id)
+
+    def screen(self, history: bool = False) -> str:
+        """The pane's screen (``history``: and its scrollback)."""
+        more = ["-S", "-"] if history else []
+        argv = ["tmux", "-L", self.p.socket, "capture-pane", "-p", *more, "-t", self.target]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+
+    def fail(self, what: str) -> AssertionError:
+        bodies = [json.dumps(r.body)[-800:] for r in self.stub.main_requests()]
+        return AssertionError(f"{what}\nscreen:\n{self.screen()}\nrecord: {self.record()}\n"
+                              f"requests: {bodies}")  # fmt: skip
+
+    def wait(self, what: str, cond: Callable[[], Any], timeout: float = 120) -> Any:
+        try:
+            return wait_for(cond, timeout=timeout, interval=0.05)
+        except AssertionError:
+            raise self.fail(f"timed out: {what}") from None
+
+
+GEMINI_AUTO_EDIT = '[profiles.gemini]\nargs = ["--approval-mode", "auto_edit"]\n'
+
+
+@contextmanager
+def gemini_beside_beta(
+    tmp_path: Path, mode: str, turns: list[Any], *, watch: bool = False
+) -> Iterator[tuple[GeminiAgent, Watch | None]]:
+    """B (shell) changed src/app.py; A runs Gemini CLI in ``auto_edit`` approval mode (its
+    own edits need no confirmation: only the guard can make it ask) on ``turns``, whose
+    ``file_path`` args (relative) are made absolute in A's worktree before the first
+    request.  With ``watch``, a real ``mullui watch`` writes terminal notifications."""
+    from tests.support.agent_clis import Pipeline, setup_gemini
+    from tests.support.gemini_stub import GeminiStub
+
+    p = Pipeline(tmp_path)
+    watcher: Watch | None = None
+    try:
+        with GeminiStub(turns) as stub:
+            setup_gemini(p, stub.url)  # before the first spawn starts the tmux server
+            if watch:
+                p.env["MULLUI_WATCH_AUTOSTART"] = "0"  # ours, with terminal notifications
+                watcher = Watch(p.repo, tmp_path / "watch.out",
+                                {**p.env, "MULLUI_NOTIFY": "terminal"})  # fmt: skip
+            ids = beta_changed_app(p, mode, GEMINI_AUTO_EDIT)
+            r = p.mullui("spawn", "--agent", "gemini", "--no-attach", "--name", "gem", "edit it")
+            assert r.returncode == 0, r.stderr
+            aid = r.stdout.strip().splitlines()[-1]
+            agents = {a["id"]: a for a in json.loads(p.mullui("ls", "--json").stdout)}
+            wt = Path(agents[aid]["worktree"])
+            for t in turns:
+                if t.args and "file_path" in t.args:
+                    t.args["file_path"] = str(wt / t.args["file_path"])
+            beta = agents[ids["beta"]]
+            yield GeminiAgent(p, stub, aid, wt, agents[aid]["tmux_target"], beta["id"],
+                              beta["branch"]), watcher  # fmt: skip
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        p.close()
+
+
+@pytest.mark.skipif(shutil.which("gemini") is None, reason="GEMINI CLI NOT INSTALLED")
+def test_gemini_ask_blocks_at_once_the_cli_confirms_and_the_human_decides(
+    tmp_path: Path,
+) -> None:
+    """``ask``: BeforeTool answers ``decision: "ask"``; Gemini CLI (in ``auto_edit``, where
+    its edits need no confirmation) opens its own confirmation anyway.  A is ``blocked``,
+    cause ``collision:src/app.py``, within a second of the tool call leaving the stub.
+    ``mullui send A n`` refuses it (Esc: the file stays as it was); the model tries again,
+    ``mullui send A y`` allows it (``1``: the write happens)."""
+    from tests.support.agent_clis import since as agent_since
+    from tests.support.http_stub import Turn as GTurn
+
+    first = GTurn.call("write_file", file_path="src/app.py", content=MINE)
+    again = GTurn.call("write_file", file_path="src/app.py", content=MINE)
+    turns = [first, again, GTurn.say("Written after the human said yes.")]
+    with gemini_beside_beta(tmp_path, "ask", turns) as (a, _):
+        app = a.wt / "src" / "app.py"
+        for turn, reply in ((first, "n"), (again, "y")):
+            rec = a.wait("blocked on the guard", lambda: (r := a.record())["state"] == "blocked"
+                         and r["cause"] == "collision:src/app.py" and r)  # fmt: skip
+            assert turn.sent_wall is not None
+            since = agent_since(rec) - turn.sent_wall
+            print(f"\ngemini ask: blocked {since * 1000:.0f} ms after the tool call left the stub")
+            assert since < 1.0, f"blocked {since:.2f}s after the tool call"
+            assert "beta" in (a.stored().question or ""), rec
+            # Gemini CLI's own confirmation opens (its ToolPermission notification keeps
+            # the guard's cause), and nothing is written before the human answers.
+            a.wait("the CLI's confirmation", lambda: GEMINI_DIALOG.marker in a.screen(), 30)
+            assert app.read_text() == APP
+            assert a.record()["cause"] == "collision:src/app.py"
+            inbox = json.loads(a.p.mullui("inbox", "--json").stdout)
+            assert [i["id"] for i in inbox] == [a.id]
+            n = len(a.stub.main_requests())
+            r = a.p.mullui("send", a.id, reply)
+            assert r.returncode == 0, r.stderr
+            if reply == "n":
+                a.wait("the denial", lambda: a.record()["cause"] == "reply:denied", 30)
+                a.wait("the dialog closed", lambda: GEMINI_DIALOG.marker not in a.screen(), 30)
+                time.sleep(1.0)
+                assert app.read_text() == APP, "refused, yet written"
+                assert len(a.stub.main_requests()) == n  # Gemini waits for the human
+                r = a.p.mullui("send", a.id, "try again")  # the model's next turn: `again`
+                assert r.returncode == 0, r.stderr
+            else:
+                a.wait("the write", lambda: app.read_text() == MINE, 30)
+        a.wait("done", lambda: a.record()["state"] == "done", 60)
+        history = [(t.state, t.cause) for t in a.stored().history]
+        assert history.count((State.BLOCKED, "collision:src/app.py")) == 2, history
+        mine = a.record()
+        (col,) = [c for c in mine["collisions"] if c["agent"] == a.beta]
+        assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "ask")]
+
+
+@pytest.mark.skipif(shutil.which("gemini") is None, reason="GEMINI CLI NOT INSTALLED")
+def test_gemini_warn_writes_shows_the_message_and_tells_the_human_once(tmp_path: Path) -> None:
+    """``warn``: the write goes ahead (no confirmation in ``auto_edit``), Gemini CLI draws
+    the hook's ``systemMessage`` naming B, the human gets one inbox item and one
+    notification; a second edit of the same file (``replace``) adds neither."""
+    from tests.support.http_stub import Turn as GTurn
+
+    write = GTurn.call("write_file", file_path="src/app.py", content=MINE)
+    edit = GTurn.call("replace", file_path="src/app.py", old_string="line 39",
+                      new_string="A 39", instruction="Rename line 39.")  # fmt: skip
+    turns = [write, edit, GTurn.say("Kept it small.")]
+    with gemini_beside_beta(tmp_path, "warn", turns, watch=True) as (a, w):
+        assert w is not None
+        app = a.wt / "src" / "app.py"
+        a.wait("done", lambda: a.record()["state"] == "done", 180)
+        assert app.read_text() == MINE.replace("line 39", "A 39")
+        told = f"collision: src/app.py is also changed by beta (branch {a.beta_branch})"
+        screen = a.screen(history=True)
+        assert told in " ".join(screen.split()), screen
+        rec = a.record()
+        (col,) = [c for c in rec["collisions"] if c["agent"] == a.beta]
+        assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "warn")]
+        title = "gem edits a file beta also changed"
+        wait_for(lambda: title in w.titles(), timeout=20, interval=0.2)
+        time.sleep(2.5)  # more radar passes: no second notification
+        titles = w.titles()
+        assert titles.count(title) == 1 and set(titles) <= {title, "gem is done"}, titles
+        inbox = json.loads(a.p.mullui("inbox", "--json").stdout)
+        assert [i["id"] for i in inbox] == [a.id], inbox
+        assert "beta" in inbox[0]["why"]
 
 
 # ---- OpenCode: its plugin's tool.execute.before ----------------------------------------------

@@ -274,8 +274,8 @@ def test_a_refused_merge_proposes_the_order_that_stays_clean(cli: Cli, repo: Pat
 class Watch:
     """A real ``mullui watch`` writing terminal notifications (OSC 777) to a file."""
 
-    def __init__(self, repo: Path, out: Path) -> None:
-        env = dict(os.environ)
+    def __init__(self, repo: Path, out: Path, env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ if env is None else env)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         env["MULLUI_NOTIFY"] = "terminal"
         self.out = out

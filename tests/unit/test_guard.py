@@ -295,6 +295,22 @@ def test_the_permission_dialog_after_ask_keeps_the_collision_cause() -> None:
     assert a is not None and a.state is State.WORKING
 
 
+def test_a_denied_reply_to_the_collision_dialog_ends_the_collision_cause() -> None:
+    """``mullui send A n`` closed the dialog the guard's ``ask`` opened: the agent waits at
+    its prompt (``reply:denied``), no longer on the dialog (a next reply is typed as text)."""
+    from mullui.model import Agent, State
+    from mullui.operations.replies import DENIED_CAUSE
+    from mullui.reducer import apply_event
+
+    a: Agent | None = Agent(id="a", name="gem", profile="gemini", task="t", state=State.WORKING)
+    for cause in ("collision:src/app.py", "hook:Notification:ToolPermission"):
+        a = apply_event(a, {"kind": "state", "state": "blocked", "cause": cause, "question": "q"})
+    denied = {"cause": DENIED_CAUSE, "question": "denied q: waiting for what to do instead"}
+    a = apply_event(a, {"kind": "state", "state": "blocked", **denied})
+    assert a is not None and (a.state, a.cause) == (State.BLOCKED, DENIED_CAUSE)
+    assert a.question == denied["question"]
+
+
 def test_the_fast_hook_path_answers_and_its_raw_event_does_not_undo_ask(tmp_path: Path) -> None:
     """spool.sh --answer -> fasthook/answer.py (python -S -I) -> guard.hook_answer, then the
     store folds the raw PreToolUse line: the agent stays blocked for the collision."""
