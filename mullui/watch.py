@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mullui import autostart
+from mullui import autostart, presence
 from mullui import journal as changes
 from mullui.context import Context
 from mullui.errors import MulluiError
@@ -53,6 +53,30 @@ def make_notifier(ctx: Context, on_action: Callable[[str, str], None], **kw: Any
     mode = notify.notify_mode(configured=ctx.config.notify.get("mode"))
     cfg = notify.NotifyConfig.from_table(ctx.config.notify)
     return notify.Notifier(mode, config=cfg, on_action=on_action, **kw)
+
+
+def popup_action(ctx: Context, agent_id: str, action: str) -> None:
+    """A popup of the watch was clicked ("select": the popup itself) or one of its buttons
+    ("attach", "snooze").
+
+    With a TUI open, a click on the popup selects the agent's row in every open TUI, and
+    "Attach" (unless ``[notify] attach_command`` says how to open a terminal) selects it
+    and attaches in the TUI seen last: the TUI acts on a request file it follows
+    (:mod:`mullui.presence`).  "Snooze" and everything with no TUI open is done here
+    (:func:`headless_action`)."""
+    if action != "snooze":
+        tuis = presence.live(ctx.paths.state_dir)
+        if tuis and (action == "select" or not ctx.config.notify.get("attach_command")):
+            # The TUI seen last: focused now, else the one whose focus changed last.
+            best = sorted(tuis, key=lambda p: not p.focused)[0]
+            targets = tuis if action == "select" else [best]
+            try:
+                for t in targets:
+                    presence.request_click(ctx.paths.state_dir, t.pid, agent_id, action)
+                return
+            except MulluiError as e:
+                print(f"mullui: notification click for {agent_id}: {e}", file=sys.stderr)
+    headless_action(ctx, agent_id, action)
 
 
 def headless_action(ctx: Context, agent_id: str, action: str) -> None:
@@ -113,6 +137,13 @@ def attached_panes(ctx: Context) -> frozenset[str]:
     if r.returncode != 0:  # no server: nobody is looking
         return frozenset()
     return frozenset(line.strip() for line in r.stdout.splitlines() if line.strip())
+
+
+def tui_focused(ctx: Context) -> Callable[[], bool]:
+    """``in_app`` for a supervisor: an open TUI whose terminal has focus shows the news in
+    its inbox and toast, so no desktop popup (read at each decision: no polling)."""
+    state_dir = ctx.paths.state_dir
+    return lambda: presence.tui_focused(state_dir)
 
 
 def attached_focus(ctx: Context) -> Callable[[str], bool]:
@@ -211,9 +242,10 @@ def watch_main(ctx: Context, *, once: bool = False, lock_fd: int | None = None) 
         # for a watch that started by itself, or the terminal `mullui watch` runs in).
         notifier = make_notifier(
             ctx,
-            lambda aid, act: headless_action(ctx, aid, act),
+            lambda aid, act: popup_action(ctx, aid, act),
             terminal=sys.stdout,
             is_focused=attached_focus(ctx),
+            in_app=tui_focused(ctx),
         )
         if notifier is not None:
             await notifier.start()

@@ -66,6 +66,7 @@ class Notifier:
         terminal: TextIO | None = None,
         toast: ToastCallback | None = None,
         is_focused: Callable[[str], bool] = lambda agent_id: False,
+        in_app: Callable[[], bool] = lambda: False,
         clock: Clock | None = None,
         tmux: bool | None = None,
         probe_timeout_s: float = 1.0,
@@ -80,7 +81,7 @@ class Notifier:
         self.reason = "not started"
         self.server: ServerInfo | None = None
         self.desktop_failures = 0  # popups the server did not take (sent to terminal)
-        self._policy = NotifyPolicy(config, is_focused=is_focused, clock=clock)
+        self._policy = NotifyPolicy(config, is_focused=is_focused, in_app=in_app, clock=clock)
         self._on_action = on_action
         self._terminal = terminal
         self._toast = toast

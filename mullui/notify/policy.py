@@ -132,7 +132,7 @@ class Delivery:
     """What to show now: one notice, or a summary of a burst."""
 
     notices: tuple[Notice, ...]
-    popup: bool  # False during quiet hours: in-app only (toast), no desktop/terminal
+    popup: bool  # False in quiet hours or while a TUI has focus: in-app only (toast)
     replaces_burst: bool = False  # a summary superseding the burst's earlier popup(s)
 
     @property
@@ -194,11 +194,17 @@ class NotifyPolicy:
         config: NotifyConfig,
         *,
         is_focused: Callable[[str], bool] = lambda agent_id: False,
+        in_app: Callable[[], bool] = lambda: False,
         clock: Clock | None = None,
     ) -> None:
+        """``is_focused(agent_id)``: the human is looking at that agent (its pane): say
+        nothing at all.  ``in_app()``: the human is looking at a TUI (its terminal has
+        focus): its inbox and toast tell them, so no desktop popup or terminal sequence
+        (deliveries come with ``popup=False``, as in quiet hours)."""
         self.config = config
         self._quiet = config.quiet
         self._is_focused = is_focused
+        self._in_app = in_app
         self._clock: Clock = clock or SystemClock()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._burst: dict[str, Notice] = {}  # agent -> notice, on screen in this burst
@@ -281,11 +287,15 @@ class NotifyPolicy:
     def _is_quiet(self) -> bool:
         return self._quiet is not None and self._quiet.contains(self._clock.local_now().time())
 
+    def _no_popup(self) -> bool:
+        """Quiet hours, or the human is at a TUI: in-app only."""
+        return self._is_quiet() or self._in_app()
+
     def _route(self, notice: Notice) -> list[Delivery]:
         if self._is_focused(notice.agent_id):
             self._pending.pop(notice.agent_id, None)
             return []
-        if self._is_quiet():
+        if self._no_popup():
             return [Delivery((notice,), popup=False)]
         now = self._clock.monotonic()
         window = self.window_s
@@ -307,8 +317,9 @@ class NotifyPolicy:
         self._pending.clear()
         if not fresh:
             return []
-        if self._is_quiet():
-            # Quiet hours began while these were held: in-app only, no summary popup.
+        if self._no_popup():
+            # Quiet hours began (or the human came to a TUI) while these were held:
+            # in-app only, no summary popup.
             return [Delivery((n,), popup=False) for n in fresh.values()]
         self._burst = {a: n for a, n in self._burst.items() if not self._is_focused(a)}
         replaces = bool(self._burst)

@@ -143,6 +143,7 @@ class Pipeline:
                     terminal=None,  # a notification written to the tty would tear the TUI
                     toast=self.toast,
                     is_focused=self.is_focused,
+                    in_app=watch.tui_focused(ws),
                 )
                 if self.notifier is not None:
                     await self.notifier.start()

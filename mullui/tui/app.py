@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, SuspendNotSupported, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
@@ -34,6 +34,7 @@ from mullui.store import Store
 from mullui.tui import commands, literal, messages, themes
 from mullui.tui.adapter import AgentActions, keep_watching, open_actions
 from mullui.tui.feed import ChangeFeed
+from mullui.tui.focus import TerminalFocus
 from mullui.tui.screens import (
     confirm,
     merge,
@@ -102,6 +103,8 @@ class MulluiApp(App[None]):
             is_focused=self._is_focused,
             on_action=self._notification_clicked,
         )
+        #: whether the human looks at this TUI, for the watch's popups (mullui.presence)
+        self.terminal_focus = TerminalFocus(self.paths.state_dir, self._popup_clicked)
         self._wake_timer: Timer | None = None
         self._render_queued = False
         self._colours: tuple[str, dict[str, str]] | None = None
@@ -160,6 +163,13 @@ class MulluiApp(App[None]):
         # view (it asks tmux which windows are alive) from a thread, then the live feed.
         self.feed.apply(self.store.all(), toast=False)
         self.feed.start(supervise=self.supervise)
+        if self.supervise:
+            # Only a TUI that shows live changes may hold the watch's popups back.
+            self.run_worker(self.terminal_focus.run(), group="presence")
+            # immediate: attach runs its child on this thread, so a posted callback would
+            # only run once the human is back.
+            self.app_suspend_signal.subscribe(self, lambda _: self._suspended(True), True)
+            self.app_resume_signal.subscribe(self, lambda _: self._suspended(False), True)
         self.set_interval(TICK_S, self.request_render)
 
     def _trust_notice(self) -> None:
@@ -182,7 +192,35 @@ class MulluiApp(App[None]):
         self.feed.from_any_thread(self.notify, line, severity="warning", timeout=12)
 
     async def on_unmount(self) -> None:
+        self.terminal_focus.close()
         await self.feed.stop()
+
+    # ---- where the human looks (the watch's popups wait while they look here) -----------
+    def on_app_focus(self, _: events.AppFocus) -> None:
+        """The terminal reported focus-in (runs before Textual sets ``app_focus``)."""
+        self.terminal_focus.terminal_reported(True)
+
+    def on_app_blur(self, _: events.AppBlur) -> None:
+        self.terminal_focus.terminal_reported(False)
+
+    def watch_app_focus(self, focused: bool) -> None:
+        if focused:  # a key or click after a focus-out (Textual's own rule)
+            self.terminal_focus.key_after_blur()
+
+    def _suspended(self, suspended: bool) -> None:
+        self.terminal_focus.set_suspended(suspended)
+
+    def _popup_clicked(self, agent_id: str, action: str) -> None:
+        """A popup of the watch was clicked (a request file the watch wrote for us)."""
+        if agent_id not in self.agents:
+            # Clicked before our feed brought its change: read its record, show it now.
+            a = self.store.get(agent_id)
+            if a is None or a.removed:
+                self.notify(f"no agent {agent_id} any more", severity="warning")
+                return
+            self.feed.apply([a], toast=False)
+            self._render()
+        self._notification_clicked(agent_id, action)
 
     def _notification_clicked(self, agent_id: str, action: str) -> None:
         """A desktop notification (or one of its buttons) was clicked (UI thread)."""

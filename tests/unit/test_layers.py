@@ -53,6 +53,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "mullui.rawspool",
             "mullui.fasthook",
             "mullui.autostart",
+            "mullui.presence",
             "mullui.journal",
             "mullui.history",
             "mullui.events",

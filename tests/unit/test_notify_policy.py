@@ -204,6 +204,31 @@ def test_an_agent_focused_while_held_for_a_summary_is_left_out() -> None:
     assert d.body == "a done, c done"
 
 
+def test_while_the_human_is_at_a_tui_news_is_in_app_only_and_pops_up_again_after() -> None:
+    clock = FakeClock()
+    at_tui = [True]
+    cfg = NotifyConfig(escalate_after_s=0, coalesce_ms=1000)
+    p = NotifyPolicy(cfg, in_app=lambda: at_tui[0], clock=clock)
+    [d] = p.submit(notice("api", "done"))
+    assert d.popup is False and d.title == "api is done"  # the TUI's toast shows it
+    at_tui[0] = False  # the human went to another window
+    clock.advance(5)
+    [d] = p.submit(notice("web", "failed"))
+    assert d.popup is True
+
+
+def test_a_burst_held_while_the_human_came_to_the_tui_gives_no_summary_popup() -> None:
+    clock = FakeClock()
+    at_tui = [False]
+    cfg = NotifyConfig(escalate_after_s=0, coalesce_ms=1000)
+    p = NotifyPolicy(cfg, in_app=lambda: at_tui[0], clock=clock)
+    assert [d.popup for d in p.submit(notice("a"))] == [True]
+    assert p.submit(notice("b")) == []  # held for the summary
+    at_tui[0] = True
+    clock.advance(1)
+    assert [(d.title, d.popup) for d in p.due()] == [("b is done", False)]
+
+
 # -- quiet hours --------------------------------------------------------------
 
 
