@@ -16,6 +16,14 @@ so that a kill -9 anywhere leaves the agent live (and folded again next time) or
    numbers of the moment the agent finished);
 2. the log, then the spool, are renamed into ``history/``;
 3. the record and the caches are deleted.
+
+An agent folded while its worktree or branch is still there is not out of reach: an
+operation that names it (``rm``, ``merge``, ``ack``, ``resume``, ``send``...) brings it
+back first (:func:`revive`: its spool and log return, a ``revived`` line in the ledger),
+then acts on it as on any live agent - ``rm`` saves uncommitted work exactly as it
+always does.  ``diff`` and ``logs`` read the history without bringing it back.  A revived
+agent is not folded again for :data:`REVIVE_GRACE` after it was brought back (the
+operation runs meanwhile), then by the usual rules, with a new ledger line.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import Iterable
@@ -35,16 +44,22 @@ from mullui.context import Context
 from mullui.errors import MulluiError
 
 # The ledger file's reading lives in mullui.history (the report reads it too); re-exported.
+from mullui.history import find as find
 from mullui.history import folded_ids as folded_ids
 from mullui.history import history_dir as history_dir
 from mullui.history import ledger_file as ledger_file
+from mullui.history import revived_line as revived_line
 from mullui.history import rows as rows
 from mullui.model import Agent, State, iso, utcnow
+from mullui.paths import Paths
 
 #: States a folded agent can be in (never a live one).
 FINISHED = frozenset({State.DONE, State.FAILED, State.STOPPED})
 #: Agents folded per pass at most (a first pass over months of history is spread out).
 FOLD_BATCH = 500
+#: An agent brought back from the history stays live at least this long (the operation
+#: that brought it back runs meanwhile; a supervisor's fold must not take it away).
+REVIVE_GRACE = timedelta(minutes=15)
 
 
 def due(a: Agent, now: datetime, keep_s: int) -> bool:
@@ -59,6 +74,8 @@ def due(a: Agent, now: datetime, keep_s: int) -> bool:
         # agent's worktree is on its host: it stays until removed, or old.
         if a.host is None and not (a.worktree and Path(a.worktree).exists()):
             return True
+    if a.revived_at is not None and now - a.revived_at < REVIVE_GRACE:
+        return False  # just brought back from the history: the operation runs
     return now - a.state_since > timedelta(seconds=keep_s)
 
 
@@ -126,19 +143,27 @@ def fold_one(
         a = ctx.store.catch_up_locked(agent_id)
         if a is None or not due(a, now, keep):
             return False
-        if done is None or a.id not in done:
+        hist = history_dir(paths)
+        # A revive killed before its ledger line: the spool is in both places (linked).
+        half_revived = _same(paths.spool_file(a.id), hist / f"{a.id}.jsonl")
+        if half_revived or done is None or a.id not in done:
             line = json.dumps(row_for(ctx, a, now), ensure_ascii=False, default=str)
-            append_synced(ledger_file(paths), line.encode() + b"\n")
+            data = line.encode() + b"\n"
+            if half_revived:
+                data = _revived(a.id, now) + data
+            append_synced(ledger_file(paths), data)
             if done is not None:
                 done.add(a.id)
-        hist = history_dir(paths)
         hist.mkdir(parents=True, exist_ok=True, mode=0o700)
         for src, dst in (
             (paths.log_file(a.id), hist / f"{a.id}.log"),
             (paths.spool_file(a.id), hist / f"{a.id}.jsonl"),
         ):
             with contextlib.suppress(FileNotFoundError):
-                os.replace(src, dst)
+                if _same(src, dst):
+                    src.unlink()  # rename(2) of a file onto its own link does nothing
+                else:
+                    os.replace(src, dst)
         _fsync_dir(paths.spool_dir)
         for f in (
             paths.record_file(a.id),
@@ -154,6 +179,128 @@ def fold_one(
     with contextlib.suppress(FileNotFoundError):
         (paths.agents_dir / f"{a.id}.lock").unlink()
     return True
+
+
+# ---- back from the history ------------------------------------------------------------------
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _revived(agent_id: str, now: datetime) -> bytes:
+    return json.dumps(revived_line(agent_id, str(iso(now)))).encode() + b"\n"
+
+
+def folded_agent(paths: Paths, row: dict[str, Any]) -> Agent:
+    """The folded agent of ledger line ``row`` as its kept events say (read only: it stays
+    in the history); from the line itself when its events are not kept."""
+    from mullui.events import read_events
+    from mullui.reducer import apply_event
+
+    a: Agent | None = None
+    events, _ = read_events(history_dir(paths) / f"{row['id']}.jsonl", 0)
+    for ev in events:
+        with contextlib.suppress(KeyError, ValueError, TypeError):
+            a = apply_event(a, ev)
+    if a is None:
+        fields = {k: v for k, v in row["ls"].items() if k not in ("collisions", "snoozed_until")}
+        a = Agent.from_record(fields)
+    return a
+
+
+def revive(ctx: Context, row: dict[str, Any], *, now: datetime | None = None) -> Agent:
+    """Bring the folded agent of ledger line ``row`` back to the live store: its spool and
+    log return (linked back first, so a kill -9 anywhere leaves it folded, live, or both -
+    never neither), with a ``revived`` event (it is not folded again for
+    :data:`REVIVE_GRACE`) and a new hook token; then the ledger says it is live again."""
+    from mullui.events import append_line, encode, new_event
+    from mullui.files import atomic_write
+
+    now = now or utcnow()
+    aid, paths = row["id"], ctx.paths
+    hist = history_dir(paths)
+    spool = hist / f"{aid}.jsonl"
+    if not spool.exists():
+        raise MulluiError(
+            f"agent {row['ls'].get('name') or aid} is in the history but its events were not "
+            f"kept ({spool} is missing): it cannot be acted on; `mullui ls --all` shows it"
+        )
+    moves = ((hist / f"{aid}.log", paths.log_file(aid)), (spool, paths.spool_file(aid)))
+    with ctx.store.locked(aid):
+        for src, dst in moves:
+            _absorb(src, dst)
+        append_line(spool, encode(new_event("revived")), seal=True)
+        atomic_write(paths.secret_file(aid), secrets.token_hex(16).encode(), mode=0o600)
+        _raw_spool_back(paths, aid, spool)
+        for src, dst in moves:
+            _link_back(src, dst)
+        append_synced(ledger_file(paths), _revived(aid, now))
+        for src, _dst in moves:
+            with contextlib.suppress(FileNotFoundError):
+                src.unlink()
+    return ctx.store.load(aid)
+
+
+def _raw_spool_back(paths: Paths, agent_id: str, spool: Path) -> None:
+    """The fast hook path's raw spool (``spool/<id>.hooks``, deleted by the fold) as long
+    again as the agent's events say it was read (``raw_end``; the bytes before are never
+    read again: a sparse file of zeros), so that its next hook lines are read, not taken
+    for lines already in.  Lines a late hook wrote after the fold (a file shorter than
+    that) are kept, after it."""
+    from mullui.events import read_events
+
+    events, _ = read_events(spool, 0)
+    end = max(
+        (e["raw_end"] for e in events if type(e.get("raw_end")) is int and e["raw_end"] > 0),
+        default=0,
+    )
+    raw = paths.spool_dir / f"{agent_id}.hooks"
+    try:
+        late = raw.read_bytes()
+    except FileNotFoundError:
+        late = b""
+    if not end or len(late) >= end:
+        return  # never deleted (a fold killed before it got there), or made long already
+    tmp = raw.with_name(f".{raw.name}.revive")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.ftruncate(fd, end)
+        if late:
+            os.pwrite(fd, late, end)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, raw)
+
+
+def _absorb(src: Path, dst: Path) -> None:
+    """What was written to ``dst`` after the fold (a late hook of a window still open,
+    more pane output) goes to the end of ``src`` first: nothing written is lost."""
+    if not src.exists() or not dst.exists() or _same(src, dst):
+        return
+    from mullui.events import append_line
+
+    data = dst.read_bytes()
+    if data:
+        append_line(src, data if data.endswith(b"\n") else data + b"\n", seal=True)
+
+
+def _link_back(src: Path, dst: Path) -> None:
+    """``dst`` becomes another name of ``src`` (atomically; a copy where links fail)."""
+    if not src.exists() or _same(src, dst):
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.revive")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+    _fsync_dir(dst.parent)
 
 
 def append_synced(path: Path, data: bytes) -> None:

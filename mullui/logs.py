@@ -47,11 +47,14 @@ def _ended(ctx: Context, agent_id: str) -> bool:
     )
 
 
-def show(ctx: Context, a: Agent, *, follow: bool = False, raw: bool = False) -> int:
-    """Print the log; with ``follow``, keep printing as it grows until the agent's process
-    has ended (or Ctrl-C), like ``tail -f`` that knows when to stop.  Without ``raw``,
-    escape sequences are filtered (:class:`LogFilter`)."""
-    path = ctx.paths.log_file(a.id)
+def show(
+    ctx: Context, a: Agent, *, follow: bool = False, raw: bool = False, path: Path | None = None
+) -> int:
+    """Print the log (``path``: another than the live agent's, the history's); with
+    ``follow``, keep printing as it grows until the agent's process has ended (or Ctrl-C),
+    like ``tail -f`` that knows when to stop.  Without ``raw``, escape sequences are
+    filtered (:class:`LogFilter`)."""
+    path = path or ctx.paths.log_file(a.id)
     if not path.exists() and not follow:
         if a.state is State.QUEUED:
             raise MulluiError(f"agent {a.name} is queued ({a.cause}): no output yet")

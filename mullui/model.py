@@ -264,6 +264,7 @@ class Agent:
     merged_into: str | None = None
     merged_sha: str | None = None
     removed: bool = False
+    revived_at: datetime | None = None  # brought back from the history (mullui.ledger)
     conflict: ConflictItem | None = None  # a new conflict with another agent, until acked
     guarded: tuple[GuardHit, ...] = ()  # collisions the guard acted on (mullui.guard)
     extra: dict[str, Any] = field(default_factory=dict)  # spawn options for queued agents
@@ -437,7 +438,7 @@ class Agent:
         for k, v in d.items():
             if k not in names:
                 continue
-            if k in ("created_at", "state_since", "snoozed_until", "last_activity"):
+            if k in ("created_at", "state_since", "snoozed_until", "last_activity", "revived_at"):
                 v = parse_iso(v)
                 if v is None and k in ("created_at", "state_since"):
                     v = utcnow()

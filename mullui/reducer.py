@@ -263,6 +263,9 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
     if kind == "removed":
         return dataclasses.replace(a, removed=True, tmux_target=None)
 
+    if kind == "revived":  # back from the history (mullui.ledger.revive)
+        return dataclasses.replace(a, revived_at=at)
+
     if kind == "guard":
         return _guard(a, ev, at)
 

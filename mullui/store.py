@@ -170,8 +170,8 @@ class Store:
         rsize = _size(self.paths.spool_dir / f"{agent_id}.hooks")
         if a is not None and not corrupt and size == offset and rsize <= roffset:
             return a  # fast path: nothing new, no lock
-        if size < 0 and a is not None:
-            return a
+        if size < 0 and not corrupt:
+            return a  # no events: nothing to catch up (and no lock file left for nothing)
         with self._locked(agent_id):
             return self._catch_up(agent_id)
 

@@ -17,10 +17,11 @@ from typing import Any
 from mullui import loop
 from mullui.context import Context
 from mullui.errors import MulluiError, NotFound
-from mullui.model import Agent
+from mullui.model import Agent, State
 from mullui.operations import lifecycle, reconcile, replies
 from mullui.operations.local import hook_argv, session_name
 from mullui.operations.location import Resume
+from mullui.operations.locations import location_for
 from mullui.operations.names import slugify
 from mullui.runtime import worktrees
 
@@ -42,7 +43,67 @@ class Workspace(Context):
             return None
 
     def log_path(self, ref: str) -> Path:
-        return self.paths.log_file(self.get(ref).id)
+        a, row = self.find(ref)
+        if row is not None:
+            return self._folded_log(a)
+        return self.paths.log_file(a.id)
+
+    # ---- agents in the history -----------------------------------------------------
+    def find(self, ref: str) -> tuple[Agent, dict[str, Any] | None]:
+        """The agent ``ref`` names, live (row None) or folded into the history (its ledger
+        line; the agent as its kept events say): read only, nothing comes back."""
+        from mullui import ledger
+
+        try:
+            return super().get(ref), None
+        except NotFound:
+            row = ledger.find(self.paths, ref)
+            if row is None:
+                raise
+        return ledger.folded_agent(self.paths, row), row
+
+    def get(self, ref: str) -> Agent:
+        """The agent ``ref`` names.  One folded into the history whose worktree or branch
+        is still there comes back to the live store first (``mullui.ledger.revive``): every
+        operation on it (rm saving its work, merge, ack, resume...) then acts as on any
+        agent.  One with neither left is refused in one line saying what is kept."""
+        from mullui import ledger
+
+        a, row = self.find(ref)
+        if row is None:
+            return a
+        self._revivable(a, row)
+        return ledger.revive(self, row)
+
+    def _in_history(self, a: Agent, row: dict[str, Any]) -> str:
+        when = str(row.get("folded_at") or "")[:10]
+        return f"agent {a.name} ({a.id}) is in the history ({a.state.value}, folded {when})"
+
+    def _revivable(self, a: Agent, row: dict[str, Any]) -> None:
+        if a.host is not None:
+            raise MulluiError(
+                f"{self._in_history(a, row)}; it ran on host {a.host}: act on it there "
+                "(its own mullui keeps it)"
+            )
+        wt, br = False, False
+        if a.repo:
+            try:
+                wt, br = worktrees.presence(
+                    Path(a.repo), Path(a.worktree) if a.worktree else None, a.branch
+                )
+            except MulluiError:
+                pass  # its repository is gone
+        if not (wt or br):
+            log = " and `mullui logs` its output" if self._folded_log(a).exists() else ""
+            raise MulluiError(
+                f"{self._in_history(a, row)}: its worktree and branch are gone, nothing is left "
+                f"to act on; `mullui ls --all` and `mullui report` show it{log}"
+            )
+
+    def _folded_log(self, a: Agent) -> Path:
+        from mullui import ledger
+
+        return ledger.history_dir(self.paths) / f"{a.id}.log"
 
     # ---- listing -------------------------------------------------------------------
     def agents(self, *, reconcile: bool = True) -> list[Agent]:
@@ -100,7 +161,19 @@ class Workspace(Context):
     # ---- acting on agents ----------------------------------------------------------
     def resume(self, ref: str, how: Resume | None = None) -> Agent:
         """Start a stopped or failed agent again, continuing its conversation (live or
-        queued for a free slot now: a supervisor tells the human when it ends or asks)."""
+        queued for a free slot now: a supervisor tells the human when it ends or asks).
+        One in the history comes back for it; one that could not resume stays there."""
+        a, row = self.find(ref)
+        if row is not None and (a.removed or a.state not in (State.FAILED, State.STOPPED)):
+            what = (
+                "was removed (`mullui rm`)"
+                if a.removed
+                else f"finished its work ({a.state.value}: {a.cause})"
+            )
+            raise MulluiError(
+                f"{self._in_history(a, row)}: it {what}, nothing to resume; `mullui spawn "
+                f"--base {a.branch or 'BRANCH'} TASK` starts a new agent on its work"
+            )
         a = lifecycle.resume(self, ref, how)
         self.ensure_supervisor()
         return a
@@ -161,10 +234,26 @@ class Workspace(Context):
         return a
 
     def diff(self, ref: str, *, color: bool = True) -> str:
-        return lifecycle.diff(self, ref, color=color)
+        """The agent's changes against its base (one in the history stays there)."""
+        a, _row = self.find(ref)
+        return location_for(self, a).diff(a, color=color)
 
     def logs(self, ref: str, *, follow: bool = False, raw: bool = False) -> int:
-        return lifecycle.logs(self, ref, follow=follow, raw=raw)
+        """The agent's output log; one in the history: the log kept there, or one line
+        saying what is kept."""
+        a, row = self.find(ref)
+        if row is None:
+            return location_for(self, a).logs(a, follow=follow, raw=raw)
+        from mullui import logs
+
+        path = self._folded_log(a)
+        if not path.exists():
+            raise MulluiError(
+                f"{self._in_history(a, row)}: no output log was kept "
+                f"({'it ran on ' + a.host if a.host else 'it wrote none'}); its events and "
+                "its ledger row are (`mullui ls --all`, `mullui report`)"
+            )
+        return logs.show(self, a, path=path, raw=raw)
 
     def merge(self, ref: str, into: str | None = None, *, commit: bool = False) -> str:
         from mullui import review  # git merge plumbing: only a merge loads it

@@ -75,7 +75,12 @@ def _history(ws: Any, a: argparse.Namespace) -> list[dict[str, Any]]:
     from mullui import ledger
 
     repo = _repo_asked(ws, a)
-    return [r["ls"] for r in ledger.rows(ws.paths) if repo is None or r["ls"].get("repo") == repo]
+    live = set(ws.store.ids())  # one folded midway (a kill -9) is listed once, live
+    return [
+        r["ls"]
+        for r in ledger.rows(ws.paths)
+        if r["id"] not in live and (repo is None or r["ls"].get("repo") == repo)
+    ]
 
 
 def cmd_ls(a: argparse.Namespace) -> int:

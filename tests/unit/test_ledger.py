@@ -125,3 +125,66 @@ def test_the_fold_never_takes_a_live_agent_or_one_in_conflict(tmp_path: Path) ->
     later = utcnow() + timedelta(days=400)
     assert ledger.fold(ctx, now=later) == 0
     assert {a.state for a in ctx.store.all()} == {State.WORKING, State.BLOCKED}
+
+
+# ---- back from the history ------------------------------------------------------------------
+def folded_one(tmp_path: Path, aid: str = "old1") -> tuple[Context, dict[str, object]]:
+    ctx = make_ctx(tmp_path)
+    add(ctx, aid, DONE)
+    assert ledger.fold(ctx, now=utcnow() + timedelta(days=15)) == 1
+    row = ledger.find(ctx.paths, aid)
+    assert row is not None
+    return ctx, row
+
+
+def test_a_revived_agent_is_live_then_folds_again_with_a_new_line(tmp_path: Path) -> None:
+    ctx, row = folded_one(tmp_path)
+    hist = ledger.history_dir(ctx.paths)
+    a = ledger.revive(ctx, row)
+    assert a.state is State.DONE and a.revived_at is not None
+    assert ledger.find(ctx.paths, "old1") is None and ledger.folded_ids(ctx.paths) == set()
+    assert ctx.paths.log_file("old1").read_text() == "output of old1\n"
+    assert not (hist / "old1.jsonl").exists() and not (hist / "old1.log").exists()
+    assert ctx.store.token("old1")  # its hooks can report again
+    # Not folded again while the operation that brought it back runs (old as it is)...
+    soon = utcnow() + timedelta(minutes=1)
+    assert not ledger.fold_one(ctx, "old1", now=soon, keep_s=0)
+    ctx.store.emit("old1", "ack")
+    assert not ledger.fold_one(ctx, "old1", now=soon, keep_s=0)
+    # ...then by the usual rules, with the line of now: one line per agent, acked.
+    later = utcnow() + ledger.REVIVE_GRACE + timedelta(seconds=5)
+    assert ledger.fold_one(ctx, "old1", now=later, keep_s=0, done=ledger.folded_ids(ctx.paths))
+    rows = list(ledger.rows(ctx.paths))
+    assert [r["id"] for r in rows] == ["old1"]
+    assert rows[0]["report"]["awaiting_review"] is False
+    assert (hist / "old1.log").read_text() == "output of old1\n"
+
+
+def test_a_revive_killed_after_linking_back_folds_cleanly(tmp_path: Path) -> None:
+    # What a kill -9 between a revive's link-back and its ledger line leaves: the spool in
+    # both places (one file), the old ledger line.  The agent is live; the next fold puts
+    # it back whole - the live spool gone (rename(2) onto its own link does nothing).
+    ctx, _row = folded_one(tmp_path)
+    hist = ledger.history_dir(ctx.paths)
+    os.link(hist / "old1.jsonl", ctx.paths.spool_file("old1"))
+    assert [a.id for a in ctx.store.all()] == ["old1"]
+    ctx.store.emit("old1", "ack")
+    assert ledger.fold(ctx, now=utcnow() + timedelta(days=15)) == 1
+    assert ctx.store.all() == []
+    assert not ctx.paths.spool_file("old1").exists()
+    assert (hist / "old1.jsonl").read_text().count('"kind":"ack"') == 1
+    rows = list(ledger.rows(ctx.paths))
+    assert len(rows) == 1 and rows[0]["report"]["awaiting_review"] is False  # the new line
+
+
+def test_a_revive_keeps_what_a_late_hook_wrote_after_the_fold(tmp_path: Path) -> None:
+    ctx, row = folded_one(tmp_path)
+    # A window still open when the agent was folded closes: its pane-died lands in a new
+    # spool file of the folded id.
+    from mullui.events import append_event, new_event
+
+    append_event(ctx.paths, "old1", new_event("exit", exit_code=0))
+    a = ledger.revive(ctx, row)
+    kinds = [json.loads(x)["kind"] for x in ctx.paths.spool_file("old1").read_text().splitlines()]
+    assert kinds[-2:] == ["exit", "revived"]
+    assert a.exit_code == 0
