@@ -365,6 +365,13 @@ def supervisor_line(ctx: Context) -> str:
     return "no supervisor (nothing live)"
 
 
+_FOCUS_WORDS = {
+    presence.FOCUSED: "focused",
+    presence.BLURRED: "not focused",
+    presence.UNKNOWN: "focus not reported by its terminal",
+}
+
+
 def status_main(ctx: Context) -> int:
     """``mullui watch --status``: 0 and who/since/what when a supervisor runs, else 1."""
     state = ctx.paths.state_dir
@@ -394,6 +401,11 @@ def status_main(ctx: Context) -> int:
     print(f"  follows: {what} (events in {ctx.paths.spool_dir})")
     if st.get("notifications"):
         print(f"  notifications: {st['notifications']}")
+    tuis = presence.live(state)
+    if tuis:
+        shown = ", ".join(f"pid {p.pid} ({_FOCUS_WORDS[p.focus]})" for p in tuis)
+        held = " (no desktop popups while one has focus)"
+        print(f"  TUI{'s' if len(tuis) > 1 else ''} open: {shown}{held}")
     if st.get("leaves_when_idle"):
         print(
             "  leaves by itself once nothing is live, queued or snoozed; the next event "

@@ -27,6 +27,7 @@ from textual.theme import Theme
 from textual.timer import Timer
 from textual.widgets import Collapsible
 
+from mullui import presence
 from mullui.errors import MulluiError
 from mullui.model import RUNNING, Agent, State
 from mullui.paths import Paths, get_paths
@@ -231,9 +232,13 @@ class MulluiApp(App[None]):
             self.action_snooze()
 
     def _is_focused(self, agent_id: str) -> bool:
-        """The human is looking at this agent now: no popup needed."""
+        """The human is looking at this agent now (its row selected, and the terminal
+        reported focus: ``app_focus`` alone is True in a terminal that never reports, even
+        with the human away): nothing needed, not even a toast."""
+        if self.terminal_focus.written != presence.FOCUSED:
+            return False
         try:
-            return bool(self.app_focus) and self.main.selected_id == agent_id
+            return self.main.selected_id == agent_id
         except LookupError:
             return False
 

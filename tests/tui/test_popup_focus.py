@@ -10,6 +10,7 @@ runs (closed, or killed -9), the popup comes; clicking it selects the agent in t
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import signal
@@ -77,6 +78,8 @@ async def test_a_focused_tui_holds_the_popup_back_a_blurred_one_does_not_and_a_c
         assert not presence.tui_focused(state_dir)  # nothing reported yet: popups go
         app.post_message(events.AppFocus())  # what the driver posts on ESC [ I
         await until(pilot, lambda: presence.tui_focused(state_dir))
+        status = await asyncio.to_thread(cli, "watch", "--status", cwd=repo)
+        assert f"TUI open: pid {os.getpid()} (focused)" in status.stdout, status.stdout
 
         seen = await asyncio.to_thread(
             spawn, cli, repo, "true", name="seen-in-tui", env=child_env()
@@ -103,6 +106,43 @@ async def test_a_focused_tui_holds_the_popup_back_a_blurred_one_does_not_and_a_c
         assert presence.clicks(state_dir) == []  # taken and removed
 
     assert presence.live(state_dir) == []  # a closed TUI holds nothing back
+
+
+@pytest.mark.parametrize("attach_command", [False, True])
+async def test_attach_on_a_popup_attaches_in_the_open_tui_unless_a_command_is_set(
+    attach_command: bool,
+    desktop: DesktopThread,
+    start_watch: Callable[..., Watch],
+    cli: CLI,
+    repo: Path,
+    mullui_home: Path,
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "attach-command-ran"
+    if attach_command:
+        touch = "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text('ran')"
+        argv = [sys.executable, "-c", touch, str(marker)]
+        (mullui_home / "config.toml").write_text(f"[notify]\nattach_command = {json.dumps(argv)}\n")
+    start_watch()
+    state_dir = get_paths().state_dir
+    app = make_app(get_paths(), cwd=repo, clock=utcnow, supervise=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: presence.live(state_dir), timeout=10)
+        aid = await asyncio.to_thread(spawn, cli, repo, "exit 3", name="to-attach", env=child_env())
+        call = await asyncio.to_thread(desktop.wait_title, "to-attach is failed", 30)
+        desktop.click(call, "attach")
+        if attach_command:
+            await until(pilot, marker.exists, timeout=15)
+        else:
+            # The TUI selects it and attaches (Pilot runs headless: it cannot suspend, and
+            # says how to attach instead, which proves the attach ran in this TUI).
+            await until(
+                pilot,
+                lambda: any(f"mullui attach {aid}" in str(n.message) for n in app._notifications),
+                timeout=15,
+            )
+            assert app.main.selected_id == aid
+            assert not marker.exists()
 
 
 def test_a_tui_killed_9_holds_no_popup_back(
