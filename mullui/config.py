@@ -213,6 +213,7 @@ NOTIFY: dict[str, Check] = {
     "escalate_after_s": _seconds_float,
     "attach_command": _nonempty_str_list,
     "states": _notify_states,
+    "popup_when_tui_focused": _bool,
 }
 PRICE: dict[str, Check] = {
     "input": _nonneg_number,

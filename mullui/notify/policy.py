@@ -63,6 +63,8 @@ class NotifyConfig:
     escalate_after_s: float = 600.0  # re-notify a still-blocked agent once; 0 = never
     attach_command: list[str] | None = None  # argv run for "Attach" with no TUI; {id}
     states: frozenset[str] = field(default=NOTIFIED_STATES)  # which states notify
+    #: True: desktop popups even while a TUI's terminal has focus (its toast shows them too)
+    popup_when_tui_focused: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.coalesce_ms, bool) or self.coalesce_ms < 0:
@@ -289,7 +291,9 @@ class NotifyPolicy:
 
     def _no_popup(self) -> bool:
         """Quiet hours, or the human is at a TUI: in-app only."""
-        return self._is_quiet() or self._in_app()
+        if self._is_quiet():
+            return True
+        return not self.config.popup_when_tui_focused and self._in_app()
 
     def _route(self, notice: Notice) -> list[Delivery]:
         if self._is_focused(notice.agent_id):

@@ -76,6 +76,10 @@ steps = [
         ),
         ('[chains.c]\nsteps = [{ agent = "claude" }]\n', "[chains.c] step 1: task is required"),
         ('[notify]\nquiet_hours = "late"\n', "[notify] quiet_hours must be a time range"),
+        (
+            '[notify]\npopup_when_tui_focused = "yes"\n',
+            "config.toml line 2: [notify] popup_when_tui_focused must be true or false",
+        ),
         ("[limits]\nmax_cost_usd = true\n", "[limits] max_cost_usd must be a number >= 0"),
     ],
 )

@@ -217,6 +217,12 @@ def test_while_the_human_is_at_a_tui_news_is_in_app_only_and_pops_up_again_after
     assert d.popup is True
 
 
+def test_popup_when_tui_focused_keeps_the_popups_coming() -> None:
+    cfg = NotifyConfig.from_table({"escalate_after_s": 0, "popup_when_tui_focused": True})
+    p = NotifyPolicy(cfg, in_app=lambda: True, clock=FakeClock())
+    assert [d.popup for d in p.submit(notice("api", "done"))] == [True]
+
+
 def test_a_burst_held_while_the_human_came_to_the_tui_gives_no_summary_popup() -> None:
     clock = FakeClock()
     at_tui = [False]
