@@ -114,8 +114,12 @@ class Supervisor:
         idle_exit_s: float | None = None,
         follow_config: bool = True,
         on_config: Callable[[str | None, str | None], None] | None = None,
+        on_gone: Callable[[set[str]], None] | None = None,
     ) -> None:
         self.ctx = ctx
+        #: hears the ids of agents that left the live store (folded into the history, by
+        #: this supervisor or another process): a TUI drops their rows
+        self.on_gone = on_gone
         #: reloads the config files on change (mullui.config_follow); ``on_config`` hears
         #: (the reload's line, None) after a reload and (None, the error or None) when an
         #: invalid edit is kept out or fixed (the TUI shows it on its status line)
@@ -253,12 +257,17 @@ class Supervisor:
     # -- work --------------------------------------------------------------------------
     def catch_up_all(self) -> None:
         agents = lifecycle.agents(self.ctx, reconcile=True)
+        gone: set[str] = set()
         if self.notify:  # the one supervisor moves finished work to the history
-            agents = ledger.live_and_recent(self.ctx, agents)
+            kept = ledger.live_and_recent(self.ctx, agents)
+            gone = {a.id for a in agents} - {a.id for a in kept}
+            agents = kept
         self._after_apply(agents)
+        self._gone(gone)
 
     def catch_up(self, ids: set[str]) -> None:
         agents = []
+        gone = set()
         for i in ids:
             try:
                 a = self.ctx.store.get(i)
@@ -267,7 +276,18 @@ class Supervisor:
                 continue
             if a is not None:
                 agents.append(a)
+            elif not self.ctx.store.paths.spool_file(i).exists():
+                gone.add(i)  # its spool went (to the history): no record, no events
         self._after_apply(agents)
+        self._gone(gone)
+
+    def _gone(self, ids: set[str]) -> None:
+        """After the journal's last changes of these agents were told: they are gone."""
+        if ids and self.on_gone is not None:
+            try:
+                self.on_gone(ids)
+            except Exception as ex:  # a UI callback bug must not stop supervision
+                print(f"mullui: on_gone failed: {ex}", file=sys.stderr)
 
     def auto_resume(self) -> list[Agent]:
         """``[limits] auto_resume``: the agents an interruption failed (a reboot, a dead

@@ -106,8 +106,11 @@ class Pipeline:
         on_action: OnAction,
         is_focused: Callable[[str], bool],
         on_config: Callable[[str | None, str | None], None] | None = None,
+        on_gone: Callable[[set[str]], None] | None = None,
     ) -> None:
         self.actions = actions
+        #: the ids of agents that left the live store (folded into the history)
+        self.on_gone = on_gone
         #: (a reload's line, None) or (None, an invalid edit's error / None when fixed)
         self.on_config = on_config
         self.on_change = on_change
@@ -151,7 +154,11 @@ class Pipeline:
                 print(f"mullui: notifications off: {e}", file=sys.stderr)
                 self.notifier = None
             self.supervisor = sup.Supervisor(
-                ws, on_change=self.on_change, notifier=self.notifier, on_config=self.on_config
+                ws,
+                on_change=self.on_change,
+                notifier=self.notifier,
+                on_config=self.on_config,
+                on_gone=self.on_gone,
             )
         else:
             # The watch supervises: follow the changes, notify nobody, start nothing;
@@ -165,6 +172,7 @@ class Pipeline:
                 notify=False,
                 run_queue=False,
                 on_config=self.on_config,
+                on_gone=self.on_gone,
             )
         await self.supervisor.run()
 

@@ -70,6 +70,7 @@ class ChangeFeed:
             on_action=self.notification_action,
             is_focused=self.is_focused,
             on_config=self.on_config,
+            on_gone=self.on_gone,
         )
         try:
             await self.pipeline.run()
@@ -91,7 +92,7 @@ class ChangeFeed:
         except MulluiError as e:
             self.app.call_from_thread(self.app.notify, e.message, severity="error")
             return
-        self.app.call_from_thread(self.apply, agents, False)
+        self.app.call_from_thread(self.apply, agents, False, True)
 
     def poke(self, agent_id: str | None = None) -> None:
         """Catch up now, after one of our own actions (``None``: every agent)."""
@@ -117,6 +118,18 @@ class ChangeFeed:
         """The Supervisor's callback (agent, its new transitions); safe from any thread."""
         self.from_any_thread(self._queue_change, agent)
 
+    def on_gone(self, ids: set[str]) -> None:
+        """Agents that left the live store (folded into the history: ``ls --all`` and the
+        report keep them): their rows go.  Safe from any thread."""
+        self.from_any_thread(self._drop, set(ids))
+
+    def _drop(self, ids: set[str]) -> None:
+        for i in ids:
+            self._pending.pop(i, None)
+        dropped = [i for i in ids if self.agents.pop(i, None) is not None]
+        if dropped:
+            self.render()
+
     def _queue_change(self, agent: Agent) -> None:
         self._pending[agent.id] = agent
         if self._flush_timer is None:
@@ -132,8 +145,17 @@ class ChangeFeed:
         """A notifier (ours, as the supervisor) sends the toasts; else we make our own."""
         return self.pipeline is not None and self.pipeline.notifier is not None
 
-    def apply(self, agents: Iterable[Agent], toast: bool = True) -> None:
-        """Take in current records (from the feed, a refresh or a test) and re-render."""
+    def apply(self, agents: Iterable[Agent], toast: bool = True, whole: bool = False) -> None:
+        """Take in current records (from the feed, a refresh or a test) and re-render;
+        ``whole``: these are all the live agents (a reload), any other row goes."""
+        agents = list(agents)
+        if whole:
+            ids = {a.id for a in agents}
+            spool = self.actions.paths.spool_file
+            # Not in the list and no events: gone (one spawned since the list was read
+            # has its spool, and stays).
+            for gone in [i for i in self.agents if i not in ids and not spool(i).exists()]:
+                self.agents.pop(gone, None)
         for a in agents:
             old = self.agents.get(a.id)
             if a.removed:
