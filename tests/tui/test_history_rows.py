@@ -39,9 +39,10 @@ def short_history(mullui_home: Path) -> None:
     (mullui_home / "config.toml").write_text("[limits]\nhistory_after_s = 1\n")
 
 
-def in_ls_all(ws: Workspace, agent_id: str) -> bool:
+def mullui(ws: Workspace, *args: str) -> str:
+    """The real CLI in another process, in the agents' repository; its stdout."""
     r = subprocess.run(
-        [sys.executable, "-m", "mullui", "ls", "--all", "--json"],
+        [sys.executable, "-m", "mullui", *args],
         cwd=ws.cwd,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -49,7 +50,11 @@ def in_ls_all(ws: Workspace, agent_id: str) -> bool:
         timeout=60,
         check=True,
     )
-    return any(x["id"] == agent_id for x in json.loads(r.stdout))
+    return r.stdout
+
+
+def in_ls_all(ws: Workspace, agent_id: str) -> bool:
+    return any(x["id"] == agent_id for x in json.loads(mullui(ws, "ls", "--all", "--json")))
 
 
 async def test_a_fold_by_another_process_drops_the_row(mullui_home: Path, tmp_path: Path) -> None:
@@ -61,16 +66,7 @@ async def test_a_fold_by_another_process_drops_the_row(mullui_home: Path, tmp_pa
         short_history(mullui_home)
         time.sleep(1.2)  # both are due now
         # `mullui ls` in another process folds what is due (as the watch does).
-        r = subprocess.run(
-            [sys.executable, "-m", "mullui", "ls", "--json"],
-            cwd=ws.cwd,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        assert aid not in r.stdout
+        assert aid not in mullui(ws, "ls", "--json")
         await until(pilot, lambda: aid not in rows(app) and other not in rows(app), timeout=10)
         assert aid not in app.feed.agents
         assert not [n for n in app._notifications if "failed" in str(n.message)]
