@@ -130,13 +130,16 @@ DENY_WORDS = ("n", "no")
 @dataclass(frozen=True)
 class Reply:
     """What ``mullui send`` types into a pane for the human's answer to a dialog: ``keys``
-    (tmux key names, e.g. ``1`` or ``Escape``) and then, once the dialog has closed,
-    ``text`` + Enter (None: nothing more)."""
+    (tmux key names, e.g. ``1`` or ``Escape``) and then ``text`` + Enter (None: nothing
+    more) - once the dialog has closed, or, when ``field`` is set, into the dialog's own
+    text field: option ``field``, on which ``keys`` put the cursor."""
 
     keys: tuple[str, ...]
     text: str | None = None
     #: the keys deny the call (the agent then waits at its prompt)
     denies: bool = False
+    #: the number of the dialog's option that is a text field and takes ``text``
+    field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ class Dialog:
     #: text on the pane's screen while the dialog is open (and only then)
     marker: str
     #: keys that allow the call once, and keys that deny it
-    allow: tuple[str, ...]
+    allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ("Escape",)
     #: the dialog's own option keys (Claude's ``1``/``2``/``3``): a reply that is exactly
     #: one of them is pressed as that key, no Enter
@@ -165,12 +168,20 @@ class Dialog:
     denying: tuple[str, ...] = ()
     #: what y / n / other text do, for the inbox and the reply box
     hint: str = "y allows once · n denies · other text denies and tells the agent instead"
+    #: what the human is asked, in messages ("agent X's permission dialog ...")
+    name: str = "permission dialog"
 
     def is_open(self, cause: str) -> bool:
         """Is the agent, blocked for ``cause``, waiting on this dialog?"""
         return any(cause == c or (c.endswith(":") and cause.startswith(c)) for c in self.causes)
 
-    def reply(self, text: str) -> Reply:
+    def shown(self, screen: str) -> bool:
+        """Is the dialog on ``screen`` (the pane's visible text)?"""
+        return self.marker in screen
+
+    def reply(self, text: str, screen: str = "") -> Reply:
+        """The keys for the reply ``text`` to the dialog on ``screen``; a reply the dialog
+        cannot take raises ``MulluiError`` (nothing is typed)."""
         word = text.strip().lower()
         if word in self.options:
             return Reply((word,), denies=word in self.denying)
@@ -200,6 +211,12 @@ class Profile(ABC):
     #: True when the task is shell text (``shell``, a custom ``sh -c {task}``): a
     #: ``{prev.*}`` in it becomes ``"$MULLUI_PREV_*"``, never the value itself.
     task_is_shell: bool = False
+
+    def dialog_for(self, cause: str, question: str | None) -> Dialog | None:
+        """The dialog an agent blocked for ``cause`` on ``question`` waits on, when it
+        needs its own keys (None: a reply is typed as given)."""
+        d = self.dialog
+        return d if d is not None and d.is_open(cause) else None
 
     @abstractmethod
     def command(self, ctx: LaunchContext) -> list[str]:

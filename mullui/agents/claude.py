@@ -42,16 +42,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mullui.agents.base import (
+    ALLOW_WORDS,
+    DENY_WORDS,
     Dialog,
     Event,
     LaunchContext,
     Profile,
+    Reply,
     answer_argv,
     hook_command,
     meta_events,
@@ -248,11 +253,178 @@ CLAUDE_DIALOG = Dialog(
 )
 
 
+#: One numbered option of a Claude Code dialog as the pane shows it (``❯`` is the cursor).
+_OPTION = re.compile(r"^\s*(?:❯\s*)?(\d+)\.\s+(.*?)\s*$")
+
+
+def dialog_options(screen: str) -> list[tuple[str, str]]:
+    """The numbered options ``(key, label)`` of the dialog at the bottom of ``screen``:
+    the last run ``1.``, ``2.``, ... (numbered lines above it - a plan's own steps, the
+    transcript - are not options)."""
+    found: list[tuple[str, str]] = []
+    for line in screen.splitlines():
+        m = _OPTION.match(line)
+        if m is None:
+            continue
+        key, label = m.groups()
+        if key == "1":
+            found = [(key, label)]
+        elif found and int(key) == len(found) + 1:
+            found.append((key, label))
+    return found
+
+
+def _listing(options: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{key} {label}" for key, label in options) or "none on its screen"
+
+
+#: The plan dialog's titles: "Ready to code?" (a plan file was written: its options are
+#: read from the screen) and "Exit plan mode?" (no plan file: 1. Yes / 2. No).
+PLAN_MARKERS = ("Ready to code?", "Exit plan mode?")
+
+
+@dataclass(frozen=True)
+class PlanDialog(Dialog):
+    """Claude Code 2.1.197's plan approval (tool ExitPlanMode), measured::
+
+        Ready to code?  Here is Claude's plan: ...
+        ❯ 1. Yes, and use auto mode           (or "Yes, auto-accept edits")
+          2. Yes, manually approve edits
+          3. Tell Claude what to change       (a text field; Enter sends it)
+
+    Enter picks the highlighted option, *auto mode*: a reply typed as is would approve
+    the plan and let Claude edit unasked.  ``y`` picks the approval that keeps the human
+    approving each edit ("manually approve edits"; a dialog whose only approval is one
+    "Yes" option: that one); ``n`` is Esc: "User rejected Claude's plan", Claude stays in
+    plan mode and waits at its prompt; other text goes into "Tell Claude what to change"
+    (the model gets it with the rejection and plans again); an option's number alone
+    picks that option.
+    """
+
+    def shown(self, screen: str) -> bool:
+        return any(m in screen for m in PLAN_MARKERS)
+
+    def reply(self, text: str, screen: str = "") -> Reply:
+        options = dialog_options(screen)
+        word = text.strip().lower()
+        feedback = next((k for k, label in options if label.startswith("Tell Claude")), None)
+        if word in ALLOW_WORDS:
+            return Reply((_approval(options),))
+        if word in DENY_WORDS:
+            return Reply(self.deny, denies=True)
+        if any(word == k for k, _ in options if k != feedback):
+            approves = dict(options)[word].lower().startswith("yes")
+            return Reply((word,), denies=not approves)
+        if feedback is not None:
+            return Reply((feedback,), text.strip(), field=feedback)
+        return Reply(self.deny, text, denies=True)
+
+
+def _approval(options: list[tuple[str, str]]) -> str:
+    """The key of the approval that keeps the human in control of edits."""
+    yes = [(k, label) for k, label in options if label.lower().startswith("yes")]
+    manual = [k for k, label in yes if "manually approve" in label.lower()]
+    if manual:
+        return manual[0]
+    if len(yes) == 1:
+        return yes[0][0]
+    raise MulluiError(
+        f"the plan dialog offers no approval that keeps edits asking ({_listing(options)}): "
+        "nothing sent; reply with an option's number to pick it"
+    )
+
+
+@dataclass(frozen=True)
+class QuestionDialog(Dialog):
+    """Claude Code 2.1.197's AskUserQuestion, measured::
+
+        Which database?
+        ❯ 1. Postgres
+          2. SQLite
+          3. Type something.       (a text field; Enter answers with it)
+          4. Chat about this       (rejects: "the user wants to clarify")
+        Enter to select · ↑/↓ to navigate · Esc to cancel
+
+    An option's number pressed alone answers at once (no Enter).  A reply that is an
+    option's number or its label (case aside) picks it; ``n`` is Esc ("User declined to
+    answer questions"); other text goes into "Type something." as the answer, or - a
+    dialog without one - is refused, naming the options.  Several questions at once (a
+    tab row ending "Submit") and multi-select questions are left to the pane.
+    """
+
+    def reply(self, text: str, screen: str = "") -> Reply:
+        if "✔ Submit" in screen:
+            raise MulluiError(
+                "Claude asks several questions at once: nothing sent; answer them in its "
+                "pane (`mullui attach`)"
+            )
+        options = dialog_options(screen)
+        if any(label.startswith("[") for _, label in options):
+            raise MulluiError(
+                "Claude's question takes several answers (multi-select): nothing sent; "
+                "answer it in its pane (`mullui attach`)"
+            )
+        free = next((k for k, label in options if label.startswith("Type something")), None)
+        choices = [(k, label) for k, label in options if k != free]
+        want = " ".join(text.split()).casefold()
+        for key, label in choices:
+            if want in (key, " ".join(label.split()).casefold()):
+                return Reply((key,))
+        if want in DENY_WORDS:
+            return Reply(self.deny, denies=True)
+        if free is not None:
+            return Reply((free,), text.strip(), field=free)
+        said = " ".join(text.split())
+        raise MulluiError(
+            f"{said!r} is not one of the options of Claude's question: nothing sent; "
+            f"reply with one of {_listing(choices)}"
+        )
+
+
+#: Causes of ``blocked`` while a question tool's dialog is open: the PermissionRequest
+#: (and its late Notification twin) 2.1.197 sends for ExitPlanMode / AskUserQuestion too,
+#: and the PreToolUse that comes ~20-200 ms before it.
+_QUESTION_CAUSES = (
+    "hook:PreToolUse",
+    "hook:PermissionRequest",
+    "hook:Notification:permission_prompt",
+)
+
+PLAN_DIALOG = PlanDialog(
+    causes=_QUESTION_CAUSES,
+    marker=PLAN_MARKERS[0],
+    hint=(
+        "y approves the plan (each edit still asks) · n refuses, Claude keeps planning · "
+        "other text refuses and tells Claude what to change"
+    ),
+    name="plan approval",
+)
+
+QUESTION_DIALOG = QuestionDialog(
+    causes=_QUESTION_CAUSES,
+    marker="Enter to select",
+    hint=(
+        "an option's number or label picks it · n declines to answer · other text is "
+        "your own answer"
+    ),
+    name="question",
+)
+
+
 class ClaudeProfile(Profile):
     name = "claude"
     has_hooks = True
     reports_blocked = True
     dialog = CLAUDE_DIALOG
+
+    def dialog_for(self, cause: str, question: str | None) -> Dialog | None:
+        # The question tools open dialogs of their own (summarize_tool's "<tool>: ..."
+        # prefix says which tool blocks); every other tool the permission dialog.
+        tool = (question or "").split(":", 1)[0]
+        if tool in QUESTION_TOOLS:
+            d = PLAN_DIALOG if tool == "ExitPlanMode" else QUESTION_DIALOG
+            return d if d.is_open(cause) else None
+        return super().dialog_for(cause, question)
 
     def __init__(self, prices: Mapping[str, Price] | None = None, binary: str = "claude") -> None:
         #: config price overrides (``usage.prices_from_config``) for the usage events

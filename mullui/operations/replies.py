@@ -15,6 +15,7 @@ Escape directly followed by a letter is read as Alt+letter, the letter then choo
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,23 +37,28 @@ DENIED_CAUSE = "reply:denied"
 
 
 def open_dialog(profile: Profile | None, a: Agent) -> Dialog | None:
-    """The profile's dialog when the agent is blocked on it now (else None: a reply is
-    typed as given)."""
-    dialog = profile.dialog if profile is not None else None
-    if dialog is None or a.state is not State.BLOCKED or not dialog.is_open(a.cause):
+    """The dialog the agent is blocked on now, when it needs its own keys (else None: a
+    reply is typed as given)."""
+    if profile is None or a.state is not State.BLOCKED:
         return None
-    return dialog
+    return profile.dialog_for(a.cause, a.question)
 
 
-def _wait(tmux: Tmux, target: str, shown: bool, marker: str) -> bool:
-    """Wait until ``marker`` is on the pane's screen (``shown``) or gone from it."""
+def _wait(tmux: Tmux, target: str, done: Callable[[str], bool]) -> bool:
+    """Wait until ``done(screen)`` holds for the pane's screen."""
     end = time.monotonic() + DIALOG_WAIT_S
     while True:
-        if (marker in tmux.screen(target)) is shown:
+        if done(tmux.screen(target)):
             return True
         if time.monotonic() >= end:
             return False
         time.sleep(POLL_S)
+
+
+def _cursor_on(option: str) -> Callable[[str], bool]:
+    """Is the dialog's cursor (``❯``) on option ``option`` (its text field focused)?"""
+    at = re.compile(rf"^\s*❯\s*{re.escape(option)}\.", re.MULTILINE)
+    return lambda screen: at.search(screen) is not None
 
 
 def answer(
@@ -68,26 +74,49 @@ def answer(
     ``denied`` is called once a denial without a text has closed the dialog."""
     target = a.tmux_target
     assert target is not None
+    what = f"agent {a.name}'s {dialog.name}"
     if not text.strip():
         raise MulluiError(
-            f"an empty reply to agent {a.name}'s permission dialog: nothing sent; y allows "
-            f"once, n denies (`mullui send --raw {a.name} ''` presses Enter, its default)"
+            f"an empty reply to {what}: nothing sent; {dialog.hint} "
+            f"(`mullui send --raw {a.name} ''` presses Enter, its default)"
         )
-    if not _wait(tmux, target, True, dialog.marker):
+    if not _wait(tmux, target, dialog.shown):
         raise MulluiError(
-            f"agent {a.name}'s permission dialog is not on its screen (answered in the pane "
-            f"already?): nothing sent; `mullui attach {a.name}` to look, or "
-            f"`mullui send --raw {a.name} TEXT` to type TEXT as it is"
+            f"{what} is not on its screen (answered in the pane already?): nothing sent; "
+            f"`mullui attach {a.name}` to look, or `mullui send --raw {a.name} TEXT` to "
+            f"type TEXT as it is"
         )
-    reply = dialog.reply(text)
+    try:
+        reply = dialog.reply(text, tmux.screen(target))
+    except MulluiError as e:
+        raise MulluiError(f"agent {a.name}: {e}") from None
     tmux.keys(target, *reply.keys)
+
+    def closed(screen: str) -> bool:
+        return not dialog.shown(screen)
+
+    if reply.field is not None and reply.text is not None:
+        # The dialog's own text field ("Tell Claude what to change", "Type something"):
+        # typed once the cursor is on it (before that, letters would be shortcuts).
+        if not _wait(tmux, target, _cursor_on(reply.field)):
+            raise MulluiError(
+                f"{what}: its text field did not open, so the text was not sent; "
+                f"`mullui attach {a.name}`"
+            )
+        tmux.send(target, reply.text, enter_delay=enter_delay)
+        if not _wait(tmux, target, closed):
+            raise MulluiError(
+                f"{what} is still open {DIALOG_WAIT_S:.0f} s after the text was typed "
+                f"into it; `mullui attach {a.name}`"
+            )
+        return
     if reply.text is None:
-        if reply.denies and denied is not None and _wait(tmux, target, False, dialog.marker):
+        if reply.denies and denied is not None and _wait(tmux, target, closed):
             denied()
         return
-    if not _wait(tmux, target, False, dialog.marker):
+    if not _wait(tmux, target, closed):
         raise MulluiError(
-            f"agent {a.name}: the permission dialog was refused but is still open after "
+            f"agent {a.name}: the {dialog.name} was refused but is still open after "
             f"{DIALOG_WAIT_S:.0f} s, so the text was not sent; `mullui attach {a.name}`"
         )
     tmux.send(target, reply.text, enter_delay=enter_delay)
@@ -95,7 +124,8 @@ def answer(
 
 def dialog_hint(a: Agent, profiles: dict[str, dict[str, Any]] | None = None) -> str | None:
     """What a reply does to the agent now (``y allows once · n denies · ...``) when it is
-    blocked on its CLI's permission dialog; None when a reply is typed as given."""
+    blocked on a dialog of its CLI that needs its own keys; None when a reply is typed as
+    given."""
     try:
         profile = get_profile(a.profile, profiles)
     except MulluiError:

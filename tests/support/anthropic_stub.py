@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,9 @@ class Turn:
     text: str | None = None
     tool: str | None = None  # tool name, e.g. "Bash"
     tool_input: dict[str, Any] | None = None
+    #: makes ``tool_input`` from the request being answered (a path only the CLI knows,
+    #: e.g. the plan file: :func:`write_plan`)
+    input_from: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     usage: StubUsage = field(default_factory=StubUsage)
     delay_s: float = 0.0  # wait before answering (a slow model)
     # filled in by the stub
@@ -73,6 +77,26 @@ class Turn:
     def bash(command: str, usage: StubUsage | None = None, description: str = "") -> Turn:
         inp = {"command": command, "description": description or f"Run {command}"}
         return Turn(tool="Bash", tool_input=inp, usage=usage or StubUsage())
+
+    @staticmethod
+    def write_plan(plan: str) -> Turn:
+        """In plan mode: ``Write`` the plan to the plan file the CLI named (2.1.197 reads
+        the plan that ExitPlanMode shows from that file, not from the tool's input)."""
+        return Turn(
+            tool="Write", input_from=lambda body: {"file_path": plan_file(body), "content": plan}
+        )
+
+
+#: Claude Code 2.1.197's plan-mode reminder names the file the plan goes to ("You should
+#: create your plan at <HOME>/.claude/plans/<slug>.md using the Write tool").
+PLAN_FILE = re.compile(r"(/[^\s\"\\]+/plans/[^\s\"\\]+\.md)")
+
+
+def plan_file(body: dict[str, Any]) -> str:
+    """The plan file the request's plan-mode reminder names (the newest mention)."""
+    found = PLAN_FILE.findall(json.dumps(body["messages"]))
+    assert found, "no plan file named in the request: is the CLI in plan mode?"
+    return str(found[-1])
 
 
 SIDE_TEXT = "Stub session"
@@ -166,6 +190,8 @@ class AnthropicStub(ScriptedStub[Turn]):
             turn = self.script.take()
             if turn.delay_s:
                 time.sleep(turn.delay_s)
+            if turn.input_from is not None:
+                turn.tool_input = turn.input_from(body)
         else:
             turn = Turn(text=_side_answer(body), usage=StubUsage(input_tokens=10, output_tokens=5))
         blocks = _content_blocks(turn, self)

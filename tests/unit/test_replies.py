@@ -9,8 +9,9 @@ import pytest
 
 from mullui.agents import get_profile
 from mullui.agents.base import Reply
-from mullui.agents.claude import CLAUDE_DIALOG
+from mullui.agents.claude import CLAUDE_DIALOG, PLAN_DIALOG, QUESTION_DIALOG, dialog_options
 from mullui.agents.codex import CODEX_DIALOG
+from mullui.errors import MulluiError
 from mullui.model import Agent, State
 from mullui.operations.replies import dialog_hint, open_dialog
 
@@ -44,9 +45,9 @@ def test_replies_map_to_the_dialogs_keys(text: str, claude: Reply, codex: Reply)
     assert CODEX_DIALOG.reply(text) == codex
 
 
-def agent(profile: str, state: State, cause: str) -> Agent:
+def agent(profile: str, state: State, cause: str, question: str | None = None) -> Agent:
     a = Agent(id="a1", name="a", profile=profile, task="t")
-    return dataclasses.replace(a, state=state, cause=cause, tmux_target="%1")
+    return dataclasses.replace(a, state=state, cause=cause, tmux_target="%1", question=question)
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,7 @@ def agent(profile: str, state: State, cause: str) -> Agent:
         ("claude", State.BLOCKED, "hook:PermissionRequest", True),
         ("claude", State.BLOCKED, "hook:Notification:permission_prompt", True),
         ("claude", State.BLOCKED, "collision:src/app.py", True),  # the guard's `ask`
-        ("claude", State.BLOCKED, "hook:PreToolUse", False),  # AskUserQuestion: free text
+        ("claude", State.BLOCKED, "hook:PreToolUse", False),  # no question: typed as is
         ("claude", State.BLOCKED, "hook:Notification:idle_prompt", False),
         ("claude", State.BLOCKED, "reply:denied", False),  # the dialog is gone
         ("claude", State.WORKING, "hook:PermissionRequest", False),
@@ -83,4 +84,147 @@ def test_the_hint_says_what_y_and_n_do_only_on_a_dialog() -> None:
         == "y allows once · n denies · other text denies and tells the agent instead"
     )
     assert dialog_hint(agent("claude", State.BLOCKED, "hook:PreToolUse")) is None
+    plan = agent("claude", State.BLOCKED, "hook:PreToolUse", "ExitPlanMode: approve the plan")
+    assert dialog_hint(plan) == PLAN_DIALOG.hint
+    assert "y approves the plan (each edit still asks)" in PLAN_DIALOG.hint
     assert dialog_hint(agent("no-such-profile", State.BLOCKED, "hook:PermissionRequest")) is None
+
+
+# ---- Claude Code 2.1.197's plan approval and AskUserQuestion (screens as captured) ----
+
+PLAN_SCREEN = """\
+● Here is my plan.
+────────────────────────────────────────────────────────────────────────────────
+ Ready to code?
+ Here is Claude's plan:
+╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌
+ Plan: hello
+ 1. Write hello.txt containing hi
+ 2. Say done
+╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌╌
+────────────────────────────────────────────────────────────────────────────────
+ Claude has written up a plan and is ready to execute. Would you like to
+ proceed?
+ ❯ 1. Yes, and use auto mode
+   2. Yes, manually approve edits
+   3. Tell Claude what to change
+      shift+tab to approve with this feedback
+ ctrl+g to edit in Vim ·
+                      ~/.claude/plans/plan-writing-hello-txt-replicated-fog.md
+"""
+
+#: no plan file written: the short form
+EXIT_SCREEN = """\
+ Exit plan mode?
+
+  Claude wants to exit plan mode
+
+  ❯ 1. Yes
+    2. No
+"""
+
+QUESTION_SCREEN = """\
+❯ Plan writing hello.txt
+────────────────────────────────────────────────────────────────────────────────
+ ☐ DB
+
+Which database?
+
+❯ 1. Postgres
+     relational
+  2. SQLite
+     file
+  3. Type something.
+────────────────────────────────────────────────────────────────────────────────
+  4. Chat about this
+
+Enter to select · ↑/↓ to navigate · Esc to cancel
+"""
+
+
+def test_the_options_are_the_dialogs_not_the_plans_numbered_steps() -> None:
+    assert dialog_options(PLAN_SCREEN) == [
+        ("1", "Yes, and use auto mode"),
+        ("2", "Yes, manually approve edits"),
+        ("3", "Tell Claude what to change"),
+    ]
+    assert [k for k, _ in dialog_options(QUESTION_SCREEN)] == ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize(
+    ("screen", "text", "reply"),
+    [
+        # y: the approval that keeps each edit asking, never "auto mode" (Enter's default)
+        (PLAN_SCREEN, "y", Reply(("2",))),
+        (PLAN_SCREEN.replace("use auto mode", "auto-accept edits"), "yes", Reply(("2",))),
+        (EXIT_SCREEN, "y", Reply(("1",))),  # its only approval
+        (PLAN_SCREEN, "n", Reply(("Escape",), denies=True)),
+        (EXIT_SCREEN, "no", Reply(("Escape",), denies=True)),
+        (PLAN_SCREEN, "use bye.txt", Reply(("3",), "use bye.txt", field="3")),
+        (PLAN_SCREEN, "1", Reply(("1",))),  # the human's own pick
+        (EXIT_SCREEN, "2", Reply(("2",), denies=True)),
+        (EXIT_SCREEN, "use bye.txt", Reply(("Escape",), "use bye.txt", denies=True)),
+    ],
+)
+def test_replies_to_the_plan_dialog(screen: str, text: str, reply: Reply) -> None:
+    assert PLAN_DIALOG.shown(screen)
+    assert PLAN_DIALOG.reply(text, screen) == reply
+
+
+def test_y_is_refused_when_every_approval_auto_accepts() -> None:
+    screen = PLAN_SCREEN.replace("manually approve edits", "and bypass permissions")
+    with pytest.raises(MulluiError, match="no approval that keeps edits asking.*1 Yes, and use"):
+        PLAN_DIALOG.reply("y", screen)
+
+
+@pytest.mark.parametrize(
+    ("text", "reply"),
+    [
+        ("2", Reply(("2",))),
+        ("sqlite", Reply(("2",))),
+        (" Postgres ", Reply(("1",))),
+        ("4", Reply(("4",))),  # "Chat about this" is an option too
+        ("n", Reply(("Escape",), denies=True)),
+        ("MySQL please", Reply(("3",), "MySQL please", field="3")),
+        ("y", Reply(("3",), "y", field="3")),
+    ],
+)
+def test_replies_to_askuserquestion(text: str, reply: Reply) -> None:
+    assert QUESTION_DIALOG.shown(QUESTION_SCREEN)
+    assert not PLAN_DIALOG.shown(QUESTION_SCREEN) and not QUESTION_DIALOG.shown(PLAN_SCREEN)
+    assert QUESTION_DIALOG.reply(text, QUESTION_SCREEN) == reply
+
+
+def test_a_question_without_a_free_text_answer_refuses_other_text() -> None:
+    screen = QUESTION_SCREEN.replace("  3. Type something.\n", "").replace("4. Chat", "3. Chat")
+    with pytest.raises(MulluiError, match="reply with one of 1 Postgres, 2 SQLite, 3 Chat about"):
+        QUESTION_DIALOG.reply("MySQL", screen)
+
+
+def test_several_questions_or_a_multi_select_are_left_to_the_pane() -> None:
+    tabs = QUESTION_SCREEN.replace(" ☐ DB", "←  ☐ DB  ☐ Lang  ✔ Submit  →")
+    with pytest.raises(MulluiError, match="several questions at once"):
+        QUESTION_DIALOG.reply("2", tabs)
+    multi = QUESTION_SCREEN.replace("1. Postgres", "1. [ ] Postgres")
+    with pytest.raises(MulluiError, match="multi-select"):
+        QUESTION_DIALOG.reply("2", multi)
+
+
+@pytest.mark.parametrize(
+    ("question", "dialog"),
+    [
+        ("ExitPlanMode: approve the plan: # Plan", PLAN_DIALOG),
+        ("AskUserQuestion: Which database?", QUESTION_DIALOG),
+        ("Bash: touch x", CLAUDE_DIALOG),
+    ],
+)
+@pytest.mark.parametrize(
+    "cause", ["hook:PreToolUse", "hook:PermissionRequest", "hook:Notification:permission_prompt"]
+)
+def test_claude_picks_the_dialog_by_the_tool_that_blocks(
+    question: str, dialog: object, cause: str
+) -> None:
+    p = get_profile("claude")
+    expect = None if (dialog is CLAUDE_DIALOG and cause == "hook:PreToolUse") else dialog
+    assert open_dialog(p, agent("claude", State.BLOCKED, cause, question)) is expect
+    assert open_dialog(p, agent("claude", State.BLOCKED, "reply:denied", question)) is None
