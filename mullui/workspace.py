@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mullui import loop
+from mullui.agents.base import Dialog
 from mullui.context import Context
 from mullui.errors import MulluiError, NotFound
 from mullui.model import Agent, State
@@ -183,9 +184,13 @@ class Workspace(Context):
         return lifecycle.interrupted(self.agents())
 
     def reply_hint(self, a: Agent) -> str | None:
-        """What y / n / other text do when the agent is on its CLI's permission dialog
-        (None: a reply is typed as given)."""
+        """What y / n / other text do when the agent is on a dialog of its CLI that needs
+        its own keys (None: a reply is typed as given)."""
         return replies.dialog_hint(a, self.config.profiles)
+
+    def reply_dialog(self, a: Agent) -> Dialog | None:
+        """The dialog of its CLI the agent waits on, when a reply is mapped to its keys."""
+        return replies.dialog_of(a, self.config.profiles)
 
     def send(self, ref: str, text: str, *, raw: bool = False) -> Agent:
         a = lifecycle.send(self, ref, text, raw=raw)

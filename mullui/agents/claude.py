@@ -397,7 +397,7 @@ PLAN_DIALOG = PlanDialog(
         "y approves the plan (each edit still asks) · n refuses, Claude keeps planning · "
         "other text refuses and tells Claude what to change"
     ),
-    name="plan approval",
+    name="plan approval dialog",
 )
 
 QUESTION_DIALOG = QuestionDialog(
@@ -407,7 +407,7 @@ QUESTION_DIALOG = QuestionDialog(
         "an option's number or label picks it · n declines to answer · other text is "
         "your own answer"
     ),
-    name="question",
+    name="question dialog",
 )
 
 

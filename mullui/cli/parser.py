@@ -82,13 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     _repo_filter(s)
     s = sub.add_parser(
         "send",
-        help="type TEXT + Enter into the agent's pane (on a permission dialog: y allows "
-        "once, n denies, other text denies and tells the agent)",
+        help="type TEXT + Enter into the agent's pane (on its CLI's permission, plan or "
+        "question dialog: y allows / approves, n denies, other text denies and tells the "
+        "agent; `mullui inbox` says what each does)",
     )
     s.add_argument(
         "--raw",
         action="store_true",
-        help="type TEXT + Enter exactly as given, even on a permission dialog",
+        help="type TEXT + Enter exactly as given, even on a dialog",
     )
     s.add_argument("id")
     s.add_argument("text", help="one argument; `--` before text that starts with -")

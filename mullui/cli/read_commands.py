@@ -163,13 +163,14 @@ def cmd_inbox(a: argparse.Namespace) -> int:
         for x in items
     ]
     print(_table(rows, ["ID", "NAME", *(["REPO"] if repo else []), "STATE", "WAITING", "WHY"]))
-    on_dialog = [x for x in items if ws.reply_hint(x)]
-    if on_dialog:
-        names = ", ".join(x.name for x in on_dialog[:3]) + (", ..." if len(on_dialog) > 3 else "")
-        print(
-            f"{names}: on a permission dialog; `mullui send ID y` allows once, `n` denies, "
-            "other text denies and tells the agent what to do instead (--raw: typed as given)"
-        )
+    on_dialog: dict[tuple[str, str], list[str]] = {}
+    for x in items:
+        dialog = ws.reply_dialog(x)
+        if dialog is not None:
+            on_dialog.setdefault((dialog.name, dialog.hint), []).append(x.name)
+    for (what, hint), names in on_dialog.items():
+        who = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        print(f"{who}: on a {what}; `mullui send ID TEXT`: {hint} (--raw: typed as given)")
     n = sum(1 for x in items if x.is_interrupted())
     if n:
         were = "agent was" if n == 1 else "agents were"

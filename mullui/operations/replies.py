@@ -55,9 +55,10 @@ def _wait(tmux: Tmux, target: str, done: Callable[[str], bool]) -> bool:
         time.sleep(POLL_S)
 
 
-def _cursor_on(option: str) -> Callable[[str], bool]:
-    """Is the dialog's cursor (``❯``) on option ``option`` (its text field focused)?"""
-    at = re.compile(rf"^\s*❯\s*{re.escape(option)}\.", re.MULTILINE)
+def _cursor_on(option: str, text: str = "") -> Callable[[str], bool]:
+    """Is the dialog's cursor (``❯``) on option ``option`` (its text field focused), the
+    field showing ``text`` (its start: a long one wraps)?"""
+    at = re.compile(rf"^\s*❯\s*{re.escape(option)}\.\s*{re.escape(text[:20])}", re.MULTILINE)
     return lambda screen: at.search(screen) is not None
 
 
@@ -103,7 +104,17 @@ def answer(
                 f"{what}: its text field did not open, so the text was not sent; "
                 f"`mullui attach {a.name}`"
             )
-        tmux.send(target, reply.text, enter_delay=enter_delay)
+        # Enter once the text is in the field: right behind it, Enter would be taken as
+        # part of a paste (measured: the dialog stayed open with the text in it).  One
+        # line: a newline in the field would send the start alone.
+        line = " ".join(reply.text.split())
+        tmux.type(target, line)
+        if not _wait(tmux, target, _cursor_on(reply.field, line)):
+            raise MulluiError(
+                f"{what}: the text typed into its field does not show, so it was not "
+                f"sent (no Enter); `mullui attach {a.name}`"
+            )
+        tmux.keys(target, "Enter")
         if not _wait(tmux, target, closed):
             raise MulluiError(
                 f"{what} is still open {DIALOG_WAIT_S:.0f} s after the text was typed "
@@ -122,13 +133,19 @@ def answer(
     tmux.send(target, reply.text, enter_delay=enter_delay)
 
 
-def dialog_hint(a: Agent, profiles: dict[str, dict[str, Any]] | None = None) -> str | None:
-    """What a reply does to the agent now (``y allows once · n denies · ...``) when it is
-    blocked on a dialog of its CLI that needs its own keys; None when a reply is typed as
-    given."""
+def dialog_of(a: Agent, profiles: dict[str, dict[str, Any]] | None = None) -> Dialog | None:
+    """The dialog of its CLI the agent is blocked on now, when a reply is mapped to its
+    keys (None: typed as given)."""
     try:
         profile = get_profile(a.profile, profiles)
     except MulluiError:
         return None
-    dialog = open_dialog(profile, a)
+    return open_dialog(profile, a)
+
+
+def dialog_hint(a: Agent, profiles: dict[str, dict[str, Any]] | None = None) -> str | None:
+    """What a reply does to the agent now (``y allows once · n denies · ...``) when it is
+    blocked on a dialog of its CLI that needs its own keys; None when a reply is typed as
+    given."""
+    dialog = dialog_of(a, profiles)
     return dialog.hint if dialog is not None else None

@@ -444,6 +444,10 @@ class Tmux:
         time.sleep(enter_delay)
         self._cmd(*enter)
 
+    def type(self, target: str, text: str) -> None:
+        """Type one line of ``text`` into the pane as literal keys, no Enter."""
+        self._cmd("send-keys", "-t", target, "-l", "--", text)
+
     def keys(self, target: str, *keys: str) -> None:
         """Press ``keys`` (tmux key names: ``Escape``, ``Enter``, ``1``) in the pane."""
         self._cmd("send-keys", "-t", target, "--", *keys)

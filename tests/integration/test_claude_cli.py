@@ -706,7 +706,10 @@ def blocked_on_touch(p: Spawned) -> dict[str, Any]:
     assert blocked["cause"] == "hook:PermissionRequest"
     assert p.pipe.why() == "Bash: touch created.txt"
     inbox = p.pipe.mullui("inbox").stdout
-    assert "on a permission dialog; `mullui send ID y` allows once, `n` denies" in inbox
+    assert (
+        "on a permission dialog; `mullui send ID TEXT`: y allows once · n denies · other text "
+        "denies and tells the agent instead (--raw: typed as given)"
+    ) in inbox
     return blocked
 
 
@@ -768,3 +771,138 @@ def test_send_raw_types_the_text_as_given_even_on_the_dialog(pipeline: Spawned) 
     assert res.returncode == 0, res.stderr
     done = pipeline.pipe.state("done", 30)
     assert (Path(done["worktree"]) / "created.txt").exists()
+
+
+# ---- the plan approval (ExitPlanMode) and AskUserQuestion dialogs ------------------------
+
+PLAN = "# Plan: hello\n\n1. Write hello.txt containing hi\n"
+
+
+def asks(p: Spawned) -> str | None:
+    """What the agent asks now (None: it is not in the inbox)."""
+    res = p.pipe.mullui("inbox", "--json")
+    assert res.returncode == 0, res.stderr
+    return next((x["why"] for x in json.loads(res.stdout) if x["id"] == p.pipe.agent_id), None)
+
+
+def main_bodies(stub: AnthropicStub) -> list[str]:
+    return [json.dumps(r.body) for r in stub.main_requests()]
+
+
+def blocked_on_plan(p: Spawned, *then: Turn) -> dict[str, Any]:
+    """Claude Code in plan mode, its plan written to its plan file, asking to go ahead;
+    ``then``: the model's next turns."""
+    config = p.pipe.tmp / "mullui" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[profiles.claude]\nargs = ["--permission-mode", "plan"]\n')
+    p.stub.add(
+        Turn.write_plan(PLAN),
+        Turn(text="Here is my plan.", tool="ExitPlanMode", tool_input={}),
+        *then,
+    )
+    p.pipe.spawn("Plan, then write hello.txt", "claude")
+    blocked = p.pipe.state("blocked", 60)
+    assert p.pipe.why() == "ExitPlanMode: approve the plan: # Plan: hello"
+    wait_for(lambda: "Ready to code?" in p.pipe.screen(), 30, "the plan dialog")
+    inbox = p.pipe.mullui("inbox").stdout
+    assert (
+        "on a plan approval dialog; `mullui send ID TEXT`: y approves the plan (each edit "
+        "still asks) · n refuses, Claude keeps planning · other text refuses and tells "
+        "Claude what to change"
+    ) in inbox
+    return blocked
+
+
+@needs_claude
+def test_y_approves_the_plan_and_each_edit_still_asks(pipeline: Spawned) -> None:
+    # Enter alone would pick the highlighted "1. Yes, and use auto mode" (2.1.197).
+    p = pipeline
+    write = Turn(tool="Write", tool_input={"file_path": "hello.txt", "content": "hi\n"})
+    blocked = blocked_on_plan(p, write, Turn.say("Done."))
+    assert "1. Yes, and use auto mode" in p.pipe.screen()
+    res = p.pipe.mullui("send", blocked["id"], "y")
+    assert res.returncode == 0, res.stderr
+    # Approved: the plan goes out as approved, and the Write the plan leads to asks first.
+    wait_for(lambda: asks(p) == "Write: hello.txt", 60, "the edit's permission dialog")
+    approval = next(b for b in main_bodies(p.stub) if "User has approved your plan" in b)
+    assert "Write hello.txt containing hi" in approval
+    assert not (Path(blocked["worktree"]) / "hello.txt").exists()
+    res = p.pipe.mullui("send", blocked["id"], "y")
+    assert res.returncode == 0, res.stderr
+    done = p.pipe.state("done", 30)
+    assert (Path(done["worktree"]) / "hello.txt").read_text() == "hi\n"
+
+
+@needs_claude
+def test_n_refuses_the_plan_and_claude_keeps_planning(pipeline: Spawned) -> None:
+    p = pipeline
+    blocked = blocked_on_plan(p, Turn.say("Planning again."))
+    before = len(p.stub.main_requests())
+    res = p.pipe.mullui("send", blocked["id"], "n")
+    assert res.returncode == 0, res.stderr
+    after = p.pipe.state("blocked", 30)
+    wait_for(lambda: p.pipe.agent()["cause"] == "reply:denied", 30, "the refusal")
+    assert "plan mode on" in p.pipe.screen()
+    time.sleep(2)  # long enough for an approved plan's Write to have been asked for
+    assert len(p.stub.main_requests()) == before, "the refusal went on without the human"
+    assert not (Path(after["worktree"]) / "hello.txt").exists()
+    # The next message carries the rejected plan to the model.
+    res = p.pipe.mullui("send", blocked["id"], "shorter, please")
+    assert res.returncode == 0, res.stderr
+    assert p.stub.wait_served(before + 1, 30)
+    (result, *rest) = last_user_blocks(p.stub)
+    assert result["type"] == "tool_result" and result["is_error"] is True
+    assert "shorter, please" in json.dumps(rest)
+    assert "User has approved" not in "".join(main_bodies(p.stub))
+
+
+@needs_claude
+def test_a_text_reply_refuses_the_plan_and_tells_claude_what_to_change(
+    pipeline: Spawned,
+) -> None:
+    p = pipeline
+    blocked = blocked_on_plan(p, Turn.say("Planning again."))
+    before = len(p.stub.main_requests())
+    res = p.pipe.mullui("send", blocked["id"], "write bye.txt instead")
+    assert res.returncode == 0, res.stderr
+    assert p.stub.wait_served(before + 1, 30), "the feedback never reached the model"
+    (result,) = [b for b in last_user_blocks(p.stub) if b["type"] == "tool_result"]
+    assert result["is_error"] is True
+    assert "the user said:\nwrite bye.txt instead" in str(result["content"])
+    assert "User has approved" not in "".join(main_bodies(p.stub))
+    assert not (Path(blocked["worktree"]) / "hello.txt").exists()
+
+
+QUESTION = {
+    "questions": [
+        {
+            "question": "Which database?",
+            "header": "DB",
+            "multiSelect": False,
+            "options": [
+                {"label": "Postgres", "description": "relational"},
+                {"label": "SQLite", "description": "one file"},
+            ],
+        }
+    ]
+}
+
+
+@needs_claude
+@pytest.mark.parametrize(
+    ("reply", "answer"), [("2", "SQLite"), ("postgres", "Postgres"), ("MySQL 8", "MySQL 8")]
+)
+def test_a_reply_answers_askuserquestion(pipeline: Spawned, reply: str, answer: str) -> None:
+    # Typed as is, "MySQL 8" + Enter would pick the highlighted "1. Postgres".
+    p = pipeline
+    p.stub.add(Turn(tool="AskUserQuestion", tool_input=QUESTION), Turn.say("Noted."))
+    p.pipe.spawn("Set up the database", "claude")
+    blocked = p.pipe.state("blocked", 60)
+    assert p.pipe.why() == "AskUserQuestion: Which database?"
+    inbox = p.pipe.mullui("inbox").stdout
+    assert "on a question dialog; `mullui send ID TEXT`: an option's number or label" in inbox
+    res = p.pipe.mullui("send", blocked["id"], reply)
+    assert res.returncode == 0, res.stderr
+    p.pipe.state("done", 60)
+    (result,) = [b for b in last_user_blocks(p.stub) if b["type"] == "tool_result"]
+    assert f'"Which database?"="{answer}"' in str(result["content"])
