@@ -222,13 +222,16 @@ def revive(ctx: Context, row: dict[str, Any], *, now: datetime | None = None) ->
     aid, paths = row["id"], ctx.paths
     hist = history_dir(paths)
     spool = hist / f"{aid}.jsonl"
-    if not spool.exists():
-        raise MulluiError(
-            f"agent {row['ls'].get('name') or aid} is in the history but its events were not "
-            f"kept ({spool} is missing): it cannot be acted on; `mullui ls --all` shows it"
-        )
     moves = ((hist / f"{aid}.log", paths.log_file(aid)), (spool, paths.spool_file(aid)))
     with ctx.store.locked(aid):
+        if not spool.exists():
+            if paths.spool_file(aid).exists():
+                return ctx.store.catch_up_locked(aid) or ctx.store.load(aid)  # revived already
+            raise MulluiError(
+                f"agent {row['ls'].get('name') or aid} is in the history but its events were "
+                f"not kept ({spool} is missing): it cannot be acted on; `mullui ls --all` "
+                "shows it"
+            )
         for src, dst in moves:
             _absorb(src, dst)
         append_line(spool, encode(new_event("revived")), seal=True)

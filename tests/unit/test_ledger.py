@@ -188,3 +188,15 @@ def test_a_revive_keeps_what_a_late_hook_wrote_after_the_fold(tmp_path: Path) ->
     kinds = [json.loads(x)["kind"] for x in ctx.paths.spool_file("old1").read_text().splitlines()]
     assert kinds[-2:] == ["exit", "revived"]
     assert a.exit_code == 0
+
+
+def test_a_second_revive_of_the_same_line_changes_nothing(tmp_path: Path) -> None:
+    # Two commands naming the same folded agent at once: the second finds it live.
+    ctx, row = folded_one(tmp_path)
+    a = ledger.revive(ctx, row)
+    ctx.store.emit("old1", "ack")
+    spool = ctx.paths.spool_file("old1").read_bytes()
+    b = ledger.revive(ctx, row)
+    assert ctx.paths.spool_file("old1").read_bytes() == spool  # no event lost or added
+    assert b.seq == a.seq and b.is_acked()
+    assert ledger.folded_ids(ctx.paths) == set()
