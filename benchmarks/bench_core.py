@@ -349,6 +349,20 @@ def _is(
     return pred
 
 
+def ingest_to_journal(
+    sb: Sandbox, target: str, token: str, event: str, payload: str, expect: str
+) -> float | None:
+    """Milliseconds from the hook's in-process append (``hook.ingest``) of ``event`` for
+    ``target`` to its journal line saying ``expect``; None when none came within 10 s."""
+    from mullui import hook
+
+    journal = Journal(sb.paths.changes_file)
+    t0 = time.perf_counter()
+    hook.ingest(event, [], agent=target, token=token, stdin=payload)
+    seen = journal.wait(_is(target, expect), 10)
+    return None if seen is None else (seen[0] - t0) * 1000
+
+
 # ---- measures ---------------------------------------------------------------------------
 def measure_spawn_and_exit(singles: int, parallel: int) -> dict[str, Any]:
     """CLI spawn wall times (one at a time, then ``parallel`` at once) and the exit
@@ -377,8 +391,14 @@ def measure_spawn_and_exit(singles: int, parallel: int) -> dict[str, Any]:
 
         t0 = time.perf_counter()
         procs = [
-            subprocess.Popen(spawn_argv(f"par-{i:02d}"), cwd=sb.repo, env=sb.env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+            subprocess.Popen(
+                spawn_argv(f"par-{i:02d}"),
+                cwd=sb.repo,
+                env=sb.env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
             for i in range(parallel)
         ]
         each: list[float] = [0.0] * parallel
@@ -426,7 +446,6 @@ def measure_spawn_and_exit(singles: int, parallel: int) -> dict[str, Any]:
 
 def measure_fleet(agents: int, events: int, idle_s: float, ls_runs: int) -> dict[str, Any]:
     """With ``agents`` idle agents: watch idle CPU, event -> state, ls --json."""
-    from mullui import hook
     from mullui.agents.base import spool_hook_argv
 
     with Sandbox("fleet") as sb:
@@ -482,13 +501,11 @@ def measure_fleet(agents: int, events: int, idle_s: float, ls_runs: int) -> dict
                     if ended:
                         hook_exit.append((ended[0] - t0) * 1000)
             else:  # the append itself (what the hook does once Python is up)
-                t0 = time.perf_counter()
-                hook.ingest(event, [], agent=target, token=token, stdin=payload)
-                seen = journal.wait(_is(target, expect), 10)
-                if seen is None:
+                ms = ingest_to_journal(sb, target, token, event, payload, expect)
+                if ms is None:
                     missed += 1
                 else:
-                    from_append.append((seen[0] - t0) * 1000)
+                    from_append.append(ms)
             expect = "working" if expect == "blocked" else "blocked"
             time.sleep(rnd.uniform(0.05, 0.15))  # apart: each one a lone event, as in life
 
@@ -567,6 +584,7 @@ def print_table(metrics: list[Metric], title: str = "") -> None:
     print(head)
     print("-" * len(head))
     for m in metrics:
+
         def f(x: float | None, unit: str = m["unit"]) -> str:
             return "-" if x is None else f"{x:g} {unit}"
 
@@ -595,4 +613,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

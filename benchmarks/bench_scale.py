@@ -17,6 +17,8 @@ finished agents cost day to day.  Real processes throughout:
   fold writes; folding 10,000 with fsyncs would take minutes of setup).  Then the CLI's
   ``ls --json``, ``inbox``, ``report --json``, ``ls --all --json`` and the TUI's start to a
   full table (in tmux).
+- **one agent's long history**: event -> state (in-process append -> ``mullui watch`` ->
+  journal) for an agent that already has 2,000 state changes, and one event's fold alone.
 
     python benchmarks/bench_scale.py [--quick]
 """
@@ -40,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_core import Sandbox, bench_main, metric  # noqa: E402
+from benchmarks.bench_core import EVENT_P95_MS, Sandbox, bench_main, metric  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
 
@@ -293,10 +295,71 @@ def measure_history(history: int, live: int, runs: int) -> dict[str, Any]:
         }
 
 
+# ---- one agent with a long history -----------------------------------------------------------
+def measure_long_history(transitions: int, events: int) -> dict[str, Any]:
+    """Event -> state for an agent that already has ``transitions`` state changes: its
+    spool gets them in one write (alternating blocked/working, as 1,000 answered
+    permission prompts leave), one read folds them, then a real ``mullui watch`` applies
+    ``events`` more, each appended in-process (``hook.ingest``, as in bench_core) and timed
+    to the moment its journal line is on disk.  Before the watch starts, the fold alone
+    (``Store.emit`` from a fresh ``Store``: what a process that just started pays) and,
+    after, the record file's size: what every event's fold rewrites."""
+    from benchmarks.bench_core import ingest_to_journal
+    from mullui.events import encode, new_event
+    from mullui.store import Store
+
+    with Sandbox("longhist") as sb:
+        target, token = sb.hook_target("long")
+        spool = sb.paths.spool_file(target)
+        lines = []
+        for i in range(transitions):
+            if i % 2 == 0:
+                ev = new_event("state", state="blocked", cause="hook:PermissionRequest",
+                               question=f"Bash: pytest -x tests/ # {i}")  # fmt: skip
+            else:
+                ev = new_event("state", state="working", cause="hook:PostToolUse")
+            lines.append(encode({**ev, "agent": target}))
+        with spool.open("ab") as f:
+            f.write(b"".join(lines))
+        t0 = time.perf_counter()
+        a = Store(sb.paths).load(target)
+        fold_s = time.perf_counter() - t0
+        fold_ms: list[float] = []
+        for i in range(events):  # the fold alone, as a process that just started pays it
+            store = Store(sb.paths)
+            t0 = time.perf_counter()
+            store.emit(target, "activity", cause=f"bench:fold {i}")
+            fold_ms.append((time.perf_counter() - t0) * 1000)
+        sb.start_watch(target)
+        time.sleep(1.0)
+        asked = a.state.value == "working"  # the next event blocks it, then one resumes it
+        got: list[float | None] = []
+        for i in range(events):
+            payload = json.dumps({"question": f"long history {i}?"})
+            event, expect = ("Ask", "blocked") if asked else ("Working", "working")
+            got.append(ingest_to_journal(sb, target, token, event, payload, expect))
+            asked = not asked
+            time.sleep(0.1)
+        took = [ms for ms in got if ms is not None]
+        missed = len(got) - len(took)
+        after = Store(sb.paths).load(target)
+        return {
+            "transitions_before": a.seq,
+            "transitions_after": after.seq,
+            "first_fold_s": fold_s,
+            "record_kb": sb.paths.record_file(target).stat().st_size / 1024,
+            "event_ms": took,
+            "fold_ms": fold_ms,
+            "missed": missed,
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        }
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     hk = measure_hooks(40 if quick else 200)
     cl = measure_claude(2 if quick else 4)
     hi = measure_history(10_000, 20, 3 if quick else 5)
+    lh = measure_long_history(2000, 20 if quick else 60)
     f, u, ar, py = hk["fast"], hk["answer_unarmed"], hk["answer_armed"], hk["python"]
 
     def p50(xs: list[float]) -> float:
@@ -360,12 +423,19 @@ def run(quick: bool = False) -> dict[str, Any]:
                     f"{cpu('ls --all --json')}"),
         metric("history fold, per agent", "ms", value=hi["fold_per_agent_ms"],
                note=f"{hi['folded_for_real']} merged agents folded for real"),
+        metric(f"event -> state, agent with {lh['transitions_before']:,} transitions", "ms",
+               samples=lh["event_ms"], target="p95 < 150 ms", limit=EVENT_P95_MS,
+               note=f"hook.ingest -> watch -> journal; record {lh['record_kb']:.0f} KB; "
+                    f"{lh['missed']} missed; load {lh['load_avg_1m']}"),
+        metric("  of which: one event's fold, that agent", "ms", samples=lh["fold_ms"],
+               note="Store.emit in a fresh process' Store: append, read, fold, journal, "
+                    "write the record"),
     ]  # fmt: skip
     return {
         "what": "scale: hook cost per event, a real Claude tool call, 10,000 agents of history",
         "quick": quick,
         "metrics": metrics,
-        "raw": {"hooks": hk, "claude": cl, "history": hi},
+        "raw": {"hooks": hk, "claude": cl, "history": hi, "long_history": lh},
     }
 
 

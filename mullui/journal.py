@@ -43,11 +43,19 @@ CHUNK = 256 * 1024
 _HEADER_PREFIX = b'{"journal":'
 
 
-def entry(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
+def entry(
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    added: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The journal line for a record going from ``before`` to ``after`` (both as
-    ``Agent.to_record()``): the new transitions, and ``after`` with a bounded history."""
+    ``Agent.to_record()``): the new transitions, and ``after`` with a bounded history.
+    ``added``: the transitions the update made, when they may be more than ``after``'s
+    history keeps (a catch-up after a long absence)."""
     old_seq = int(before.get("seq") or 0) if before is not None else 0
     hist = list(after.get("history") or ())
+    if before is not None and added is not None and len(added) > len(hist):
+        hist = list(added)  # the line's record carries every new one too (remote mirrors)
     new = [t for t in hist if int(t.get("seq", 0)) > old_seq] if before is not None else hist
     rec = dict(after)
     rec["history"] = hist[-max(HISTORY_TAIL, len(new)) :] if hist else []

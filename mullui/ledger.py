@@ -96,7 +96,7 @@ def row_for(ctx: Context, a: Agent, now: datetime) -> dict[str, Any]:
         "id": a.id,
         "folded_at": iso(now),
         "ls": a.to_ls_json(),
-        "report": report.agent_row(a, handled, merged_at, stats, now),
+        "report": report.agent_row(report.whole(ctx, a), handled, merged_at, stats, now),
     }
 
 

@@ -89,6 +89,13 @@ ALLOWED: dict[State, frozenset[State]] = {
 }
 
 
+#: State changes a record keeps (its ``history`` is the last ones; ``seq`` counts them
+#: all).  Each event's fold rewrites the record, so its size must not grow with the
+#: agent's age; the whole history stays in the agent's append-only spool
+#: (``Store.full_history`` replays it for the report and the ledger).
+HISTORY_KEEP = 32
+
+
 def can_transition(old: State, new: State) -> bool:
     """True when ``old -> new`` is a legal state change (same state is no change)."""
     return new in ALLOWED[old]
@@ -259,7 +266,7 @@ class Agent:
     estimate_h: float | None = None
     acked_seq: int | None = None
     seq: int = 0  # number of state changes so far
-    history: tuple[Transition, ...] = ()
+    history: tuple[Transition, ...] = ()  # the last HISTORY_KEEP of them
     last_activity: datetime | None = None
     merged_into: str | None = None
     merged_sha: str | None = None
@@ -289,6 +296,16 @@ class Agent:
     def is_over_budget(self) -> bool:
         """Stopped by its budget (``max_cost_usd``): paused until the human raises it."""
         return self.state is F and self.cause.startswith(OVER_BUDGET) and not self.removed
+
+    def history_whole(self) -> bool:
+        """True when ``history`` is what the record should keep: consecutive state changes
+        ending at ``seq``, as many as :data:`HISTORY_KEEP` allows (a torn or foreign
+        record is not)."""
+        n = len(self.history)
+        first = self.seq - n + 1
+        return n == min(self.seq, HISTORY_KEEP) and all(
+            t.seq == first + i for i, t in enumerate(self.history)
+        )
 
     def is_acked(self) -> bool:
         return self.acked_seq is not None and self.acked_seq == self.seq
@@ -444,8 +461,8 @@ class Agent:
                     v = utcnow()
             elif k == "state":
                 v = State(v)
-            elif k == "history":
-                v = tuple(Transition.from_json(t) for t in v)
+            elif k == "history":  # an older record kept them all: its tail
+                v = tuple(Transition.from_json(t) for t in v[-HISTORY_KEEP:])
             elif k == "collisions":
                 v = tuple(
                     Collision(str(c["agent"]), tuple(c["files"]), bool(c["conflict"])) for c in v
@@ -479,7 +496,7 @@ def transition(agent: Agent, new: State, cause: str, at: datetime, **changes: An
         cause=cause,
         state_since=at,
         seq=seq,
-        history=(*agent.history, Transition(seq, new, cause, at)),
+        history=(*agent.history[1 - HISTORY_KEEP :], Transition(seq, new, cause, at)),
         snooze_until_change=False,
         snoozed_until=snoozed_until,
         **changes,

@@ -303,7 +303,7 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
             b = Agent.from_record({**a.to_record(), **rec})
         except (KeyError, ValueError, TypeError, AttributeError):
             return a
-        return b if b.seq == len(b.history) else a  # a torn or foreign record: keep ours
+        return b if b.history_whole() else a  # a torn or foreign record: keep ours
 
     if kind == "update":
         fields = ev.get("fields")

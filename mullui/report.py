@@ -4,8 +4,9 @@ Whether async agents pay for themselves is a question of time and money against 
 estimate: how long work took from spawn to done and to merge, how much of that the agent
 worked and how much it sat waiting on the human (blocked on a question, or done and
 waiting for review), what it cost, what it changed.  Every time here is computed from the
-recorded state changes (``agent.history``) and the ``ack``/``merged`` events of the spool,
-never from guesses; the buckets of one agent add up to its wall time:
+recorded state changes (all of them: :func:`whole` adds those the record no longer keeps)
+and the ``ack``/``merged`` events of the spool, never from guesses; the buckets of one
+agent add up to its wall time:
 
 ``wall_s = queued_s + starting_s + working_s + blocked_s + idle_s + unknown_s``
 
@@ -17,6 +18,7 @@ to the human handling it (ack, merge, or a new instruction), or to now while it 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import subprocess
 from collections import Counter
@@ -207,6 +209,13 @@ def handled_times(ctx: Context, agent_id: str) -> tuple[list[datetime], datetime
     return handled, merged_at
 
 
+def whole(ctx: Context, a: Agent) -> Agent:
+    """``a`` with every state change it made (its record keeps the last ones; the times
+    and run counts here need them all)."""
+    hist = ctx.store.full_history(a)
+    return a if hist is a.history else dataclasses.replace(a, history=hist)
+
+
 def agent_row(
     a: Agent,
     handled: Sequence[datetime],
@@ -361,7 +370,7 @@ def ledger(ctx: Context, *, now: datetime | None = None) -> dict[str, Any]:
             rows.append({k: r["report"].get(k) for k in AGENT_FIELDS})
     for a in live:
         handled, merged_at = handled_times(ctx, a.id)
-        rows.append(agent_row(a, handled, merged_at, diff_stats(a), now))
+        rows.append(agent_row(whole(ctx, a), handled, merged_at, diff_stats(a), now))
     return {
         "generated_at": iso(now),
         "agents": rows,

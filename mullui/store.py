@@ -35,7 +35,7 @@ from mullui.events import (
 from mullui.files import atomic_write as atomic_write
 from mullui.files import atomic_write_json as atomic_write_json
 from mullui.files import read_json as read_json
-from mullui.model import Agent
+from mullui.model import Agent, Transition
 from mullui.paths import Paths
 from mullui.reducer import apply_event
 
@@ -210,8 +210,9 @@ class Store:
             a, offset, roffset, eids, corrupt = None, 0, 0, [], True
         start, raw_start = offset, roffset
         seen = set(eids)
+        added: list[Transition] = []  # every state change applied now (the journal's delta)
         a, offset, roffset = self._apply_spool(
-            agent_id, a, offset, roffset, eids, seen, quiet=corrupt
+            agent_id, a, offset, roffset, eids, seen, added, quiet=corrupt
         )
         raw_path = self.paths.spool_dir / f"{agent_id}.hooks"
         rounds = 0
@@ -226,7 +227,7 @@ class Store:
             if batch.events:
                 append_line(spool, b"".join(encode(e) for e in batch.events), seal=True)
             rawspool.remove_files(batch.done_files)
-            a, offset, _ = self._apply_spool(agent_id, a, offset, batch.end, eids, seen)
+            a, offset, _ = self._apply_spool(agent_id, a, offset, batch.end, eids, seen, added)
             roffset = max(roffset, batch.end)
             exited = exited or any(e.get("kind") == "exit" for e in batch.events)
         if offset == start and roffset == raw_start and not corrupt and a is before:
@@ -235,7 +236,7 @@ class Store:
             return None
         rec = a.to_record()
         try:
-            self._journal(before, rec)
+            self._journal(before, rec, added)
             rec["_offset"] = offset
             rec["_raw_offset"] = roffset
             rec["_eids"] = eids[-RECENT_EIDS:]
@@ -260,11 +261,13 @@ class Store:
         roffset: int,
         eids: list[str],
         seen: set[str],
+        added: list[Transition],
         *,
         quiet: bool = False,
     ) -> tuple[Agent | None, int, int]:
         """Fold the spool's complete lines from ``offset``; returns (agent, new offset,
-        raw offset: the furthest ``raw_end`` seen)."""
+        raw offset: the furthest ``raw_end`` seen).  The state changes made go to
+        ``added`` (the record keeps only the last ones)."""
         spool = self.paths.spool_file(agent_id)
         size = _size(spool)
         events, new_offset = read_events(spool, offset)
@@ -287,25 +290,62 @@ class Store:
             if isinstance(eid, str):
                 eids.append(eid)
                 seen.add(eid)
+            seq = a.seq if a is not None else 0
             try:
                 a = apply_event(a, ev)
             except (KeyError, ValueError, TypeError) as e:
                 print(f"mullui: {agent_id}: skipped a malformed event ({e})", file=sys.stderr)
+            if a is not None and a.seq != seq:
+                added.extend(t for t in a.history if t.seq > seq)
         return a, new_offset, roffset
 
-    def _journal(self, before: Agent | None, new: dict[str, Any]) -> None:
-        """Append the applied change (``new``: the record as ``Agent.to_record()``) to
-        ``changes.jsonl`` (the notifier's, the TUI's and remote mirrors' feed; see
-        :mod:`mullui.journal`) *before* the record is written: a crash in between
+    def _journal(self, before: Agent | None, new: dict[str, Any], added: list[Transition]) -> None:
+        """Append the applied change (``new``: the record as ``Agent.to_record()``;
+        ``added``: the state changes applied, all of them even past what the record
+        keeps) to ``changes.jsonl`` (the notifier's, the TUI's and remote mirrors' feed;
+        see :mod:`mullui.journal`) *before* the record is written: a crash in between
         replays the events, and readers drop the duplicate by (agent, seq)."""
         old = before.to_record() if before is not None else None
         if old == new:
             return
+        made = [t.to_json() for t in added]
         journal.append(
             self.paths.changes_file,
-            journal.encode(journal.entry(old, new)),
+            journal.encode(journal.entry(old, new, made)),
             keep=lambda aid: self.paths.record_file(aid).exists(),
         )
+
+    def full_history(self, a: Agent) -> tuple[Transition, ...]:
+        """Every state change of ``a`` (as its record stands), oldest first.  The record
+        keeps the last :data:`~mullui.model.HISTORY_KEEP`; the ones before are replayed
+        from its append-only spool (the report and the ledger's fold read them; no
+        per-event path does).  Takes no lock: callers may hold the agent's."""
+        if len(a.history) >= a.seq or not a.history:
+            return a.history
+        first = a.history[0].seq
+        events, _ = read_events(self.paths.spool_file(a.id))
+        older: dict[int, Transition] = {}
+        b: Agent | None = None
+        seen: set[str] = set()
+        for ev in events:
+            eid = ev.get("eid")
+            if isinstance(eid, str):
+                if eid in seen:
+                    continue
+                seen.add(eid)
+            seq = b.seq if b is not None else 0
+            try:
+                b = apply_event(b, ev)
+            except (KeyError, ValueError, TypeError):
+                continue
+            if b is None or b.seq == seq:
+                continue
+            for t in b.history:
+                if seq < t.seq < first:
+                    older[t.seq] = t
+            if b.seq >= first:
+                break  # the rest is in the record
+        return (*(older[k] for k in sorted(older)), *a.history)
 
     def all(self) -> list[Agent]:
         out = []

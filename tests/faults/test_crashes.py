@@ -22,6 +22,9 @@ from typing import Any
 import pytest
 
 from mullui import hook as hook_mod
+from mullui.model import HISTORY_KEEP
+from mullui.paths import get_paths
+from mullui.store import Store
 from tests.conftest import ROOT, git, ls_json, wait_for
 from tests.support.agents import agent_row as row
 from tests.support.agents import spawn
@@ -334,8 +337,13 @@ def test_kill9_watch_mid_run_applies_every_event_once(
         assert watch.wait(10) == 0
         assert "Traceback" not in (watch.stderr.read() if watch.stderr else "")
     rec = json.loads((mullui_home / "state" / "agents" / f"{aid}.json").read_text())
-    assert rec["seq"] == expected_seq == len(rec["history"])
-    states = [t["state"] for t in rec["history"]]
+    assert rec["seq"] == expected_seq
+    assert [t["seq"] for t in rec["history"]] == list(  # the record keeps the last ones
+        range(expected_seq - min(expected_seq, HISTORY_KEEP) + 1, expected_seq + 1)
+    )
+    store = Store(get_paths({"MULLUI_HOME": str(mullui_home)}))
+    full = store.full_history(store.load(aid))  # the spool keeps every one
+    states = [t.state.value for t in full]
     assert states == ["queued", "starting", "working"] + ["blocked", "working"] * sent
     questions = [e for e in journal(mullui_home) if e["agent"] == aid]
     seen: dict[int, dict[str, Any]] = {}
