@@ -81,6 +81,11 @@ def held(state_dir: str | os.PathLike[str]) -> bool:
     return any(b"FLOCK" in line and needle in line for line in table.splitlines())
 
 
+def held_elsewhere(state_dir: str | os.PathLike[str]) -> bool:
+    """A supervisor other than this process (a TUI or ``mullui watch``) holds the lock."""
+    return held(state_dir) and holder(state_dir) != os.getpid()
+
+
 def holder(state_dir: str | os.PathLike[str]) -> int | None:
     """The pid written in the lock file (the supervisor's, while one runs)."""
     try:

@@ -293,6 +293,16 @@ class Agent:
             return True
         return self.cause.startswith("exit:") and (self.exit_code or 0) > 128
 
+    def has_open_work(self) -> bool:
+        """A local agent with a branch whose work is neither merged nor removed: what the
+        collision radar compares (it also checks that the repository is still there)."""
+        return (
+            self.host is None
+            and bool(self.branch and self.repo and self.base)
+            and not self.removed
+            and self.merged_into is None
+        )
+
     def is_over_budget(self) -> bool:
         """Stopped by its budget (``max_cost_usd``): paused until the human raises it."""
         return self.state is F and self.cause.startswith(OVER_BUDGET) and not self.removed

@@ -16,12 +16,19 @@ from mullui.model import inbox
 def _with_collisions(ws: Any, agents: list[Any]) -> list[Any]:
     """The agents with fresh collision markers.  A running supervisor keeps them fresh
     itself; without one, recompute here (~60 ms for 5 agents, ~1.5 s for 50; no git at
-    all below two agents with work)."""
+    all below two agents with work).  The radar (its git engine: ~60 ms to import) is
+    loaded only to recompute: the usual ``ls`` (a supervisor runs, or too few agents
+    with work) reads the records as they are."""
+    from mullui import autostart
+
+    stale = any(x.collisions for x in agents)
+    if sum(1 for x in agents if x.has_open_work()) < 2 and not stale:
+        return agents  # fewer still pass radar.eligible, which also stats the repository
+    if autostart.held_elsewhere(ws.paths.state_dir):
+        return agents
     from mullui import radar
 
-    if radar.agents_with_work(agents) < 2 and not any(x.collisions for x in agents):
-        return agents
-    if radar.supervisor_alive(ws):
+    if radar.agents_with_work(agents) < 2 and not stale:
         return agents
     radar.refresh_quietly(ws, agents)
     return ws.store.all()  # type: ignore[no-any-return]

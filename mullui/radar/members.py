@@ -13,13 +13,7 @@ from mullui.model import Agent, Collision
 
 def eligible(a: Agent) -> bool:
     """A local agent with a branch whose work is not merged or removed."""
-    return (
-        a.host is None
-        and bool(a.branch and a.repo and a.base)
-        and not a.removed
-        and a.merged_into is None
-        and Path(a.repo or "").is_dir()
-    )
+    return a.has_open_work() and Path(a.repo or "").is_dir()
 
 
 def work_of(a: Agent) -> Work:

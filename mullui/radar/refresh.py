@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -88,8 +87,7 @@ def supervisor_alive(ctx: Context) -> bool:
     keeps the records' collisions fresh.  Asked of the kernel's lock table through
     :func:`mullui.autostart.held`, never by taking the lock (a probe holding it for an
     instant would make a watch starting then give up)."""
-    state = ctx.paths.state_dir
-    return autostart.held(state) and autostart.holder(state) != os.getpid()
+    return autostart.held_elsewhere(ctx.paths.state_dir)
 
 
 def refresh_quietly(ctx: Context, agents: Sequence[Agent] | None = None) -> bool:

@@ -338,6 +338,29 @@ def test_a_new_conflict_is_notified_once_by_the_watch(
     assert w2.titles() == []
 
 
+def test_ls_and_inbox_read_the_watchs_markers_without_loading_the_radar(
+    cli: Cli, repo: Path, watches: Callable[[], Watch]
+) -> None:
+    w = watches()
+    a = spawn(cli, repo, edit(5, "A five"), "--name", "a")
+    b = spawn(cli, repo, edit(5, "B five"), "--name", "b")
+    wait_for(lambda: "b conflicts with a" in w.titles(), timeout=20)
+    imports = {"PYTHONPROFILEIMPORTTIME": "1"}  # python -X importtime, on stderr
+    for args in (("ls",), ("ls", "--json"), ("inbox",)):
+        r = cli(*args, cwd=repo, env=imports)
+        assert r.returncode == 0, r.stderr
+        assert "mullui.radar" not in r.stderr and "mullui.collisions" not in r.stderr, args
+    # What the watch wrote into the records is what they show.
+    shown = {x["id"]: x["collisions"] for x in json.loads(cli("ls", "--json", cwd=repo).stdout)}
+    assert [c["agent"] for c in shown[a]] == [b] and shown[a][0]["conflict"] is True
+    assert [c["agent"] for c in shown[b]] == [a]
+    assert "conflicts with a" in cli("inbox", cwd=repo).stdout
+    # With no supervisor, `ls` recomputes itself: then, and only then, it loads the radar.
+    w.stop()
+    r = cli("ls", cwd=repo, env=imports)
+    assert r.returncode == 0 and "mullui.radar" in r.stderr, r.stderr
+
+
 def _cpu_s() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
