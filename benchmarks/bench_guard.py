@@ -12,13 +12,15 @@ does; no git needed to read it).  Agent A is a Claude Code agent about to ``Writ
 - **end to end**: the exact ``PreToolUse`` command Claude Code runs for A (from
   ``ClaudeProfile.settings``: ``fasthook/spool.sh --answer``), its payload on stdin, timed
   as a subprocess (wall, and CPU of the hook's processes): with no file in the index (the
-  guard is not armed: no Python starts), armed with a miss, armed with a hit; and
-  ``python -m mullui hook PreToolUse``, the command every PreToolUse ran before the fast
-  hook path (the "today's hook" of issue 17).  Runs are interleaved so all share the
-  machine's load.  The verdict is the CPU p95 of the hook with the guard minus that of
-  ``python -m mullui hook``.  A miss costs spool.sh's ``grep -F`` of the payload against
-  the agent's list of files others changed (``answer/EVENT.ID``); a hit also starts
-  ``python -S -I`` (fasthook/answer.py) and writes the guard's events.
+  guard is not armed), armed with a miss, armed with a hit (answered by ``spool.sh`` from
+  the tables ``guard.write_answers`` precomputes: no Python), and a hit whose tables are
+  missing (``python -S -I fasthook/answer.py`` decides: the fallback); and the plain fast
+  hook (``spool.sh PreToolUse`` with no answer path: what every other hook event runs,
+  the "today's hook" of issue 17).  Runs are interleaved so all share the machine's
+  load.  The verdict is the CPU p95 of the hook with the guard minus that of the plain
+  hook.  A miss costs spool.sh's ``grep -F`` of the payload against the agent's list of
+  files others changed (``answer/EVENT.ID``); a hit also one ``grep -o`` of the payload's
+  tool, path and cwd, one ``grep -F`` of the tables, and the guard's event written.
 
 Prints a table and writes benchmarks/results/guard.json; ``run()`` returns the dict.
 """
@@ -169,23 +171,29 @@ def run(
             assert guard.hook_answer(state, me, "PreToolUse", p_hit) is not None
             hit_ms.append((time.thread_time() - t0) * 1000)
         # end to end, interleaved: the PreToolUse command mullui writes for Claude Code now,
-        # and the one every PreToolUse ran before the fast hook path (`python -m mullui
-        # hook`, which the issue's "today's hook" meant)
+        # and the plain fast hook every other event runs (no answer path)
         command = _hook_command(root, me, wt)
         before = shlex.join([*hook_argv(), "PreToolUse"])
         full = guard.read_index(guard.index_file(state, str(root / "repo")))
         assert full is not None
         empty = guard.build_index(str(root / "repo"), {}, {})
-        cases = ("spool", "ingest", "miss", "hit")
+        cases = ("spool", "ingest", "miss", "hit", "hit_python")
+        answers = state / guard.ANSWER_DIR
         e2e: dict[str, list[float]] = {c: [] for c in cases}
         cpu: dict[str, list[float]] = {c: [] for c in cases}
         for _ in range(runs):
             for case in cases:
                 # spool / ingest: an index with no files, the guard has nothing to say
-                guard.write_index(state, full if case in ("miss", "hit") else empty)
+                guard.write_index(state, full if case.startswith(("miss", "hit")) else empty)
+                if case == "hit_python":  # no tables: the fast hook hands over to Python
+                    for tab in answers.glob("*.tab"):
+                        tab.unlink()
                 cmd = before if case == "ingest" else command
-                ms, used, out = _time_hook(cmd, p_hit if case == "hit" else p_miss, env)
-                assert bool(out.strip()) == (case == "hit"), (case, out)
+                hit = case.startswith("hit")
+                ms, used, out = _time_hook(cmd, p_hit if hit else p_miss, env)
+                assert bool(out.strip()) == hit, (case, out)
+                if case == "hit_python":
+                    guard.write_answers(state, full, full)
                 e2e[case].append(ms)
                 cpu[case].append(used)
     finally:
@@ -207,9 +215,9 @@ def run(
         "in_process_cpu_hit_ms": stats(hit_ms),
         "hook_wall_ms": {case: stats(xs) for case, xs in e2e.items()},
         "hook_cpu_ms": {case: stats(xs) for case, xs in cpu.items()},
-        "added_cpu_over_ingest_ms": {c: added(c, "ingest", cpu) for c in ("miss", "hit")},
-        "added_cpu_over_spool_ms": {c: added(c, "spool", cpu) for c in ("miss", "hit")},
-        "added_wall_over_spool_ms": {c: added(c, "spool", e2e) for c in ("miss", "hit")},
+        "added_cpu_over_ingest_ms": {c: added(c, "ingest", cpu) for c in cases[2:]},
+        "added_cpu_over_spool_ms": {c: added(c, "spool", cpu) for c in cases[2:]},
+        "added_wall_over_spool_ms": {c: added(c, "spool", e2e) for c in cases[2:]},
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "target_ms": TARGET_MS,
     }
@@ -219,11 +227,11 @@ def run(
                limit=TARGET_MS),
         metric("guard in-process CPU, hit (warn + event)", "ms", samples=hit_ms, target=target,
                limit=TARGET_MS),
-        metric("edit hook CPU, python -m mullui hook", "ms", samples=cpu["ingest"],
-               note="every PreToolUse before the fast path; no guard answer"),
+        metric("edit hook CPU, plain fast hook", "ms", samples=cpu["ingest"],
+               note="spool.sh with no answer path, as every other hook event"),
         metric("edit hook CPU, spool.sh, guard not armed", "ms", samples=cpu["spool"]),
     ]  # fmt: skip
-    for case in ("miss", "hit"):
+    for case in cases[2:]:
         a = result["added_cpu_over_spool_ms"][case]
         w = result["added_wall_over_spool_ms"][case]
         rows.append(metric(f"edit hook CPU, spool.sh + guard, {case}", "ms", samples=cpu[case],
@@ -233,7 +241,7 @@ def run(
         a = result["added_cpu_over_ingest_ms"][case]
         rows.append(metric(f"guard's added CPU per edit, {case}", "ms", value=a["p95"],
                            target=target, limit=TARGET_MS, judge="value",
-                           note=f"hook CPU p95 with the guard - python -m mullui hook "
+                           note=f"hook CPU p95 with the guard - the plain fast hook "
                            f"({a['p50']:g} ms at p50); {runs} interleaved runs, load "
                            f"{result['load_avg_1m']}"))  # fmt: skip
     result["metrics"] = rows

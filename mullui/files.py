@@ -13,10 +13,12 @@ from typing import Any
 from mullui.errors import MulluiError
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so a reader sees the old or the new file, never half.
 
     temp file in the same directory + fsync + rename + fsync of the directory.
+    ``durable=False`` leaves the fsyncs out: for derived files rebuilt from state anyway
+    (a crash may lose the newest content, never show half of it to a running reader).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -27,7 +29,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -37,6 +40,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
         raise MulluiError(
             f"cannot write {path}: {e.strerror or e} — free space or fix permissions"
         ) from e
+    if not durable:
+        return
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)

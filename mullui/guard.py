@@ -33,6 +33,7 @@ names the file (:func:`edit_target`), and :data:`ANSWERS` to how the CLI reads a
 from __future__ import annotations
 
 import os
+import sys
 
 # Annotations only: importing typing, dataclasses, ... would cost every edit hook ~10 ms
 # (python -S -I, see fasthook/answer.py).  Type checkers take this branch.
@@ -120,6 +121,9 @@ def loads(data: bytes | str) -> Any:
 
 def dumps(obj: Any) -> str:
     """``json.dumps`` of str / int / float / bool / None / list / tuple / dict (str keys)."""
+    json = sys.modules.get("json")
+    if json is not None:  # already paid for (the radar's side): its C encoder, same text
+        return str(json.dumps(obj))
     from _json import encode_basestring_ascii as enc
 
     if isinstance(obj, str):
@@ -262,11 +266,14 @@ def write_index(state_dir: Path, doc: dict[str, Any]) -> bool:
     from mullui.files import atomic_write_json
 
     path = index_file(state_dir, str(doc["repo"]))
-    if read_index(path) == doc:
+    old = read_index(path)
+    answers = state_dir / ANSWER_DIR
+    if old == doc and all((answers / f"{aid}.info").exists() for aid in doc["agents"]):
         return False
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     atomic_write_json(path, doc)
     _write_filters(state_dir, doc)
+    write_answers(state_dir, doc, old)
     _update_markers(state_dir)
     return True
 
@@ -278,20 +285,163 @@ def _write_filters(state_dir: Path, doc: dict[str, Any]) -> None:
     changed costs no Python start.  A superset is harmless (Python then decides)."""
     import json
 
-    from mullui.files import atomic_write
-
     files: dict[str, list[str]] = doc["files"]
     marker_dir = state_dir / ANSWER_DIR
     marker_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for aid in doc["agents"]:
-        lines: set[str] = set()
-        for f, ids in files.items():
-            if any(i != aid for i in ids):
-                lines.add(json.dumps(f, ensure_ascii=False)[1:-1])
-                lines.add(json.dumps(f)[1:-1])
-        data = "".join(f"{line}\n" for line in sorted(lines)).encode()
-        for event in EDIT_HOOKS:
-            atomic_write(marker_dir / f"{event}.{aid}", data)
+    forms = {f: {json.dumps(f, ensure_ascii=False)[1:-1], json.dumps(f)[1:-1]} for f in files}
+    every = sorted(set().union(*forms.values()))
+    sole: dict[str, set[str]] = {}  # agent -> the forms of the files only it changed
+    for f, ids in files.items():
+        if len(set(ids)) == 1:
+            sole.setdefault(ids[0], set()).update(forms[f])
+    for aid, info in doc["agents"].items():
+        mine = sole.get(aid, set())
+        data = "".join(f"{line}\n" for line in every if line not in mine).encode()
+        for event in _events_of(info):
+            _replace(marker_dir / f"{event}.{aid}", data)
+
+
+#: Built-in profile -> the edit hook event it sends (an agent of another profile gets
+#: files for every event: it might send any).
+PROFILE_EVENTS = {"claude": "PreToolUse", "gemini": "BeforeTool", "opencode": "tool.execute.before"}
+
+
+def _events_of(info: Mapping[str, Any]) -> tuple[str, ...]:
+    event = PROFILE_EVENTS.get(str(info.get("profile") or ""))
+    return (event,) if event is not None else tuple(EDIT_TOOLS)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write one of the hook's derived files when its content changed: atomically, not
+    durably (the radar rebuilds them; a reader never sees half of one)."""
+    from mullui.files import atomic_write
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(data) + 1) == data:
+                return
+    except OSError:
+        pass
+    atomic_write(path, data, durable=False)
+
+
+def _plain(text: str) -> bool:
+    """Text the fast hook compares as bytes: nothing a JSON encoder escapes (a quote, a
+    backslash, a control character) - a payload naming it holds it verbatim."""
+    return bool(text) and not any(c in '"\\' or c < " " for c in text)
+
+
+def _row(path: str, d: Decision | None, event: str) -> str:
+    """One table line: TAB path TAB "ids" TAB answer TAB guard-event payload (``"-"``: only
+    the asking agent changed it, no answer).  The ids are quoted so a path (which holds no
+    quote) can never match them."""
+    if d is None:
+        return f'\t{path}\t"-"\n'
+    ids = " ".join(o.id for o in d.others)
+    return f'\t{path}\t"{ids}"\t{ANSWERS[event](d)}\t{dumps({"events": events_for(d)})}\n'
+
+
+def _agent_answers(
+    doc: Mapping[str, Any], key: str, aid: str, info: Mapping[str, Any]
+) -> dict[str, str]:
+    """``ID.info`` and the agent's own tables (none when its worktree is not plain: the
+    hook then asks Python)."""
+    mode = mode_for(doc, info.get("profile"), info.get("guard"))
+    wt = str(info.get("worktree") or "")
+    if not (os.path.isabs(wt) and _plain(wt)):
+        return {}
+    norm, real = os.path.normpath(wt), os.path.realpath(wt)
+    if norm == "/" or not _plain(real):
+        return {}
+    out = {f"{aid}.info": f"{mode}\t{key}\t{norm}\t{real}\n"}
+    if mode != "off":
+        own = [f for f, ids in doc["files"].items() if aid in ids and _plain(f)]
+        for event in _events_of(info):
+            out[f"{event}.{aid}.tab"] = "".join(
+                _row(f, decide(doc, aid, f, mode), event) for f in own
+            )
+    return out
+
+
+def _shared_table(doc: Mapping[str, Any], event: str, mode: str) -> str:
+    return "".join(_row(f, decide(doc, "", f, mode), event) for f in doc["files"] if _plain(f))
+
+
+def admit(
+    state_dir: Path, agent_id: str, repo: str, worktree: str, profile: str, guard: str | None
+) -> None:
+    """An agent about to start (spawn, resume): its answer files from its repository's
+    current index, so its edits get the fast answer before the radar's next pass names
+    it.  Nothing when the repository has no index (nothing to guard yet)."""
+    doc = read_index(_index_path(state_dir, repo))
+    if doc is None:
+        return
+    known = doc["agents"].get(agent_id)
+    info = {**(known if isinstance(known, dict) else {}), "profile": profile, "guard": guard,
+            "worktree": worktree}  # fmt: skip
+    key = repo_key(repo)
+    adir = state_dir / ANSWER_DIR
+    adir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    want = _agent_answers(doc, key, agent_id, info)
+    mode = mode_for(doc, profile, guard)
+    for event in _events_of(info) if mode != "off" else ():
+        shared = adir / f"{event}.{mode}.{key}.tab"
+        if not shared.exists():
+            want[shared.name] = _shared_table(doc, event, mode)
+    for name, text in want.items():
+        _replace(adir / name, text.encode(errors="surrogateescape"))
+
+
+def write_answers(state_dir: Path, doc: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """The guard's answers precomputed for the fast hook (``fasthook/spool.sh``), so an
+    edit the guard acts on costs no Python start.  In ``answer/``:
+
+    - ``ID.info``: the agent's mode, repository key, worktree (as recorded and real);
+    - ``EVENT.spec``: how the event's payload names the tool and the file;
+    - ``EVENT.MODE.KEY.tab``: for every file of the repository some agent changed, the
+      answer with all of them named (what any agent that did not change it gets);
+    - ``EVENT.ID.tab``: for the files the agent itself changed, the answer with only the
+      others named, or none.
+
+    The hook uses them only when the payload is plain (see :func:`_plain`), the path is in
+    the worktree as recorded, and every agent named is still live (a record and no
+    ``guard/gone/ID``); otherwise it asks :func:`hook_answer`, which decides the same
+    from the index.  Files are rewritten only when their content changes."""
+    adir = state_dir / ANSWER_DIR
+    adir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = repo_key(str(doc["repo"]))
+    want: dict[str, str] = {}
+    for event, (tool_field, tools) in EDIT_TOOLS.items():
+        keys = " ".join(sorted(set(tools.values())))
+        pairs = " ".join(f"{t}={k}" for t, k in sorted(tools.items()))
+        want[f"{event}.spec"] = f"{tool_field}\t{keys}\t{pairs}\n"
+    # shared tables for every mode the repository's config names (an agent spawned before
+    # the radar's next pass finds its own) and every mode an agent has
+    modes = {m for m in (doc.get("default"), *dict(doc.get("profiles") or {}).values())}
+    for aid, info in doc["agents"].items():
+        want.update(_agent_answers(doc, key, aid, info))
+        modes.add(mode_for(doc, info.get("profile"), info.get("guard")))
+    for mode in modes & {"warn", "ask", "block"}:
+        for event in EDIT_TOOLS:
+            want[f"{event}.{mode}.{key}.tab"] = _shared_table(doc, event, mode)
+    for name, text in want.items():
+        _replace(adir / name, text.encode(errors="surrogateescape"))
+    # what this repository no longer needs: its shared tables of modes now unused, the
+    # info and tables of agents that left its index (an agent admitted since the last
+    # pass keeps its own)
+    gone = set((old or {}).get("agents") or {}) - set(doc["agents"])
+    stale = [f"{aid}.info" for aid in gone]
+    stale += [f"{event}.{aid}.tab" for aid in set(doc["agents"]) | gone for event in EDIT_TOOLS]
+    try:
+        stale += [e.name for e in os.scandir(adir) if e.name.endswith(f".{key}.tab")]
+    except OSError:
+        pass
+    for name in stale:
+        if name not in want:
+            try:
+                os.unlink(adir / name)
+            except FileNotFoundError:
+                pass
 
 
 def read_index(path: StrPath) -> dict[str, Any] | None:
@@ -411,6 +561,25 @@ def _record(state_dir: StrPath, agent_id: str) -> dict[str, Any] | None:
     return _read_json(os.path.join(state_dir, "agents", f"{agent_id}.json"))
 
 
+GONE_DIR = "gone"
+
+
+def mark_gone(state_dir: StrPath, agent_id: str, gone: bool = True) -> None:
+    """``guard/gone/ID`` exists once the agent's work is merged or removed (made before the
+    record says so, and kept until the record itself is gone): the fast hook, which reads
+    no record, hands an answer naming that agent to Python (:func:`_gone` decides)."""
+    path = os.path.join(state_dir, INDEX_DIR, GONE_DIR, agent_id)
+    if not gone:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+
 def _gone(state_dir: StrPath) -> Callable[[str], bool]:
     def gone(other: str) -> bool:
         # No record: its finished work was moved to the history (mullui.ledger).
@@ -510,6 +679,13 @@ def _opencode_answer(d: Decision) -> str:
     return dumps({"decision": d.mode, "reason": d.reason(), "path": d.path, "others": d.names()})
 
 
+#: Hook event -> (the payload's field naming the tool, tool -> the key naming its file):
+#: what the fast hook greps for (see :func:`write_answers`).
+EDIT_TOOLS: dict[str, tuple[str, Mapping[str, str]]] = {
+    "PreToolUse": ("tool_name", CLAUDE_EDIT_TOOLS),
+    "BeforeTool": ("tool_name", GEMINI_EDIT_TOOLS),
+    OPENCODE_EVENT: ("tool", OPENCODE_EDIT_TOOLS),
+}
 #: Hook event -> how its payload names the file about to be edited.
 EDIT_HOOKS: dict[str, Callable[[Mapping[str, Any]], tuple[str, str | None] | None]] = {
     "PreToolUse": _claude_target,

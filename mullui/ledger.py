@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mullui import report
+from mullui import guard, report
 from mullui.context import Context
 from mullui.errors import MulluiError
 
@@ -172,6 +172,7 @@ def fold_one(
         ):
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
+        guard.mark_gone(paths.state_dir, a.id, False)  # no record: gone for the guard too
         for f in paths.hookdata_dir.glob(f"{a.id}.*"):
             with contextlib.suppress(OSError):
                 f.unlink()

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mullui import journal, rawspool
+from mullui import guard, journal, rawspool
 from mullui.errors import MulluiError, NotFound
 from mullui.events import (
     Event,
@@ -146,6 +146,8 @@ class Store:
         long history) and remember it as read."""
         path = self.paths.record_file(agent_id)
         data = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str)
+        # the collision guard's fast hook reads no record: tell it first
+        guard.mark_gone(self.paths.state_dir, agent_id, a.removed or a.merged_into is not None)
         atomic_write(path, data.encode())
         try:
             st = os.stat(path)

@@ -57,14 +57,97 @@ else
   esac
 fi
 set +C
+# val '"key" : "value"': v=value (a line grep -o found: no quote inside the value)
+val() {
+  v=${1#*:}
+  while :; do case $v in ' '*) v=${v# };; *) break;; esac; done
+  v=${v#\"}; v=${v%\"}
+}
 ans=
 if [ -n "$py" ] && [ -e "$d/answer/$ev" ]; then
   # answer/EVENT.ID, when there, holds fixed strings one of which the payload must hold
-  # for Python to start (the collision guard's: the files other agents changed).
+  # for anything more to run (the collision guard's: the files other agents changed).
   flt=$d/answer/$ev.$id
   if [ ! -e "$flt" ] || grep -qF -f "$flt" "$f" 2>/dev/null; then
-    ans=1
-    exec 3< "$f"  # opened before the line exists: a reader deletes the file once it is in
+    ans=py
+    # The answer precomputed with the radar's index (mullui.guard.write_answers): no
+    # Python when the payload names one plain path in the worktree and every agent the
+    # answer names is still live; any doubt (an escape, an unusual path form, a torn or
+    # missing table, an agent merged or removed since) leaves the decision to answer.py.
+    a=$d/answer
+    if IFS='	' read -r gmode grk gwt gwtr < "$a/$id.info" 2>/dev/null; then
+      nl='
+'
+      case $gmode in
+        off) ans=;;
+        warn|ask|block)
+          if IFS='	' read -r tf keys tools < "$a/$ev.spec" 2>/dev/null \
+            && [ -r "$a/$ev.$id.tab" ] && [ -r "$a/$ev.$gmode.$grk.tab" ]; then
+            set -f
+            set -- -e "\"$tf\" *: *\"[^\"]*\"" -e '"cwd" *: *"[^"]*"'
+            for kk in $keys; do set -- "$@" -e "\"$kk\" *: *\"[^\"]*\""; done
+            got=$(LC_ALL=C grep -a -o "$@" "$f" 2>/dev/null)
+            tool= ntool=0 cwd=$gwt ncwd=0
+            IFS=$nl
+            for l in $got; do
+              case $l in
+                "\"$tf\""*) val "$l"; tool=$v; ntool=$((ntool + 1));;
+                '"cwd"'*) val "$l"; cwd=$v; ncwd=$((ncwd + 1));;
+              esac
+            done
+            case $tool in *\\*) ntool=0;; esac  # escaped: Python reads it
+            key=
+            IFS=' '
+            for t in $tools; do [ "${t%%=*}" = "$tool" ] && key=${t#*=}; done
+            if [ "$ntool" = 1 ] && [ -z "$key" ]; then
+              ans=  # not a tool that edits a file: nothing to say
+            elif [ "$ntool" = 1 ] && [ "$ncwd" -le 1 ]; then
+              p= np=0
+              IFS=$nl
+              for l in $got; do
+                case $l in "\"$key\""*) val "$l"; p=$v; np=$((np + 1));; esac
+              done
+              case $p in
+                /*) ;;
+                ?*) while :; do case $p in ./*) p=${p#./};; *) break;; esac; done
+                    p=$cwd/$p;;
+              esac
+              case $np$p in
+                1/*[\\]*|1*//*|1*/./*|1*/../*|1*/.|1*/..|1*/) ;;  # Python normalises these
+                1"$gwt"/*)
+                  rel=${p#"$gwt"/}
+                  case $rel in
+                    .git|.git/*) ans=;;
+                    *)
+                      row=$(LC_ALL=C grep -a -h -m1 -F -e "	$rel	" "$a/$ev.$id.tab" \
+                        "$a/$ev.$gmode.$grk.tab" 2>/dev/null)
+                      case $? in
+                        1) ans=;;  # no other agent changed it
+                        0)
+                          IFS='	'
+                          set -- ${row%%"$nl"*}
+                          ids=${2#\"}; ids=${ids%\"}
+                          if [ "$#" = 2 ] && [ "$ids" = - ]; then
+                            ans=  # only this agent changed it
+                          elif [ "$#" = 4 ]; then
+                            ans=sh gans=$3 gevs=$4
+                            IFS=' '
+                            for o in $ids; do
+                              if [ ! -e "$d/agents/$o.json" ] || [ -e "$d/guard/gone/$o" ]; then
+                                ans=py
+                              fi
+                            done
+                          fi;;
+                      esac;;
+                  esac;;
+              esac
+            fi
+            set +f
+            unset IFS
+          fi;;
+      esac
+    fi
+    [ "$ans" = py ] && exec 3< "$f"  # opened before the line exists: a reader deletes the file once it is in
   fi
 fi
 printf '1\t%s\t%s\t%s\t%s\n' "$ev" "$k" "${f##*/}" "$tok" >> "$d/spool/$id.hooks" || exit 1
@@ -88,7 +171,18 @@ if [ -z "$up" ] && [ -r "$d/supervisor-start.sh" ] && command -v flock >/dev/nul
   fi
   exec 9>&-
 fi
-if [ -n "$ans" ]; then
+if [ "$ans" = sh ]; then
+  # what the guard did, as mullui.guard.record writes it: a payload file, then one line
+  g=$d/hookdata/$id.$$
+  n=0
+  while [ -e "$g.$n" ] || [ -h "$g.$n" ]; do n=$((n + 1)); done
+  set -C
+  if printf '%s' "$gevs" > "$g.$n"; then
+    printf '1\tguard\ts\t%s\t%s\n' "${g##*/}.$n" "$tok" >> "$d/spool/$id.hooks"
+  fi
+  set +C
+  printf '%s' "$gans"
+elif [ "$ans" = py ]; then
   exec "$py" -S -I "${0%/*}/answer.py" "$d" "$id" "$ev" <&3 3<&-
 fi
 exit 0

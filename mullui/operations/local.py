@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mullui import logs
+from mullui import guard, logs
 from mullui.agents import get_profile
 from mullui.agents.base import LaunchContext, Profile, answer_hook_argv, spool_hook_argv
 from mullui.context import Context
@@ -251,6 +251,10 @@ class LocalLocation(Location):
             ctx.store.emit(a.id, "meta", session_id=session_id)
         session = session_name(repo)
         ctx.tmux.ensure_session(session, repo)
+        override = a.extra.get("guard")
+        with contextlib.suppress(OSError, MulluiError):  # the hook then asks Python
+            guard.admit(ctx.paths.state_dir, a.id, str(repo), str(worktree), a.profile,
+                        override if isinstance(override, str) else None)  # fmt: skip
         # tmux's hooks run in the server's environment: the agent id and state dir go
         # in their argv, the token does not (spool.sh reads the secrets file).
         hook = [*hook_argv(), "--agent", a.id, "--state-dir", str(ctx.paths.state_dir)]
