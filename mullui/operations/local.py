@@ -471,7 +471,22 @@ class LocalLocation(Location):
                 question=f"{what}: waiting for what to do instead",
             )
 
-        replies.answer(self.ctx.tmux, a, dialog, text, enter_delay=delay, denied=denied)
+        def answered(sent: bool) -> None:
+            # No hook says the CLI took a text from its dialog's field and works on it.
+            if sent:
+                store.emit(a.id, "state", state="working", cause=replies.ANSWERED_CAUSE)
+            else:
+                store.emit(a.id, "state", state="blocked", cause=a.cause, question=question)
+
+        replies.answer(
+            self.ctx.tmux,
+            a,
+            dialog,
+            text,
+            enter_delay=delay,
+            denied=denied,
+            answered=answered,
+        )
 
     def attach_argv(self, a: Agent) -> list[str] | None:
         """Inside tmux on our server: switch-client and return None; otherwise the argv to

@@ -35,6 +35,11 @@ POLL_S = 0.05
 #: prompt for what to do instead (no hook says so).
 DENIED_CAUSE = "reply:denied"
 
+#: The cause of ``working`` once a reply's text went into the dialog's own field (Claude's
+#: plan feedback, a free-text answer): no hook says so (a refused plan's feedback is
+#: followed by no PostToolUse) and the CLI works on it at once.
+ANSWERED_CAUSE = "reply:answered"
+
 
 def open_dialog(profile: Profile | None, a: Agent) -> Dialog | None:
     """The dialog the agent is blocked on now, when it needs its own keys (else None: a
@@ -70,9 +75,13 @@ def answer(
     *,
     enter_delay: float = 0.0,
     denied: Callable[[], None] | None = None,
+    answered: Callable[[bool], None] | None = None,
 ) -> None:
     """Type the reply ``text`` to the open ``dialog`` of agent ``a`` as its keys;
-    ``denied`` is called once a denial without a text has closed the dialog."""
+    ``denied`` is called once a denial without a text has closed the dialog,
+    ``answered(True)`` just before the Enter that sends a text typed into the dialog's
+    field (before: every hook the answer causes comes after it), ``answered(False)`` when
+    the dialog then stays open."""
     target = a.tmux_target
     assert target is not None
     what = f"agent {a.name}'s {dialog.name}"
@@ -114,8 +123,12 @@ def answer(
                 f"{what}: the text typed into its field does not show, so it was not "
                 f"sent (no Enter); `mullui attach {a.name}`"
             )
+        if answered is not None:
+            answered(True)
         tmux.keys(target, "Enter")
         if not _wait(tmux, target, closed):
+            if answered is not None:
+                answered(False)
             raise MulluiError(
                 f"{what} is still open {DIALOG_WAIT_S:.0f} s after the text was typed "
                 f"into it; `mullui attach {a.name}`"

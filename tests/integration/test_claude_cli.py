@@ -861,11 +861,15 @@ def test_a_text_reply_refuses_the_plan_and_tells_claude_what_to_change(
     pipeline: Spawned,
 ) -> None:
     p = pipeline
-    blocked = blocked_on_plan(p, Turn.say("Planning again."))
+    # A model that takes its time: while it re-plans, no hook speaks.
+    blocked = blocked_on_plan(p, Turn(text="Planning again.", delay_s=4))
     before = len(p.stub.main_requests())
     res = p.pipe.mullui("send", blocked["id"], "write bye.txt instead")
     assert res.returncode == 0, res.stderr
+    working = p.pipe.agent()
+    assert (working["state"], working["cause"]) == ("working", "reply:answered")
     assert p.stub.wait_served(before + 1, 30), "the feedback never reached the model"
+    assert p.pipe.state("done", 30)["cause"] == "hook:Stop"
     (result,) = [b for b in last_user_blocks(p.stub) if b["type"] == "tool_result"]
     assert result["is_error"] is True
     assert "the user said:\nwrite bye.txt instead" in str(result["content"])
