@@ -3,7 +3,10 @@
 The user's ``config.toml``, the repository's ``.mullui.toml`` and the trust file are
 followed with watchfiles (inotify on their directories, non-recursive: no polling timer),
 so an edit, a file that appears after start, a removal and an editor's atomic rename are
-all seen.  A change is loaded and, when valid, swapped into the context's one
+all seen.  The trust file has a directory of its own (``state/trust/``), so the state
+dir, which changes with every agent event, is not watched at all; what else changes in a
+watched directory is filtered out before it reaches the follower's loop.  A change is
+loaded and, when valid, swapped into the context's one
 :class:`~mullui.context.ConfigSource`: every later decision (limits, budgets, chains,
 profiles, hosts, notify, quiet hours, theme) reads it.  An invalid edit changes nothing -
 the last good config stays in force - and its error is reported once per distinct
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watchfiles import awatch
+from watchfiles import Change, awatch
 
 from mullui.config import Config
 from mullui.context import Context
@@ -95,6 +98,8 @@ class ConfigFollower:
         self.debounce_ms = debounce_ms
         self.error: str | None = None  # the error in force (last good config kept)
         self.reloads = 0
+        #: file events the watcher delivered (followed files or not): what woke us
+        self.wakes = 0
         self.repos: set[Path] = set()
         self._errors: dict[Path | None, str] = {}  # None: ctx's own config
         self._files = followed_files(ctx)
@@ -220,6 +225,10 @@ class ConfigFollower:
             await self._rewatch.wait()
             stop.set()
 
+        def followed(_change: Change, path: str) -> bool:
+            self.wakes += 1
+            return Path(path) in names or path == str(sentinel)
+
         stop = asyncio.Event()
         prober = asyncio.create_task(probe())
         relay = asyncio.create_task(stop_on_rewatch())
@@ -228,6 +237,7 @@ class ConfigFollower:
         try:
             async for changes in awatch(
                 *dirs,
+                watch_filter=followed,
                 stop_event=stop,
                 debounce=self.debounce_ms,
                 step=20,

@@ -80,7 +80,14 @@ class Paths:
 
     @property
     def trust_file(self) -> Path:
-        """sha256 of each repository ``.mullui.toml`` the user trusted (``mullui trust``)."""
+        """sha256 of each repository ``.mullui.toml`` the user trusted (``mullui trust``).
+        In a directory of its own: a running TUI or watch follows it (inotify on its
+        directory), and the state dir itself changes with every agent event."""
+        return self.state_dir / "trust" / "trusted.json"
+
+    @property
+    def old_trust_file(self) -> Path:
+        """Where the trust file was kept before it had a directory of its own."""
         return self.state_dir / "trusted.json"
 
     @property
@@ -122,8 +129,25 @@ class Paths:
             self.hookdata_dir,
             self.profiles_dir,
             self.worktrees_dir,
+            self.trust_file.parent,
         ):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._move_trust_file()
+
+    def _move_trust_file(self) -> None:
+        """Copy the trust file from its old place into its own directory, once.  The old
+        file stays where it was, unchanged (a mullui of before reads it there); from now
+        on the new one is the one read and written."""
+        new, old = self.trust_file, self.old_trust_file
+        if new.exists() or not old.exists():
+            return
+        from mullui.files import atomic_write  # tempfile's import: only when moving
+
+        try:
+            data = old.read_bytes()
+        except OSError:
+            return  # unreadable: trusts nothing, as config reads an unreadable one
+        atomic_write(new, data)
 
 
 def get_paths(env: dict[str, str] | None = None) -> Paths:
