@@ -12,6 +12,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from mullui import ledger
 from mullui.context import Context
 from mullui.model import Agent, State, utcnow
@@ -200,3 +202,20 @@ def test_a_second_revive_of_the_same_line_changes_nothing(tmp_path: Path) -> Non
     assert ctx.paths.spool_file("old1").read_bytes() == spool  # no event lost or added
     assert b.seq == a.seq and b.is_acked()
     assert ledger.folded_ids(ctx.paths) == set()
+
+
+def test_a_folded_remote_agent_is_refused_naming_its_host(tmp_path: Path) -> None:
+    from mullui.errors import MulluiError
+    from mullui.workspace import Workspace
+
+    ctx = make_ctx(tmp_path)
+    add(ctx, "far1", DONE, host="devbox")
+    assert ledger.fold(ctx, now=utcnow() + timedelta(days=15)) == 1
+    ws = Workspace(ctx.paths, cwd=tmp_path)
+    with pytest.raises(MulluiError) as e:
+        ws.get("far1")
+    assert "in the history" in e.value.message and "host devbox" in e.value.message
+    assert "\n" not in e.value.message
+    assert ctx.store.all() == [] and ledger.folded_ids(ctx.paths) == {"far1"}
+    a, row = ws.find("far1")  # read only: still there to read
+    assert row is not None and a.host == "devbox" and a.state is State.DONE
