@@ -50,11 +50,9 @@ from mullui.history import history_dir as history_dir
 from mullui.history import ledger_file as ledger_file
 from mullui.history import revived_line as revived_line
 from mullui.history import rows as rows
-from mullui.model import Agent, State, iso, utcnow
+from mullui.model import SETTLED, Agent, iso, utcnow
 from mullui.paths import Paths
 
-#: States a folded agent can be in (never a live one).
-FINISHED = frozenset({State.DONE, State.FAILED, State.STOPPED})
 #: Agents folded per pass at most (a first pass over months of history is spread out).
 FOLD_BATCH = 500
 #: An agent brought back from the history stays live at least this long (the operation
@@ -64,7 +62,7 @@ REVIVE_GRACE = timedelta(minutes=15)
 
 def due(a: Agent, now: datetime, keep_s: int) -> bool:
     """True when ``a``'s work is finished and it may leave the live store."""
-    if a.state not in FINISHED or a.conflict is not None:
+    if a.state not in SETTLED or a.conflict is not None:
         return False
     if a.removed:
         return True
@@ -83,7 +81,7 @@ def candidates(agents: Iterable[Agent], now: datetime, keep_s: int) -> list[Agen
     """The agents to fold: finished, and no live or queued agent waits on them (a chain's
     next step reads its predecessor's record)."""
     agents = list(agents)
-    needed = {a.after for a in agents if a.after and a.state not in FINISHED}
+    needed = {a.after for a in agents if a.after and a.state not in SETTLED}
     return [a for a in agents if a.id not in needed and due(a, now, keep_s)]
 
 

@@ -48,7 +48,8 @@ RUNNING: frozenset[State] = frozenset({ST, W, B})
 LIVE: frozenset[State] = frozenset({Q, ST, W, B, D})
 #: States that put an agent in the inbox, and the ones a notification is sent for.
 INBOX_STATES: frozenset[State] = frozenset({B, D, F})
-#: States after which nothing happens unless the human acts (the ledger's end of a run).
+#: States after which nothing happens unless the human acts (the ledger's end of a run;
+#: only an agent in one is folded into the history).
 SETTLED: frozenset[State] = frozenset({D, F, X})
 #: Inbox order: blocked before failed before done (a queued agent that cannot start by
 #: itself - its predecessor failed - ranks with the failures).
