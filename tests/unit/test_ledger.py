@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,6 +39,24 @@ def add(ctx: Context, aid: str, *events: tuple[str, dict[str, object]], **kw: ob
 
 
 DONE = ("state", {"state": "done", "cause": "hook:Stop", "message": "fin"})
+
+
+def kill_midway(tmp_path: Path, body: str, far_enough: Callable[[], bool]) -> None:
+    """Run ``body`` (with ``ledger`` and ``ctx`` at hand) in another process on the same
+    MULLUI_HOME; kill -9 it once ``far_enough()``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MULLUI_HOME": str(tmp_path / "home")}
+    code = (
+        "from mullui import ledger\n"
+        "from mullui.context import Context\n"
+        "import sys, pathlib\n"
+        "ctx = Context(cwd=pathlib.Path(sys.argv[1]))\n" + body
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not far_enough():
+        time.sleep(0.005)
+    p.send_signal(signal.SIGKILL)
+    p.wait(10)
 
 
 def test_merged_removed_and_old_agents_fold_live_and_recent_stay(tmp_path: Path) -> None:
@@ -82,25 +101,14 @@ def test_a_kill_9_midway_through_a_fold_loses_nothing(tmp_path: Path) -> None:
     for i in range(n):
         add(ctx, f"a{i:03d}", DONE, ("merged", {"into": "main", "sha": "x"}))
     add(ctx, "live1")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MULLUI_HOME": str(tmp_path / "home")}
-    code = (
-        "from mullui import ledger\n"
-        "from mullui.context import Context\n"
-        "import sys\n"
-        "print(ledger.fold(Context(cwd=__import__('pathlib').Path(sys.argv[1]))), flush=True)\n"
-    )
-    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env)
     # kill it once it has folded some, not all
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        folded = (
-            sum(1 for _ in ledger.rows(ctx.paths)) if ledger.ledger_file(ctx.paths).exists() else 0
-        )
-        if folded >= 20:
-            break
-        time.sleep(0.005)
-    p.send_signal(signal.SIGKILL)
-    p.wait(10)
+    kill_midway(
+        tmp_path,
+        "print(ledger.fold(ctx), flush=True)\n",
+        lambda: (
+            ledger.ledger_file(ctx.paths).exists() and sum(1 for _ in ledger.rows(ctx.paths)) >= 20
+        ),
+    )
     live = {a.id for a in ctx.store.all()}
     folded_ids = ledger.folded_ids(ctx.paths)
     assert 0 < len(folded_ids) < n, "the kill came too late or too early: nothing tested"
@@ -219,3 +227,34 @@ def test_a_folded_remote_agent_is_refused_naming_its_host(tmp_path: Path) -> Non
     assert ctx.store.all() == [] and ledger.folded_ids(ctx.paths) == {"far1"}
     a, row = ws.find("far1")  # read only: still there to read
     assert row is not None and a.host == "devbox" and a.state is State.DONE
+
+
+def test_a_kill_9_midway_through_revives_loses_nothing(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    n = 200
+    for i in range(n):
+        add(ctx, f"r{i:03d}", DONE)
+    assert ledger.fold(ctx, now=utcnow() + timedelta(days=15)) == n
+    hist = ledger.history_dir(ctx.paths)
+    events = {f"r{i:03d}": (hist / f"r{i:03d}.jsonl").read_text() for i in range(n)}
+    kill_midway(
+        tmp_path,
+        "for row in list(ledger.rows(ctx.paths)):\n    ledger.revive(ctx, row)\n",
+        lambda: sum(1 for _ in ctx.paths.spool_dir.glob("r*.jsonl")) >= 20,
+    )
+    live = {a.id for a in ctx.store.all()}
+    folded = ledger.folded_ids(ctx.paths)
+    assert 0 < len(live) < n, "the kill came too late or too early: nothing tested"
+    assert set(events) <= live | folded  # live, folded, or (mid-revive) both
+    # The next fold (past the grace) takes every one back whole: one ledger line each,
+    # every event it had, plus at most its `revived`.
+    later = utcnow() + ledger.REVIVE_GRACE + timedelta(days=15)
+    ledger.fold(ctx, now=later)
+    assert ctx.store.all() == []
+    assert sorted(r["id"] for r in ledger.rows(ctx.paths)) == sorted(events)
+    for aid, before in events.items():
+        after = (hist / f"{aid}.jsonl").read_text()
+        assert after.startswith(before), aid
+        extra = [json.loads(x)["kind"] for x in after[len(before) :].splitlines()]
+        assert extra in ([], ["revived"]), (aid, extra)
+        assert not ctx.paths.spool_file(aid).exists()
