@@ -97,6 +97,11 @@ ALLOWED: dict[State, frozenset[State]] = {
 HISTORY_KEEP = 32
 
 
+#: Notes a record keeps (``Agent.notes``), each at most ``NOTE_MAX`` characters.
+NOTES_KEEP = 20
+NOTE_MAX = 4000
+
+
 def can_transition(old: State, new: State) -> bool:
     """True when ``old -> new`` is a legal state change (same state is no change)."""
     return new in ALLOWED[old]
@@ -276,6 +281,10 @@ class Agent:
     conflict: ConflictItem | None = None  # a new conflict with another agent, until acked
     guarded: tuple[GuardHit, ...] = ()  # collisions the guard acted on (mullui.guard)
     extra: dict[str, Any] = field(default_factory=dict)  # spawn options for queued agents
+    # What the user should know about how it started (its base is a commit, uncommitted
+    # files it will not see, submodules left empty): kept on the agent, so the notes of
+    # one that the supervisor starts later from the queue are not told to nobody.
+    notes: tuple[str, ...] = ()
 
     # ---- derived -------------------------------------------------------------------
     def is_snoozed(self, now: datetime | None = None) -> bool:
@@ -414,6 +423,11 @@ class Agent:
             "repo": self.repo,
         }
 
+    def beyond_spec_json(self) -> dict[str, Any]:
+        """What ``ls --json`` and ``inbox --json`` add to SPEC's fields: ``interrupted``
+        (``resume`` continues it) and ``notes``."""
+        return {"interrupted": self.is_interrupted(), "notes": list(self.notes)}
+
     def collisions_json(self) -> list[dict[str, Any]]:
         """The collisions for ``ls --json``; where the collision guard acted on one, its
         ``guard`` lists what it did (``file`` this agent was about to edit, ``action``,
@@ -456,6 +470,8 @@ class Agent:
                 v = v.to_json() if v is not None else None
             elif f.name == "guarded":
                 v = [g.to_json() for g in v]
+            elif f.name == "notes":
+                v = list(v)
             d[f.name] = v
         return d
 
@@ -482,6 +498,12 @@ class Agent:
                 v = ConflictItem.from_json(v) if v else None
             elif k == "guarded":
                 v = tuple(GuardHit.from_json(g) for g in v if isinstance(g, dict) and "agent" in g)
+            elif k == "notes":  # a remote host's too: bounded, strings only
+                v = (
+                    tuple(n[:NOTE_MAX] for n in v if isinstance(n, str))[-NOTES_KEEP:]
+                    if isinstance(v, list)
+                    else ()
+                )
             kw[k] = v
         return cls(**kw)
 

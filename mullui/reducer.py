@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from mullui.model import (
+    NOTES_KEEP,
     Agent,
     Collision,
     ConflictItem,
@@ -268,6 +269,12 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
 
     if kind == "guard":
         return _guard(a, ev, at)
+
+    if kind == "note":  # something the user should know about the agent's start
+        text = _clip(ev.get("text")) if isinstance(ev.get("text"), str) else None
+        if not text or text in a.notes:
+            return a
+        return dataclasses.replace(a, notes=(*a.notes, text)[-NOTES_KEEP:])
 
     if kind == "collisions":
         cols = tuple(

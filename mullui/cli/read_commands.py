@@ -66,10 +66,8 @@ def _gone_words(there: tuple[bool, bool]) -> str:
 
 
 def _ls_json(x: Any, missing: dict[str, tuple[bool, bool]]) -> dict[str, Any]:
-    d: dict[str, Any] = x.to_ls_json()
-    # Beyond SPEC's fields: failed by an interruption (dead tmux, reboot, killed CLI), so
-    # `mullui resume` (--all) continues it.
-    d["interrupted"] = x.is_interrupted()
+    # Beyond SPEC's fields: interrupted (`mullui resume` continues it), notes.
+    d: dict[str, Any] = {**x.to_ls_json(), **x.beyond_spec_json()}
     if x.id in missing:
         wt, br = missing[x.id]
         d["worktree"] = d["worktree"] if wt else None
@@ -149,7 +147,7 @@ def cmd_inbox(a: argparse.Namespace) -> int:
         for x in items:
             d = x.to_ls_json()
             d["why"] = x.why()
-            d["interrupted"] = x.is_interrupted()
+            d.update(x.beyond_spec_json())
             out.append(d)
         _print_json(out)
         return 0

@@ -119,6 +119,7 @@ class LocalLocation(Location):
             raise MulluiError("the task contains a NUL byte, which no program can receive")
         name = unique_name(ctx, name, task)
         prev: Agent | None = None
+        notes: tuple[str, ...] = ()
         if after:
             prev = ctx.get(after)
         if base is not None or prev is None:
@@ -126,6 +127,7 @@ class LocalLocation(Location):
             # @{-1}, HEAD~2 mean nothing once inside the agent's worktree).
             chosen, lines = worktrees.spawn_notes(ctx.cwd, base)
             base = chosen.ref
+            notes = tuple(lines)
             for line in lines:
                 _tell(ctx, line)
         record = Agent(
@@ -140,6 +142,7 @@ class LocalLocation(Location):
             after=prev.id if prev else None,
             hooks=profile.has_hooks,
             extra=dict(extra or {}),
+            notes=notes,
         )
         for k in ("chain", "chain_name", "chain_step", "estimate_h"):
             if extra and k in extra:
@@ -182,7 +185,8 @@ class LocalLocation(Location):
             ctx.store.emit(
                 a.id, "update", fields={"branch": wt.branch, "worktree": str(wt.path), "base": base}
             )
-            for note in wt.notes:
+            for note in wt.notes:  # kept on the agent: a queued one's starter tells nobody
+                ctx.store.emit(a.id, "note", text=note)
                 _tell(ctx, f"{a.name}: {note}")
             return self._launch(a, repo, wt.path, wt.branch, None)
         except MulluiError as e:

@@ -30,8 +30,8 @@ SPEC_FIELDS = [
     "host",
     "repo",
 ]
-#: Fields beyond SPEC's ("at least" those): issue 14's resumable mark.
-EXTRA_FIELDS = ["interrupted"]
+#: Fields beyond SPEC's ("at least" those): issue 14's resumable mark, the start's notes.
+EXTRA_FIELDS = ["interrupted", "notes"]
 
 
 def seed(home: Path) -> Store:
@@ -63,7 +63,7 @@ def test_ls_json_fields_match_spec(cli, mullui_home: Path) -> None:  # type: ign
     rows = json.loads(cli("ls", "--json").stdout)
     assert [list(r) for r in rows] == [SPEC_FIELDS + EXTRA_FIELDS] * 3
     blocked = next(r for r in rows if r["id"] == "aa01")
-    assert blocked["interrupted"] is False
+    assert blocked["interrupted"] is False and blocked["notes"] == []
     assert blocked["state"] == "blocked" and blocked["branch"] is None
     assert blocked["created_at"].endswith("Z") and blocked["host"] is None
 

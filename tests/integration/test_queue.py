@@ -20,7 +20,8 @@ from mullui.model import Agent, State
 from mullui.paths import get_paths
 from mullui.store import Store
 from tests.conftest import git, wait_for
-from tests.support.agents import diagnose, spawn, wait_state
+from tests.integration.test_real_repos import FILE_OK, _submodule_repo
+from tests.support.agents import agent_row, diagnose, spawn, wait_state
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 RUNNING = (State.STARTING, State.WORKING, State.BLOCKED)
@@ -215,6 +216,41 @@ def test_max_running_2_is_never_exceeded_while_five_agents_run(
     # Oldest first: the queued ones started in the order they were spawned.
     starts = [s for s, _ in spans]
     assert starts[2] <= starts[3] <= starts[4]
+
+
+def test_a_queued_agent_starts_with_every_note_it_was_given(
+    cli: Cli, tmp_path: Path, mullui_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """max_running 1: the second agent waits queued with the note its spawn gave
+    (uncommitted files it will not see); when the first is done the supervisor starts it
+    and its worktree adds one (a submodule git refuses to clone).  Both are on the agent,
+    in ls --json and inbox --json, not told to nobody in the supervisor's log."""
+    app = _submodule_repo(tmp_path, monkeypatch)
+    for k in FILE_OK:
+        monkeypatch.delenv(k)  # git now refuses the file:// transport: submodules stay empty
+    git(app, "config", "protocol.file.allow", "never")
+    config(mullui_home, "[limits]\nmax_running = 1\n")
+    gate = mullui_home / "gate"
+    first = spawn(cli, app, f"while [ ! -e {gate} ]; do sleep 0.05; done", "--name", "first")
+    (app / "a.txt").write_text("changed here, not committed\n")
+    r = cli("spawn", "--agent", "shell", "--no-attach", "--name", "second", "true", cwd=app)
+    assert r.returncode == 0, r.stderr
+    second = r.stdout.strip()
+    dirty = next(line for line in r.stderr.splitlines() if "will not see" in line)
+    assert "a.txt" in dirty
+    queued = agent_row(cli, app, second)
+    assert queued["state"] == "queued" and queued["worktree"] is None
+    assert queued["notes"] == [dirty.removeprefix("mullui: ")]
+    gate.touch()
+    wait_state(first, State.DONE)
+    row = wait_state(second, State.DONE, cli=cli, repo=app)
+    empty = "submodule vendor/lib is left empty in the agent's worktree:"
+    assert row["notes"][0] == queued["notes"][0]
+    assert len(row["notes"]) == 2 and row["notes"][1].startswith(empty), row["notes"]
+    r = cli("inbox", "--json", cwd=app)
+    assert r.returncode == 0, r.stderr
+    item = next(x for x in json.loads(r.stdout) if x["id"] == second)
+    assert item["notes"] == row["notes"]
 
 
 # ---- max_unreviewed --------------------------------------------------------------------------

@@ -71,6 +71,7 @@ def spy_screenshot(app: Any) -> list[tuple[Any, ...]]:
 
 
 async def test_inbox_list_and_detail_show_agent_text_literally(hostile: Paths) -> None:
+    Store(hostile).emit("h2", "note", text=f"submodule {LINK} is left empty")
     # `wrote [/tmp/out/report.md] and done` raised MarkupError on every start.
     app = make_app(hostile, title="mullui · [b]repo[/b] \x1b]0;PWNED\x07")
     ran = spy_screenshot(app)
@@ -97,6 +98,7 @@ async def test_inbox_list_and_detail_show_agent_text_literally(hostile: Paths) -
         assert app.main.selected_id == "h2"
         detail = shown(app.screen.query_one("#log-detail"))
         assert CLICK in detail and "⎇ mullui/[b]clicky[/b]" in detail
+        assert f"ⓘ submodule {LINK} is left empty" in detail  # its start's notes too
         assert app.main.select_anywhere("h1")
         await pilot.pause()
         detail = shown(app.screen.query_one("#log-detail"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mullui.model import Agent, State
+from mullui.model import NOTE_MAX, NOTES_KEEP, Agent, State
 from mullui.reducer import apply_event
 
 
@@ -95,3 +95,25 @@ def test_hostile_events_are_ignored() -> None:
     ):
         a = run(a, bad)
     assert a.state in (State.STARTING, State.FAILED)
+
+
+def test_notes_are_kept_once_each_bounded_and_survive_the_record() -> None:
+    a = created()
+    for i, text in enumerate(["base is a commit", "4 files left out", "base is a commit"]):
+        b = apply_event(a, ev("note", i, text=text))
+        assert b is not None
+        a = b
+    assert a.notes == ("base is a commit", "4 files left out")
+    assert apply_event(a, ev("note", 9, text=["not", "text"])) == a
+    assert Agent.from_record(a.to_record()).notes == a.notes
+    for i in range(40):
+        b = apply_event(a, ev("note", i, text=f"n{i}"))
+        assert b is not None
+        a = b
+    assert len(a.notes) == NOTES_KEEP and a.notes[-1] == "n39"
+    # a remote host's record: strings only, bounded
+    rec = {**a.to_record(), "notes": ["x" * 10_000, 3, None, *["y"] * 50]}
+    got = Agent.from_record(rec).notes
+    assert len(got) == NOTES_KEEP and all(n == "y" for n in got)
+    assert len(Agent.from_record({**rec, "notes": ["x" * 10_000]}).notes[0]) == NOTE_MAX
+    assert Agent.from_record({**rec, "notes": "text"}).notes == ()

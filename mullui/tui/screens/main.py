@@ -227,7 +227,8 @@ class MainScreen(Screen[None]):
         detail.update(self.describe(a))
 
     def describe(self, a: Agent) -> Text:
-        """The selected agent in a few lines: task, state and cause, chain, collisions."""
+        """The selected agent in a few lines: task, state and cause, notes, chain,
+        collisions."""
         t = Text()
         t.append_text(cells.state_cell(a.state, self._colours))
         t.append(f" {visible(a.cause)}", style="dim")
@@ -235,6 +236,8 @@ class MainScreen(Screen[None]):
             t.append(f"  ⎇ {visible(a.branch)}", style="dim")
         t.append("\n")
         t.append(cells.one_line(a.task, 300))
+        for note in a.notes:  # how it started: told here too, for one started from the queue
+            t.append(f"\nⓘ {cells.one_line(note, 300)}", style="italic")
         if a.chain:
             members = [m for m in self._agents.values() if m.chain == a.chain]
             pos = chain_positions(members)
