@@ -789,12 +789,16 @@ def main_bodies(stub: AnthropicStub) -> list[str]:
     return [json.dumps(r.body) for r in stub.main_requests()]
 
 
-def blocked_on_plan(p: Spawned, *then: Turn) -> dict[str, Any]:
-    """Claude Code in plan mode, its plan written to its plan file, asking to go ahead;
-    ``then``: the model's next turns."""
+def in_plan_mode(p: Spawned) -> None:
     config = p.pipe.tmp / "mullui" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text('[profiles.claude]\nargs = ["--permission-mode", "plan"]\n')
+
+
+def blocked_on_plan(p: Spawned, *then: Turn) -> dict[str, Any]:
+    """Claude Code in plan mode, its plan written to its plan file, asking to go ahead;
+    ``then``: the model's next turns."""
+    in_plan_mode(p)
     p.stub.add(
         Turn.write_plan(PLAN),
         Turn(text="Here is my plan.", tool="ExitPlanMode", tool_input={}),
@@ -877,6 +881,32 @@ def test_a_text_reply_refuses_the_plan_and_tells_claude_what_to_change(
     assert not (Path(blocked["worktree"]) / "hello.txt").exists()
 
 
+@needs_claude
+def test_n_then_y_on_a_plan_without_a_plan_file(pipeline: Spawned) -> None:
+    # No plan file written: the short "Exit plan mode? 1. Yes / 2. No" (one approval).
+    # Typed as is, "n" + Enter would pick the highlighted "1. Yes".
+    p = pipeline
+    in_plan_mode(p)
+    exit_plan = Turn(tool="ExitPlanMode", tool_input={"plan": "just do it"})
+    p.stub.add(exit_plan, exit_plan, Turn.say("Ok."))
+    p.pipe.spawn("Plan nothing", "claude")
+    blocked = p.pipe.state("blocked", 60)
+    wait_for(lambda: "Exit plan mode?" in p.pipe.screen(), 30, "the short plan dialog")
+    res = p.pipe.mullui("send", blocked["id"], "n")
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: p.pipe.agent()["cause"] == "reply:denied", 30, "the refusal")
+    assert "User has approved" not in "".join(main_bodies(p.stub))
+    res = p.pipe.mullui("send", blocked["id"], "ask again")
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: asks(p) == "ExitPlanMode: approve the plan: just do it", 30, "the plan")
+    wait_for(lambda: "Exit plan mode?" in p.pipe.screen(), 30, "the short plan dialog")
+    res = p.pipe.mullui("send", blocked["id"], "y")
+    assert res.returncode == 0, res.stderr
+    p.pipe.state("done", 60)
+    assert "User has approved your plan" in main_bodies(p.stub)[-1]
+    assert "Exited Plan Mode" in main_bodies(p.stub)[-1]
+
+
 QUESTION = {
     "questions": [
         {
@@ -910,3 +940,25 @@ def test_a_reply_answers_askuserquestion(pipeline: Spawned, reply: str, answer: 
     p.pipe.state("done", 60)
     (result,) = [b for b in last_user_blocks(p.stub) if b["type"] == "tool_result"]
     assert f'"Which database?"="{answer}"' in str(result["content"])
+
+
+@needs_claude
+def test_n_declines_askuserquestion(pipeline: Spawned) -> None:
+    p = pipeline
+    p.stub.add(Turn(tool="AskUserQuestion", tool_input=QUESTION), Turn.say("Noted."))
+    p.pipe.spawn("Set up the database", "claude")
+    blocked = p.pipe.state("blocked", 60)
+    before = len(p.stub.main_requests())
+    res = p.pipe.mullui("send", blocked["id"], "n")
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: p.pipe.agent()["cause"] == "reply:denied", 30, "the refusal")
+    assert asks(p) == ("denied AskUserQuestion: Which database?: waiting for what to do instead")
+    assert "User declined to answer questions" in p.pipe.screen()
+    time.sleep(1)
+    assert len(p.stub.main_requests()) == before
+    res = p.pipe.mullui("send", blocked["id"], "use whatever")
+    assert res.returncode == 0, res.stderr
+    p.pipe.state("done", 30)
+    (result, *rest) = last_user_blocks(p.stub)
+    assert result["type"] == "tool_result" and result["is_error"] is True
+    assert "use whatever" in json.dumps(rest)
