@@ -15,7 +15,8 @@ Benchmarks (each also runs alone as ``python benchmarks/bench_X.py``):
 - ``remote``      agents over SSH (bench_remote.py), when present
 - ``scale``       hook cost per event (sh fast path, answer path), a real Claude Code tool
                   call with and without mullui's hooks, 10,000 agents of history + 20 live:
-                  ls, inbox, TUI start, report (bench_scale.py)
+                  ls, inbox, TUI start, report; event -> state and one event's fold for
+                  an agent with 2,000 transitions (bench_scale.py)
 - ``agents``      the real Gemini CLI, OpenCode and Aider: prompt drawn -> ``blocked``
                   (bench_agents.py), for each one installed
 
