@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from mullui import autostart as autostart_mod
 from mullui import ledger
 from mullui.model import State, utcnow
 from mullui.store import Store
@@ -92,4 +95,24 @@ async def test_a_fold_by_the_tuis_own_supervisor_drops_the_row(
         await until(pilot, lambda: aid not in rows(app), timeout=10)
         assert pipeline
     assert aid in ledger.folded_ids(ws.paths)
+    assert in_ls_all(ws, aid)
+
+
+async def test_a_fold_by_the_watch_a_following_tui_drops_the_row(
+    autostart: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As for a user: the TUI follows, the supervisor is a `mullui watch` process.
+    monkeypatch.setenv("MULLUI_WATCH_IDLE_S", "0.5")  # the spawn's watch leaves soon
+    ws, aid = done_agent(tmp_path, "finished-three")
+    wait_for(lambda: not autostart_mod.held(ws.paths.state_dir), timeout=20, what="idle watch")
+    app = make_app(ws.paths, cwd=ws.cwd, clock=utcnow, supervise=True)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await until(pilot, lambda: aid in rows(app), timeout=10)
+        await until(pilot, lambda: app.feed.pipeline and app.feed.pipeline.supervisor)
+        assert not app.feed.pipeline.owner
+        short_history(autostart)
+        time.sleep(1.2)
+        mullui(ws, "watch", "--once")  # one pass of the real supervisor: it folds
+        assert aid in ledger.folded_ids(ws.paths)
+        await until(pilot, lambda: aid not in rows(app), timeout=10)
     assert in_ls_all(ws, aid)
