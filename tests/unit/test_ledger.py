@@ -258,3 +258,21 @@ def test_a_kill_9_midway_through_revives_loses_nothing(tmp_path: Path) -> None:
         extra = [json.loads(x)["kind"] for x in after[len(before) :].splitlines()]
         assert extra in ([], ["revived"]), (aid, extra)
         assert not ctx.paths.spool_file(aid).exists()
+
+
+def test_a_folded_agent_whose_events_are_gone_is_read_from_its_line(tmp_path: Path) -> None:
+    from mullui.errors import MulluiError
+    from mullui.workspace import Workspace
+
+    ctx, row = folded_one(tmp_path)
+    (ledger.history_dir(ctx.paths) / "old1.jsonl").unlink()
+    a = ledger.folded_agent(ctx.paths, row)
+    assert (a.id, a.name, a.state, a.task) == ("old1", "old1", State.DONE, "task old1")
+    with pytest.raises(MulluiError) as e:
+        ledger.revive(ctx, row)
+    assert "events were not kept" in e.value.message and "\n" not in e.value.message
+    assert ctx.store.all() == [] and ledger.folded_ids(ctx.paths) == {"old1"}
+    # the workspace says the same (here: no repository, so nothing left on disk either)
+    with pytest.raises(MulluiError) as e:
+        Workspace(ctx.paths, cwd=tmp_path).get("old1")
+    assert "in the history" in e.value.message
