@@ -17,7 +17,7 @@ TUI = Path(mullui.tui.__file__).parent
 LAYERS: list[set[str]] = [
     {"__main__"},
     {"app"},
-    {"commands", "feed"},
+    {"commands", "feed", "focus"},
     {"screens.*"},
     {"host", "messages", "widgets.*"},
     {"adapter", "themes"},
