@@ -223,7 +223,11 @@ def schedstat(pid: int) -> tuple[float, float]:
 
 
 def key_echo(
-    cc: ControlClient, pane: str, pid: int, keys: list[tuple[str, str]], gap: float,
+    cc: ControlClient,
+    pane: str,
+    pid: int,
+    keys: list[tuple[str, str]],
+    gap: float,
     split: list[tuple[float, float]] | None = None,
 ) -> list[float]:
     """ms from each key sent to the first output naming the row the cursor moved to.
@@ -536,16 +540,21 @@ def run(quick: bool = False) -> dict[str, Any]:
     by_name = {m["metric"]: m for m in metrics}
     by_name["log flood: TUI RSS (max)"]["ok"] = bounded
     by_name["Pilot flood 50 MB/s: RSS growth"]["ok"] = bool(p_rss) and p_half < p_rss[0][1] / 10
+
     def own(split: list[tuple[float, float]]) -> str:
         if not split:
             return ""
         cpu = sorted(c for c, _ in split)
         wait = sorted(w for _, w in split)
-        return (f"app CPU p50 {cpu[len(cpu) // 2]:.1f} ms, waiting for a CPU p95 "
-                f"{wait[int(len(wait) * 0.95)]:.1f} ms")
+        return (
+            f"app CPU p50 {cpu[len(cpu) // 2]:.1f} ms, waiting for a CPU p95 "
+            f"{wait[int(len(wait) * 0.95)]:.1f} ms"
+        )
+
     by_name["key echo, real terminal (tmux -C)"]["note"] = own(echo_split)
     by_name["log flood: key echo (tmux -C)"]["note"] = own(flood_split) + (
-        "" if still_flood else "; flood agent no longer selected!")
+        "" if still_flood else "; flood agent no longer selected!"
+    )
     return {
         "what": "the real TUI in tmux with 100 agents; Pilot for in-process key echo",
         "quick": quick,
