@@ -8,8 +8,9 @@ line of ``<state>/ledger.jsonl``, computed when it is folded and never again: it
 only git call it will ever cost).  ``ls --all`` and ``report`` read that file.
 
 Nothing is lost: the agent's event spool (the source of every record) and its output log
-move to ``<state>/history/``; only caches (the record, hook payloads, the hook token,
-generated settings) are deleted.  Each step of a fold is atomic and the steps are ordered
+move to ``<state>/history/``, and so does its hook token (a window still open keeps
+running hooks with it); only caches (the record, hook payloads, generated settings) are
+deleted.  Each step of a fold is atomic and the steps are ordered
 so that a kill -9 anywhere leaves the agent live (and folded again next time) or folded:
 
 1. the ledger line is appended and fsynced (a reader keeps the *first* line per id: the
@@ -64,6 +65,10 @@ def due(a: Agent, now: datetime, keep_s: int) -> bool:
     """True when ``a``'s work is finished and it may leave the live store."""
     if a.state not in SETTLED or a.conflict is not None:
         return False
+    if a.revived_at is not None and now - a.revived_at < REVIVE_GRACE:
+        # just brought back from the history: the operation runs (removed or merged as
+        # it may be: its own `removed` or `merged` ends the grace, see mullui.reducer)
+        return False
     if a.removed:
         return True
     if a.merged_into is not None:
@@ -72,8 +77,6 @@ def due(a: Agent, now: datetime, keep_s: int) -> bool:
         # agent's worktree is on its host: it stays until removed, or old.
         if a.host is None and not (a.worktree and Path(a.worktree).exists()):
             return True
-    if a.revived_at is not None and now - a.revived_at < REVIVE_GRACE:
-        return False  # just brought back from the history: the operation runs
     return now - a.state_since > timedelta(seconds=keep_s)
 
 
@@ -163,10 +166,12 @@ def fold_one(
                 else:
                     os.replace(src, dst)
         _fsync_dir(paths.spool_dir)
+        with contextlib.suppress(FileNotFoundError):
+            # kept: a window still open runs its hooks with it (brought back, they count)
+            os.replace(paths.secret_file(a.id), hist / f"{a.id}.token")
         for f in (
             paths.record_file(a.id),
             paths.spool_dir / f"{a.id}.hooks",
-            paths.secret_file(a.id),
         ):
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
@@ -213,7 +218,8 @@ def revive(ctx: Context, row: dict[str, Any], *, now: datetime | None = None) ->
     """Bring the folded agent of ledger line ``row`` back to the live store: its spool and
     log return (linked back first, so a kill -9 anywhere leaves it folded, live, or both -
     never neither), with a ``revived`` event (it is not folded again for
-    :data:`REVIVE_GRACE`) and a new hook token; then the ledger says it is live again."""
+    :data:`REVIVE_GRACE`) and its hook token (a new one when none was kept); then the
+    ledger says it is live again."""
     from mullui.events import append_line, encode, new_event
     from mullui.files import atomic_write
 
@@ -234,7 +240,11 @@ def revive(ctx: Context, row: dict[str, Any], *, now: datetime | None = None) ->
         for src, dst in moves:
             _absorb(src, dst)
         append_line(spool, encode(new_event("revived")), seal=True)
-        atomic_write(paths.secret_file(aid), secrets.token_hex(16).encode(), mode=0o600)
+        token = hist / f"{aid}.token"
+        if token.exists():  # the one its window's environment holds (hooks of a CLI still open)
+            os.replace(token, paths.secret_file(aid))
+        elif not paths.secret_file(aid).exists():  # folded by a mullui that kept none
+            atomic_write(paths.secret_file(aid), secrets.token_hex(16).encode(), mode=0o600)
         _raw_spool_back(paths, aid, spool)
         for src, dst in moves:
             _link_back(src, dst)

@@ -256,13 +256,19 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
     if kind == "ack":
         return dataclasses.replace(a, acked_seq=a.seq, conflict=None)
 
+    # A removal ends the operation that brought an agent back from the history (and so
+    # does a merge of one already removed): it may be folded again at once.
     if kind == "merged":
         return dataclasses.replace(
-            a, merged_into=ev.get("into"), merged_sha=ev.get("sha"), acked_seq=a.seq
+            a,
+            merged_into=ev.get("into"),
+            merged_sha=ev.get("sha"),
+            acked_seq=a.seq,
+            revived_at=None if a.removed else a.revived_at,
         )
 
     if kind == "removed":
-        return dataclasses.replace(a, removed=True, tmux_target=None)
+        return dataclasses.replace(a, removed=True, tmux_target=None, revived_at=None)
 
     if kind == "revived":  # back from the history (mullui.ledger.revive)
         return dataclasses.replace(a, revived_at=at)

@@ -216,3 +216,29 @@ def test_a_planted_symlink_at_the_payload_path_is_never_written_through(tmp_path
     assert r.returncode == 0, r.stderr
     assert not victim.exists()
     assert st.load(aid).question == "q"  # the payload went to the next free name
+
+
+def test_a_folded_agent_brought_back_keeps_the_hook_token_of_its_window(tmp_path: Path) -> None:
+    # A done agent folded into the history while its CLI still runs in its window (left
+    # idle past history_after_s), then given more work: `mullui send` brings it back.  Its
+    # hooks carry the token of the window's environment: a late one written while it was
+    # folded, and every one after, must still be read (not refused as forged).
+    from datetime import timedelta
+
+    from mullui import ledger
+    from mullui.context import Context
+    from mullui.model import utcnow
+
+    st, aid, token = make(tmp_path)
+    st.emit(aid, "state", state="done", cause="hook:Stop")
+    ctx = Context(st.paths, cwd=tmp_path)
+    assert ledger.fold(ctx, now=utcnow() + timedelta(days=15)) == 1
+    assert run_hook(st, aid, token, "Working").returncode == 0  # while it is folded
+    ledger.revive(ctx, ledger.find(ctx.paths, aid) or {})
+    a = Store(st.paths).load(aid)
+    assert (a.state, a.cause) == (State.WORKING, "hook:Working"), refused(st)
+    ask = json.dumps({"question": "may I?"}).encode()
+    assert run_hook(st, aid, token, "Ask", stdin=ask).returncode == 0
+    a = Store(st.paths).load(aid)
+    assert (a.state, a.question) == (State.BLOCKED, "may I?"), refused(st)
+    assert refused(st) == []

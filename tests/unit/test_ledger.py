@@ -276,3 +276,34 @@ def test_a_folded_agent_whose_events_are_gone_is_read_from_its_line(tmp_path: Pa
     with pytest.raises(MulluiError) as e:
         Workspace(ctx.paths, cwd=tmp_path).get("old1")
     assert "in the history" in e.value.message
+
+
+def test_a_revived_removed_agent_stays_live_until_its_operation_ends(tmp_path: Path) -> None:
+    # `mullui merge` of a removed agent whose branch is still there: brought back, then
+    # the merge runs (seconds of git).  A fold meanwhile (the supervisor's pass, a `mullui
+    # ls`) would take it away, and the merge's `merged` event would land in a new spool of
+    # its own, never in the agent's history (its ledger line: not merged).
+    ctx = make_ctx(tmp_path)
+    add(ctx, "rm1", ("stop", {}), ("removed", {}))
+    assert ledger.fold(ctx) == 1  # removed: folded at once
+    ledger.revive(ctx, ledger.find(ctx.paths, "rm1") or {})
+    assert ledger.fold(ctx) == 0, "folded while the operation that brought it back runs"
+    ctx.store.emit("rm1", "merged", into="main", sha="abc")
+    assert ledger.fold(ctx) == 1  # its operation is over: removed, folded at once again
+    rows = list(ledger.rows(ctx.paths))
+    assert [r["id"] for r in rows] == ["rm1"] and rows[0]["report"]["merged"] is True
+    assert not ctx.paths.spool_file("rm1").exists()
+
+
+def test_a_revived_agent_removed_is_folded_at_once(tmp_path: Path) -> None:
+    # `mullui rm` of a folded agent: it comes back, its work is saved, it is removed; the
+    # removal ends the operation, so the fold takes it back at once (not after the grace).
+    ctx, row = folded_one(tmp_path)
+    ledger.revive(ctx, row)
+    assert ledger.fold(ctx) == 0
+    ctx.store.emit("old1", "removed")
+    assert ledger.fold(ctx) == 1
+    assert [r["id"] for r in ledger.rows(ctx.paths)] == ["old1"]
+    kept = (ledger.history_dir(ctx.paths) / "old1.jsonl").read_text()
+    assert '"kind":"removed"' in kept
+    assert not ctx.paths.spool_file("old1").exists()
