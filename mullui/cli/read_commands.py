@@ -80,7 +80,9 @@ def _history(ws: Any, a: argparse.Namespace) -> list[dict[str, Any]]:
     from mullui import ledger
 
     repo = _repo_asked(ws, a)
-    live = set(ws.store.ids())  # one folded midway (a kill -9) is listed once, live
+    # One folded midway (a kill -9) is listed once, live; a spool of a folded agent's id
+    # that no agent loads from (an event written after its fold) hides nothing.
+    live = {x.id for x in ws.store.all()}
     return [
         r["ls"]
         for r in ledger.rows(ws.paths)

@@ -180,3 +180,21 @@ def test_a_folded_agent_with_nothing_left_on_disk_is_refused_in_one_line(
     assert "worktree and branch are gone" in cli("rm", a, cwd=git_repo).stderr
     assert a not in live_ids(cli, git_repo)
     assert cli("rm", "nosuchagent", cwd=git_repo).stderr.startswith("mullui: no agent")
+
+
+def test_ls_all_still_lists_a_folded_agent_an_event_reached_after_its_fold(
+    cli: Cli, git_repo: Path
+) -> None:
+    # An event written for the agent after its fold (a command that loaded it just before
+    # the fold took it; see test_ledger's late hook) makes a spool of its own: no agent
+    # loads from it, so `ls` does not list it - and `ls --all` must still show its line.
+    from mullui.events import append_event, new_event
+    from mullui.paths import get_paths
+
+    a, _ = finished(cli, git_repo, "echo hi")
+    append_event(get_paths(), a, new_event("ack"))
+    assert a not in live_ids(cli, git_repo)
+    assert len(all_rows(cli, git_repo, a)) == 1
+    assert report_row(cli, a)["id"] == a
+    assert cli("ack", a, cwd=git_repo).returncode == 0  # brought back, that event with it
+    assert a in live_ids(cli, git_repo) and len(all_rows(cli, git_repo, a)) == 1
