@@ -37,6 +37,11 @@ B, D, F, W, X, ST, Q, U = (
     State.UNKNOWN,
 )
 
+#: The cause of ``working`` when an agent CLI ran an edit the collision guard answered
+#: ``ask`` without asking the human (OpenCode whose ``permission.edit`` allows edits:
+#: mullui/agents/opencode.py); the human then gets the inbox item ``warn`` would give.
+GUARD_UNASKED_CAUSE = "hook:guard.unasked"
+
 MAX_TEXT = 4000  # question / message kept in the record (the full text stays in the spool)
 
 # Fields an "update" event may set (runtime facts learned after creation).
@@ -138,6 +143,12 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
                 changes["exit_code"] = None
         if "exit_code" in ev:
             changes["exit_code"] = _int(ev["exit_code"])
+        if new is W and a.state is B and a.cause.startswith("collision:"):
+            if cause == GUARD_UNASKED_CAUSE:
+                # The CLI ran the edit the guard's ``ask`` held without asking anybody
+                # (OpenCode with ``permission.edit`` allowing it): the human is told as
+                # for ``warn``, one item per new pair and file.
+                changes.update(_unasked_item(a, a.cause.removeprefix("collision:"), at))
         if new is B and a.state is B and a.cause.startswith("collision:"):
             # The confirmation the collision guard asked for (``ask``) opens right after
             # it (Claude's PermissionRequest, Gemini's ToolPermission notification,
@@ -330,6 +341,17 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
 
     print(f"mullui: ignoring unknown event kind {kind!r} for agent {a.id}", file=sys.stderr)
     return a
+
+
+def _unasked_item(a: Agent, path: str, at: Any) -> dict[str, Any]:
+    """The inbox item for an ``ask`` that ran unasked (see :data:`GUARD_UNASKED_CAUSE`):
+    the agent it was about, from the guard's hit for ``path``."""
+    hit = next((g for g in reversed(a.guarded) if g.file == path and g.action == "ask"), None)
+    if hit is None or not (a.conflict is None or a.conflict.kind == "guard"):
+        return {}
+    if a.conflict is not None and (a.conflict.agent, a.conflict.files) == (hit.agent, (path,)):
+        return {}  # told already
+    return {"conflict": ConflictItem(hit.agent, hit.name, (path,), at, kind="guard")}
 
 
 def _guard(a: Agent, ev: dict[str, Any], at: Any) -> Agent:

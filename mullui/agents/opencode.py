@@ -31,6 +31,9 @@ question.rejected
 session.error          blocked: the turn ended on an error the human must see
 tool.execute.before    (plugin hook, edit / write only) the collision guard:
                        the answer path decides; ``block`` throws its reason
+tool.execute.after     (plugin hook) ``guard.unasked``: an edit the guard
+                       answered ``ask`` ran without a ``permission.asked``
+                       (edits allowed): working, the human told as for warn
 =====================  =====================================================
 """
 
@@ -51,6 +54,7 @@ from mullui.agents.base import (
     model_and_args,
 )
 from mullui.guard import OPENCODE_EDIT_TOOLS
+from mullui.reducer import GUARD_UNASKED_CAUSE
 
 CONFIG_DIR_ENV = "OPENCODE_CONFIG_DIR"
 SHARED_DIR = "_opencode"
@@ -58,6 +62,11 @@ PLUGIN_FILE = "mullui.js"
 PLUGIN_DIRS = ("plugins", "plugin")
 
 MAX_SUMMARY = 300
+
+#: The plugin's report that an edit the collision guard answered ``ask`` ran without
+#: OpenCode asking anybody (its ``permission.edit`` allows edits: a plugin cannot open
+#: the dialog in 1.x); the reducer tells the human as for ``warn``.
+UNASKED_EVENT = GUARD_UNASKED_CAUSE.removeprefix("hook:")
 
 _PLUGIN = """\
 // Written by mullui: reports this OpenCode session's state to mullui's hook (the agent
@@ -73,6 +82,7 @@ const roles = new Map();      // messageID -> "user" | "assistant"
 const lastText = new Map();   // sessionID -> newest assistant text
 const usage = new Map();      // assistant messageID -> [tokens_in, tokens_out, cost]
 const status = new Map();     // sessionID -> last reported status
+const unasked = new Map();    // callID -> sessionID: the guard said "ask", OpenCode has not
 
 function report(event, payload) {
   try {
@@ -136,6 +146,17 @@ export const MulluiPlugin = async ({ directory } = {}) => ({
     let decision = null;
     try { decision = said.trim() ? JSON.parse(said) : null; } catch (e) { return; }
     if (decision && decision.decision === "block") throw new Error(String(decision.reason));
+    // "ask": OpenCode's own edit permission asks the human (permission.asked, with this
+    // callID) - unless it allows edits; then the edit runs unasked, and mullui is told.
+    if (decision && decision.decision === "ask" && input.callID)
+      unasked.set(input.callID, input.sessionID ?? null);
+  },
+  "tool.execute.after": async (input) => {
+    const callID = input && input.callID;
+    if (!callID || !unasked.has(callID)) return;
+    const sessionID = input.sessionID ?? unasked.get(callID);
+    unasked.delete(callID);
+    report("guard.unasked", { sessionID, tool: input.tool, callID });
   },
   event: async ({ event }) => {
     const p = (event && event.properties) || {};
@@ -174,6 +195,7 @@ export const MulluiPlugin = async ({ directory } = {}) => ({
         return idle(p.sessionID);
       case "permission.asked":
       case "permission.updated":
+        if (p.tool && p.tool.callID) unasked.delete(p.tool.callID);
         status.delete(p.sessionID);
         return report(event.type, {
           sessionID: p.sessionID, permission: p.permission ?? p.type ?? null,
@@ -238,8 +260,11 @@ def _mirror(user_dir: Path, ours: Path) -> Path:
 #: OpenCode 1.18.33's permission prompt ("Permission required ... Allow once / Allow
 #: always / Reject", Enter confirms the highlighted "Allow once"): ``n`` + Enter ran the
 #: command (measured).  Enter allows once; Esc rejects, and the prompt then takes text.
+#: The collision guard's ``ask`` reaches the human through it (with ``permission.edit``
+#: at ``ask``; its ``permission.asked`` keeps the guard's cause): typed as is, ``n`` +
+#: Enter *wrote* the file (measured, tests/integration/test_collision_guard.py).
 OPENCODE_DIALOG = Dialog(
-    causes=("hook:permission.asked", "hook:permission.updated"),
+    causes=("hook:permission.asked", "hook:permission.updated", "collision:"),
     marker="Permission required",
     allow=("Enter",),
     deny=("Escape",),
@@ -341,6 +366,10 @@ class OpenCodeProfile(Profile):
             return [_state("blocked", cause, question=_question(p.get("questions")))]
         if event == "session.error":
             return [_state("blocked", cause, question=_error(p.get("error")))]
+        if event == UNASKED_EVENT:
+            # The guard's ``ask`` had the agent blocked, but OpenCode ran the edit without
+            # asking (``permission.edit`` allows it): it is working, not waiting.
+            return [_state("working", GUARD_UNASKED_CAUSE)]
         return []
 
 

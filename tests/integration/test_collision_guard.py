@@ -26,6 +26,7 @@ import tomli_w
 
 from mullui import guard
 from mullui.agents.gemini import GEMINI_DIALOG
+from mullui.agents.opencode import OPENCODE_DIALOG
 from mullui.model import State
 from mullui.paths import get_paths
 from mullui.store import Store
@@ -362,8 +363,8 @@ def test_gemini_block_refuses_write_file_and_the_model_reads_who(tmp_path: Path)
 
 
 @dataclass
-class GeminiAgent:
-    """A (``gem``): the real Gemini CLI on the stub, beside B (``beta``)."""
+class CliAgent:
+    """A: a real agent CLI (Gemini CLI, OpenCode) on its stub, beside B (``beta``)."""
 
     p: Any  # tests.support.agent_clis.Pipeline
     stub: Any  # tests.support.gemini_stub.GeminiStub
@@ -403,27 +404,48 @@ GEMINI_AUTO_EDIT = '[profiles.gemini]\nargs = ["--approval-mode", "auto_edit"]\n
 
 
 @contextmanager
-def gemini_beside_beta(
-    tmp_path: Path, mode: str, turns: list[Any], *, watch: bool = False
-) -> Iterator[tuple[GeminiAgent, Watch | None]]:
-    """B (shell) changed src/app.py; A runs Gemini CLI in ``auto_edit`` approval mode (its
-    own edits need no confirmation: only the guard can make it ask) on ``turns``, whose
-    ``file_path`` args (relative) are made absolute in A's worktree before the first
-    request.  With ``watch``, a real ``mullui watch`` writes terminal notifications."""
-    from tests.support.agent_clis import Pipeline, setup_gemini
+def beside_beta(
+    tmp_path: Path,
+    profile: str,
+    mode: str,
+    turns: list[Any],
+    *,
+    watch: bool = False,
+    opencode_edit: str = "ask",
+) -> Iterator[tuple[CliAgent, Watch | None]]:
+    """B (shell) changed src/app.py; A (``profile``: ``gemini`` named ``gem``, or
+    ``opencode`` named ``oc``) runs on the stub with ``turns``.  Gemini CLI runs in
+    ``auto_edit`` approval mode (its edits need no confirmation: only the guard can make it
+    ask), ``file_path`` args made absolute in A's worktree before the first request;
+    OpenCode with ``permission.edit = opencode_edit`` (its ``filePath`` args stay relative:
+    OpenCode resolves them against its directory).  With ``watch``, a real ``mullui watch``
+    writes terminal notifications."""
+    from tests.support.agent_clis import Pipeline, setup_gemini, setup_opencode
+    from tests.support.chat_stub import ChatStub
     from tests.support.gemini_stub import GeminiStub
 
     p = Pipeline(tmp_path)
     watcher: Watch | None = None
+    stub: Any = GeminiStub(turns) if profile == "gemini" else ChatStub(turns)
+    name = {"gemini": "gem", "opencode": "oc"}[profile]
     try:
-        with GeminiStub(turns) as stub:
-            setup_gemini(p, stub.url)  # before the first spawn starts the tmux server
+        with stub:
+            # before the first spawn starts the tmux server
+            if profile == "gemini":
+                setup_gemini(p, stub.url)
+                config = GEMINI_AUTO_EDIT
+            else:
+                setup_opencode(p, stub.url)
+                inline = json.loads(p.env["OPENCODE_CONFIG_CONTENT"])
+                inline["permission"] = {"bash": "ask", "edit": opencode_edit}
+                p.env["OPENCODE_CONFIG_CONTENT"] = json.dumps(inline)
+                config = ""
             if watch:
                 p.env["MULLUI_WATCH_AUTOSTART"] = "0"  # ours, with terminal notifications
                 watcher = Watch(p.repo, tmp_path / "watch.out",
                                 {**p.env, "MULLUI_NOTIFY": "terminal"})  # fmt: skip
-            ids = beta_changed_app(p, mode, GEMINI_AUTO_EDIT)
-            r = p.mullui("spawn", "--agent", "gemini", "--no-attach", "--name", "gem", "edit it")
+            ids = beta_changed_app(p, mode, config)
+            r = p.mullui("spawn", "--agent", profile, "--no-attach", "--name", name, "edit it")
             assert r.returncode == 0, r.stderr
             aid = r.stdout.strip().splitlines()[-1]
             agents = {a["id"]: a for a in json.loads(p.mullui("ls", "--json").stdout)}
@@ -432,12 +454,56 @@ def gemini_beside_beta(
                 if t.args and "file_path" in t.args:
                     t.args["file_path"] = str(wt / t.args["file_path"])
             beta = agents[ids["beta"]]
-            yield GeminiAgent(p, stub, aid, wt, agents[aid]["tmux_target"], beta["id"],
-                              beta["branch"]), watcher  # fmt: skip
+            yield CliAgent(p, stub, aid, wt, agents[aid]["tmux_target"], beta["id"],
+                           beta["branch"]), watcher  # fmt: skip
     finally:
         if watcher is not None:
             watcher.stop()
         p.close()
+
+
+def deny_then_allow(
+    a: CliAgent, first: Any, again: Any, marker: str, start_s: float, quiet: bool = False
+) -> None:
+    """The guard's ``ask`` for the stub's ``first`` write of src/app.py, refused with
+    ``mullui send A n``; then for ``again`` (the model's next try, after the human's "try
+    again"), allowed with ``mullui send A y``.  Each time: A ``blocked`` on
+    ``collision:src/app.py`` within a second of the call leaving the stub, the CLI's own
+    dialog (``marker``) on screen, the cause still the guard's, nothing written before
+    the answer, A in the inbox naming B.  ``quiet``: after the refusal the CLI sends no
+    request until the human's next line."""
+    from tests.support.agent_clis import since as agent_since
+
+    app = a.wt / "src" / "app.py"
+    for turn, reply in ((first, "n"), (again, "y")):
+        rec = a.wait("blocked on the guard", lambda: (r := a.record())["state"] == "blocked"
+                     and r["cause"] == "collision:src/app.py" and r, start_s)  # fmt: skip
+        assert turn.sent_wall is not None
+        since = agent_since(rec) - turn.sent_wall
+        print(f"\n{rec['profile']} ask: blocked {since * 1000:.0f} ms after the call left the stub")
+        assert since < 1.0, f"blocked {since:.2f}s after the tool call"
+        assert "beta" in (a.stored().question or ""), rec
+        a.wait("the CLI's own dialog", lambda: marker in a.screen(), 30)
+        assert app.read_text() == APP
+        time.sleep(0.5)  # the CLI's own dialog event has reached mullui: the cause stays
+        assert a.record()["cause"] == "collision:src/app.py"
+        inbox = json.loads(a.p.mullui("inbox", "--json").stdout)
+        # (B may be there too: blocked on silence when the CLI took a minute to start)
+        (mine,) = [i for i in inbox if i["id"] == a.id]
+        assert "beta" in mine["why"], mine
+        n = len(a.stub.main_requests())
+        r = a.p.mullui("send", a.id, reply)
+        assert r.returncode == 0, r.stderr
+        if reply == "n":
+            a.wait("the denial", lambda: a.record()["cause"] == "reply:denied", 30)
+            assert marker not in a.screen()
+            time.sleep(1.5)
+            assert app.read_text() == APP, "refused, yet written"
+            assert not quiet or len(a.stub.main_requests()) == n
+            r = a.p.mullui("send", a.id, "try again")  # the model's next turn: `again`
+            assert r.returncode == 0, r.stderr
+        else:
+            a.wait("the write", lambda: app.read_text() == MINE, 30)
 
 
 @pytest.mark.skipif(shutil.which("gemini") is None, reason="GEMINI CLI NOT INSTALLED")
@@ -449,42 +515,14 @@ def test_gemini_ask_blocks_at_once_the_cli_confirms_and_the_human_decides(
     cause ``collision:src/app.py``, within a second of the tool call leaving the stub.
     ``mullui send A n`` refuses it (Esc: the file stays as it was); the model tries again,
     ``mullui send A y`` allows it (``1``: the write happens)."""
-    from tests.support.agent_clis import since as agent_since
     from tests.support.http_stub import Turn as GTurn
 
     first = GTurn.call("write_file", file_path="src/app.py", content=MINE)
     again = GTurn.call("write_file", file_path="src/app.py", content=MINE)
     turns = [first, again, GTurn.say("Written after the human said yes.")]
-    with gemini_beside_beta(tmp_path, "ask", turns) as (a, _):
-        app = a.wt / "src" / "app.py"
-        for turn, reply in ((first, "n"), (again, "y")):
-            rec = a.wait("blocked on the guard", lambda: (r := a.record())["state"] == "blocked"
-                         and r["cause"] == "collision:src/app.py" and r)  # fmt: skip
-            assert turn.sent_wall is not None
-            since = agent_since(rec) - turn.sent_wall
-            print(f"\ngemini ask: blocked {since * 1000:.0f} ms after the tool call left the stub")
-            assert since < 1.0, f"blocked {since:.2f}s after the tool call"
-            assert "beta" in (a.stored().question or ""), rec
-            # Gemini CLI's own confirmation opens (its ToolPermission notification keeps
-            # the guard's cause), and nothing is written before the human answers.
-            a.wait("the CLI's confirmation", lambda: GEMINI_DIALOG.marker in a.screen(), 30)
-            assert app.read_text() == APP
-            assert a.record()["cause"] == "collision:src/app.py"
-            inbox = json.loads(a.p.mullui("inbox", "--json").stdout)
-            assert [i["id"] for i in inbox] == [a.id]
-            n = len(a.stub.main_requests())
-            r = a.p.mullui("send", a.id, reply)
-            assert r.returncode == 0, r.stderr
-            if reply == "n":
-                a.wait("the denial", lambda: a.record()["cause"] == "reply:denied", 30)
-                a.wait("the dialog closed", lambda: GEMINI_DIALOG.marker not in a.screen(), 30)
-                time.sleep(1.0)
-                assert app.read_text() == APP, "refused, yet written"
-                assert len(a.stub.main_requests()) == n  # Gemini waits for the human
-                r = a.p.mullui("send", a.id, "try again")  # the model's next turn: `again`
-                assert r.returncode == 0, r.stderr
-            else:
-                a.wait("the write", lambda: app.read_text() == MINE, 30)
+    with beside_beta(tmp_path, "gemini", "ask", turns) as (a, _):
+        # Gemini CLI waits at its prompt after the refusal: no request until "try again"
+        deny_then_allow(a, first, again, GEMINI_DIALOG.marker, start_s=120, quiet=True)
         a.wait("done", lambda: a.record()["state"] == "done", 60)
         history = [(t.state, t.cause) for t in a.stored().history]
         assert history.count((State.BLOCKED, "collision:src/app.py")) == 2, history
@@ -504,7 +542,7 @@ def test_gemini_warn_writes_shows_the_message_and_tells_the_human_once(tmp_path:
     edit = GTurn.call("replace", file_path="src/app.py", old_string="line 39",
                       new_string="A 39", instruction="Rename line 39.")  # fmt: skip
     turns = [write, edit, GTurn.say("Kept it small.")]
-    with gemini_beside_beta(tmp_path, "warn", turns, watch=True) as (a, w):
+    with beside_beta(tmp_path, "gemini", "warn", turns, watch=True) as (a, w):
         assert w is not None
         app = a.wt / "src" / "app.py"
         a.wait("done", lambda: a.record()["state"] == "done", 180)
@@ -579,3 +617,105 @@ def test_opencode_block_refuses_write_and_the_model_reads_who(tmp_path: Path) ->
             assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "block")]
     finally:
         p.close()
+
+
+@pytest.mark.skipif(shutil.which("opencode") is None, reason="OPENCODE NOT INSTALLED")
+def test_opencode_ask_blocks_at_once_its_edit_permission_asks_and_the_human_decides(
+    tmp_path: Path,
+) -> None:
+    """``ask`` with OpenCode's ``permission.edit = "ask"``: the plugin lets the call go, the
+    guard's event has A ``blocked`` on ``collision:src/app.py`` at once, and OpenCode's own
+    permission dialog (``permission.asked``, which keeps the guard's cause) takes the
+    answer: ``mullui send A n`` rejects it (the file stays as it was), then - the model
+    trying again - ``mullui send A y`` allows it (the write happens)."""
+    from tests.support.http_stub import Turn as CTurn
+
+    first = CTurn.call("write", filePath="src/app.py", content=MINE)
+    again = CTurn.call("write", filePath="src/app.py", content=MINE)
+    turns = [
+        CTurn.call("read", filePath="src/app.py"),  # OpenCode overwrites only a file it read
+        first,
+        again,
+        CTurn.say("Written after the human said yes."),
+    ]
+    with beside_beta(tmp_path, "opencode", "ask", turns) as (a, _):
+        deny_then_allow(a, first, again, OPENCODE_DIALOG.marker, start_s=180)
+        a.wait("done", lambda: a.record()["state"] == "done", 60)
+        history = [(t.state, t.cause) for t in a.stored().history]
+        assert history.count((State.BLOCKED, "collision:src/app.py")) == 2, history
+        (col,) = [c for c in a.record()["collisions"] if c["agent"] == a.beta]
+        assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "ask")]
+
+
+@pytest.mark.skipif(shutil.which("opencode") is None, reason="OPENCODE NOT INSTALLED")
+def test_opencode_ask_with_edits_allowed_cannot_hold_the_edit_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """``ask`` with OpenCode's ``permission.edit = "allow"`` (its default): no plugin hook
+    of 1.18.33 can open OpenCode's permission dialog, so nothing holds the edit.  What
+    happens: the guard's event has A ``blocked`` on ``collision:src/app.py``, the write
+    runs, and the plugin (``tool.execute.after`` for a call that got no
+    ``permission.asked``) reports ``guard.unasked``: A is ``working`` again at once (not
+    left "blocked" on a dialog that is not there), and the human gets the inbox item
+    ``warn`` would give (one, for the pair and file)."""
+    from tests.support.http_stub import Turn as CTurn
+
+    turns = [
+        CTurn.call("read", filePath="src/app.py"),
+        CTurn.call("write", filePath="src/app.py", content=MINE),
+        CTurn.say("Written.", usage=None),
+    ]
+    turns[2].delay_s = 3.0  # the model "thinks" after the write: A must not look blocked
+    with beside_beta(tmp_path, "opencode", "ask", turns, opencode_edit="allow") as (a, _):
+        app = a.wt / "src" / "app.py"
+        a.wait("the write", lambda: app.read_text() == MINE, 180)
+        rec = a.wait("working again", lambda: (r := a.record())["state"] == "working" and r, 3)
+        assert rec["cause"] == "hook:guard.unasked", rec
+        a.wait("done", lambda: a.record()["state"] == "done", 60)
+        history = [(t.state, t.cause) for t in a.stored().history]
+        i = history.index((State.BLOCKED, "collision:src/app.py"))
+        assert history[i + 1] == (State.WORKING, "hook:guard.unasked"), history
+        (col,) = [c for c in a.record()["collisions"] if c["agent"] == a.beta]
+        assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "ask")]
+        inbox = json.loads(a.p.mullui("inbox", "--json").stdout)
+        (mine,) = [i for i in inbox if i["id"] == a.id]
+        stored = a.stored()
+        assert stored.conflict is not None and stored.conflict.kind == "guard", stored.conflict
+        assert (stored.conflict.agent, stored.conflict.files) == (a.beta, ("src/app.py",))
+        assert "src/app.py, also changed by beta" in mine["why"], mine
+
+
+@pytest.mark.skipif(shutil.which("opencode") is None, reason="OPENCODE NOT INSTALLED")
+def test_opencode_warn_lets_the_edit_go_and_tells_the_human_once(tmp_path: Path) -> None:
+    """``warn`` (OpenCode's ``permission.edit = "allow"``): the plugin lets the call go,
+    the write and a later ``edit`` of the same file happen, the human gets one inbox item
+    and one notification for the pair and file (OpenCode has no way for a plugin to add
+    context for the model: the agent is not told)."""
+    from tests.support.http_stub import Turn as CTurn
+
+    turns = [
+        CTurn.call("read", filePath="src/app.py"),
+        CTurn.call("write", filePath="src/app.py", content=MINE),
+        CTurn.call("edit", filePath="src/app.py", oldString="line 39", newString="A 39"),
+        CTurn.say("Kept it small."),
+    ]
+    with beside_beta(tmp_path, "opencode", "warn", turns, watch=True,
+                     opencode_edit="allow") as (a, w):  # fmt: skip
+        assert w is not None
+        app = a.wt / "src" / "app.py"
+        a.wait("done", lambda: a.record()["state"] == "done", 240)
+        assert app.read_text() == MINE.replace("line 39", "A 39")
+        (col,) = [c for c in a.record()["collisions"] if c["agent"] == a.beta]
+        assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "warn")]
+        title = "oc edits a file beta also changed"
+        wait_for(lambda: title in w.titles(), timeout=20, interval=0.2)
+        time.sleep(2.5)  # more radar passes: no second notification
+        titles = w.titles()
+        assert titles.count(title) == 1, titles
+        assert not any("conflicts with" in t for t in titles), titles
+        inbox = json.loads(a.p.mullui("inbox", "--json").stdout)
+        (mine,) = [i for i in inbox if i["id"] == a.id]
+        assert "src/app.py, also changed by beta" in mine["why"], mine
+        stored = a.stored()
+        assert stored.conflict is not None and stored.conflict.kind == "guard"
+        assert (stored.conflict.agent, stored.conflict.files) == (a.beta, ("src/app.py",))

@@ -388,3 +388,43 @@ def test_opencode_plugin_payload_gets_a_decision_it_can_throw(tmp_path: Path) ->
     assert guard.hook_answer(state, "a", "tool.execute.before", oc("/wt/a/src/app.py", "edit"))
     assert guard.hook_answer(state, "a", "tool.execute.before", oc("src/app.py", "read")) is None
     assert guard.hook_answer(state, "a", "tool.execute.before", oc("src/free.py")) is None
+
+
+def test_an_ask_that_ran_unasked_means_working_and_tells_the_human_as_warn_would() -> None:
+    """OpenCode with edits allowed ran the edit the guard's ``ask`` held: its plugin's
+    ``guard.unasked`` moves the agent back to working, with one inbox item for the pair and
+    file (as ``warn``); another unasked edit of that file adds none."""
+    from mullui.agents.opencode import UNASKED_EVENT, OpenCodeProfile
+    from mullui.model import Agent, State
+    from mullui.reducer import GUARD_UNASKED_CAUSE, apply_event
+
+    (ev,) = [
+        e
+        for e in OpenCodeProfile().translate(UNASKED_EVENT, {"sessionID": "ses_1"}, [])
+        if e["kind"] == "state"
+    ]
+    assert (ev["state"], ev["cause"]) == ("working", GUARD_UNASKED_CAUSE)
+
+    a: Agent | None = Agent(id="a", name="oc", profile="opencode", task="t", state=State.WORKING)
+    hit = {"kind": "guard", "action": "ask", "file": "src/app.py", "other": "b",
+           "other_name": "beta", "other_branch": "mullui/beta-b"}  # fmt: skip
+    blocked = {"kind": "state", "state": "blocked", "cause": "collision:src/app.py"}
+    told = None
+    for _ in range(2):
+        a = apply_event(apply_event(a, hit), blocked)
+        assert a is not None and a.state is State.BLOCKED and a.conflict == told
+        a = apply_event(a, ev)
+        assert a is not None and (a.state, a.cause) == (State.WORKING, GUARD_UNASKED_CAUSE)
+        assert a.conflict is not None and a.conflict.kind == "guard"
+        assert (a.conflict.agent, a.conflict.name, a.conflict.files) == (
+            "b",
+            "beta",
+            ("src/app.py",),
+        )
+        assert told is None or a.conflict == told  # the second: the same item, not a new one
+        told = a.conflict
+    # A plain "working" after the CLI's own dialog was answered raises no item.
+    b: Agent | None = Agent(id="c", name="oc", profile="opencode", task="t", state=State.WORKING)
+    b = apply_event(apply_event(b, hit), blocked)
+    b = apply_event(b, {"kind": "state", "state": "working", "cause": "hook:permission.replied"})
+    assert b is not None and b.state is State.WORKING and b.conflict is None
