@@ -105,6 +105,12 @@ def write(state_dir: Path, focus: str, *, pid: int | None = None) -> Presence:
     return p
 
 
+def ready_file(state_dir: Path, pid: int) -> Path:
+    """The file a TUI touches until its click follower sees a change (watchfiles says
+    nothing when its watcher is up); removed once it is, or with the TUI's own files."""
+    return presence_dir(state_dir) / f".ready-{pid}"
+
+
 def remove(state_dir: Path, pid: int | None = None) -> None:
     """The TUI ``pid`` (default: this process) is closing: its file and any click it
     did not take go."""
@@ -113,8 +119,9 @@ def remove(state_dir: Path, pid: int | None = None) -> None:
 
 
 def _remove_all(folder: Path, pid: int) -> None:
-    with contextlib.suppress(OSError):
-        (folder / f"{pid}.json").unlink(missing_ok=True)
+    for own in (folder / f"{pid}.json", ready_file(folder.parent, pid)):
+        with contextlib.suppress(OSError):
+            own.unlink(missing_ok=True)
     for click in clicks(folder.parent, pid):
         with contextlib.suppress(OSError):
             click.unlink(missing_ok=True)

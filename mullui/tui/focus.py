@@ -89,7 +89,7 @@ class TerminalFocus:
         ready = asyncio.Event()
         # watchfiles (1.x) says nothing when its watcher is up: touch a sentinel until the
         # first change comes through (as the supervisor does for the spool).
-        sentinel = folder / f".ready-{os.getpid()}"
+        sentinel = presence.ready_file(self.state_dir, os.getpid())
 
         async def probe() -> None:
             while not ready.is_set():
@@ -119,6 +119,8 @@ class TerminalFocus:
         ):
             if not ready.is_set():
                 ready.set()
+                # gone now, not at close: a TUI killed -9 leaves no sentinel behind
+                presence.ready_file(self.state_dir, os.getpid()).unlink(missing_ok=True)
                 self._open = True
                 self._write()
             self._take_clicks()

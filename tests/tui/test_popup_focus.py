@@ -187,6 +187,8 @@ def test_a_tui_killed_9_holds_no_popup_back(
         spawn(cli, repo, "exit 5", name="after-kill", env=child_env())
         desktop.wait_title("after-kill is failed", timeout=30)
         assert not presence.presence_file(state_dir, tui.pid).exists()  # the watch did
+        left = [p.name for p in presence.presence_dir(state_dir).iterdir()]
+        assert not [n for n in left if str(tui.pid) in n], left  # nothing of it stays
     assert titles(desktop) == ["focus-unknown is failed", "after-kill is failed"]
 
 
