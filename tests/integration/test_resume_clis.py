@@ -411,3 +411,50 @@ def test_aider_agent_resumes_its_chat_history(tmp_path: Path, interruption: str)
             assert not list(Path(worktree).glob(".aider.*history*"))
     finally:
         pipe.close()
+
+
+@pytest.mark.skipif(shutil.which("aider") is None, reason="AIDER NOT INSTALLED - resume NOT tested")
+def test_aider_resumed_without_a_prompt_waits_in_its_chat_then_continues(tmp_path: Path) -> None:
+    """Resumed with no prompt, aider (``--restore-chat-history``, no ``--message``) stays in
+    its chat: ``done``, idle at its prompt ("Restored previous conversation history.",
+    the chat itself not drawn); the human's next line goes out with the first
+    conversation, and the reply's chat prompt (read from the pane) is ``done`` again, the
+    process still running."""
+    from tests.support.agent_clis import Pipeline, setup_aider
+    from tests.support.chat_stub import ChatStub
+    from tests.support.http_stub import Turn
+
+    pipe = Pipeline(tmp_path)
+    turns = [Turn.say(AIDER_REPLY), Turn.say("Continued after the resume.")]
+    try:
+        with ChatStub(turns, is_main=lambda b: True) as stub:
+            setup_aider(pipe, stub.url)
+            pipe.spawn("create hello.txt", "aider")
+            pipe.drawn("(Y)es/(N)o", 180)
+            pipe.state("blocked", 60)
+            assert pipe.mullui("stop", pipe.agent_id).returncode == 0
+            n = len(stub.main_requests())
+            res = pipe.mullui("resume", pipe.agent_id, "--prompt", "")
+            assert res.returncode == 0, res.stderr
+            a = pipe.agent()
+            assert a["state"] == "done", a
+            assert a["cause"].startswith("resumed: idle at its prompt (no prompt given")
+            target = a["tmux_target"]
+            try:
+                wait_for(lambda: pipe.screen(target).rstrip().endswith(">"), 120, 0.2)
+            except AssertionError:
+                raise AssertionError(pipe.screen(target)) from None
+            # aider 0.86.2 says so; it does not draw the restored chat
+            assert "Restored previous conversation history." in pipe.screen(target)
+            time.sleep(2)
+            assert len(stub.main_requests()) == n  # nothing asked of the model meanwhile
+            pipe.send(PROMPT)
+            assert stub.wait_for(lambda: len(stub.main_requests()) > n, 120), pipe.screen()
+            after = _texts(stub.main_requests()[n].body)
+            assert after.index("create hello.txt") < after.index("I will create it.")
+            assert after.index("I will create it.") < after.index(PROMPT)
+            pipe.drawn("Continued after the resume.", 60)
+            done = pipe.state("done", 60)
+            assert done["cause"] == "screen:aider-idle" and done["exit_code"] is None, done
+    finally:
+        pipe.close()
