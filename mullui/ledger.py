@@ -166,15 +166,17 @@ def fold_one(
                 else:
                     os.replace(src, dst)
         _fsync_dir(paths.spool_dir)
-        with contextlib.suppress(FileNotFoundError):
-            # kept: a window still open runs its hooks with it (brought back, they count)
-            os.replace(paths.secret_file(a.id), hist / f"{a.id}.token")
         for f in (
             paths.record_file(a.id),
             paths.spool_dir / f"{a.id}.hooks",
         ):
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            # Kept: a window still open runs its hooks with it (brought back, they count).
+            # Moved after the raw hook spool is gone: a token in history/ tells a revive
+            # that a raw spool there now holds only lines written since.
+            os.replace(paths.secret_file(a.id), hist / f"{a.id}.token")
         guard.mark_gone(paths.state_dir, a.id, False)  # no record: gone for the guard too
         for f in paths.hookdata_dir.glob(f"{a.id}.*"):
             with contextlib.suppress(OSError):
@@ -241,11 +243,11 @@ def revive(ctx: Context, row: dict[str, Any], *, now: datetime | None = None) ->
             _absorb(src, dst)
         append_line(spool, encode(new_event("revived")), seal=True)
         token = hist / f"{aid}.token"
+        _raw_spool_back(paths, aid, spool, late_only=token.exists())
         if token.exists():  # the one its window's environment holds (hooks of a CLI still open)
             os.replace(token, paths.secret_file(aid))
         elif not paths.secret_file(aid).exists():  # folded by a mullui that kept none
             atomic_write(paths.secret_file(aid), secrets.token_hex(16).encode(), mode=0o600)
-        _raw_spool_back(paths, aid, spool)
         for src, dst in moves:
             _link_back(src, dst)
         append_synced(ledger_file(paths), _revived(aid, now))
@@ -255,12 +257,14 @@ def revive(ctx: Context, row: dict[str, Any], *, now: datetime | None = None) ->
     return ctx.store.load(aid)
 
 
-def _raw_spool_back(paths: Paths, agent_id: str, spool: Path) -> None:
+def _raw_spool_back(paths: Paths, agent_id: str, spool: Path, *, late_only: bool) -> None:
     """The fast hook path's raw spool (``spool/<id>.hooks``, deleted by the fold) as long
     again as the agent's events say it was read (``raw_end``; the bytes before are never
     read again: a sparse file of zeros), so that its next hook lines are read, not taken
-    for lines already in.  Lines a late hook wrote after the fold (a file shorter than
-    that) are kept, after it."""
+    for lines already in.  Lines a late hook wrote after the fold are kept, after it:
+    all of the file there when ``late_only`` (the fold deleted the old one: its token was
+    kept), else (a fold of before, or one killed before it got there) a file shorter
+    than that."""
     from mullui.events import read_events
 
     events, _ = read_events(spool, 0)
@@ -273,8 +277,10 @@ def _raw_spool_back(paths: Paths, agent_id: str, spool: Path) -> None:
         late = raw.read_bytes()
     except FileNotFoundError:
         late = b""
-    if not end or len(late) >= end:
-        return  # never deleted (a fold killed before it got there), or made long already
+    if not end or late[:1] == b"\0":
+        return  # nothing was read, or made long already (a revive killed after it)
+    if not late_only and len(late) >= end:
+        return  # never deleted (a fold killed before it got there)
     tmp = raw.with_name(f".{raw.name}.revive")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:

@@ -242,3 +242,33 @@ def test_a_folded_agent_brought_back_keeps_the_hook_token_of_its_window(tmp_path
     a = Store(st.paths).load(aid)
     assert (a.state, a.question) == (State.BLOCKED, "may I?"), refused(st)
     assert refused(st) == []
+
+
+def test_hooks_run_while_an_agent_was_folded_are_all_read_when_it_comes_back(
+    tmp_path: Path,
+) -> None:
+    # The raw spool of a folded agent is deleted; hooks its still-open window runs then
+    # (the human typed in its pane) make a new one.  Brought back, every one of those lines
+    # is read, however many there are (before: as many bytes as the agent had read before
+    # its fold were taken for lines already in, and skipped).
+    from datetime import timedelta
+
+    from mullui import ledger
+    from mullui.context import Context
+    from mullui.model import utcnow
+
+    st, aid, token = make(tmp_path)
+    assert run_hook(st, aid, token, "Working").returncode == 0  # one raw line, read
+    st.load(aid)
+    st.emit(aid, "state", state="done", cause="hook:Stop")
+    ctx = Context(st.paths, cwd=tmp_path)
+    assert ledger.fold(ctx, now=utcnow() + timedelta(days=15)) == 1
+    assert not (st.paths.spool_dir / f"{aid}.hooks").exists()
+    ask = json.dumps({"question": "late?"}).encode()
+    for event, body in (("Working", b"{}"), ("Ask", ask), ("Working", b"{}"), ("Ask", ask)):
+        assert run_hook(st, aid, token, event, stdin=body).returncode == 0
+    ledger.revive(ctx, ledger.find(ctx.paths, aid) or {})
+    a = Store(st.paths).load(aid)
+    assert (a.state, a.question) == (State.BLOCKED, "late?"), refused(st)
+    causes = [t.cause for t in a.history][-5:]
+    assert causes == ["hook:Stop", "hook:Working", "hook:Ask", "hook:Working", "hook:Ask"]
