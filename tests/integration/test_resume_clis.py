@@ -356,14 +356,11 @@ def test_opencode_agent_resumes_its_session(tmp_path: Path) -> None:
 AIDER_REPLY = "I will create it.\n\n```bash\ntouch hello.txt\n```\n"
 
 
-@pytest.mark.skipif(shutil.which("aider") is None, reason="AIDER NOT INSTALLED - resume NOT tested")
-@pytest.mark.parametrize("interruption", ["stop", "kill-server"])
-def test_aider_agent_resumes_its_chat_history(tmp_path: Path, interruption: str) -> None:
-    """Aider has no session ids: ``resume_command`` reruns it in the same worktree with
-    ``--restore-chat-history`` on the agent's own chat history file (in mullui's profile
-    dir) and the prompt as ``--message``.  Stopped (or its tmux server killed) at its
-    "Run shell command?" question, the resumed aider's first request carries the first
-    conversation - the task, the model's answer - and then the resume prompt."""
+@contextlib.contextmanager
+def aider_at_its_question(tmp_path: Path) -> Iterator[tuple[Any, Any, dict[str, Any]]]:
+    """An aider agent on "create hello.txt", blocked at its "Run shell command?" (the
+    stub's first answer suggests ``touch hello.txt``; the next says it continued):
+    (pipeline, stub, the blocked agent)."""
     from tests.support.agent_clis import Pipeline, setup_aider
     from tests.support.chat_stub import ChatStub
     from tests.support.http_stub import Turn
@@ -375,42 +372,53 @@ def test_aider_agent_resumes_its_chat_history(tmp_path: Path, interruption: str)
             setup_aider(pipe, stub.url)
             pipe.spawn("create hello.txt", "aider")
             pipe.drawn("(Y)es/(N)o", 180)
-            blocked = pipe.state("blocked", 60)
-            worktree = blocked["worktree"]
-            (history,) = tmp_path.glob("mullui/**/aider.chat.history.md")
-            assert "I will create it." in history.read_text()
-            if interruption == "kill-server":
-                subprocess.run(["tmux", "-L", pipe.socket, "kill-server"], timeout=10)
-                failed = pipe.state("failed", 30)
-                assert failed["cause"].startswith("tmux:server-gone"), failed
-                assert failed["interrupted"] is True
-            else:
-                res = pipe.mullui("stop", pipe.agent_id)
-                assert res.returncode == 0, res.stderr
-                assert pipe.agent()["state"] == "stopped"
-            n = len(stub.main_requests())
-            res = pipe.mullui("resume", pipe.agent_id, "--prompt", PROMPT)
-            assert res.returncode == 0, res.stderr
-            assert f"resumed in {worktree}" in res.stdout
-            if not stub.wait_for(lambda: len(stub.main_requests()) > n, 120):
-                raise AssertionError(f"no request after the resume: {pipe.agent()}\n"
-                                     f"{pipe.screen()}")  # fmt: skip
-            after = _texts(stub.main_requests()[n].body)
-            assert "create hello.txt" in after and "I will create it." in after, after
-            assert PROMPT in after
-            assert after.index("create hello.txt") < after.index("I will create it.")
-            assert after.index("I will create it.") < after.index(PROMPT)
-            # --message: aider exits after its reply; the same agent, worktree and branch
-            done = pipe.exited(120)
-            assert (done["state"], done["exit_code"]) == ("done", 0), done
-            assert done["id"] == pipe.agent_id and done["worktree"] == worktree
-            assert done["branch"] == blocked["branch"]
-            assert not (Path(worktree) / "hello.txt").exists()  # never allowed
-            # the history stayed in mullui's profile dir (aider's repo-map cache,
-            # .aider.tags.cache.v4, is written into the worktree by aider itself)
-            assert not list(Path(worktree).glob(".aider.*history*"))
+            yield pipe, stub, pipe.state("blocked", 60)
     finally:
         pipe.close()
+
+
+@pytest.mark.skipif(shutil.which("aider") is None, reason="AIDER NOT INSTALLED - resume NOT tested")
+@pytest.mark.parametrize("interruption", ["stop", "kill-server"])
+def test_aider_agent_resumes_its_chat_history(tmp_path: Path, interruption: str) -> None:
+    """Aider has no session ids: ``resume_command`` reruns it in the same worktree with
+    ``--restore-chat-history`` on the agent's own chat history file (in mullui's profile
+    dir) and the prompt as ``--message``.  Stopped (or its tmux server killed) at its
+    "Run shell command?" question, the resumed aider's first request carries the first
+    conversation - the task, the model's answer - and then the resume prompt."""
+    with aider_at_its_question(tmp_path) as (pipe, stub, blocked):
+        worktree = blocked["worktree"]
+        (history,) = tmp_path.glob("mullui/**/aider.chat.history.md")
+        assert "I will create it." in history.read_text()
+        if interruption == "kill-server":
+            subprocess.run(["tmux", "-L", pipe.socket, "kill-server"], timeout=10)
+            failed = pipe.state("failed", 30)
+            assert failed["cause"].startswith("tmux:server-gone"), failed
+            assert failed["interrupted"] is True
+        else:
+            res = pipe.mullui("stop", pipe.agent_id)
+            assert res.returncode == 0, res.stderr
+            assert pipe.agent()["state"] == "stopped"
+        n = len(stub.main_requests())
+        res = pipe.mullui("resume", pipe.agent_id, "--prompt", PROMPT)
+        assert res.returncode == 0, res.stderr
+        assert f"resumed in {worktree}" in res.stdout
+        if not stub.wait_for(lambda: len(stub.main_requests()) > n, 120):
+            raise AssertionError(f"no request after the resume: {pipe.agent()}\n"
+                                 f"{pipe.screen()}")  # fmt: skip
+        after = _texts(stub.main_requests()[n].body)
+        assert "create hello.txt" in after and "I will create it." in after, after
+        assert PROMPT in after
+        assert after.index("create hello.txt") < after.index("I will create it.")
+        assert after.index("I will create it.") < after.index(PROMPT)
+        # --message: aider exits after its reply; the same agent, worktree and branch
+        done = pipe.exited(120)
+        assert (done["state"], done["exit_code"]) == ("done", 0), done
+        assert done["id"] == pipe.agent_id and done["worktree"] == worktree
+        assert done["branch"] == blocked["branch"]
+        assert not (Path(worktree) / "hello.txt").exists()  # never allowed
+        # the history stayed in mullui's profile dir (aider's repo-map cache,
+        # .aider.tags.cache.v4, is written into the worktree by aider itself)
+        assert not list(Path(worktree).glob(".aider.*history*"))
 
 
 @pytest.mark.skipif(shutil.which("aider") is None, reason="AIDER NOT INSTALLED - resume NOT tested")
@@ -420,41 +428,28 @@ def test_aider_resumed_without_a_prompt_waits_in_its_chat_then_continues(tmp_pat
     the chat itself not drawn); the human's next line goes out with the first
     conversation, and the reply's chat prompt (read from the pane) is ``done`` again, the
     process still running."""
-    from tests.support.agent_clis import Pipeline, setup_aider
-    from tests.support.chat_stub import ChatStub
-    from tests.support.http_stub import Turn
-
-    pipe = Pipeline(tmp_path)
-    turns = [Turn.say(AIDER_REPLY), Turn.say("Continued after the resume.")]
-    try:
-        with ChatStub(turns, is_main=lambda b: True) as stub:
-            setup_aider(pipe, stub.url)
-            pipe.spawn("create hello.txt", "aider")
-            pipe.drawn("(Y)es/(N)o", 180)
-            pipe.state("blocked", 60)
-            assert pipe.mullui("stop", pipe.agent_id).returncode == 0
-            n = len(stub.main_requests())
-            res = pipe.mullui("resume", pipe.agent_id, "--prompt", "")
-            assert res.returncode == 0, res.stderr
-            a = pipe.agent()
-            assert a["state"] == "done", a
-            assert a["cause"].startswith("resumed: idle at its prompt (no prompt given")
-            target = a["tmux_target"]
-            try:
-                wait_for(lambda: pipe.screen(target).rstrip().endswith(">"), 120, 0.2)
-            except AssertionError:
-                raise AssertionError(pipe.screen(target)) from None
-            # aider 0.86.2 says so; it does not draw the restored chat
-            assert "Restored previous conversation history." in pipe.screen(target)
-            time.sleep(2)
-            assert len(stub.main_requests()) == n  # nothing asked of the model meanwhile
-            pipe.send(PROMPT)
-            assert stub.wait_for(lambda: len(stub.main_requests()) > n, 120), pipe.screen()
-            after = _texts(stub.main_requests()[n].body)
-            assert after.index("create hello.txt") < after.index("I will create it.")
-            assert after.index("I will create it.") < after.index(PROMPT)
-            pipe.drawn("Continued after the resume.", 60)
-            done = pipe.state("done", 60)
-            assert done["cause"] == "screen:aider-idle" and done["exit_code"] is None, done
-    finally:
-        pipe.close()
+    with aider_at_its_question(tmp_path) as (pipe, stub, _):
+        assert pipe.mullui("stop", pipe.agent_id).returncode == 0
+        n = len(stub.main_requests())
+        res = pipe.mullui("resume", pipe.agent_id, "--prompt", "")
+        assert res.returncode == 0, res.stderr
+        a = pipe.agent()
+        assert a["state"] == "done", a
+        assert a["cause"].startswith("resumed: idle at its prompt (no prompt given")
+        target = a["tmux_target"]
+        try:
+            wait_for(lambda: pipe.screen(target).rstrip().endswith(">"), 120, 0.2)
+        except AssertionError:
+            raise AssertionError(pipe.screen(target)) from None
+        # aider 0.86.2 says so; it does not draw the restored chat
+        assert "Restored previous conversation history." in pipe.screen(target)
+        time.sleep(2)
+        assert len(stub.main_requests()) == n  # nothing asked of the model meanwhile
+        pipe.send(PROMPT)
+        assert stub.wait_for(lambda: len(stub.main_requests()) > n, 120), pipe.screen()
+        after = _texts(stub.main_requests()[n].body)
+        assert after.index("create hello.txt") < after.index("I will create it.")
+        assert after.index("I will create it.") < after.index(PROMPT)
+        pipe.drawn("Continued after the resume.", 60)
+        done = pipe.state("done", 60)
+        assert done["cause"] == "screen:aider-idle" and done["exit_code"] is None, done
