@@ -27,9 +27,9 @@ import pytest
 from mullui import autostart as starter
 from mullui.model import parse_iso
 from tests.conftest import ROOT, make_repo, wait_for
-from tests.integration.test_watch_notify import SETTLE_S, DesktopThread, child_env
 from tests.support.agents import agent_row, spawn, wait_state
 from tests.support.fake_notifications import private_session_bus
+from tests.support.watch_desktop import SETTLE_S, DesktopThread, child_env
 
 pytestmark = pytest.mark.timeout(180)
 

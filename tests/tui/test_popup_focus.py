@@ -29,7 +29,8 @@ from mullui.store import Store
 from mullui.supervisor import Cursor
 from mullui.tui.widgets.inbox import InboxTable
 from tests.conftest import ROOT, wait_for
-from tests.integration.test_watch_notify import (  # the real watch and desktop, shared
+from tests.support.agents import spawn, wait_state
+from tests.support.watch_desktop import (  # the real watch and desktop, shared
     SETTLE_S,
     DesktopThread,
     Watch,
@@ -39,7 +40,6 @@ from tests.integration.test_watch_notify import (  # the real watch and desktop,
     repo,
     start_watch,
 )
-from tests.support.agents import spawn, wait_state
 from tests.tui.conftest import make_app, until
 from tests.tui.terminal import Terminal
 
