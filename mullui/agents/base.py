@@ -140,6 +140,9 @@ class Reply:
     denies: bool = False
     #: the number of the dialog's option that is a text field and takes ``text``
     field: str | None = None
+    #: the dialog stays open after the answer, on its next step (the next of several
+    #: questions): :meth:`Dialog.asks` says what it asks then
+    stays_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,11 @@ class Dialog:
     def shown(self, screen: str) -> bool:
         """Is the dialog on ``screen`` (the pane's visible text)?"""
         return self.marker in screen
+
+    def asks(self, screen: str) -> str | None:
+        """What the dialog on ``screen`` asks now, when that differs from the question
+        that opened it (the next of several questions); None: nothing new."""
+        return None
 
     def reply(self, text: str, screen: str = "") -> Reply:
         """The keys for the reply ``text`` to the dialog on ``screen``; a reply the dialog

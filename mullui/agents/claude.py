@@ -334,6 +334,24 @@ def _approval(options: list[tuple[str, str]]) -> str:
     )
 
 
+#: The tab row of an AskUserQuestion with several questions: ``←  ☐ DB  ☒ Lang  ✔ Submit  →``
+_TABS = re.compile(r"^\s*←.*✔ Submit", re.MULTILINE)
+#: Its last step, once every question has an answer
+REVIEW = "Review your answers"
+
+
+def _review(screen: str) -> str:
+    """The answers the review step lists, on one line (``Which database? → SQLite; ...``)."""
+    lines = screen.split(REVIEW, 1)[-1].split("Ready to submit", 1)[0].splitlines()
+    pairs: list[str] = []
+    for line in (x.strip() for x in lines):
+        if line.startswith("●"):
+            pairs.append(line[1:].strip())
+        elif line.startswith("→") and pairs:
+            pairs[-1] += f" {line}"
+    return "; ".join(pairs)
+
+
 @dataclass(frozen=True)
 class QuestionDialog(Dialog):
     """Claude Code 2.1.197's AskUserQuestion, measured::
@@ -348,17 +366,36 @@ class QuestionDialog(Dialog):
     An option's number pressed alone answers at once (no Enter).  A reply that is an
     option's number or its label (case aside) picks it; ``n`` is Esc ("User declined to
     answer questions"); other text goes into "Type something." as the answer, or - a
-    dialog without one - is refused, naming the options.  Several questions at once (a
-    tab row ending "Submit") and multi-select questions are left to the pane.
+    dialog without one - is refused, naming the options.
+
+    Several questions at once (a tab row ``←  ☐ DB  ☐ Lang  ✔ Submit  →``): each answer
+    moves to the next question, the last to "Review your answers ... 1. Submit answers
+    / 2. Cancel".  One reply answers the question on the screen (:meth:`asks` gives the
+    next one for the inbox); on the review ``y`` submits.  Multi-select questions
+    (``[ ]`` options, toggled by their numbers) are left to the pane.
     """
 
+    def shown(self, screen: str) -> bool:
+        return self.marker in screen or REVIEW in screen  # the review has no footer
+
+    def asks(self, screen: str) -> str | None:
+        if REVIEW in screen:
+            return f"AskUserQuestion: submit these answers? {_review(screen)}"
+        tabs = _TABS.search(screen)
+        if tabs is None:
+            return None
+        after = (x.strip() for x in screen[tabs.end() :].splitlines()[1:])
+        question = next((x for x in after if x), "")
+        return f"AskUserQuestion: {question}" if question else None
+
     def reply(self, text: str, screen: str = "") -> Reply:
-        if "✔ Submit" in screen:
-            raise MulluiError(
-                "Claude asks several questions at once: nothing sent; answer them in its "
-                "pane (`mullui attach`)"
-            )
         options = dialog_options(screen)
+        want = " ".join(text.split()).casefold()
+        several = _TABS.search(screen) is not None
+        if REVIEW in screen:
+            submit = next((k for k, label in options if label.startswith("Submit")), None)
+            if want in ALLOW_WORDS and submit is not None:
+                return Reply((submit,))
         if any(label.startswith("[") for _, label in options):
             raise MulluiError(
                 "Claude's question takes several answers (multi-select): nothing sent; "
@@ -366,14 +403,13 @@ class QuestionDialog(Dialog):
             )
         free = next((k for k, label in options if label.startswith("Type something")), None)
         choices = [(k, label) for k, label in options if k != free]
-        want = " ".join(text.split()).casefold()
         for key, label in choices:
             if want in (key, " ".join(label.split()).casefold()):
-                return Reply((key,))
+                return Reply((key,), stays_open=several and REVIEW not in screen)
         if want in DENY_WORDS:
             return Reply(self.deny, denies=True)
         if free is not None:
-            return Reply((free,), text.strip(), field=free)
+            return Reply((free,), text.strip(), field=free, stays_open=several)
         said = " ".join(text.split())
         raise MulluiError(
             f"{said!r} is not one of the options of Claude's question: nothing sent; "
@@ -405,7 +441,7 @@ QUESTION_DIALOG = QuestionDialog(
     marker="Enter to select",
     hint=(
         "an option's number or label picks it · n declines to answer · other text is "
-        "your own answer"
+        "your own answer · several questions: one reply each, then y submits"
     ),
     name="question dialog",
 )

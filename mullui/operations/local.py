@@ -462,35 +462,8 @@ class LocalLocation(Location):
         if dialog is None:
             self.ctx.tmux.send(a.tmux_target, text, enter_delay=delay)
             return
-        store, question = self.ctx.store, a.question
-
-        def denied() -> None:
-            # No hook says the dialog closed: the CLI now waits at its prompt.
-            what = f"denied {question}" if question else "denied"
-            store.emit(
-                a.id,
-                "state",
-                state="blocked",
-                cause=replies.DENIED_CAUSE,
-                question=f"{what}: waiting for what to do instead",
-            )
-
-        def answered(sent: bool) -> None:
-            # No hook says the CLI took a text from its dialog's field and works on it.
-            if sent:
-                store.emit(a.id, "state", state="working", cause=replies.ANSWERED_CAUSE)
-            else:
-                store.emit(a.id, "state", state="blocked", cause=a.cause, question=question)
-
-        replies.answer(
-            self.ctx.tmux,
-            a,
-            dialog,
-            text,
-            enter_delay=delay,
-            denied=denied,
-            answered=answered,
-        )
+        record = replies.Record(self.ctx.store, a)
+        replies.answer(self.ctx.tmux, a, dialog, text, enter_delay=delay, record=record)
 
     def attach_argv(self, a: Agent) -> list[str] | None:
         """Inside tmux on our server: switch-client and return None; otherwise the argv to

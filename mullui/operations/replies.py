@@ -25,6 +25,7 @@ from mullui.agents.base import Dialog, Profile
 from mullui.errors import MulluiError
 from mullui.model import Agent, State
 from mullui.runtime.tmux import Tmux
+from mullui.store import Store
 
 #: How long the dialog may take to appear (the hook fires ~0.1 s before Claude Code
 #: draws it) and to close after a denial.
@@ -67,6 +68,33 @@ def _cursor_on(option: str, text: str = "") -> Callable[[str], bool]:
     return lambda screen: at.search(screen) is not None
 
 
+class Record:
+    """What a reply did that no hook reports, written to the agent's record."""
+
+    def __init__(self, store: Store, a: Agent) -> None:
+        self.store, self.a = store, a
+
+    def denied(self) -> None:
+        # The dialog closed without a hook: the CLI now waits at its prompt.
+        q = self.a.question
+        what = f"denied {q}" if q else "denied"
+        self.blocked(f"{what}: waiting for what to do instead", DENIED_CAUSE)
+
+    def working(self) -> None:
+        # The CLI took a text from its dialog's field and works on it.
+        self.store.emit(self.a.id, "state", state="working", cause=ANSWERED_CAUSE)
+
+    def blocked(self, question: str | None = None, cause: str | None = None) -> None:
+        """Blocked on the dialog again, or on its next step (``question``)."""
+        self.store.emit(
+            self.a.id,
+            "state",
+            state="blocked",
+            cause=cause or self.a.cause,
+            question=question or self.a.question,
+        )
+
+
 def answer(
     tmux: Tmux,
     a: Agent,
@@ -74,14 +102,13 @@ def answer(
     text: str,
     *,
     enter_delay: float = 0.0,
-    denied: Callable[[], None] | None = None,
-    answered: Callable[[bool], None] | None = None,
+    record: Record | None = None,
 ) -> None:
-    """Type the reply ``text`` to the open ``dialog`` of agent ``a`` as its keys;
-    ``denied`` is called once a denial without a text has closed the dialog,
-    ``answered(True)`` just before the Enter that sends a text typed into the dialog's
-    field (before: every hook the answer causes comes after it), ``answered(False)`` when
-    the dialog then stays open."""
+    """Type the reply ``text`` to the open ``dialog`` of agent ``a`` as its keys, and
+    ``record`` what no hook will say: a denial once it closed the dialog, ``working``
+    just before the Enter that sends a text typed into the dialog's field (before it:
+    every hook the answer causes comes after), the next question of a dialog that asks
+    several."""
     target = a.tmux_target
     assert target is not None
     what = f"agent {a.name}'s {dialog.name}"
@@ -96,8 +123,9 @@ def answer(
             f"`mullui attach {a.name}` to look, or `mullui send --raw {a.name} TEXT` to "
             f"type TEXT as it is"
         )
+    screen = tmux.screen(target)
     try:
-        reply = dialog.reply(text, tmux.screen(target))
+        reply = dialog.reply(text, screen)
     except MulluiError as e:
         raise MulluiError(f"agent {a.name}: {e}") from None
     tmux.keys(target, *reply.keys)
@@ -105,38 +133,38 @@ def answer(
     def closed(screen: str) -> bool:
         return not dialog.shown(screen)
 
+    if reply.stays_open:
+        # The next of several questions: what the dialog asks now goes to the inbox.
+        asked = dialog.asks(screen)
+        if reply.field is not None and reply.text is not None:
+            _type_into(tmux, target, reply.field, reply.text, what)
+            tmux.keys(target, "Enter")
+
+        def moved(now: str) -> bool:
+            return closed(now) or dialog.asks(now) != asked
+
+        if not _wait(tmux, target, moved):
+            raise MulluiError(f"{what} did not move on after the answer; `mullui attach`")
+        question = _settled(tmux, target, dialog)
+        if question and record is not None:
+            record.blocked(question)
+        return
     if reply.field is not None and reply.text is not None:
-        # The dialog's own text field ("Tell Claude what to change", "Type something"):
-        # typed once the cursor is on it (before that, letters would be shortcuts).
-        if not _wait(tmux, target, _cursor_on(reply.field)):
-            raise MulluiError(
-                f"{what}: its text field did not open, so the text was not sent; "
-                f"`mullui attach {a.name}`"
-            )
-        # Enter once the text is in the field: right behind it, Enter would be taken as
-        # part of a paste (measured: the dialog stayed open with the text in it).  One
-        # line: a newline in the field would send the start alone.
-        line = " ".join(reply.text.split())
-        tmux.type(target, line)
-        if not _wait(tmux, target, _cursor_on(reply.field, line)):
-            raise MulluiError(
-                f"{what}: the text typed into its field does not show, so it was not "
-                f"sent (no Enter); `mullui attach {a.name}`"
-            )
-        if answered is not None:
-            answered(True)
+        _type_into(tmux, target, reply.field, reply.text, what)
+        if record is not None:
+            record.working()
         tmux.keys(target, "Enter")
         if not _wait(tmux, target, closed):
-            if answered is not None:
-                answered(False)
+            if record is not None:
+                record.blocked()
             raise MulluiError(
                 f"{what} is still open {DIALOG_WAIT_S:.0f} s after the text was typed "
                 f"into it; `mullui attach {a.name}`"
             )
         return
     if reply.text is None:
-        if reply.denies and denied is not None and _wait(tmux, target, closed):
-            denied()
+        if reply.denies and record is not None and _wait(tmux, target, closed):
+            record.denied()
         return
     if not _wait(tmux, target, closed):
         raise MulluiError(
@@ -144,6 +172,34 @@ def answer(
             f"{DIALOG_WAIT_S:.0f} s, so the text was not sent; `mullui attach {a.name}`"
         )
     tmux.send(target, reply.text, enter_delay=enter_delay)
+
+
+def _settled(tmux: Tmux, target: str, dialog: Dialog) -> str | None:
+    """What the dialog asks once its screen has settled (the same on two looks in a row:
+    not a frame drawn half way); None when it has closed."""
+    last: list[str | None] = []
+
+    def same(screen: str) -> bool:
+        last.append(dialog.asks(screen) if dialog.shown(screen) else None)
+        return len(last) > 1 and last[-1] == last[-2]
+
+    _wait(tmux, target, same)
+    return last[-1]
+
+
+def _type_into(tmux: Tmux, target: str, field: str, text: str, what: str) -> None:
+    """Type ``text`` into the dialog's own text field, option ``field`` ("Tell Claude what
+    to change", "Type something"), no Enter: once the cursor is on it (before that,
+    letters would be shortcuts); returns once the field shows the text (an Enter right
+    behind it is taken as part of a paste: measured, the dialog stayed open)."""
+    if not _wait(tmux, target, _cursor_on(field)):
+        raise MulluiError(f"{what}: its text field did not open, so the text was not sent")
+    line = " ".join(text.split())  # one line: a newline would send the start alone
+    tmux.type(target, line)
+    if not _wait(tmux, target, _cursor_on(field, line)):
+        raise MulluiError(
+            f"{what}: the text typed into its field does not show, so it was not sent (no Enter)"
+        )
 
 
 def dialog_of(a: Agent, profiles: dict[str, dict[str, Any]] | None = None) -> Dialog | None:

@@ -962,3 +962,39 @@ def test_n_declines_askuserquestion(pipeline: Spawned) -> None:
     (result, *rest) = last_user_blocks(p.stub)
     assert result["type"] == "tool_result" and result["is_error"] is True
     assert "use whatever" in json.dumps(rest)
+
+
+@needs_claude
+def test_several_questions_one_reply_each_then_y_submits(pipeline: Spawned) -> None:
+    p = pipeline
+    second = {
+        "question": "Which web framework?",
+        "header": "Web",
+        "multiSelect": False,
+        "options": [
+            {"label": "Flask", "description": "small"},
+            {"label": "Django", "description": "big"},
+        ],
+    }
+    two = {"questions": [*QUESTION["questions"], second]}
+    p.stub.add(Turn(tool="AskUserQuestion", tool_input=two), Turn.say("Noted."))
+    p.pipe.spawn("Set up the service", "claude")
+    blocked = p.pipe.state("blocked", 60)
+    assert p.pipe.why() == "AskUserQuestion: Which database?"
+    res = p.pipe.mullui("send", blocked["id"], "sqlite")
+    assert res.returncode == 0, res.stderr
+    assert p.pipe.why() == "AskUserQuestion: Which web framework?"
+    res = p.pipe.mullui("send", blocked["id"], "FastAPI, please")
+    assert res.returncode == 0, res.stderr
+    assert p.pipe.why() == (
+        "AskUserQuestion: submit these answers? Which database? → SQLite; "
+        "Which web framework? → FastAPI, please"
+    )
+    assert p.pipe.agent()["state"] == "blocked"
+    res = p.pipe.mullui("send", blocked["id"], "y")
+    assert res.returncode == 0, res.stderr
+    p.pipe.state("done", 60)
+    (result,) = [b for b in last_user_blocks(p.stub) if b["type"] == "tool_result"]
+    content = str(result["content"])
+    assert '"Which database?"="SQLite"' in content
+    assert '"Which web framework?"="FastAPI, please"' in content

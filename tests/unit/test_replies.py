@@ -201,10 +201,45 @@ def test_a_question_without_a_free_text_answer_refuses_other_text() -> None:
         QUESTION_DIALOG.reply("MySQL", screen)
 
 
-def test_several_questions_or_a_multi_select_are_left_to_the_pane() -> None:
-    tabs = QUESTION_SCREEN.replace(" ☐ DB", "←  ☐ DB  ☐ Lang  ✔ Submit  →")
-    with pytest.raises(MulluiError, match="several questions at once"):
-        QUESTION_DIALOG.reply("2", tabs)
+TABS_SCREEN = QUESTION_SCREEN.replace(" ☐ DB", "←  ☐ DB  ☐ Lang  ✔ Submit  →")
+
+REVIEW_SCREEN = """\
+❯ Plan writing hello.txt
+────────────────────────────────────────────────────────────────────────────────
+←  ☒ DB  ☒ Lang  ✔ Submit  →
+
+Review your answers
+
+ ● Which database?
+   → SQLite
+ ● Which languages?
+   → Rust
+
+Ready to submit your answers?
+
+❯ 1. Submit answers
+  2. Cancel
+"""
+
+
+def test_several_questions_are_answered_one_reply_each_then_y_submits() -> None:
+    assert QUESTION_DIALOG.asks(QUESTION_SCREEN) is None  # one question: nothing new
+    assert QUESTION_DIALOG.asks(TABS_SCREEN) == "AskUserQuestion: Which database?"
+    assert QUESTION_DIALOG.reply("sqlite", TABS_SCREEN) == Reply(("2",), stays_open=True)
+    assert QUESTION_DIALOG.reply("MySQL", TABS_SCREEN) == Reply(
+        ("3",), "MySQL", field="3", stays_open=True
+    )
+    assert QUESTION_DIALOG.shown(REVIEW_SCREEN)  # no "Enter to select" footer there
+    assert QUESTION_DIALOG.asks(REVIEW_SCREEN) == (
+        "AskUserQuestion: submit these answers? Which database? → SQLite; Which languages? → Rust"
+    )
+    assert QUESTION_DIALOG.reply("y", REVIEW_SCREEN) == Reply(("1",))
+    assert QUESTION_DIALOG.reply("n", REVIEW_SCREEN) == Reply(("Escape",), denies=True)
+    with pytest.raises(MulluiError, match="reply with one of 1 Submit answers, 2 Cancel"):
+        QUESTION_DIALOG.reply("maybe", REVIEW_SCREEN)
+
+
+def test_a_multi_select_question_is_left_to_the_pane() -> None:
     multi = QUESTION_SCREEN.replace("1. Postgres", "1. [ ] Postgres")
     with pytest.raises(MulluiError, match="multi-select"):
         QUESTION_DIALOG.reply("2", multi)
