@@ -276,6 +276,8 @@ class OpenCodeProfile(Profile):
     has_hooks = True
     reports_blocked = True
     dialog = OPENCODE_DIALOG
+    #: like Codex, an Enter right after typed text is taken as part of a paste
+    enter_delay_s = 0.5
 
     def __init__(self, binary: str = "opencode") -> None:
         self.binary = binary

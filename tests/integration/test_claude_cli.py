@@ -907,19 +907,13 @@ def test_n_then_y_on_a_plan_without_a_plan_file(pipeline: Spawned) -> None:
     assert "Exited Plan Mode" in main_bodies(p.stub)[-1]
 
 
-QUESTION = {
-    "questions": [
-        {
-            "question": "Which database?",
-            "header": "DB",
-            "multiSelect": False,
-            "options": [
-                {"label": "Postgres", "description": "relational"},
-                {"label": "SQLite", "description": "one file"},
-            ],
-        }
-    ]
-}
+def question(text: str, header: str, *labels: str) -> dict[str, Any]:
+    """One single-select question of an AskUserQuestion call."""
+    options = [{"label": label, "description": f"about {label}"} for label in labels]
+    return {"question": text, "header": header, "multiSelect": False, "options": options}
+
+
+QUESTION = {"questions": [question("Which database?", "DB", "Postgres", "SQLite")]}
 
 
 @needs_claude
@@ -967,15 +961,7 @@ def test_n_declines_askuserquestion(pipeline: Spawned) -> None:
 @needs_claude
 def test_several_questions_one_reply_each_then_y_submits(pipeline: Spawned) -> None:
     p = pipeline
-    second = {
-        "question": "Which web framework?",
-        "header": "Web",
-        "multiSelect": False,
-        "options": [
-            {"label": "Flask", "description": "small"},
-            {"label": "Django", "description": "big"},
-        ],
-    }
+    second = question("Which web framework?", "Web", "Flask", "Django")
     two = {"questions": [*QUESTION["questions"], second]}
     p.stub.add(Turn(tool="AskUserQuestion", tool_input=two), Turn.say("Noted."))
     p.pipe.spawn("Set up the service", "claude")
