@@ -232,8 +232,9 @@ def revive(ctx: Context, row: dict[str, Any], *, now: datetime | None = None) ->
     moves = ((hist / f"{aid}.log", paths.log_file(aid)), (spool, paths.spool_file(aid)))
     with ctx.store.locked(aid):
         if not spool.exists():
-            if paths.spool_file(aid).exists():
-                return ctx.store.catch_up_locked(aid) or ctx.store.load(aid)  # revived already
+            live = ctx.store.catch_up_locked(aid) if paths.spool_file(aid).exists() else None
+            if live is not None:
+                return live  # revived already (a spool with no agent in it is not that)
             raise MulluiError(
                 f"agent {row['ls'].get('name') or aid} is in the history but its events were "
                 f"not kept ({spool} is missing): it cannot be acted on; `mullui ls --all` "

@@ -307,3 +307,37 @@ def test_a_revived_agent_removed_is_folded_at_once(tmp_path: Path) -> None:
     kept = (ledger.history_dir(ctx.paths) / "old1.jsonl").read_text()
     assert '"kind":"removed"' in kept
     assert not ctx.paths.spool_file("old1").exists()
+
+
+def test_a_folded_agent_with_no_events_kept_and_a_late_spool_is_refused_not_hung(
+    tmp_path: Path,
+) -> None:
+    # Its kept events are gone, and an event came for it after its fold (a spool of its
+    # own, with no agent in it): bringing it back is refused in one line - before, the
+    # revive took the agent's lock a second time in the same process and hung for good.
+    from mullui.events import append_event, new_event
+
+    ctx, _row = folded_one(tmp_path)
+    (ledger.history_dir(ctx.paths) / "old1.jsonl").unlink()
+    append_event(ctx.paths, "old1", new_event("exit", exit_code=0))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MULLUI_HOME": str(tmp_path / "home")}
+    code = (
+        "import pathlib, sys\n"
+        "from mullui import ledger\n"
+        "from mullui.context import Context\n"
+        "from mullui.errors import MulluiError\n"
+        "ctx = Context(cwd=pathlib.Path(sys.argv[1]))\n"
+        "try:\n"
+        "    ledger.revive(ctx, ledger.find(ctx.paths, 'old1'))\n"
+        "except MulluiError as e:\n"
+        "    print(e.message)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "in the history" in r.stdout and len(r.stdout.strip().splitlines()) == 1, r.stdout
