@@ -24,7 +24,8 @@ back first (:func:`revive`: its spool and log return, a ``revived`` line in the 
 then acts on it as on any live agent - ``rm`` saves uncommitted work exactly as it
 always does.  ``diff`` and ``logs`` read the history without bringing it back.  A revived
 agent is not folded again for :data:`REVIVE_GRACE` after it was brought back (the
-operation runs meanwhile), then by the usual rules, with a new ledger line.
+operation runs meanwhile) - unless that operation removed it, which ends the wait - then
+by the usual rules, with a new ledger line.
 """
 
 from __future__ import annotations
