@@ -352,6 +352,36 @@ def _review(screen: str) -> str:
     return "; ".join(pairs)
 
 
+#: A multi-select question's option: ``[ ] Python``, ``[✔] Go`` (checked)
+_BOX = re.compile(r"^\[(.)\]\s*(.*)$")
+
+
+def _pick_several(text: str, options: list[tuple[str, str]]) -> Reply:
+    """A multi-select question: the options ``text`` names (numbers or labels, split at
+    commas) end up checked, the others not - each toggled by its number as needed - and
+    Tab moves on (the next question, or the review)."""
+    boxes = {k: m.groups() for k, label in options if (m := _BOX.match(label))}
+    labels = {" ".join(label.split()).casefold(): k for k, (_, label) in boxes.items()}
+    whole = " ".join(text.split()).casefold()
+    names = [whole] if whole in labels else [x.strip() for x in whole.split(",") if x.strip()]
+    wanted: set[str] = set()
+    for name in names:
+        key = name if name in boxes else labels.get(name)
+        if key is None or boxes[key][1].startswith("Type something"):
+            listing = ", ".join(
+                f"{k} {label}"
+                for k, (_, label) in boxes.items()
+                if not label.startswith("Type something")
+            )
+            raise MulluiError(
+                f"{name!r} is not one of the options of Claude's question: nothing sent; "
+                f"name several with commas, from {listing}"
+            )
+        wanted.add(key)
+    toggles = [k for k, (mark, _) in boxes.items() if (mark != " ") != (k in wanted)]
+    return Reply((*toggles, "Tab"), stays_open=True)
+
+
 @dataclass(frozen=True)
 class QuestionDialog(Dialog):
     """Claude Code 2.1.197's AskUserQuestion, measured::
@@ -371,8 +401,9 @@ class QuestionDialog(Dialog):
     Several questions at once (a tab row ``←  ☐ DB  ☐ Lang  ✔ Submit  →``): each answer
     moves to the next question, the last to "Review your answers ... 1. Submit answers
     / 2. Cancel".  One reply answers the question on the screen (:meth:`asks` gives the
-    next one for the inbox); on the review ``y`` submits.  Multi-select questions
-    (``[ ]`` options, toggled by their numbers) are left to the pane.
+    next one for the inbox); on the review ``y`` submits.  A multi-select question
+    (``[ ]`` options, toggled by their numbers; it has the tab row even alone) takes
+    the options' numbers or labels, separated by commas.
     """
 
     def shown(self, screen: str) -> bool:
@@ -380,7 +411,8 @@ class QuestionDialog(Dialog):
 
     def asks(self, screen: str) -> str | None:
         if REVIEW in screen:
-            return f"AskUserQuestion: submit these answers? {_review(screen)}"
+            missing = " (not all questions answered)" if "not answered all" in screen else ""
+            return f"AskUserQuestion: submit these answers?{missing} {_review(screen)}".strip()
         tabs = _TABS.search(screen)
         if tabs is None:
             return None
@@ -396,18 +428,15 @@ class QuestionDialog(Dialog):
             submit = next((k for k, label in options if label.startswith("Submit")), None)
             if want in ALLOW_WORDS and submit is not None:
                 return Reply((submit,))
-        if any(label.startswith("[") for _, label in options):
-            raise MulluiError(
-                "Claude's question takes several answers (multi-select): nothing sent; "
-                "answer it in its pane (`mullui attach`)"
-            )
+        if want in DENY_WORDS:
+            return Reply(self.deny, denies=True)
+        if any(_BOX.match(label) for _, label in options):
+            return _pick_several(text, options)
         free = next((k for k, label in options if label.startswith("Type something")), None)
         choices = [(k, label) for k, label in options if k != free]
         for key, label in choices:
             if want in (key, " ".join(label.split()).casefold()):
                 return Reply((key,), stays_open=several and REVIEW not in screen)
-        if want in DENY_WORDS:
-            return Reply(self.deny, denies=True)
         if free is not None:
             return Reply((free,), text.strip(), field=free, stays_open=several)
         said = " ".join(text.split())
@@ -440,8 +469,9 @@ QUESTION_DIALOG = QuestionDialog(
     causes=_QUESTION_CAUSES,
     marker="Enter to select",
     hint=(
-        "an option's number or label picks it · n declines to answer · other text is "
-        "your own answer · several questions: one reply each, then y submits"
+        "an option's number or label picks it (a multi-select: several, with commas) · "
+        "n declines to answer · other text is your own answer · several questions: one "
+        "reply each, then y submits"
     ),
     name="question dialog",
 )

@@ -128,7 +128,7 @@ def answer(
         reply = dialog.reply(text, screen)
     except MulluiError as e:
         raise MulluiError(f"agent {a.name}: {e}") from None
-    tmux.keys(target, *reply.keys)
+    _press(tmux, target, reply.keys)
 
     def closed(screen: str) -> bool:
         return not dialog.shown(screen)
@@ -172,6 +172,19 @@ def answer(
             f"{DIALOG_WAIT_S:.0f} s, so the text was not sent; `mullui attach {a.name}`"
         )
     tmux.send(target, reply.text, enter_delay=enter_delay)
+
+
+def _press(tmux: Tmux, target: str, keys: tuple[str, ...]) -> None:
+    """Press ``keys``, each once the one before it has changed the screen (a multi-select's
+    toggles then Tab: sent in one burst, Claude Code took none of the toggles)."""
+    if not keys:
+        return
+    *first, last = keys
+    for key in first:
+        before = tmux.screen(target)
+        tmux.keys(target, key)
+        _wait(tmux, target, before.__ne__)
+    tmux.keys(target, last)
 
 
 def _settled(tmux: Tmux, target: str, dialog: Dialog) -> str | None:

@@ -984,3 +984,20 @@ def test_several_questions_one_reply_each_then_y_submits(pipeline: Spawned) -> N
     content = str(result["content"])
     assert '"Which database?"="SQLite"' in content
     assert '"Which web framework?"="FastAPI, please"' in content
+
+
+@needs_claude
+def test_a_multi_select_question_takes_several_labels(pipeline: Spawned) -> None:
+    p = pipeline
+    langs = dict(question("Which languages?", "Lang", "Python", "Rust", "Go"), multiSelect=True)
+    p.stub.add(Turn(tool="AskUserQuestion", tool_input={"questions": [langs]}), Turn.say("Ok."))
+    p.pipe.spawn("Pick languages", "claude")
+    blocked = p.pipe.state("blocked", 60)
+    res = p.pipe.mullui("send", blocked["id"], "go, 1")
+    assert res.returncode == 0, res.stderr
+    assert p.pipe.why() == "AskUserQuestion: submit these answers? Which languages? → Python, Go"
+    res = p.pipe.mullui("send", blocked["id"], "y")
+    assert res.returncode == 0, res.stderr
+    p.pipe.state("done", 60)
+    (result,) = [b for b in last_user_blocks(p.stub) if b["type"] == "tool_result"]
+    assert '"Which languages?"="Python, Go"' in str(result["content"])

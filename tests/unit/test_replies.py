@@ -239,10 +239,46 @@ def test_several_questions_are_answered_one_reply_each_then_y_submits() -> None:
         QUESTION_DIALOG.reply("maybe", REVIEW_SCREEN)
 
 
-def test_a_multi_select_question_is_left_to_the_pane() -> None:
-    multi = QUESTION_SCREEN.replace("1. Postgres", "1. [ ] Postgres")
-    with pytest.raises(MulluiError, match="multi-select"):
-        QUESTION_DIALOG.reply("2", multi)
+MULTI_SCREEN = """\
+←  ☐ Lang  ✔ Submit  →
+
+Which languages?
+
+❯ 1. [✔] Python
+  py
+  2. [ ] Rust
+  rs
+  3. [ ] Go
+  go
+  4. [ ] Type something
+     Submit
+────────────────────────────────────────────────────────────────────────────────
+  5. Chat about this
+
+Enter to select · ↑/↓ to navigate · Esc to cancel
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "keys"),
+    [
+        ("go, python", ("3", "Tab")),  # Python is checked already
+        ("2", ("1", "2", "Tab")),
+        ("Rust,3", ("1", "2", "3", "Tab")),
+        ("python", ("Tab",)),
+    ],
+)
+def test_a_multi_select_question_takes_several_names_with_commas(
+    text: str, keys: tuple[str, ...]
+) -> None:
+    assert QUESTION_DIALOG.asks(MULTI_SCREEN) == "AskUserQuestion: Which languages?"
+    assert QUESTION_DIALOG.reply(text, MULTI_SCREEN) == Reply(keys, stays_open=True)
+
+
+def test_a_multi_select_question_refuses_what_is_not_an_option() -> None:
+    with pytest.raises(MulluiError, match="'java' is not one.*from 1 Python, 2 Rust, 3 Go$"):
+        QUESTION_DIALOG.reply("python, java", MULTI_SCREEN)
+    assert QUESTION_DIALOG.reply("n", MULTI_SCREEN) == Reply(("Escape",), denies=True)
 
 
 @pytest.mark.parametrize(
