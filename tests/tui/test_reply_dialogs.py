@@ -54,6 +54,9 @@ async def test_the_reply_box_refuses_a_plan_with_n(planning: Spawned) -> None:
         assert isinstance(app.screen, ReplyScreen)
         hint = app.screen.query_one("#reply-keys", Label)
         assert str(hint.render()) == PLAN_DIALOG.hint
+        await pilot.pause()
+        box = app.screen.query_one("#reply").content_region
+        assert hint.region.width <= box.width and hint.region.height >= 2  # wrapped, not cut
         # Typed as is, "n" + Enter would pick "1. Yes, and use auto mode".
         await pilot.press("n", "enter")
         assert isinstance(app.screen, MainScreen)
