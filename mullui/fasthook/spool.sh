@@ -73,9 +73,11 @@ if [ -n "$py" ] && [ -e "$d/answer/$ev" ]; then
     # The answer precomputed with the radar's index (mullui.guard.write_answers): no
     # Python when the payload names one plain path in the worktree and every agent the
     # answer names is still live; any doubt (an escape, an unusual path form, a torn or
-    # missing table, an agent merged or removed since) leaves the decision to answer.py.
+    # missing table, an agent merged or removed since, this agent's own record gone: it
+    # was moved to the history) leaves the decision to answer.py.
     a=$d/answer
-    if IFS='	' read -r gmode grk gwt gwtr < "$a/$id.info" 2>/dev/null; then
+    if [ -e "$d/agents/$id.json" ] \
+      && IFS='	' read -r gmode grk gwt gwtr < "$a/$id.info" 2>/dev/null; then
       nl='
 '
       case $gmode in

@@ -97,7 +97,7 @@ class Fleet:
         rec = None
         for line in lines[1:]:
             _, ev, _, name, token = line.split("\t")
-            assert ev == "guard" and token == self.st.token("a1")
+            assert ev == "guard" and token == (self.st.token("a1") or "")
             rec = (self.st.paths.hookdata_dir / name).read_bytes()
         return r.stdout, rec, self.marker.exists()
 
@@ -295,3 +295,27 @@ def test_the_tables_follow_the_index(tmp_path: Path) -> None:
     (adir / f"PreToolUse.block.{key}.tab").write_text('\tsrc/app.py\t"b1\n')
     out, _, ran = f.hook("PreToolUse", body)
     assert ran and out == good
+
+
+def test_an_agent_folded_into_the_history_gets_no_answer_from_the_tables(tmp_path: Path) -> None:
+    # Folded (its record gone) while its CLI still runs in its window: until the radar's
+    # next pass removes its tables, an edit there must get what Python says - nothing
+    # (the guard reads no record for it) - not the tables' answer.
+    from datetime import timedelta
+
+    from mullui import ledger
+    from mullui.context import Context
+    from mullui.model import utcnow
+
+    f = Fleet(tmp_path, "block")
+    wt = str(f.wts["a1"])
+    body = payload("PreToolUse", f"{wt}/src/app.py", wt)
+    f.st.emit("a1", "stop")  # (live, the tables answer it: see the identity test)
+    ctx = Context(f.st.paths, cwd=tmp_path)
+    assert ledger.fold_one(ctx, "a1", now=utcnow() + timedelta(seconds=5), keep_s=0)
+    assert (f.state / "answer" / "a1.info").exists()  # the radar has not run since
+    fast = f.hook("PreToolUse", body)
+    f.without_tables()
+    ref = f.hook("PreToolUse", body)
+    assert ref[:2] == (b"", None)
+    assert fast[:2] == ref[:2]
