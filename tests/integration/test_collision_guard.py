@@ -243,6 +243,37 @@ def test_ask_blocks_the_agent_at_once_and_it_goes_on_when_the_human_allows(
         assert history.index((State.BLOCKED, "collision:src/app.py")) < len(history) - 1
 
 
+def test_ask_refused_by_the_human_leaves_the_file_and_waits_for_what_instead(
+    cli: Cli, tmp_path: Path, mullui_home: Path
+) -> None:
+    """``mullui send A n`` to the dialog the guard's ``ask`` opened: Esc, the file stays as
+    it was, A is ``blocked`` on ``reply:denied`` (no longer on the collision: the dialog
+    is gone), and the human's next line reaches the model as text."""
+    with fleet(cli, tmp_path, mullui_home, "ask") as f:
+        write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": MINE})
+        turns = [
+            Turn(tool="Glob", tool_input={"pattern": "src/*.py"}),
+            Turn(tool="Read", tool_input={"file_path": "src/app.py"}),
+            write,
+            Turn.say("Left it alone."),
+        ]
+        aid, wt = f.spawn_claude(turns)
+        wait_for(lambda: record(aid).cause == "collision:src/app.py", timeout=120, interval=0.05)
+        r = cli("send", aid, "n", cwd=f.repo)
+        assert r.returncode == 0, r.stderr
+        a = wait_for(lambda: (x := record(aid)).cause == "reply:denied" and x, timeout=30)
+        assert a.state is State.BLOCKED
+        time.sleep(1.0)
+        assert (wt / "src" / "app.py").read_text() == APP
+        n = len(f.stub.main_requests())
+        r = cli("send", aid, "leave src/app.py to beta", cwd=f.repo)
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: len(f.stub.main_requests()) > n, timeout=60, interval=0.2)
+        assert "leave src/app.py to beta" in json.dumps(f.stub.main_requests()[n].body)
+        wait_for(lambda: record(aid).state is State.DONE, timeout=60, interval=0.2)
+        assert (wt / "src" / "app.py").read_text() == APP
+
+
 def test_warn_lets_the_write_happen_tells_the_agent_and_the_human_once(
     cli: Cli, tmp_path: Path, mullui_home: Path
 ) -> None:
