@@ -12,7 +12,6 @@ the normalized events are produced by feeding the recorded calls through ``trans
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -31,20 +30,19 @@ from mullui.agents.base import LaunchContext
 from mullui.agents.claude import ClaudeProfile, first_run_problem, wait_for_transcript
 from mullui.errors import MulluiError
 from mullui.usage import claude_session_usage
-from tests.support.agent_clis import Pipeline, setup_claude
 from tests.support.agents import make_repo, wait_for
 from tests.support.anthropic_stub import AnthropicStub, StubUsage, Turn
-from tests.support.claude_env import USER_SETTINGS, make_claude_home
-
-CLAUDE = shutil.which("claude")
-
-needs_claude = pytest.mark.skipif(
-    CLAUDE is None,
-    reason=(
-        "CLAUDE CODE CLI NOT INSTALLED - the real-CLI hook tests did NOT run. "
-        "Install it with `npm install -g @anthropic-ai/claude-code` (CI does)."
-    ),
+from tests.support.claude_dialogs import (
+    Spawned,
+    asks,
+    blocked_on_plan,
+    in_plan_mode,
+    last_user_blocks,
+    main_bodies,
+    needs_claude,
+    spawned,
 )
+from tests.support.claude_env import USER_SETTINGS, make_claude_home
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -631,24 +629,10 @@ def test_in_an_untrusted_folder_the_cli_waits_at_a_dialog_and_runs_no_hook(rig: 
 # ---- the whole pipeline: mullui spawn -> claude in tmux -> mullui hook -> mullui ls -----
 
 
-@dataclass
-class Spawned:
-    """``mullui spawn``ed Claude Code against the stub, driven by the mullui CLI."""
-
-    pipe: Pipeline
-    stub: AnthropicStub
-    user_settings: Path
-
-
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Iterator[Spawned]:
-    p = Pipeline(tmp_path)
-    try:
-        with AnthropicStub() as stub:
-            (user_settings,) = setup_claude(p, stub.url)
-            yield Spawned(p, stub, user_settings)
-    finally:
-        p.close()
+    with spawned(tmp_path) as p:
+        yield p
 
 
 @needs_claude
@@ -689,14 +673,6 @@ def test_spawned_claude_agent_is_blocked_then_done_through_mullui_hook(
 
 
 # ---- answering the permission dialog with `mullui send` -----------------------------------
-
-
-def last_user_blocks(stub: AnthropicStub) -> list[dict[str, Any]]:
-    """The content blocks of the user message the newest main request ends with."""
-    msg = stub.main_requests()[-1].body["messages"][-1]  # type: ignore[index]
-    assert msg["role"] == "user"
-    content = msg["content"]
-    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
 
 
 def blocked_on_touch(p: Spawned) -> dict[str, Any]:
@@ -774,47 +750,6 @@ def test_send_raw_types_the_text_as_given_even_on_the_dialog(pipeline: Spawned) 
 
 
 # ---- the plan approval (ExitPlanMode) and AskUserQuestion dialogs ------------------------
-
-PLAN = "# Plan: hello\n\n1. Write hello.txt containing hi\n"
-
-
-def asks(p: Spawned) -> str | None:
-    """What the agent asks now (None: it is not in the inbox)."""
-    res = p.pipe.mullui("inbox", "--json")
-    assert res.returncode == 0, res.stderr
-    return next((x["why"] for x in json.loads(res.stdout) if x["id"] == p.pipe.agent_id), None)
-
-
-def main_bodies(stub: AnthropicStub) -> list[str]:
-    return [json.dumps(r.body) for r in stub.main_requests()]
-
-
-def in_plan_mode(p: Spawned) -> None:
-    config = p.pipe.tmp / "mullui" / "config.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text('[profiles.claude]\nargs = ["--permission-mode", "plan"]\n')
-
-
-def blocked_on_plan(p: Spawned, *then: Turn) -> dict[str, Any]:
-    """Claude Code in plan mode, its plan written to its plan file, asking to go ahead;
-    ``then``: the model's next turns."""
-    in_plan_mode(p)
-    p.stub.add(
-        Turn.write_plan(PLAN),
-        Turn(text="Here is my plan.", tool="ExitPlanMode", tool_input={}),
-        *then,
-    )
-    p.pipe.spawn("Plan, then write hello.txt", "claude")
-    blocked = p.pipe.state("blocked", 60)
-    assert p.pipe.why() == "ExitPlanMode: approve the plan: # Plan: hello"
-    wait_for(lambda: "Ready to code?" in p.pipe.screen(), 30, "the plan dialog")
-    inbox = p.pipe.mullui("inbox").stdout
-    assert (
-        "on a plan approval dialog; `mullui send ID TEXT`: y approves the plan (each edit "
-        "still asks) · n refuses, Claude keeps planning · other text refuses and tells "
-        "Claude what to change"
-    ) in inbox
-    return blocked
 
 
 @needs_claude

@@ -15,11 +15,16 @@ from mullui.model import utcnow
 from mullui.tui.screens.main import MainScreen
 from mullui.tui.screens.reply import ReplyScreen
 from mullui.workspace import Workspace
-from tests.integration.test_claude_cli import Spawned, asks, blocked_on_plan, main_bodies
-from tests.integration.test_claude_cli import needs_claude as needs_claude
-from tests.support.agent_clis import Pipeline, setup_claude
 from tests.support.agents import wait_for
-from tests.support.anthropic_stub import AnthropicStub, Turn
+from tests.support.anthropic_stub import Turn
+from tests.support.claude_dialogs import (
+    Spawned,
+    asks,
+    blocked_on_plan,
+    main_bodies,
+    needs_claude,
+    spawned,
+)
 from tests.tui.conftest import make_app, until
 
 pytestmark = pytest.mark.timeout(180)
@@ -29,15 +34,10 @@ pytestmark = pytest.mark.timeout(180)
 def planning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Spawned]:
     """Claude Code spawned by the mullui CLI; this process (the TUI) sees the same
     MULLUI_HOME and tmux socket."""
-    p = Pipeline(tmp_path)
-    try:
-        with AnthropicStub() as stub:
-            (user_settings,) = setup_claude(p, stub.url)
-            for key in ("MULLUI_HOME", "MULLUI_TMUX_SOCKET", "MULLUI_NOTIFY"):
-                monkeypatch.setenv(key, p.env[key])
-            yield Spawned(p, stub, user_settings)
-    finally:
-        p.close()
+    with spawned(tmp_path) as p:
+        for key in ("MULLUI_HOME", "MULLUI_TMUX_SOCKET", "MULLUI_NOTIFY"):
+            monkeypatch.setenv(key, p.pipe.env[key])
+        yield p
 
 
 @needs_claude
