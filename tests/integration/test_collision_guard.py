@@ -103,6 +103,16 @@ class Fleet:
         return found
 
 
+def read_app_then(*turns: Turn) -> list[Turn]:
+    """Claude's Write refuses an existing file the session has not Read: Glob, Read
+    src/app.py, then ``turns``."""
+    return [
+        Turn(tool="Glob", tool_input={"pattern": "src/*.py"}),
+        Turn(tool="Read", tool_input={"file_path": "src/app.py"}),
+        *turns,
+    ]
+
+
 def record(aid: str) -> Any:
     return Store(get_paths()).load(aid)
 
@@ -164,13 +174,7 @@ def test_block_refuses_the_edit_and_the_model_reads_who_and_where(
     with fleet(cli, tmp_path, mullui_home, "block") as f:
         write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": MINE})
         new = Turn(tool="Write", tool_input={"file_path": "src/new.py", "content": "new\n"})
-        turns = [
-            Turn(tool="Glob", tool_input={"pattern": "src/*.py"}),
-            Turn(tool="Read", tool_input={"file_path": "src/app.py"}),
-            write,
-            new,
-            Turn.say("I left src/app.py alone."),
-        ]
+        turns = read_app_then(write, new, Turn.say("I left src/app.py alone."))
         aid, wt = f.spawn_claude(turns)
         wait_for(lambda: record(aid).state is State.DONE, timeout=120, interval=0.2)
 
@@ -201,12 +205,7 @@ def test_ask_blocks_the_agent_at_once_and_it_goes_on_when_the_human_allows(
 ) -> None:
     with fleet(cli, tmp_path, mullui_home, "warn") as f:  # --guard ask for A alone
         write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": MINE})
-        turns = [
-            Turn(tool="Glob", tool_input={"pattern": "src/*.py"}),
-            Turn(tool="Read", tool_input={"file_path": "src/app.py"}),
-            write,
-            Turn.say("Written after the human said yes."),
-        ]
+        turns = read_app_then(write, Turn.say("Written after the human said yes."))
         aid, wt = f.spawn_claude(turns, "--guard", "ask")
 
         def blocked() -> Any:
@@ -251,12 +250,7 @@ def test_ask_refused_by_the_human_leaves_the_file_and_waits_for_what_instead(
     is gone), and the human's next line reaches the model as text."""
     with fleet(cli, tmp_path, mullui_home, "ask") as f:
         write = Turn(tool="Write", tool_input={"file_path": "src/app.py", "content": MINE})
-        turns = [
-            Turn(tool="Glob", tool_input={"pattern": "src/*.py"}),
-            Turn(tool="Read", tool_input={"file_path": "src/app.py"}),
-            write,
-            Turn.say("Left it alone."),
-        ]
+        turns = read_app_then(write, Turn.say("Left it alone."))
         aid, wt = f.spawn_claude(turns)
         wait_for(lambda: record(aid).cause == "collision:src/app.py", timeout=120, interval=0.05)
         r = cli("send", aid, "n", cwd=f.repo)
@@ -283,13 +277,11 @@ def test_warn_lets_the_write_happen_tells_the_agent_and_the_human_once(
             tool="Edit",
             tool_input={"file_path": "src/app.py", "old_string": "line 39", "new_string": "A 39"},
         )
-        turns = [
-            Turn(tool="Glob", tool_input={"pattern": "src/*.py"}),
-            Turn(tool="Read", tool_input={"file_path": "src/app.py"}),
+        turns = read_app_then(
             write,
             edit,  # the same file again: told again, no second inbox item or notification
             Turn.say("Kept it small."),
-        ]
+        )
         aid, wt = f.spawn_claude(turns)
         wait_for(lambda: record(aid).state is State.DONE, timeout=120, interval=0.2)
         assert (wt / "src" / "app.py").read_text() == MINE.replace("line 39", "A 39")
