@@ -208,11 +208,11 @@ class Decision(_Record):
         )
 
     def question(self) -> str:
-        """The inbox line for ``ask`` (the CLI's own dialog takes the answer: Claude Code's
-        ``1`` allows, ``3`` refuses; ``y``/``n`` mean nothing there)."""
+        """The inbox line for ``ask``: the CLI's own permission dialog takes the answer, and
+        a reply is mapped to its keys (``mullui send``: ``y`` allows once, ``n`` refuses)."""
         return (
             f"collision: edit {self.path}, also changed by {self.names()}? "
-            "allow or refuse in the agent's permission dialog"
+            "y allows this edit, n refuses it"
         )
 
 
@@ -674,8 +674,10 @@ def _opencode_answer(d: Decision) -> str:
     """What mullui's OpenCode plugin reads: for ``block`` it throws an Error with ``reason``
     in ``tool.execute.before`` (OpenCode 1.18.33's ``Plugin.trigger`` awaits each hook and a
     rejection fails the tool call: the model gets the message as the tool's error); ``warn``
-    and ``ask`` let the call go (``ask``: OpenCode's own edit permission asks the human,
-    while the guard's event has the agent ``blocked`` on ``collision:PATH``)."""
+    and ``ask`` let the call go (``ask``: when OpenCode's edit permission is ``ask`` its own
+    dialog asks the human while the guard's event has the agent ``blocked`` on
+    ``collision:PATH``; with edits allowed no plugin hook can hold the edit, so the plugin
+    reports it went ahead unasked and the human gets the ``warn`` item, docs/agents.md)."""
     return dumps({"decision": d.mode, "reason": d.reason(), "path": d.path, "others": d.names()})
 
 
