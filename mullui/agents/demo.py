@@ -3,7 +3,9 @@ path as real agents (``mullui hook``), so the demo shows the real pipeline."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from mullui.agents.base import Event, LaunchContext, Profile
@@ -14,6 +16,14 @@ class DemoProfile(Profile):
     has_hooks = True
     reports_blocked = True
     resume_reruns = True
+
+    def prepare(self, ctx: LaunchContext) -> dict[str, str]:
+        """The scripted agent is ``python -m mullui.demo.agent``: this very mullui, found
+        first (a checkout run as ``python -m mullui`` is not installed; a pane's
+        environment comes from its tmux server, whoever started it)."""
+        root = str(Path(__file__).resolve().parents[2])
+        rest = ctx.env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+        return {"PYTHONPATH": os.pathsep.join(p for p in (root, rest) if p)}
 
     def command(self, ctx: LaunchContext) -> list[str]:
         script = str(ctx.options.get("script", "refactor"))
