@@ -123,10 +123,33 @@ def live_and_recent(
 def _fold(ctx: Context, agents: list[Agent], now: datetime, limit: int) -> set[str]:
     keep_s = ctx.config.limits.history_after_s
     todo = candidates(agents, now, keep_s)[:limit]
+    if todo:
+        running = _windows_open(ctx, todo)
+        todo = [a for a in todo if a.id not in running]
     if not todo:
         return set()
     done = folded_ids(ctx.paths)
     return {a.id for a in todo if fold_one(ctx, a.id, now=now, keep_s=keep_s, done=done)}
+
+
+def _windows_open(ctx: Context, todo: list[Agent]) -> set[str]:
+    """The agents of ``todo`` due only for their age whose tmux window still runs (an
+    agent CLI idle at its prompt for weeks): not history - its hooks would go unseen.
+    One ``tmux list-panes``, and only when such an agent is due."""
+    aged = [
+        a
+        for a in todo
+        if a.host is None and a.tmux_target and not a.removed and a.merged_into is None
+    ]
+    if not aged:
+        return set()
+    try:
+        panes = ctx.tmux.panes()
+    except MulluiError:
+        return set()  # no tmux server: no window runs
+    if panes is None:
+        return set()
+    return {a.id for a in aged if (p := panes.get(a.id)) is not None and not p.dead}
 
 
 def fold_one(

@@ -198,3 +198,24 @@ def test_ls_all_still_lists_a_folded_agent_an_event_reached_after_its_fold(
     assert report_row(cli, a)["id"] == a
     assert cli("ack", a, cwd=git_repo).returncode == 0  # brought back, that event with it
     assert a in live_ids(cli, git_repo) and len(all_rows(cli, git_repo, a)) == 1
+
+
+def test_an_agent_whose_window_still_runs_is_not_folded_for_its_age(
+    cli: Cli, git_repo: Path
+) -> None:
+    """A CLI idle at its prompt for weeks (done, its window open) is not history: its next
+    hook must be seen.  Once its window is gone it folds as any finished agent."""
+    from mullui.paths import get_paths, tmux_socket
+    from mullui.store import Store
+
+    a = spawn(cli, git_repo, "sleep 600")
+    rec = wait_state(a, State.WORKING, timeout=30)
+    Store(get_paths()).emit(a, "state", state="done", cause="hook:Stop")  # as a Stop hook
+    wait_for(lambda: Store(get_paths()).load(a).state is State.DONE, timeout=10)
+    import time
+
+    time.sleep(2.5)  # past history_after_s = 1
+    assert a in live_ids(cli, git_repo) and a in live_ids(cli, git_repo)
+    subprocess.run(["tmux", "-L", tmux_socket(), "kill-window", "-t", str(rec.tmux_target)],
+                   check=True, capture_output=True, timeout=30)  # fmt: skip
+    folded(cli, git_repo, a)
