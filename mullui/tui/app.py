@@ -283,6 +283,10 @@ class MulluiApp(App[None]):
             main = self.main
         except LookupError:
             return
+        if not (main.is_mounted and main.is_attached):
+            # pushed and not composed yet (its mount asks for a render), or taken down
+            # with the app (a render queued meanwhile has nothing to draw on)
+            return
         now = self.now()
         agents = list(self.agents.values())
         title = self.title

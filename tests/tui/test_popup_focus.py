@@ -154,6 +154,9 @@ def test_a_tui_killed_9_holds_no_popup_back(
     """The real app in a real terminal (a tmux pane): the terminal's own focus report
     (ESC [ I, as a terminal sends it in mode 1004) reaches the presence file; a TUI killed
     with SIGKILL leaves its file behind, and the watch sees its pid dead."""
+    # One popup per failure: on a quiet machine the steps below take less than the 1 s
+    # burst window, and "after-kill" would be merged with "focus-unknown" into one summary.
+    (get_paths().config_dir / "config.toml").write_text("[notify]\ncoalesce_ms = 0\n")
     start_watch()
     state_dir = get_paths().state_dir
     env = " ".join(

@@ -99,6 +99,10 @@ class MainScreen(Screen[None]):
                 yield LogView(id="log", empty_text="Select an agent to follow its output.")
         yield KeyBar()
 
+    def on_mount(self) -> None:
+        # A render asked for before the screen was composed was skipped: draw now.
+        self.app.call_later(getattr(self.app, "request_render", lambda: None))
+
     # ---- rendering ------------------------------------------------------------------
     def show(
         self, agents: Sequence[Agent], now: datetime, colours: dict[str, str], title: str
