@@ -11,7 +11,8 @@ set of another agent it answers by the mode in force for the agent
 - ``warn``: the edit goes ahead; the agent is told who else changes the file; the human gets
   one inbox item (and notification) per new pair and file;
 - ``ask``: the agent is ``blocked`` with cause ``collision:PATH`` and the CLI's own permission
-  dialog opens; the human allows or refuses it as any permission prompt;
+  dialog opens; the human allows or refuses it as any permission prompt (OpenCode with
+  edits allowed has none: its plugin holds the call, see :func:`decide_held`);
 - ``block``: the edit is refused with a reason naming the other agent and its branch;
 - ``off``: nothing.
 
@@ -809,3 +810,55 @@ def raw_events(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
             out.append({"kind": "state", "state": "blocked", "cause": str(ev["cause"]),
                         "question": q if isinstance(q, str) else None})  # fmt: skip
     return out
+
+
+# ---- an edit held for the human (OpenCode's plugin waits on a decision file) -----------------
+#: ``<state>/answer/decisions/``: the plugin writes ``ID.CALL.wait`` while it holds agent
+#: ``ID``'s edit ``CALL`` (OpenCode awaits its hook), and waits for ``ID.CALL.answer``,
+#: which ``mullui send`` writes (JSON ``{"allow": bool, "said": str | null}``).
+DECISIONS_DIR = "decisions"
+#: How long a held edit waits for the human before the plugin refuses it (seconds).
+HOLD_S = 30 * 60
+_YES = ("y", "yes")
+_NO = ("n", "no")
+
+
+def decisions_dir(state_dir: StrPath) -> str:
+    return os.path.join(state_dir, ANSWER_DIR, DECISIONS_DIR)
+
+
+def held_calls(state_dir: StrPath, agent_id: str) -> list[str]:
+    """The calls of agent ``agent_id`` whose edit is held for the human now (oldest
+    first; normally one)."""
+    d = decisions_dir(state_dir)
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return []
+    prefix = agent_id + "."
+    held = [n for n in names if n.startswith(prefix) and n.endswith(".wait")]
+    held.sort(key=lambda n: _mtime(os.path.join(d, n)))
+    return [n[len(prefix) : -len(".wait")] for n in held]
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def decide_held(state_dir: StrPath, agent_id: str, call: str, text: str) -> bool:
+    """Write the human's ``text`` for the held edit ``call``: ``y`` allows it, ``n``
+    refuses it with the guard's reason, any other text refuses it and reaches the model
+    as what the human said.  Private (0600), atomic.  Returns whether it allows."""
+    from pathlib import Path
+
+    from mullui.files import atomic_write
+
+    said = text.strip()
+    allow = said.lower() in _YES
+    doc = {"allow": allow, "said": None if allow or said.lower() in _NO else said}
+    path = os.path.join(decisions_dir(state_dir), f"{agent_id}.{call}.answer")
+    atomic_write(Path(path), dumps(doc).encode())
+    return allow

@@ -30,15 +30,20 @@ question.replied /
 question.rejected
 session.error          blocked: the turn ended on an error the human must see
 tool.execute.before    (plugin hook, edit / write only) the collision guard:
-                       the answer path decides; ``block`` throws its reason
+                       the answer path decides; ``block`` throws its reason;
+                       ``ask`` with OpenCode's ``permission.edit`` not ``ask``
+                       holds the call until ``mullui send`` writes the human's
+                       decision (``guard.held_calls`` / ``guard.decide_held``)
 tool.execute.after     (plugin hook) ``guard.unasked``: an edit the guard
                        answered ``ask`` ran without a ``permission.asked``
-                       (edits allowed): working, the human told as for warn
+                       (config ``ask``, a session's "Allow always"): working,
+                       the human told as for warn
 =====================  =====================================================
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -53,7 +58,14 @@ from mullui.agents.base import (
     answer_argv,
     model_and_args,
 )
-from mullui.guard import OPENCODE_EDIT_TOOLS
+from mullui.guard import (
+    ANSWER_DIR,
+    DECISIONS_DIR,
+    HOLD_S,
+    OPENCODE_EDIT_TOOLS,
+    decisions_dir,
+    held_calls,
+)
 from mullui.reducer import GUARD_UNASKED_CAUSE
 
 CONFIG_DIR_ENV = "OPENCODE_CONFIG_DIR"
@@ -64,8 +76,8 @@ PLUGIN_DIRS = ("plugins", "plugin")
 MAX_SUMMARY = 300
 
 #: The plugin's report that an edit the collision guard answered ``ask`` ran without
-#: OpenCode asking anybody (its ``permission.edit`` allows edits: a plugin cannot open
-#: the dialog in 1.x); the reducer tells the human as for ``warn``.
+#: OpenCode asking anybody (its config says ``ask``, so the plugin did not hold it, but
+#: the session allows edits); the reducer tells the human as for ``warn``.
 UNASKED_EVENT = GUARD_UNASKED_CAUSE.removeprefix("hook:")
 
 _PLUGIN = """\
@@ -73,6 +85,8 @@ _PLUGIN = """\
 // is named by MULLUI_AGENT_ID in OpenCode's environment).  Regenerated at every launch;
 // edits are lost.
 import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, renameSync, unlinkSync, watch, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 const HOOK = __HOOK__;
 const ANSWER = __ANSWER__;          // the hook that may answer (the collision guard)
@@ -83,6 +97,76 @@ const lastText = new Map();   // sessionID -> newest assistant text
 const usage = new Map();      // assistant messageID -> [tokens_in, tokens_out, cost]
 const status = new Map();     // sessionID -> last reported status
 const unasked = new Map();    // callID -> sessionID: the guard said "ask", OpenCode has not
+const DECISIONS = __DECISIONS__;    // <state>/answer/decisions, under MULLUI_STATE_DIR
+const HOLD_S = __HOLD_S__;          // how long a held edit waits for the human
+const SLOW_CHECK_MS = 5000;         // a missed fs.watch event is caught this late at most
+let editPermission = null;          // Promise: OpenCode's own permission.edit
+
+// OpenCode's own permission for edits ("ask" | "allow" | "deny"; null: unknown), from its
+// merged config (global, project, OPENCODE_CONFIG_DIR, OPENCODE_CONFIG_CONTENT).
+function editRule(client) {
+  if (!editPermission) editPermission = (async () => {
+    try {
+      const r = await client.config.get();
+      const cfg = (r && r.data) || {};
+      let p = cfg.permission;
+      if (p && typeof p === "object") p = p.edit;
+      if (p && typeof p === "object") {  // per pattern: any "ask" is OpenCode's dialog
+        const v = Object.values(p);
+        p = v.includes("ask") ? "ask" : v.length && v.every((x) => x === "deny") ? "deny" : "allow";
+      }
+      return typeof p === "string" ? p : "allow";  // OpenCode's default allows edits
+    } catch (e) {
+      return null;
+    }
+  })();
+  return editPermission;
+}
+
+// Hold a tool call until mullui writes the human's decision (`mullui send`): resolves to
+// {allow, said}, or null when none came within HOLD_S or the wait could not be set up.
+function hold(callID, path) {
+  return new Promise((resolve) => {
+    const agent = process.env.MULLUI_AGENT_ID || "";
+    if (!DECISIONS || !agent) return resolve(null);
+    const base = `${agent}.${String(callID).replace(/[^A-Za-z0-9_-]/g, "_")}`;
+    const wait = join(DECISIONS, `${base}.wait`), name = `${base}.answer`;
+    const ans = join(DECISIONS, name);
+    let done = false, watcher = null, slow = null, timer = null;
+    const finish = (d) => {
+      if (done) return;
+      done = true;
+      clearInterval(slow);
+      clearTimeout(timer);
+      try { if (watcher) watcher.close(); } catch (e) {}
+      for (const f of [wait, ans]) { try { unlinkSync(f); } catch (e) {} }
+      resolve(d);
+    };
+    const check = () => {
+      let text;
+      try { text = readFileSync(ans, "utf8"); } catch (e) { return; }
+      try {
+        const d = JSON.parse(text);
+        finish({ allow: d.allow === true, said: typeof d.said === "string" ? d.said : null });
+      } catch (e) {
+        finish({ allow: false, said: null });
+      }
+    };
+    try {
+      mkdirSync(DECISIONS, { recursive: true, mode: 0o700 });
+      watcher = watch(DECISIONS, (type, f) => { if (!f || f === name) check(); });
+      watcher.on("error", () => {});
+      const tmp = join(DECISIONS, `.${base}.${process.pid}.tmp`);
+      writeFileSync(tmp, JSON.stringify({ callID, path }), { mode: 0o600 });
+      renameSync(tmp, wait);
+    } catch (e) {
+      return finish(null);
+    }
+    slow = setInterval(check, SLOW_CHECK_MS);
+    timer = setTimeout(() => finish(null), HOLD_S * 1000);
+    check();
+  });
+}
 
 function report(event, payload) {
   try {
@@ -132,7 +216,7 @@ function idle(sessionID) {
 
 const num = (v) => (typeof v === "number" && v > 0 ? v : 0);
 
-export const MulluiPlugin = async ({ directory } = {}) => ({
+export const MulluiPlugin = async ({ directory, client } = {}) => ({
   // The collision guard: an edit of a file another agent changed.  Throwing refuses the
   // tool call; the model reads the message as the tool's error.
   "tool.execute.before": async (input, output) => {
@@ -146,10 +230,23 @@ export const MulluiPlugin = async ({ directory } = {}) => ({
     let decision = null;
     try { decision = said.trim() ? JSON.parse(said) : null; } catch (e) { return; }
     if (decision && decision.decision === "block") throw new Error(String(decision.reason));
-    // "ask": OpenCode's own edit permission asks the human (permission.asked, with this
-    // callID) - unless it allows edits; then the edit runs unasked, and mullui is told.
-    if (decision && decision.decision === "ask" && input.callID)
-      unasked.set(input.callID, input.sessionID ?? null);
+    if (!decision || decision.decision !== "ask" || !input.callID) return;
+    // "ask": when OpenCode's own edit permission asks, its dialog takes the answer
+    // (permission.asked, with this callID).  Otherwise this call waits here - OpenCode
+    // awaits the hook - until the human answers through mullui (the agent is blocked on
+    // the guard's cause meanwhile).
+    if ((client ? await editRule(client) : null) === "ask") {
+      unasked.set(input.callID, input.sessionID ?? null);  // an earlier "Allow always"
+      return;
+    }
+    const reason = String(decision.reason);
+    const human = await hold(input.callID, decision.path ?? null);
+    if (human && human.allow) return;
+    if (!human)
+      throw new Error(`${reason} No answer came from the human within ${HOLD_S / 60} minutes: ` +
+                      "the edit was not made.");
+    throw new Error(`${reason} The human refused this edit.` +
+                    (human.said ? ` The human said: ${human.said}` : ""));
   },
   "tool.execute.after": async (input) => {
     const callID = input && input.callID;
@@ -224,7 +321,17 @@ def plugin_source(ctx: LaunchContext) -> str:
         _PLUGIN.replace("__HOOK__", json.dumps(list(ctx.hook_argv)))
         .replace("__ANSWER__", json.dumps(list(answer_argv(ctx))))
         .replace("__EDIT_TOOLS__", json.dumps(OPENCODE_EDIT_TOOLS))
+        .replace("__DECISIONS__", _DECISIONS_JS)
+        .replace("__HOLD_S__", str(HOLD_S))
     )
+
+
+#: Where the plugin waits for the human's decisions, from the agent's ``MULLUI_STATE_DIR``
+#: (the plugin file is shared by all agents): a JS expression.
+_DECISIONS_JS = (
+    "process.env.MULLUI_STATE_DIR ? "
+    f"join(process.env.MULLUI_STATE_DIR, ...{json.dumps([ANSWER_DIR, DECISIONS_DIR])}) : null"
+)
 
 
 def _clip(text: str, limit: int = MAX_SUMMARY) -> str:
@@ -295,6 +402,14 @@ class OpenCodeProfile(Profile):
         return ctx.profile_dir.parent / SHARED_DIR
 
     def prepare(self, ctx: LaunchContext) -> dict[str, str]:
+        state_dir = ctx.env.get("MULLUI_STATE_DIR")
+        if state_dir:  # a process that held an edit and died left its wait file
+            for call in held_calls(state_dir, ctx.agent_id):
+                for end in ("wait", "answer"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(
+                            os.path.join(decisions_dir(state_dir), f"{ctx.agent_id}.{call}.{end}")
+                        )
         ours = self.config_dir(ctx)
         ours.mkdir(parents=True, exist_ok=True, mode=0o700)
         user_dir = ({**os.environ, **ctx.env}).get(CONFIG_DIR_ENV)

@@ -458,6 +458,10 @@ class LocalLocation(Location):
         except MulluiError:
             profile = None  # gone from the config: its text goes as typed
         dialog = replies.open_dialog(profile, a)
+        if dialog is not None and replies.answer_held(
+            self.ctx.tmux, self.ctx.store, self.ctx.paths.state_dir, a, dialog, text
+        ):
+            return
         delay = profile.enter_delay_s if profile is not None else 0.0
         if dialog is None:
             self.ctx.tmux.send(a.tmux_target, text, enter_delay=delay)

@@ -18,8 +18,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from mullui import guard
 from mullui.agents import get_profile
 from mullui.agents.base import Dialog, Profile
 from mullui.errors import MulluiError
@@ -48,6 +50,38 @@ def open_dialog(profile: Profile | None, a: Agent) -> Dialog | None:
     if profile is None or a.state is not State.BLOCKED:
         return None
     return profile.dialog_for(a.cause, a.question)
+
+
+#: The cause of ``working`` once the human answered an edit the guard held.
+HELD_ANSWERED_CAUSE = "reply:held"
+
+
+def answer_held(
+    tmux: Tmux, store: Store, state_dir: Path, a: Agent, dialog: Dialog, text: str
+) -> bool:
+    """Answer the edit the collision guard holds for the human, when one is held: agent
+    ``a`` blocked on ``collision:PATH`` whose CLI waits in mullui's plugin (OpenCode with
+    edits allowed: ``guard.held_calls``), not in its own ``dialog`` (not on the screen).
+    Writes the decision the plugin waits for; the agent is ``working`` again (the edit
+    runs, or the model reads the refusal).  False: nothing held, the reply goes on."""
+    if not a.cause.startswith("collision:") or a.tmux_target is None:
+        return False
+    calls = guard.held_calls(state_dir, a.id)
+    if not calls or dialog.shown(tmux.screen(a.tmux_target)):
+        return False
+    if not text.strip():
+        raise MulluiError(
+            f"an empty reply to agent {a.name}'s held edit: nothing sent; y allows it, "
+            "n refuses it, any other text refuses it and tells the agent why"
+        )
+    # working before the plugin can read the answer: every event it causes comes after
+    store.emit(a.id, "state", state="working", cause=HELD_ANSWERED_CAUSE)
+    try:
+        guard.decide_held(state_dir, a.id, calls[0], text)
+    except MulluiError:
+        store.emit(a.id, "state", state="blocked", cause=a.cause, question=a.question)
+        raise
+    return True
 
 
 def _wait(tmux: Tmux, target: str, done: Callable[[str], bool]) -> bool:

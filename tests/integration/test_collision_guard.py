@@ -12,6 +12,7 @@ A file nobody else changed is never held.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -675,41 +676,61 @@ def test_opencode_ask_blocks_at_once_its_edit_permission_asks_and_the_human_deci
 
 
 @pytest.mark.skipif(shutil.which("opencode") is None, reason="OPENCODE NOT INSTALLED")
-def test_opencode_ask_with_edits_allowed_cannot_hold_the_edit_and_says_so(
+def test_opencode_ask_with_edits_allowed_holds_the_edit_until_the_human_answers(
     tmp_path: Path,
 ) -> None:
-    """``ask`` with OpenCode's ``permission.edit = "allow"`` (its default): no plugin hook
-    of 1.18.33 can open OpenCode's permission dialog, so nothing holds the edit.  What
-    happens: the guard's event has A ``blocked`` on ``collision:src/app.py``, the write
-    runs, and the plugin (``tool.execute.after`` for a call that got no
-    ``permission.asked``) reports ``guard.unasked``: A is ``working`` again at once (not
-    left "blocked" on a dialog that is not there), and the human gets the inbox item
-    ``warn`` would give (one, for the pair and file)."""
+    """``ask`` with OpenCode's ``permission.edit = "allow"`` (its default): OpenCode opens
+    no dialog, so mullui's plugin holds the call in ``tool.execute.before`` (OpenCode
+    awaits it) until ``mullui send`` writes the human's decision.  Three tries of the
+    model: ``n`` refuses (the file untouched, the stub's next request carries the guard's
+    refusal), a text refuses and reaches the model as what the human said, ``y`` allows
+    (the write happens).  Each time: A ``blocked`` on ``collision:src/app.py`` within a
+    second, no dialog on the screen, nothing written while it waits; ``working`` (cause
+    ``reply:held``) after each answer."""
+    from tests.support.agent_clis import since as agent_since
     from tests.support.http_stub import Turn as CTurn
 
-    turns = [
-        CTurn.call("read", filePath="src/app.py"),
-        CTurn.call("write", filePath="src/app.py", content=MINE),
-        CTurn.say("Written.", usage=None),
-    ]
-    turns[2].delay_s = 3.0  # the model "thinks" after the write: A must not look blocked
+    tries = [CTurn.call("write", filePath="src/app.py", content=MINE) for _ in range(3)]
+    turns = [CTurn.call("read", filePath="src/app.py"), *tries, CTurn.say("Written.")]
+    said = "use src/app_local.py instead"
     with beside_beta(tmp_path, "opencode", "ask", turns, opencode_edit="allow") as (a, _):
         app = a.wt / "src" / "app.py"
-        a.wait("the write", lambda: app.read_text() == MINE, 180)
-        rec = a.wait("working again", lambda: (r := a.record())["state"] == "working" and r, 3)
-        assert rec["cause"] == "hook:guard.unasked", rec
+        decisions = get_paths(a.p.env).state_dir / "answer" / "decisions"
+        for turn, reply in zip(tries, ("n", said, "y"), strict=True):
+            rec = a.wait("blocked on the guard", lambda: (r := a.record())["state"] == "blocked"
+                         and r["cause"] == "collision:src/app.py" and r, 180)  # fmt: skip
+            assert turn.sent_wall is not None
+            since = agent_since(rec) - turn.sent_wall
+            print(f"\nopencode ask (held): blocked {since * 1000:.0f} ms after the call")
+            assert since < 1.0, f"blocked {since:.2f}s after the tool call"
+            time.sleep(2.0)  # held: nothing written, no dialog, still blocked
+            assert app.read_text() == APP
+            assert OPENCODE_DIALOG.marker not in a.screen()
+            assert a.record()["cause"] == "collision:src/app.py"
+            (held,) = os.listdir(decisions)
+            assert held.startswith(a.id + ".") and held.endswith(".wait"), held
+            inbox = json.loads(a.p.mullui("inbox", "--json").stdout)
+            (mine,) = [i for i in inbox if i["id"] == a.id]
+            assert "beta" in mine["why"] and "y allows" in mine["why"], mine
+            n = len(a.stub.main_requests())
+            r = a.p.mullui("send", a.id, reply)
+            assert r.returncode == 0, r.stderr
+            if reply == "y":
+                a.wait("the write", lambda: app.read_text() == MINE, 30)
+                continue
+            a.wait("the next request", lambda n=n: len(a.stub.main_requests()) > n, 30)
+            refusal = json.dumps(a.stub.main_requests()[n].body)
+            assert "The human refused this edit" in refusal and "beta" in refusal, refusal
+            assert (said in refusal) == (reply == said), refusal
+            assert app.read_text() == APP, "refused, yet written"
         a.wait("done", lambda: a.record()["state"] == "done", 60)
+        assert not os.listdir(decisions)
         history = [(t.state, t.cause) for t in a.stored().history]
-        i = history.index((State.BLOCKED, "collision:src/app.py"))
-        assert history[i + 1] == (State.WORKING, "hook:guard.unasked"), history
+        held_at = [i for i, h in enumerate(history) if h == (State.BLOCKED, "collision:src/app.py")]
+        assert len(held_at) == 3, history
+        assert all(history[i + 1] == (State.WORKING, "reply:held") for i in held_at), history
         (col,) = [c for c in a.record()["collisions"] if c["agent"] == a.beta]
         assert [(g["file"], g["action"]) for g in col["guard"]] == [("src/app.py", "ask")]
-        inbox = json.loads(a.p.mullui("inbox", "--json").stdout)
-        (mine,) = [i for i in inbox if i["id"] == a.id]
-        stored = a.stored()
-        assert stored.conflict is not None and stored.conflict.kind == "guard", stored.conflict
-        assert (stored.conflict.agent, stored.conflict.files) == (a.beta, ("src/app.py",))
-        assert "src/app.py, also changed by beta" in mine["why"], mine
 
 
 @pytest.mark.skipif(shutil.which("opencode") is None, reason="OPENCODE NOT INSTALLED")

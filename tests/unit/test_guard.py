@@ -428,3 +428,29 @@ def test_an_ask_that_ran_unasked_means_working_and_tells_the_human_as_warn_would
     b = apply_event(apply_event(b, hit), blocked)
     b = apply_event(b, {"kind": "state", "state": "working", "cause": "hook:permission.replied"})
     assert b is not None and b.state is State.WORKING and b.conflict is None
+
+
+def test_a_held_edit_is_found_and_the_humans_reply_written_privately(tmp_path: Path) -> None:
+    """The OpenCode plugin's ``ID.CALL.wait`` names a held edit; the human's reply becomes
+    ``ID.CALL.answer`` (0600, whole): ``y`` allows, ``n`` refuses, other text refuses and
+    is kept as what the human said.  Other agents' held edits are not this agent's."""
+    d = Path(guard.decisions_dir(tmp_path))
+    assert guard.held_calls(tmp_path, "a1") == []  # no directory yet
+    d.mkdir(parents=True)
+    (d / "a1.call_1.wait").write_text("{}")
+    (d / "a10.call_9.wait").write_text("{}")
+    (d / "a1.call_0.answer").write_text("{}")
+    assert guard.held_calls(tmp_path, "a1") == ["call_1"]
+    for text, allow, said in (
+        (" y\n", True, None),
+        ("YES", True, None),
+        ("n", False, None),
+        ("no, use src/other.py", False, "no, use src/other.py"),
+    ):
+        assert guard.decide_held(tmp_path, "a1", "call_1", text) is allow
+        answer = d / "a1.call_1.answer"
+        assert json.loads(answer.read_text()) == {"allow": allow, "said": said}
+        assert answer.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in d.iterdir()) == sorted(
+        ["a1.call_1.wait", "a10.call_9.wait", "a1.call_0.answer", "a1.call_1.answer"]
+    )
