@@ -38,7 +38,8 @@ B, D, F, W, X, ST, Q, U = (
 )
 
 #: The cause of ``working`` when an agent CLI ran an edit the collision guard answered
-#: ``ask`` without asking the human (OpenCode whose ``permission.edit`` allows edits:
+#: ``ask`` without asking the human (OpenCode whose config says ``permission.edit: ask``,
+#: so its plugin did not hold the edit, but whose session allows it: "Allow always";
 #: mullui/agents/opencode.py); the human then gets the inbox item ``warn`` would give.
 GUARD_UNASKED_CAUSE = "hook:guard.unasked"
 
@@ -146,7 +147,7 @@ def apply_event(a: Agent | None, ev: dict[str, Any]) -> Agent | None:
         if new is W and a.state is B and a.cause.startswith("collision:"):
             if cause == GUARD_UNASKED_CAUSE:
                 # The CLI ran the edit the guard's ``ask`` held without asking anybody
-                # (OpenCode with ``permission.edit`` allowing it): the human is told as
+                # (OpenCode's session allowing what its config asks): the human is told as
                 # for ``warn``, one item per new pair and file.
                 changes.update(_unasked_item(a, a.cause.removeprefix("collision:"), at))
         if new is B and a.state is B and a.cause.startswith("collision:"):

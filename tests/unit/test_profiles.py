@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from mullui import guard
 from mullui.agents import get_profile
 from mullui.agents.aider import AiderProfile
 from mullui.agents.base import LaunchContext, Profile
@@ -638,6 +639,24 @@ def test_opencode_prepare_writes_the_plugin_and_points_opencode_at_it(
     other = dataclasses.replace(ctx, agent_id="b2", profile_dir=tmp_path / "b2")
     assert OpenCodeProfile().prepare(other)[CONFIG_DIR_ENV] == str(tmp_path / "_opencode")
     assert plugin.read_text() == text
+
+
+def test_opencode_launch_drops_the_held_edits_its_dead_process_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that held an edit for the human and died left ``ID.CALL.wait``: a new
+    launch removes it (and a late answer), so ``mullui send`` never answers a call
+    nobody waits on; other agents' held edits stay."""
+    monkeypatch.delenv(CONFIG_DIR_ENV, raising=False)
+    state = tmp_path / "state"
+    d = Path(guard.decisions_dir(state))
+    d.mkdir(parents=True)
+    for name in ("a1b2c3.call_1.wait", "a1b2c3.call_1.answer", "b2.call_2.wait"):
+        (d / name).write_text("{}")
+    ctx = ctx_for(tmp_path)
+    ctx = dataclasses.replace(ctx, env={**ctx.env, "MULLUI_STATE_DIR": str(state)})
+    OpenCodeProfile().prepare(ctx)
+    assert sorted(p.name for p in d.iterdir()) == ["b2.call_2.wait"]
 
 
 def test_opencode_keeps_the_users_own_config_dir_via_links(
