@@ -44,6 +44,8 @@ from typing import Any
 from mullui import guard, report
 from mullui.context import Context
 from mullui.errors import MulluiError
+from mullui.events import append_line, encode, new_event, read_events, write_lines
+from mullui.files import atomic_write
 
 # The ledger file's reading lives in mullui.history (the report reads it too); re-exported.
 from mullui.history import find as find
@@ -54,6 +56,7 @@ from mullui.history import revived_line as revived_line
 from mullui.history import rows as rows
 from mullui.model import SETTLED, Agent, iso, utcnow
 from mullui.paths import Paths
+from mullui.reducer import apply_event
 
 #: Agents folded per pass at most (a first pass over months of history is spread out).
 FOLD_BATCH = 500
@@ -226,8 +229,6 @@ def _revived(agent_id: str, now: datetime) -> bytes:
 def folded_agent(paths: Paths, row: dict[str, Any]) -> Agent:
     """The folded agent of ledger line ``row`` as its kept events say (read only: it stays
     in the history); from the line itself when its events are not kept."""
-    from mullui.events import read_events
-    from mullui.reducer import apply_event
 
     a: Agent | None = None
     events, _ = read_events(history_dir(paths) / f"{row['id']}.jsonl", 0)
@@ -246,8 +247,6 @@ def revive(ctx: Context, row: dict[str, Any], *, now: datetime | None = None) ->
     never neither), with a ``revived`` event (it is not folded again for
     :data:`REVIVE_GRACE`) and its hook token (a new one when none was kept); then the
     ledger says it is live again."""
-    from mullui.events import append_line, encode, new_event
-    from mullui.files import atomic_write
 
     now = now or utcnow()
     aid, paths = row["id"], ctx.paths
@@ -290,7 +289,6 @@ def _raw_spool_back(paths: Paths, agent_id: str, spool: Path, *, late_only: bool
     all of the file there when ``late_only`` (the fold deleted the old one: its token was
     kept), else (a fold of before, or one killed before it got there) a file shorter
     than that."""
-    from mullui.events import read_events
 
     events, _ = read_events(spool, 0)
     end = max(
@@ -323,7 +321,6 @@ def _absorb(src: Path, dst: Path) -> None:
     more pane output) goes to the end of ``src`` first: nothing written is lost."""
     if not src.exists() or not dst.exists() or _same(src, dst):
         return
-    from mullui.events import append_line
 
     data = dst.read_bytes()
     if data:
@@ -348,7 +345,6 @@ def _link_back(src: Path, dst: Path) -> None:
 
 def append_synced(path: Path, data: bytes) -> None:
     """Append whole lines and fsync them before going on."""
-    from mullui.events import write_lines
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mullui import loop
+from mullui import ledger, loop
 from mullui.agents.base import Dialog
 from mullui.context import Context
 from mullui.errors import MulluiError, NotFound
@@ -53,8 +53,6 @@ class Workspace(Context):
     def find(self, ref: str) -> tuple[Agent, dict[str, Any] | None]:
         """The agent ``ref`` names, live (row None) or folded into the history (its ledger
         line; the agent as its kept events say): read only, nothing comes back."""
-        from mullui import ledger
-
         try:
             return super().get(ref), None
         except NotFound:
@@ -68,8 +66,6 @@ class Workspace(Context):
         is still there comes back to the live store first (``mullui.ledger.revive``): every
         operation on it (rm saving its work, merge, ack, resume...) then acts as on any
         agent.  One with neither left is refused in one line saying what is kept."""
-        from mullui import ledger
-
         a, row = self.find(ref)
         if row is None:
             return a
@@ -102,8 +98,6 @@ class Workspace(Context):
             )
 
     def _folded_log(self, a: Agent) -> Path:
-        from mullui import ledger
-
         return ledger.history_dir(self.paths) / f"{a.id}.log"
 
     # ---- listing -------------------------------------------------------------------

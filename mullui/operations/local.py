@@ -18,7 +18,13 @@ from typing import Any
 
 from mullui import guard, logs
 from mullui.agents import get_profile
-from mullui.agents.base import LaunchContext, Profile, answer_hook_argv, spool_hook_argv
+from mullui.agents.base import (
+    DEFAULT_RESUME_PROMPT,
+    LaunchContext,
+    Profile,
+    answer_hook_argv,
+    spool_hook_argv,
+)
 from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import RESUME_MANUAL, RUNNING, Agent, State
@@ -47,7 +53,6 @@ def no_resume(a: Agent) -> str:
 def resume_prompt(options: dict[str, Any], profile: Any, ctx: Context) -> str:
     """What a resumed agent receives: ``[profiles.NAME] resume_prompt``, the top-level
     ``resume_prompt``, the profile's own, or the default."""
-    from mullui.agents.base import DEFAULT_RESUME_PROMPT
 
     for candidate in (
         options.get("resume_prompt"),
