@@ -146,8 +146,10 @@ class Store:
         long history) and remember it as read."""
         path = self.paths.record_file(agent_id)
         data = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str)
-        # the collision guard's fast hook reads no record: tell it first
-        guard.mark_gone(self.paths.state_dir, agent_id, a.removed or a.merged_into is not None)
+        if a.removed or a.merged_into is not None:
+            # the collision guard's fast hook reads no record: tell it first (no syscall
+            # for the live agents every event writes; the fold removes the mark)
+            guard.mark_gone(self.paths.state_dir, agent_id)
         atomic_write(path, data.encode())
         try:
             st = os.stat(path)
