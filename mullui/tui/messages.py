@@ -19,7 +19,7 @@ class SelectAgent(Message):
 
 
 class RenderWanted(Message):
-    """Render the agents again (the main screen was resized: widths changed)."""
+    """Render the agents again (the main screen was mounted or resized: widths changed)."""
 
 
 class CollisionsChecked(Message):

@@ -101,7 +101,7 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         # A render asked for before the screen was composed was skipped: draw now.
-        self.app.call_later(getattr(self.app, "request_render", lambda: None))
+        self.post_message(RenderWanted())
 
     # ---- rendering ------------------------------------------------------------------
     def show(
