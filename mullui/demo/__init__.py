@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 from mullui.errors import MulluiError
+from mullui.loop import SupervisorLock
+from mullui.paths import get_paths
 
 AGENTS = [
     ("refactor-parser", "refactor", "Extract tokenize() from the parser"),
@@ -93,9 +95,6 @@ class Sandbox:
         if self.cleaned:
             return
         self.cleaned = True
-        from mullui.loop import SupervisorLock
-        from mullui.paths import get_paths
-
         paths = get_paths()
         if self.own_socket:
             # The agents and the hidden `mullui watch` live in windows of this server:
