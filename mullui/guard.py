@@ -302,14 +302,14 @@ def _write_filters(state_dir: Path, doc: dict[str, Any]) -> None:
             _replace(marker_dir / f"{event}.{aid}", data)
 
 
-#: Built-in profile -> the edit hook event it sends (an agent of another profile gets
-#: files for every event: it might send any).
-PROFILE_EVENTS = {"claude": "PreToolUse", "gemini": "BeforeTool", "opencode": "tool.execute.before"}
-
-
 def _events_of(info: Mapping[str, Any]) -> tuple[str, ...]:
-    event = PROFILE_EVENTS.get(str(info.get("profile") or ""))
-    return (event,) if event is not None else tuple(EDIT_TOOLS)
+    """The edit hook events the agent's CLI sends (its profile's ``guard_event``, which
+    the radar puts in the index as ``event``: None, it sends none); without that field,
+    every event (it might send any)."""
+    if "event" not in info:
+        return tuple(EDIT_TOOLS)
+    event = info["event"]
+    return (event,) if event in EDIT_TOOLS else ()
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -369,7 +369,13 @@ def _shared_table(doc: Mapping[str, Any], event: str, mode: str) -> str:
 
 
 def admit(
-    state_dir: Path, agent_id: str, repo: str, worktree: str, profile: str, guard: str | None
+    state_dir: Path,
+    agent_id: str,
+    repo: str,
+    worktree: str,
+    profile: str,
+    guard: str | None,
+    event: str | None,
 ) -> None:
     """An agent about to start (spawn, resume): its answer files from its repository's
     current index, so its edits get the fast answer before the radar's next pass names
@@ -379,7 +385,7 @@ def admit(
         return
     known = doc["agents"].get(agent_id)
     info = {**(known if isinstance(known, dict) else {}), "profile": profile, "guard": guard,
-            "worktree": worktree}  # fmt: skip
+            "worktree": worktree, "event": event}  # fmt: skip
     key = repo_key(repo)
     adir = state_dir / ANSWER_DIR
     adir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -210,6 +210,9 @@ class Profile(ABC):
     has_hooks: bool = False
     #: True when the CLI can signal "blocked on a human"; documented per profile.
     reports_blocked: bool = False
+    #: The hook event the collision guard answers before this CLI edits a file (one of
+    #: ``mullui.guard.EDIT_TOOLS``; None: the CLI sends none, the radar alone watches it).
+    guard_event: str | None = None
     #: The CLI's permission dialog when it needs its own keys (None: a reply to a
     #: blocked agent is typed as given; docs/agents.md "Answering a dialog").
     dialog: Dialog | None = None

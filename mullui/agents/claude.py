@@ -481,6 +481,7 @@ class ClaudeProfile(Profile):
     name = "claude"
     has_hooks = True
     reports_blocked = True
+    guard_event = "PreToolUse"
     dialog = CLAUDE_DIALOG
 
     def dialog_for(self, cause: str, question: str | None) -> Dialog | None:

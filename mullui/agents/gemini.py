@@ -158,6 +158,7 @@ class GeminiProfile(Profile):
     name = "gemini"
     has_hooks = True
     reports_blocked = True
+    guard_event = "BeforeTool"
     dialog = GEMINI_DIALOG
     #: like Codex, an Enter right after typed text is taken as part of a paste
     enter_delay_s = 0.5

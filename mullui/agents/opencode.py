@@ -63,6 +63,7 @@ from mullui.guard import (
     DECISIONS_DIR,
     HOLD_S,
     OPENCODE_EDIT_TOOLS,
+    OPENCODE_EVENT,
     decisions_dir,
     held_calls,
 )
@@ -382,6 +383,7 @@ class OpenCodeProfile(Profile):
     name = "opencode"
     has_hooks = True
     reports_blocked = True
+    guard_event = OPENCODE_EVENT
     dialog = OPENCODE_DIALOG
     #: like Codex, an Enter right after typed text is taken as part of a paste
     enter_delay_s = 0.5

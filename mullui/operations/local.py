@@ -263,7 +263,8 @@ class LocalLocation(Location):
         override = a.extra.get("guard")
         with contextlib.suppress(OSError, MulluiError):  # the hook then asks Python
             guard.admit(ctx.paths.state_dir, a.id, str(repo), str(worktree), a.profile,
-                        override if isinstance(override, str) else None)  # fmt: skip
+                        override if isinstance(override, str) else None,
+                        profile.guard_event)  # fmt: skip
         # tmux's hooks run in the server's environment: the agent id and state dir go
         # in their argv, the token does not (spool.sh reads the secrets file).
         hook = [*hook_argv(), "--agent", a.id, "--state-dir", str(ctx.paths.state_dir)]

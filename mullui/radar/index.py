@@ -12,11 +12,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mullui import guard
+from mullui.agents import get_profile
 from mullui.collisions import ChangeSet
 from mullui.context import Context
 from mullui.errors import MulluiError
 from mullui.model import Agent
 from mullui.radar.members import eligible
+
+
+def _guard_event(profile: str, profiles: Mapping[str, Any]) -> str | None:
+    """The edit hook event the agent's CLI sends (None: none, or a profile no longer
+    configured: nothing it sends can be answered from a table)."""
+    try:
+        return get_profile(profile, dict(profiles)).guard_event
+    except MulluiError:
+        return None
 
 
 def publish(ctx: Context, local: Sequence[Agent], sets: Mapping[str, ChangeSet]) -> None:
@@ -45,6 +55,7 @@ def publish(ctx: Context, local: Sequence[Agent], sets: Mapping[str, ChangeSet])
                 "worktree": a.worktree,
                 "profile": a.profile,
                 "guard": override if isinstance(override, str) else None,
+                "event": _guard_event(a.profile, cfg.profiles),
             }
             cs = sets.get(a.id)
             for f in cs.files if cs is not None else ():
